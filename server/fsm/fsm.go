@@ -1,0 +1,169 @@
+// Package fsm is Concord's raft finite state machine: it applies committed commands to the state
+// store, deterministically, and snapshots and restores the store.
+//
+// Apply never reads the clock or randomness and never depends on map order: the leader stamps
+// times and ids into the command before appending it, so every node, and every replay of the
+// log, reaches the same state.
+package fsm
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync/atomic"
+
+	"concord/server/fault"
+	"concord/server/state"
+
+	"github.com/hashicorp/raft"
+	"google.golang.org/protobuf/proto"
+)
+
+// MessageType identifies a command in the raft log. Values are append-only: a log written by
+// one version is replayed by the next, so never renumber, reuse or remove one.
+type MessageType uint8
+
+const (
+	// BootstrapRegistryType carries a statev1.BootstrapRegistry.
+	BootstrapRegistryType MessageType = 1
+	// ApplyRegistryChangeType carries a statev1.ApplyRegistryChange.
+	ApplyRegistryChangeType MessageType = 2
+)
+
+func (t MessageType) String() string {
+	switch t {
+	case BootstrapRegistryType:
+		return "BootstrapRegistry"
+	case ApplyRegistryChangeType:
+		return "ApplyRegistryChange"
+	}
+	return fmt.Sprintf("MessageType(%d)", uint8(t))
+}
+
+// Encode returns a command for the raft log: the type byte, then msg's deterministic proto
+// encoding.
+func Encode(t MessageType, msg proto.Message) ([]byte, error) {
+	if _, ok := commands[t]; !ok {
+		return nil, fmt.Errorf("encode command: unknown message type %v", t)
+	}
+	body, err := proto.MarshalOptions{Deterministic: true}.Marshal(msg)
+	if err != nil {
+		return nil, fmt.Errorf("encode %v command: %w", t, err)
+	}
+	return append([]byte{byte(t)}, body...), nil
+}
+
+// command applies one command's body at raft index index and returns Apply's response.
+type command func(f *FSM, body []byte, index uint64) any
+
+var commands = map[MessageType]command{}
+
+// registerCommand adds a command handler; it panics on a duplicate, a programming error caught
+// at start-up. Handlers register themselves in the init function of their domain's file.
+func registerCommand(t MessageType, fn command) {
+	if _, dup := commands[t]; dup {
+		panic(fmt.Sprintf("fsm: command %v registered twice", t))
+	}
+	commands[t] = fn
+}
+
+// FSM implements raft.FSM over a state store.
+type FSM struct {
+	logger *slog.Logger
+	state  atomic.Pointer[state.Store]
+}
+
+var _ raft.FSM = (*FSM)(nil)
+
+// New returns an FSM over an empty store. A nil logger logs to slog.Default().
+func New(logger *slog.Logger) (*FSM, error) {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	st, err := state.New()
+	if err != nil {
+		return nil, err
+	}
+	f := &FSM{logger: logger}
+	f.state.Store(st)
+	return f, nil
+}
+
+// State returns the current store. A restore replaces it (and abandons the old one), so callers
+// must not keep it across requests: call State again, or watch the store's AbandonCh.
+func (f *FSM) State() *state.Store { return f.state.Load() }
+
+// errBug marks a command the FSM cannot apply because of a bug (an unknown type, a body that
+// does not decode), as opposed to a rule the command broke.
+var errBug = errors.New("fsm: malformed command")
+
+// Apply applies a committed log entry and returns the command's response: a value, or an error
+// value for a refused command (a fault error: the command broke a rule and changed nothing) or a
+// malformed one. It never panics on bad input: a refused command must not stop the node.
+func (f *FSM) Apply(log *raft.Log) any {
+	if len(log.Data) == 0 {
+		return f.malformed(log.Index, 0, errors.New("empty command"))
+	}
+	t := MessageType(log.Data[0])
+	fn, ok := commands[t]
+	if !ok {
+		return f.malformed(log.Index, t, errors.New("unknown message type: was the entry written by a newer server?"))
+	}
+	resp := fn(f, log.Data[1:], log.Index)
+	if err, ok := resp.(error); ok {
+		var fe *fault.Error
+		if errors.Is(err, errBug) || !errors.As(err, &fe) {
+			f.logger.Error("raft command failed", "index", log.Index, "type", t.String(), "error", err)
+		} else {
+			f.logger.Debug("raft command refused", "index", log.Index, "type", t.String(), "error", err)
+		}
+	}
+	return resp
+}
+
+func (f *FSM) malformed(index uint64, t MessageType, err error) error {
+	err = fmt.Errorf("%w at raft index %d (%v): %w", errBug, index, t, err)
+	f.logger.Error("raft command not applied", "index", index, "type", t.String(), "error", err)
+	return err
+}
+
+// decode unmarshals a command body, reporting failure as a bug.
+func decode(body []byte, msg proto.Message) error {
+	if err := proto.Unmarshal(body, msg); err != nil {
+		return fmt.Errorf("%w: decode %T: %w", errBug, msg, err)
+	}
+	return nil
+}
+
+// Snapshot returns a point-in-time copy of the store. raft calls Persist on it concurrently with
+// further Apply calls, which the copy does not see.
+func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
+	return &snapshot{snap: f.State().Snapshot()}, nil
+}
+
+// Restore replaces the store with one read from a snapshot, then abandons the old store so that
+// watchers move to the new one.
+func (f *FSM) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	st, err := state.Restore(rc)
+	if err != nil {
+		return err
+	}
+	old := f.state.Swap(st)
+	old.Abandon()
+	return nil
+}
+
+type snapshot struct {
+	snap *state.Snapshot
+}
+
+func (s *snapshot) Persist(sink raft.SnapshotSink) error {
+	if err := s.snap.Persist(sink); err != nil {
+		return errors.Join(err, sink.Cancel())
+	}
+	return sink.Close()
+}
+
+func (s *snapshot) Release() {}

@@ -1,0 +1,284 @@
+package state
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+
+	statev1 "concord/gen/concord/state/v1"
+	concordv1 "concord/gen/concord/v1"
+
+	"github.com/hashicorp/go-memdb"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+)
+
+// snapshotFormat is the version of the snapshot stream. Bump it when a change to the stream
+// cannot be read by older servers; adding a record type does not need a bump, since old servers
+// refuse unknown records anyway.
+const snapshotFormat = 1
+
+// maxRecordBytes bounds one record, so a corrupt length cannot make Restore allocate gigabytes.
+const maxRecordBytes = 64 << 20
+
+// recordType identifies a snapshot record. Values are append-only: never renumber or reuse one.
+type recordType byte
+
+const (
+	metaRecord          recordType = 1 // statev1.Meta, always the first record
+	indexRecord         recordType = 2 // IndexEntry, see marshalIndexEntry
+	partnerRecord       recordType = 3 // concordv1.Partner, without signing keys
+	signingKeyRecord    recordType = 4 // concordv1.SigningKey
+	jurisdictionRecord  recordType = 5 // concordv1.Jurisdiction
+	appliedChangeRecord recordType = 6 // statev1.AppliedChange
+)
+
+// persister writes one table's rows, in primary key order, so that equal states give
+// byte-identical snapshots.
+type persister struct {
+	table   string
+	record  recordType
+	marshal func(obj any) ([]byte, error)
+}
+
+// restorer inserts one record into the store being restored.
+type restorer func(txn *memdb.Txn, data []byte) error
+
+var (
+	persisters []persister
+	restorers  = map[recordType]restorer{}
+)
+
+func init() {
+	registerTable(tableIndex, indexRecord,
+		func(obj any) ([]byte, error) { return marshalIndexEntry(obj.(*IndexEntry)), nil },
+		func(txn *memdb.Txn, data []byte) error {
+			e, err := unmarshalIndexEntry(data)
+			if err != nil {
+				return err
+			}
+			return txn.Insert(tableIndex, e)
+		})
+	registerProtoTable[*concordv1.Partner](tablePartners, partnerRecord)
+	registerProtoTable[*concordv1.SigningKey](tableSigningKeys, signingKeyRecord)
+	registerProtoTable[*concordv1.Jurisdiction](tableJurisdictions, jurisdictionRecord)
+	registerProtoTable[*statev1.AppliedChange](tableRegistryChanges, appliedChangeRecord)
+}
+
+func registerTable(table string, rt recordType, marshal func(any) ([]byte, error), restore restorer) {
+	if _, dup := restorers[rt]; dup || rt == metaRecord {
+		panic(fmt.Sprintf("state: snapshot record type %d registered twice", rt))
+	}
+	persisters = append(persisters, persister{table: table, record: rt, marshal: marshal})
+	restorers[rt] = restore
+}
+
+var deterministic = proto.MarshalOptions{Deterministic: true}
+
+// registerProtoTable registers a table whose rows are proto messages of type M.
+func registerProtoTable[M proto.Message](table string, rt recordType) {
+	registerTable(table, rt,
+		func(obj any) ([]byte, error) { return deterministic.Marshal(obj.(M)) },
+		func(txn *memdb.Txn, data []byte) error {
+			var zero M
+			msg := zero.ProtoReflect().New().Interface()
+			if err := proto.Unmarshal(data, msg); err != nil {
+				return err
+			}
+			return txn.Insert(table, msg.(M))
+		})
+}
+
+// Snapshot is a consistent point-in-time view of the store, for raft snapshots. Writes made
+// after it was taken do not show in it.
+type Snapshot struct {
+	txn *memdb.Txn
+}
+
+// Snapshot returns a consistent view of the store. It is cheap: memdb reads are immutable
+// trees, so taking one copies nothing and blocks no writer.
+func (s *Store) Snapshot() *Snapshot {
+	return &Snapshot{txn: s.db.Txn(false)}
+}
+
+// Persist writes the snapshot as a stream of records: a Meta record, then every row of every
+// table. Each record is a type byte, the uvarint length of its body, and the body, the row's
+// deterministic proto encoding.
+func (snap *Snapshot) Persist(w io.Writer) error {
+	bw := bufio.NewWriter(w)
+	regIdx, err := maxIndexTxn(snap.txn, registryTables...)
+	if err != nil {
+		return err
+	}
+	meta, err := deterministic.Marshal(&statev1.Meta{Format: snapshotFormat, RegistryIndex: regIdx})
+	if err != nil {
+		return fmt.Errorf("snapshot meta: %w", err)
+	}
+	if err := writeRecord(bw, metaRecord, meta); err != nil {
+		return err
+	}
+	for _, p := range persisters {
+		iter, err := snap.txn.Get(p.table, indexIDPrefix, "")
+		if err != nil {
+			return fmt.Errorf("snapshot table %s: %w", p.table, err)
+		}
+		for obj := iter.Next(); obj != nil; obj = iter.Next() {
+			body, err := p.marshal(obj)
+			if err != nil {
+				return fmt.Errorf("snapshot table %s: %w", p.table, err)
+			}
+			if err := writeRecord(bw, p.record, body); err != nil {
+				return err
+			}
+		}
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("snapshot: %w", err)
+	}
+	return nil
+}
+
+func writeRecord(w *bufio.Writer, rt recordType, body []byte) error {
+	var hdr [1 + binary.MaxVarintLen64]byte
+	hdr[0] = byte(rt)
+	n := 1 + binary.PutUvarint(hdr[1:], uint64(len(body)))
+	if _, err := w.Write(hdr[:n]); err != nil {
+		return fmt.Errorf("snapshot: %w", err)
+	}
+	if _, err := w.Write(body); err != nil {
+		return fmt.Errorf("snapshot: %w", err)
+	}
+	return nil
+}
+
+// Restore builds a new store from a stream written by Snapshot.Persist.
+func Restore(r io.Reader) (*Store, error) {
+	s, err := New()
+	if err != nil {
+		return nil, err
+	}
+	br := bufio.NewReader(r)
+	rt, body, err := readRecord(br)
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, errors.New("restore snapshot: the snapshot is empty")
+		}
+		return nil, err
+	}
+	if rt != metaRecord {
+		return nil, fmt.Errorf("restore snapshot: first record is of type %d, want a meta record", rt)
+	}
+	var meta statev1.Meta
+	if err := proto.Unmarshal(body, &meta); err != nil {
+		return nil, fmt.Errorf("restore snapshot: meta record: %w", err)
+	}
+	if meta.GetFormat() != snapshotFormat {
+		return nil, fmt.Errorf("restore snapshot: format %d, this server reads format %d", meta.GetFormat(), snapshotFormat)
+	}
+
+	txn := s.db.Txn(true)
+	defer txn.Abort()
+	for n := 1; ; n++ {
+		rt, body, err := readRecord(br)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w (record %d)", err, n)
+		}
+		restore, ok := restorers[rt]
+		if !ok {
+			return nil, fmt.Errorf("restore snapshot: record %d has unknown type %d: was it written by a newer server?", n, rt)
+		}
+		if err := restore(txn, body); err != nil {
+			return nil, fmt.Errorf("restore snapshot: record %d (type %d): %w", n, rt, err)
+		}
+	}
+	regIdx, err := maxIndexTxn(txn, registryTables...)
+	if err != nil {
+		return nil, err
+	}
+	if regIdx != meta.GetRegistryIndex() {
+		return nil, fmt.Errorf("restore snapshot: the rows give registry index %d but the meta record says %d: the snapshot is inconsistent", regIdx, meta.GetRegistryIndex())
+	}
+	txn.Commit()
+	return s, nil
+}
+
+// readRecord returns io.EOF only at a clean record boundary.
+func readRecord(r *bufio.Reader) (recordType, []byte, error) {
+	t, err := r.ReadByte()
+	if err != nil {
+		return 0, nil, err
+	}
+	n, err := binary.ReadUvarint(r)
+	if err != nil {
+		return 0, nil, fmt.Errorf("restore snapshot: record length: %w", noEOF(err))
+	}
+	if n > maxRecordBytes {
+		return 0, nil, fmt.Errorf("restore snapshot: record of %d bytes is above the %d-byte limit", n, maxRecordBytes)
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(r, body); err != nil {
+		return 0, nil, fmt.Errorf("restore snapshot: record body: %w", noEOF(err))
+	}
+	return recordType(t), body, nil
+}
+
+func noEOF(err error) error {
+	if errors.Is(err, io.EOF) {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// An index row is encoded as the proto message
+//
+//	message IndexEntry { string key = 1; uint64 value = 2; }
+//
+// written by hand with protowire, fields in number order (the deterministic encoding).
+// TODO(lead): declare IndexEntry in proto/concord/state/v1/state.proto and use the generated type.
+func marshalIndexEntry(e *IndexEntry) []byte {
+	var b []byte
+	b = protowire.AppendTag(b, 1, protowire.BytesType)
+	b = protowire.AppendString(b, e.Key)
+	b = protowire.AppendTag(b, 2, protowire.VarintType)
+	return protowire.AppendVarint(b, e.Value)
+}
+
+func unmarshalIndexEntry(b []byte) (*IndexEntry, error) {
+	e := &IndexEntry{}
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return nil, fmt.Errorf("index entry: %w", protowire.ParseError(n))
+		}
+		b = b[n:]
+		switch {
+		case num == 1 && typ == protowire.BytesType:
+			v, n := protowire.ConsumeString(b)
+			if n < 0 {
+				return nil, fmt.Errorf("index entry key: %w", protowire.ParseError(n))
+			}
+			e.Key, b = v, b[n:]
+		case num == 2 && typ == protowire.VarintType:
+			v, n := protowire.ConsumeVarint(b)
+			if n < 0 {
+				return nil, fmt.Errorf("index entry value: %w", protowire.ParseError(n))
+			}
+			e.Value, b = v, b[n:]
+		default:
+			n := protowire.ConsumeFieldValue(num, typ, b)
+			if n < 0 {
+				return nil, fmt.Errorf("index entry: %w", protowire.ParseError(n))
+			}
+			b = b[n:]
+		}
+	}
+	if e.Key == "" {
+		return nil, errors.New("index entry without a key")
+	}
+	return e, nil
+}
