@@ -1,0 +1,195 @@
+// Package client is Concord's Go SDK: it dials a node's gRPC port with mutual TLS, retries only
+// what is safe to retry, and signs statements with the partner's signing key.
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"concord/dsse"
+	concordv1 "concord/gen/concord/v1"
+	"concord/internal/mtls"
+	"concord/internal/pki"
+	"concord/internal/ulid"
+
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/retry"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/timeout"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
+	"google.golang.org/protobuf/types/descriptorpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// Config says where a node is and who the partner is.
+type Config struct {
+	// Addr is the node's gRPC port, host:port.
+	Addr string
+	// TLS names the CA that issued the node's certificate, and the partner's client certificate
+	// and key.
+	TLS mtls.Files
+	// SigningKeyFile is the partner's Ed25519 statement-signing key (PKCS#8 PEM). Optional for
+	// read-only use.
+	SigningKeyFile string
+	// Timeout bounds each call that has no earlier deadline (default 30 s).
+	Timeout time.Duration
+	// Retries is how often an idempotent call is retried on Unavailable (default 3; -1 none).
+	Retries int
+	// Logger receives one line per failed call (default: none).
+	Logger *slog.Logger
+}
+
+// Client is a connection to a Concord node.
+type Client struct {
+	conn     *grpc.ClientConn
+	signer   *dsse.Signer
+	Registry concordv1.RegistryServiceClient
+}
+
+// Dial connects to a node. The connection is established lazily, on the first call.
+func Dial(cfg Config) (*Client, error) {
+	if cfg.Addr == "" {
+		return nil, errors.New("client: no node address")
+	}
+	tlsConf, err := mtls.ClientConfig(cfg.TLS)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 30 * time.Second
+	}
+	retries := uint(3)
+	if cfg.Retries < 0 {
+		retries = 0
+	} else if cfg.Retries > 0 {
+		retries = uint(cfg.Retries)
+	}
+	unary := []grpc.UnaryClientInterceptor{timeout.UnaryClientInterceptor(cfg.Timeout)}
+	if cfg.Logger != nil {
+		unary = append(unary, logging.UnaryClientInterceptor(slogLogger(cfg.Logger),
+			logging.WithLogOnEvents(logging.FinishCall),
+			logging.WithLevels(func(c codes.Code) logging.Level {
+				if c == codes.OK {
+					return logging.LevelDebug
+				}
+				return logging.LevelWarn
+			})))
+	}
+	unary = append(unary, idempotentOnly(retry.UnaryClientInterceptor(
+		retry.WithMax(retries),
+		retry.WithBackoff(retry.BackoffExponentialWithJitterBounded(100*time.Millisecond, 0.2, 2*time.Second)),
+		retry.WithRetriable(retriable),
+	)))
+	conn, err := grpc.NewClient(cfg.Addr,
+		grpc.WithTransportCredentials(credentials.NewTLS(tlsConf)),
+		grpc.WithChainUnaryInterceptor(unary...),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("client: %w", err)
+	}
+	c := &Client{conn: conn, Registry: concordv1.NewRegistryServiceClient(conn)}
+	if cfg.SigningKeyFile != "" {
+		key, err := pki.LoadSigningKey(cfg.SigningKeyFile)
+		if err != nil {
+			conn.Close()
+			return nil, err
+		}
+		s := dsse.NewSigner(key)
+		c.signer = &s
+	}
+	return c, nil
+}
+
+// Conn is the underlying gRPC connection, for services the SDK does not wrap.
+func (c *Client) Conn() *grpc.ClientConn { return c.conn }
+
+// Close closes the connection.
+func (c *Client) Close() error { return c.conn.Close() }
+
+// Signer is the partner's statement signer, or nil without a signing key.
+func (c *Client) Signer() *dsse.Signer { return c.signer }
+
+// NewID returns a fresh ULID for a statement id (notice id, change id).
+func NewID() string { return ulid.Make() }
+
+// SignRegistryChange signs change with the partner's key, filling in change_id and created_at
+// if they are empty. The author must be the calling partner.
+func (c *Client) SignRegistryChange(change *concordv1.RegistryChange) (*concordv1.Envelope, error) {
+	if c.signer == nil {
+		return nil, errors.New("client: no signing key configured (Config.SigningKeyFile)")
+	}
+	if change.GetChangeId() == "" {
+		change.ChangeId = NewID()
+	}
+	if change.GetCreatedAt() == nil {
+		change.CreatedAt = timestamppb.Now()
+	}
+	return dsse.SignMessage(dsse.PayloadTypeRegistryChange, change, *c.signer)
+}
+
+// UpdateRegistry signs change and submits it. Re-sending the returned envelope is safe.
+func (c *Client) UpdateRegistry(ctx context.Context, change *concordv1.RegistryChange) (*concordv1.UpdateRegistryResponse, error) {
+	env, err := c.SignRegistryChange(change)
+	if err != nil {
+		return nil, err
+	}
+	return c.Registry.UpdateRegistry(ctx, &concordv1.UpdateRegistryRequest{Envelope: env})
+}
+
+// retriable: Unavailable, except a refused TLS handshake, which no retry will fix.
+func retriable(err error) bool {
+	st, ok := status.FromError(err)
+	if !ok || st.Code() != codes.Unavailable {
+		return false
+	}
+	msg := st.Message()
+	return !strings.Contains(msg, "tls:") && !strings.Contains(msg, "handshake") && !strings.Contains(msg, "x509:")
+}
+
+// idempotentOnly applies the retry interceptor only to methods whose proto declares them
+// idempotent or free of side effects.
+func idempotentOnly(retrying grpc.UnaryClientInterceptor) grpc.UnaryClientInterceptor {
+	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		if !Idempotent(method) {
+			return invoker(ctx, method, req, reply, cc, opts...)
+		}
+		return retrying(ctx, method, req, reply, cc, invoker, opts...)
+	}
+}
+
+// Idempotent reports whether a full method name ("/pkg.Service/Method") is declared
+// NO_SIDE_EFFECTS or IDEMPOTENT in its proto.
+func Idempotent(fullMethod string) bool {
+	name := protoreflect.FullName(strings.ReplaceAll(strings.TrimPrefix(fullMethod, "/"), "/", "."))
+	d, err := protoregistry.GlobalFiles.FindDescriptorByName(name)
+	if err != nil {
+		return false
+	}
+	md, ok := d.(protoreflect.MethodDescriptor)
+	if !ok {
+		return false
+	}
+	opts, ok := md.Options().(*descriptorpb.MethodOptions)
+	if !ok || opts == nil {
+		return false
+	}
+	switch opts.GetIdempotencyLevel() {
+	case descriptorpb.MethodOptions_NO_SIDE_EFFECTS, descriptorpb.MethodOptions_IDEMPOTENT:
+		return true
+	}
+	return false
+}
+
+func slogLogger(l *slog.Logger) logging.Logger {
+	return logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
+		l.Log(ctx, slog.Level(lvl), msg, fields...)
+	})
+}

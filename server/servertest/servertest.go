@@ -1,0 +1,123 @@
+// Package servertest starts a real Concord node for tests: a fresh dev PKI, the example registry,
+// a raft data dir, and both ports on loopback with OS-chosen ports.
+package servertest
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"concord/client"
+	"concord/internal/identity"
+	"concord/internal/mtls"
+	"concord/internal/pki"
+	"concord/internal/registryfile"
+	"concord/server"
+)
+
+// Node is a running test node and what a client needs to reach it.
+type Node struct {
+	*server.Server
+	Dir     string // parent of certs/ and data/
+	PKI     pki.Layout
+	DataDir string
+	Config  server.Config
+}
+
+// Options change a test node.
+type Options struct {
+	// Dir reuses a directory (PKI and data) from an earlier node; empty: a new t.TempDir().
+	Dir string
+	// RateLimit per partner; 0: unlimited.
+	RateLimit float64
+	RateBurst int
+	// Now is the leader clock (default time.Now).
+	Now func() time.Time
+	// Logger (default: discard).
+	Logger *slog.Logger
+}
+
+// Start starts a node and stops it when the test ends.
+func Start(t testing.TB, opts Options) *Node {
+	t.Helper()
+	n := Prepare(t, opts)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	srv, err := server.Start(ctx, n.Config)
+	if err != nil {
+		t.Fatalf("start node: %v", err)
+	}
+	n.Server = srv
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("shut node down: %v", err)
+		}
+	})
+	return n
+}
+
+// Prepare creates the PKI and configuration of a node without starting it.
+func Prepare(t testing.TB, opts Options) *Node {
+	t.Helper()
+	dir := opts.Dir
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	certDir := filepath.Join(dir, "certs")
+	if _, err := pki.Init(pki.Options{Dir: certDir, TrustDomain: identity.DefaultTrustDomain, PartnerIDs: registryfile.ExamplePartnerIDs()}); err != nil {
+		t.Fatalf("dev PKI: %v", err)
+	}
+	reg, err := registryfile.Parse(registryfile.Example(), certDir)
+	if err != nil {
+		t.Fatalf("example registry: %v", err)
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	rate := opts.RateLimit
+	if rate == 0 {
+		rate = -1
+	}
+	layout := pki.Layout{Dir: certDir}
+	n := &Node{Dir: dir, PKI: layout, DataDir: filepath.Join(dir, "data")}
+	n.Config = server.Config{
+		DataDir:   n.DataDir,
+		GRPCAddr:  "127.0.0.1:0",
+		HTTPAddr:  "127.0.0.1:0",
+		TLS:       mtls.Files{CA: layout.CACert(), Cert: layout.ServerCert(), Key: layout.ServerKey()},
+		Registry:  reg,
+		RateLimit: rate,
+		RateBurst: opts.RateBurst,
+		Logger:    logger,
+		Now:       opts.Now,
+	}
+	return n
+}
+
+// PartnerTLS names the CA, certificate and key a partner dials with.
+func (n *Node) PartnerTLS(partnerID string) mtls.Files {
+	return mtls.Files{CA: n.PKI.CACert(), Cert: n.PKI.PartnerCert(partnerID), Key: n.PKI.PartnerKey(partnerID)}
+}
+
+// Client dials the node's gRPC port as partnerID, with its signing key, and closes the
+// connection when the test ends.
+func (n *Node) Client(t testing.TB, partnerID string) *client.Client {
+	t.Helper()
+	c, err := client.Dial(client.Config{
+		Addr:           n.GRPCAddr(),
+		TLS:            n.PartnerTLS(partnerID),
+		SigningKeyFile: n.PKI.SigningKey(partnerID),
+		Retries:        -1,
+	})
+	if err != nil {
+		t.Fatalf("dial as %s: %v", partnerID, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}

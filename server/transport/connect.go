@@ -1,0 +1,141 @@
+package transport
+
+import (
+	"context"
+	"crypto/x509"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"time"
+
+	"concord/gen/concord/v1/concordv1connect"
+
+	"connectrpc.com/connect/v2"
+	"connectrpc.com/connect/v2/connecthttp"
+	"connectrpc.com/grpcreflect/v2"
+	"connectrpc.com/validate"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/reflect/protoreflect"
+)
+
+// PeerChainFunc finds the caller's verified certificate chain for the HTTPS port. The default
+// reads the TLS connection state; in-process tests, which have no TLS, plug their own in.
+type PeerChainFunc func(ctx context.Context) []*x509.Certificate
+
+// ConnectPeerChain is the default PeerChainFunc: the TLS peer certificates of the HTTP request.
+func ConnectPeerChain(ctx context.Context) []*x509.Certificate {
+	info, ok := connecthttp.ServerInfoForContext(ctx)
+	if !ok || info.TLS() == nil {
+		return nil
+	}
+	return info.TLS().PeerCertificates
+}
+
+// NewConnect returns the connect-go server of the HTTPS port, with every service, health and
+// reflection registered. Its interceptors surround the whole call, so identity, roles and rate
+// limit are checked before the request is decoded; then protovalidate runs on the decoded request.
+func NewConnect(o Options, s Services, chain PeerChainFunc) (*connect.Server, error) {
+	if err := o.check(); err != nil {
+		return nil, err
+	}
+	if chain == nil {
+		chain = ConnectPeerChain
+	}
+	c := &connectInterceptor{o: o, chain: chain}
+	srv := connect.NewServer(c.intercept, validate.NewServerInterceptor())
+	concordv1connect.RegisterRegistryServiceHandler(srv, s.Registry)
+	registerHealth(srv, o)
+	grpcreflect.Register(srv)
+	return srv, nil
+}
+
+// NewHTTPHandler mounts srv for Connect, gRPC-Web and gRPC, with request size limits.
+func NewHTTPHandler(srv *connect.Server, o Options) http.Handler {
+	if o.MaxMessageBytes <= 0 {
+		o.MaxMessageBytes = DefaultMaxMessageBytes
+	}
+	mux := http.NewServeMux()
+	connecthttp.Mount(mux, srv, connecthttp.WithReadMaxBytes(o.MaxMessageBytes))
+	return mux
+}
+
+// NewHTTPServer returns the HTTPS port's http.Server (HTTP/2 and HTTP/1.1 over TLS 1.3 with a
+// client certificate required).
+func NewHTTPServer(h http.Handler, o Options) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		TLSConfig:         o.TLS,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          nil,
+	}
+}
+
+type connectInterceptor struct {
+	o     Options
+	chain PeerChainFunc
+}
+
+func (c *connectInterceptor) intercept(next connect.ServerFunc) connect.ServerFunc {
+	return func(ctx context.Context, spec connect.Spec, stream connect.ServerStream) (err error) {
+		start := time.Now()
+		defer func() {
+			if p := recover(); p != nil {
+				c.o.Logger.ErrorContext(ctx, "panic in handler", "panic", p, "stack", string(debug.Stack()))
+				err = connect.NewError(connect.CodeInternal, "internal error: the hub logged the details")
+			}
+			c.log(ctx, spec.Procedure, start, err)
+		}()
+		md, _ := spec.Schema.(protoreflect.MethodDescriptor)
+		ctx, err = c.o.Policy.Authorize(ctx, spec.Procedure, md, c.chain(ctx))
+		if err != nil {
+			return connectError(ctx, c.o.Logger, err)
+		}
+		if err := c.o.Limiter.Allow(callerID(ctx)); err != nil {
+			return connectError(ctx, c.o.Logger, err)
+		}
+		return connectError(ctx, c.o.Logger, next(ctx, spec, stream))
+	}
+}
+
+func (c *connectInterceptor) log(ctx context.Context, procedure string, start time.Time, err error) {
+	level, code := slog.LevelInfo, "ok"
+	if err != nil {
+		level, code = slog.LevelWarn, connect.CodeOf(err).String()
+		switch connect.CodeOf(err) {
+		case connect.CodeInternal, connect.CodeUnknown, connect.CodeDataLoss, connect.CodeUnimplemented:
+			level = slog.LevelError
+		}
+	}
+	c.o.Logger.Log(ctx, level, "finished call", "protocol", "connect", "method", procedure,
+		"partner", callerID(ctx), "code", code, "duration", time.Since(start))
+}
+
+// registerHealth serves grpc.health.v1.Health/Check on the connect server from the same health
+// status as the gRPC port.
+func registerHealth(srv *connect.Server, o Options) {
+	md := healthpb.File_grpc_health_v1_health_proto.Services().ByName("Health").Methods().ByName("Check")
+	srv.Register(connect.Method{
+		Spec: connect.Spec{
+			StreamType:       connect.StreamTypeUnary,
+			IdempotencyLevel: connect.IdempotencyNoSideEffects,
+			Procedure:        fmt.Sprintf("/%s/%s", md.Parent().FullName(), md.Name()),
+			Schema:           md,
+		},
+		Handler: func(ctx context.Context, _ connect.Spec, stream connect.ServerStream) error {
+			req := &healthpb.HealthCheckRequest{}
+			if err := stream.Receive(req); err != nil {
+				return err
+			}
+			resp, err := o.Health.Check(ctx, req)
+			if err != nil {
+				st := status.Convert(err)
+				return connect.NewError(connect.Code(st.Code()), st.Message())
+			}
+			return stream.Send(resp)
+		},
+	})
+}

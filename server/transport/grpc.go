@@ -1,0 +1,146 @@
+package transport
+
+import (
+	"context"
+	"crypto/x509"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"time"
+
+	concordv1 "concord/gen/concord/v1"
+
+	"buf.build/go/protovalidate"
+	middleware "github.com/grpc-ecosystem/go-grpc-middleware/v2"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
+	grpcprotovalidate "github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/protovalidate"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/status"
+)
+
+// NewGRPC returns the grpc-go server of the gRPC port, with every service, health and reflection
+// registered. Its interceptor chain, outermost first: recovery, logging, identity and role check,
+// per-partner rate limit, protovalidate, and the mapping of core errors to statuses.
+func NewGRPC(o Options, s Services) (*grpc.Server, error) {
+	if err := o.check(); err != nil {
+		return nil, err
+	}
+	if o.TLS == nil {
+		return nil, fmt.Errorf("transport: the gRPC port needs a TLS configuration")
+	}
+	validator, err := protovalidate.New()
+	if err != nil {
+		return nil, fmt.Errorf("transport: protovalidate: %w", err)
+	}
+	g := &grpcInterceptors{o: o}
+	recoveryOpt := recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
+		o.Logger.ErrorContext(ctx, "panic in handler", "panic", p, "stack", string(debug.Stack()))
+		return status.Error(codes.Internal, "internal error: the hub logged the details")
+	})
+	logOpts := []logging.Option{
+		logging.WithLogOnEvents(logging.FinishCall),
+		logging.WithFieldsFromContext(partnerField),
+	}
+	srv := grpc.NewServer(
+		grpc.Creds(credentials.NewTLS(o.TLS)),
+		grpc.MaxRecvMsgSize(o.MaxMessageBytes),
+		grpc.ConnectionTimeout(10*time.Second),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+		grpc.ChainUnaryInterceptor(
+			recovery.UnaryServerInterceptor(recoveryOpt),
+			logging.UnaryServerInterceptor(slogAdapter(o.Logger), logOpts...),
+			g.unaryAuth,
+			grpcprotovalidate.UnaryServerInterceptor(validator),
+			g.unaryErrors,
+		),
+		grpc.ChainStreamInterceptor(
+			recovery.StreamServerInterceptor(recoveryOpt),
+			logging.StreamServerInterceptor(slogAdapter(o.Logger), logOpts...),
+			g.streamAuth,
+			grpcprotovalidate.StreamServerInterceptor(validator),
+			g.streamErrors,
+		),
+	)
+	concordv1.RegisterRegistryServiceServer(srv, s.Registry)
+	healthpb.RegisterHealthServer(srv, o.Health)
+	reflection.Register(srv)
+	return srv, nil
+}
+
+type grpcInterceptors struct{ o Options }
+
+func peerChain(ctx context.Context) []*x509.Certificate {
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return nil
+	}
+	info, ok := p.AuthInfo.(credentials.TLSInfo)
+	if !ok {
+		return nil
+	}
+	return info.State.PeerCertificates
+}
+
+// authorize identifies the caller, checks its roles and takes a rate-limit token.
+func (g *grpcInterceptors) authorize(ctx context.Context, fullMethod string) (context.Context, error) {
+	ctx, err := g.o.Policy.Authorize(ctx, fullMethod, nil, peerChain(ctx))
+	if err != nil {
+		return ctx, grpcError(ctx, g.o.Logger, err)
+	}
+	if err := g.o.Limiter.Allow(callerID(ctx)); err != nil {
+		return ctx, grpcError(ctx, g.o.Logger, err)
+	}
+	return ctx, nil
+}
+
+func (g *grpcInterceptors) unaryAuth(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	ctx, err := g.authorize(ctx, info.FullMethod)
+	if err != nil {
+		return nil, err
+	}
+	return handler(ctx, req)
+}
+
+func (g *grpcInterceptors) streamAuth(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	ctx, err := g.authorize(ss.Context(), info.FullMethod)
+	if err != nil {
+		return err
+	}
+	w := middleware.WrapServerStream(ss)
+	w.WrappedContext = ctx
+	return handler(srv, w)
+}
+
+func (g *grpcInterceptors) unaryErrors(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	resp, err := handler(ctx, req)
+	return resp, grpcError(ctx, g.o.Logger, err)
+}
+
+func (g *grpcInterceptors) streamErrors(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	return grpcError(ss.Context(), g.o.Logger, handler(srv, ss))
+}
+
+// partnerField adds the caller's partner id, from its certificate, to every log line.
+func partnerField(ctx context.Context) logging.Fields {
+	if id := callerID(ctx); id != "" {
+		return logging.Fields{"partner", id}
+	}
+	chain := peerChain(ctx)
+	if len(chain) == 0 || len(chain[0].URIs) == 0 {
+		return nil
+	}
+	return logging.Fields{"cert_uri", chain[0].URIs[0].String()}
+}
+
+func slogAdapter(l *slog.Logger) logging.Logger {
+	return logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
+		l.Log(ctx, slog.Level(lvl), msg, fields...)
+	})
+}

@@ -1,0 +1,60 @@
+// Package transport serves Concord's core handlers on two ports with one policy: the gRPC port,
+// served natively by grpc-go, and the HTTPS port, served by connect-go (Connect, gRPC-Web, gRPC,
+// JSON for curl and browsers). Both require TLS 1.3 with a client certificate; both authorize with
+// authz.Policy, rate-limit per partner and validate requests with protovalidate.
+package transport
+
+import (
+	"crypto/tls"
+	"errors"
+	"log/slog"
+
+	concordv1 "concord/gen/concord/v1"
+	"concord/gen/concord/v1/concordv1connect"
+	"concord/server/authz"
+	"concord/server/ratelimit"
+
+	"google.golang.org/grpc/health"
+)
+
+// DefaultMaxMessageBytes bounds every request message on both ports (gRPC's default, 4 MiB).
+const DefaultMaxMessageBytes = 4 << 20
+
+// Options configure both transports.
+type Options struct {
+	TLS     *tls.Config // server side: TLS 1.3, client certificate required (see internal/mtls)
+	Policy  *authz.Policy
+	Limiter *ratelimit.Limiter // nil: no limit
+	Logger  *slog.Logger
+	Health  *health.Server // serves grpc.health.v1 on both ports
+	// MaxMessageBytes bounds a request message (default DefaultMaxMessageBytes).
+	MaxMessageBytes int
+}
+
+// RegistryService is the registry's core handler; its unary methods have the signature both
+// grpc-go and connect-go expect.
+type RegistryService interface {
+	concordv1.RegistryServiceServer
+	concordv1connect.RegistryServiceHandler
+}
+
+// Services are the core handlers both ports serve.
+type Services struct {
+	Registry RegistryService
+}
+
+func (o *Options) check() error {
+	switch {
+	case o.Policy == nil:
+		return errors.New("transport: no authorization policy")
+	case o.Health == nil:
+		return errors.New("transport: no health server")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.MaxMessageBytes <= 0 {
+		o.MaxMessageBytes = DefaultMaxMessageBytes
+	}
+	return nil
+}
