@@ -1,0 +1,96 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"concord/internal/identity"
+	"concord/internal/mtls"
+	"concord/internal/pki"
+	"concord/internal/registryfile"
+	"concord/server"
+)
+
+func init() {
+	register(command{name: "dev", summary: "run a development node with a dev PKI and the example registry", run: runDev})
+}
+
+func runDev(ctx context.Context, args []string) error {
+	fs := newFlags("dev", "dev [flags]", `
+Runs a single development node in one command: creates the dev PKI under DIR/certs if it is
+missing (a CA, a server certificate, and a client certificate and signing key for every partner
+of the example registry), bootstraps the example registry (illustrative data, not legal advice),
+keeps its state under DIR/data, and prints ready-to-paste grpcurl and curl calls.
+Never use the dev PKI in production.`, `
+go run ./cmd/concord dev
+concord dev --dir /tmp/concord --grpc-addr 127.0.0.1:17443 --http-addr 127.0.0.1:18443`)
+	dir := fs.String("dir", ".concord", "directory of the dev PKI (DIR/certs) and state (DIR/data)")
+	grpcAddr := fs.String("grpc-addr", server.DefaultGRPCAddr, "listen address of the gRPC port")
+	httpAddr := fs.String("http-addr", server.DefaultHTTPAddr, "listen address of the HTTPS port")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return fmt.Errorf("--log-level %q: want debug, info, warn or error", *logLevel)
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+
+	certDir := filepath.Join(*dir, "certs")
+	report, err := pki.Init(pki.Options{Dir: certDir, TrustDomain: identity.DefaultTrustDomain, PartnerIDs: registryfile.ExamplePartnerIDs()})
+	if err != nil {
+		return fmt.Errorf("dev PKI: %w", err)
+	}
+	created := 0
+	for _, f := range report.Files {
+		if f.Created {
+			created++
+		}
+	}
+	if created > 0 {
+		logger.Info("dev PKI created", "dir", certDir, "files", created)
+	}
+	reg, err := registryfile.Parse(registryfile.Example(), certDir)
+	if err != nil {
+		return fmt.Errorf("example registry: %w", err)
+	}
+	layout := pki.Layout{Dir: certDir}
+	return serveUntilSignal(ctx, server.Config{
+		DataDir:  filepath.Join(*dir, "data"),
+		GRPCAddr: *grpcAddr,
+		HTTPAddr: *httpAddr,
+		TLS:      mtls.Files{CA: layout.CACert(), Cert: layout.ServerCert(), Key: layout.ServerKey()},
+		Registry: reg,
+		Logger:   logger,
+	}, func(srv *server.Server) { printDevCalls(os.Stdout, layout, srv) })
+}
+
+// printDevCalls prints calls a newcomer can paste into another terminal.
+func printDevCalls(w io.Writer, l pki.Layout, srv *server.Server) {
+	const partner = "fr-pharos"
+	fmt.Fprintf(w, `
+Concord dev node ready. Example registry loaded (illustrative data, not legal advice).
+  gRPC port:  %[1]s   (grpc-go)
+  HTTPS port: %[2]s   (Connect, gRPC-Web, gRPC; JSON for curl)
+
+Who am I, as the French authority (gRPC, with grpcurl; 'make tools' puts it in .bin/):
+  .bin/grpcurl -cacert %[3]s -cert %[4]s -key %[5]s \
+    %[1]s concord.v1.RegistryService/WhoAmI
+
+The partners and their signing keys (Connect JSON, with curl):
+  curl -sS --cacert %[3]s --cert %[4]s --key %[5]s \
+    -H 'Content-Type: application/json' -d '{}' https://%[2]s/concord.v1.RegistryService/ListPartners
+
+The jurisdictions, as a platform:
+  curl -sS --cacert %[3]s --cert %[6]s --key %[7]s \
+    -H 'Content-Type: application/json' -d '{}' https://%[2]s/concord.v1.RegistryService/ListJurisdictions
+
+Every partner's certificate, key and signing key is under %[8]s. Stop with Ctrl-C.
+`, srv.GRPCAddr(), srv.HTTPAddr(), l.CACert(), l.PartnerCert(partner), l.PartnerKey(partner),
+		l.PartnerCert("videoshare"), l.PartnerKey("videoshare"), filepath.Join(l.Dir, "partners"))
+}

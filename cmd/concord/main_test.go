@@ -1,0 +1,247 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"concord/client"
+	concordv1 "concord/gen/concord/v1"
+	"concord/internal/identity"
+	"concord/internal/mtls"
+	"concord/internal/pki"
+	"concord/internal/registryfile"
+)
+
+// concordBinary is built once by TestMain, for the tests that run the real process.
+var concordBinary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "concord-bin-")
+	if err != nil {
+		panic(err)
+	}
+	concordBinary = filepath.Join(dir, "concord")
+	build := exec.Command("go", "build", "-o", concordBinary, ".")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		os.RemoveAll(dir)
+		panic("build concord: " + err.Error())
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// node is a `concord serve` process.
+type node struct {
+	cmd      *exec.Cmd
+	grpcAddr string
+}
+
+// startServe runs `concord serve` on dir and waits for its ready line.
+func startServe(t *testing.T, dir string) *node {
+	t.Helper()
+	certs := pki.Layout{Dir: filepath.Join(dir, "certs")}
+	cmd := exec.Command(concordBinary, "serve",
+		"--data-dir", filepath.Join(dir, "data"),
+		"--ca", certs.CACert(), "--cert", certs.ServerCert(), "--key", certs.ServerKey(),
+		"--registry", filepath.Join(certs.Dir, "registry.yaml"),
+		"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--log-format", "json")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	n := &node{cmd: cmd}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	ready := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			var line struct {
+				Msg  string `json:"msg"`
+				GRPC string `json:"grpc"`
+			}
+			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "concord node ready" {
+				ready <- line.GRPC
+			}
+		}
+		_, _ = io.Copy(io.Discard, stderr)
+	}()
+	select {
+	case n.grpcAddr = <-ready:
+	case <-time.After(60 * time.Second):
+		t.Fatal("concord serve did not report ready within 60 s")
+	}
+	return n
+}
+
+func TestKill9KeepsAcknowledgedRegistryChange(t *testing.T) {
+	dir := t.TempDir()
+	certs := pki.Layout{Dir: filepath.Join(dir, "certs")}
+	if _, err := pki.Init(pki.Options{Dir: certs.Dir, TrustDomain: identity.DefaultTrustDomain, PartnerIDs: registryfile.ExamplePartnerIDs()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(certs.Dir, "registry.yaml"), registryfile.Example(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dial := func(n *node) *client.Client {
+		c, err := client.Dial(client.Config{
+			Addr:           n.grpcAddr,
+			TLS:            mtls.Files{CA: certs.CACert(), Cert: certs.PartnerCert("hub-ops"), Key: certs.PartnerKey("hub-ops")},
+			SigningKeyFile: certs.SigningKey("hub-ops"),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	first := startServe(t, dir)
+	ack, err := dial(first).UpdateRegistry(ctx, &concordv1.RegistryChange{Author: "hub-ops",
+		Change: &concordv1.RegistryChange_SetJurisdiction{SetJurisdiction: &concordv1.Jurisdiction{
+			Code: "NL", Name: "Netherlands", Example: true,
+			Provisions: []*concordv1.LegalProvision{{Id: "nl.sr.131", Citation: "Wetboek van Strafrecht, art. 131",
+				Categories: []concordv1.Category{concordv1.Category_CATEGORY_INCITEMENT}}},
+		}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// kill -9 right after the acknowledgement: no graceful shutdown, no final snapshot.
+	if err := first.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = first.cmd.Wait()
+
+	second := startServe(t, dir)
+	js, err := dial(second).Registry.ListJurisdictions(ctx, &concordv1.ListJurisdictionsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, j := range js.GetJurisdictions() {
+		found = found || j.GetCode() == "NL"
+	}
+	if !found || js.GetRegistryIndex() < ack.GetRegistryIndex() {
+		t.Fatalf("after kill -9 and restart: NL present %v, registry index %d (acknowledged at %d)", found, js.GetRegistryIndex(), ack.GetRegistryIndex())
+	}
+}
+
+func TestEveryCommandHasHelpWithAnExample(t *testing.T) {
+	for name := range commands {
+		t.Run(name, func(t *testing.T) {
+			out, err := exec.Command(concordBinary, name, "--help").CombinedOutput()
+			if err != nil {
+				t.Fatalf("concord %s --help: %v\n%s", name, err, out)
+			}
+			if !strings.Contains(string(out), "Example:") {
+				t.Fatalf("concord %s --help shows no example:\n%s", name, out)
+			}
+		})
+	}
+	out, err := exec.Command(concordBinary, "--help").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "serve") {
+		t.Fatalf("concord --help: %v\n%s", err, out)
+	}
+}
+
+// TestDevPrintsCallsThatWork runs `concord dev` as a newcomer would, pastes every call it prints
+// into a shell, then stops it with SIGTERM and expects a clean exit.
+func TestDevPrintsCallsThatWork(t *testing.T) {
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(root, ".bin", "grpcurl")); err != nil {
+		t.Fatalf("grpcurl not found in .bin/: run 'make tools' (the test command does): %v", err)
+	}
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Fatal("curl is not on PATH")
+	}
+	cmd := exec.Command(concordBinary, "dev", "--dir", t.TempDir(), "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0")
+	cmd.Dir = root
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	calls := make(chan []string, 1)
+	go func() {
+		var found []string
+		var current string
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			line := strings.TrimSpace(sc.Text())
+			switch {
+			case current != "":
+				current += " " + strings.TrimSuffix(line, `\`)
+				if !strings.HasSuffix(line, `\`) {
+					found, current = append(found, current), ""
+				}
+			case strings.HasPrefix(line, ".bin/grpcurl ") || strings.HasPrefix(line, "curl "):
+				current = strings.TrimSuffix(line, `\`)
+			case strings.Contains(line, "Stop with Ctrl-C"):
+				calls <- found
+				_, _ = io.Copy(io.Discard, stdout)
+				return
+			}
+		}
+		close(calls)
+	}()
+	var printed []string
+	select {
+	case printed = <-calls:
+	case <-time.After(90 * time.Second):
+		t.Fatal("concord dev printed no ready message within 90 s")
+	}
+	want := []string{`"fr-pharos"`, `"hub-ops"`, `"CATEGORY_GLORIFICATION"`}
+	if len(printed) != len(want) {
+		t.Fatalf("concord dev printed %d calls, want %d: %q", len(printed), len(want), printed)
+	}
+	for i, call := range printed {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		sh := exec.CommandContext(ctx, "bash", "-c", call)
+		sh.Dir = root
+		out, err := sh.CombinedOutput()
+		cancel()
+		if err != nil || !strings.Contains(string(out), want[i]) {
+			t.Fatalf("%s\n-> %v\n%s\nwant output containing %s", call, err, out, want[i])
+		}
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("concord dev after SIGTERM: %v, want a clean exit", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("concord dev did not stop within 30 s of SIGTERM")
+	}
+}

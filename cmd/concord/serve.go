@@ -1,0 +1,186 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"concord/internal/identity"
+	"concord/internal/mtls"
+	"concord/internal/registryfile"
+	"concord/server"
+
+	"go.yaml.in/yaml/v3"
+)
+
+func init() {
+	register(command{name: "serve", summary: "run a Concord node", run: runServe})
+}
+
+// serveConfig is a node's configuration, from a YAML file and flags (flags win).
+type serveConfig struct {
+	DataDir     string  `yaml:"data_dir"`
+	GRPCAddr    string  `yaml:"grpc_addr"`
+	HTTPAddr    string  `yaml:"http_addr"`
+	CA          string  `yaml:"ca"`
+	Cert        string  `yaml:"cert"`
+	Key         string  `yaml:"key"`
+	TrustDomain string  `yaml:"trust_domain"`
+	Registry    string  `yaml:"registry"`
+	RateLimit   float64 `yaml:"rate_limit"`
+	RateBurst   int     `yaml:"rate_burst"`
+	LogLevel    string  `yaml:"log_level"`
+	LogFormat   string  `yaml:"log_format"`
+}
+
+func defaultServeConfig() serveConfig {
+	return serveConfig{
+		DataDir:     ".concord/data",
+		GRPCAddr:    server.DefaultGRPCAddr,
+		HTTPAddr:    server.DefaultHTTPAddr,
+		TrustDomain: identity.DefaultTrustDomain,
+		RateLimit:   server.DefaultRateLimit,
+		RateBurst:   server.DefaultRateBurst,
+		LogLevel:    "info",
+		LogFormat:   "text",
+	}
+}
+
+// loadServeConfig reads the YAML file named by --config, if any, over the defaults.
+func loadServeConfig(args []string) (serveConfig, error) {
+	cfg := defaultServeConfig()
+	path := ""
+	for i, a := range args {
+		switch {
+		case a == "--config" || a == "-config":
+			if i+1 < len(args) {
+				path = args[i+1]
+			}
+		case strings.HasPrefix(a, "--config="), strings.HasPrefix(a, "-config="):
+			path = a[strings.IndexByte(a, '=')+1:]
+		}
+	}
+	if path == "" {
+		return cfg, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return cfg, fmt.Errorf("config: %w", err)
+	}
+	defer f.Close()
+	dec := yaml.NewDecoder(f)
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil {
+		return cfg, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+func (c *serveConfig) flags(fs *flag.FlagSet) {
+	fs.String("config", "", "YAML file with any of the settings below (flags override it)")
+	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory of the raft log and snapshots")
+	fs.StringVar(&c.GRPCAddr, "grpc-addr", c.GRPCAddr, "listen address of the gRPC port (grpc-go)")
+	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "listen address of the HTTPS port (Connect, gRPC-Web, gRPC, JSON)")
+	fs.StringVar(&c.CA, "ca", c.CA, "PEM file of the CA that issues partner certificates")
+	fs.StringVar(&c.Cert, "cert", c.Cert, "PEM file of the server certificate")
+	fs.StringVar(&c.Key, "key", c.Key, "PEM file of the server key")
+	fs.StringVar(&c.TrustDomain, "trust-domain", c.TrustDomain, "trust domain of partner certificate URIs (spiffe://DOMAIN/partner/ID)")
+	fs.StringVar(&c.Registry, "registry", c.Registry, "YAML registry loaded on the node's first start (ignored afterwards)")
+	fs.Float64Var(&c.RateLimit, "rate-limit", c.RateLimit, "requests per second per partner (-1: no limit)")
+	fs.IntVar(&c.RateBurst, "rate-burst", c.RateBurst, "burst of requests per partner")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
+	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "text or json")
+}
+
+func (c *serveConfig) logger() (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", c.LogLevel)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch c.LogFormat {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", c.LogFormat)
+}
+
+func runServe(ctx context.Context, args []string) error {
+	cfg, err := loadServeConfig(args)
+	if err != nil {
+		return err
+	}
+	fs := newFlags("serve", "serve [flags]", `
+Runs a Concord node: the gRPC port and the HTTPS port, both mutual TLS (TLS 1.3, client
+certificate required), over the raft log in --data-dir. On the first start the registry is
+loaded from --registry; after that only signed UpdateRegistry calls change it.
+SIGINT or SIGTERM stops the node gracefully.`, `
+concord serve --data-dir /var/lib/concord --ca ca.pem --cert server.pem --key server.key \
+  --registry registry.yaml --grpc-addr 0.0.0.0:7443 --http-addr 0.0.0.0:8443`)
+	cfg.flags(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	var missing []string
+	for flagName, v := range map[string]string{"--ca": cfg.CA, "--cert": cfg.Cert, "--key": cfg.Key} {
+		if v == "" {
+			missing = append(missing, flagName)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("missing %s (or use 'concord dev' for a development node)", strings.Join(missing, ", "))
+	}
+	logger, err := cfg.logger()
+	if err != nil {
+		return err
+	}
+	var reg *registryfile.Registry
+	if cfg.Registry != "" {
+		if reg, err = registryfile.Load(cfg.Registry); err != nil {
+			return err
+		}
+	}
+	return serveUntilSignal(ctx, server.Config{
+		DataDir:     cfg.DataDir,
+		GRPCAddr:    cfg.GRPCAddr,
+		HTTPAddr:    cfg.HTTPAddr,
+		TLS:         mtls.Files{CA: cfg.CA, Cert: cfg.Cert, Key: cfg.Key},
+		TrustDomain: cfg.TrustDomain,
+		Registry:    reg,
+		RateLimit:   cfg.RateLimit,
+		RateBurst:   cfg.RateBurst,
+		Logger:      logger,
+	}, nil)
+}
+
+// serveUntilSignal runs a node until ctx ends (SIGINT/SIGTERM), then shuts it down gracefully.
+// ready, if set, is called once the node serves.
+func serveUntilSignal(ctx context.Context, cfg server.Config, ready func(*server.Server)) error {
+	srv, err := server.Start(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	if ready != nil {
+		ready(srv)
+	}
+	var serveErr error
+	select {
+	case <-ctx.Done():
+		cfg.Logger.Info("shutting down")
+	case serveErr = <-srv.Done():
+		if errors.Is(serveErr, http.ErrServerClosed) {
+			serveErr = nil
+		}
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	return errors.Join(serveErr, srv.Shutdown(shutdownCtx))
+}
