@@ -89,7 +89,7 @@ func Dial(cfg Config) (*Client, error) {
 		retry.WithRetriable(retriable),
 	)))
 	conn, err := grpc.NewClient(cfg.Addr,
-		grpc.WithTransportCredentials(credentials.NewTLS(tlsConf)),
+		grpc.WithTransportCredentials(verdictCreds{credentials.NewTLS(tlsConf)}),
 		grpc.WithChainUnaryInterceptor(unary...),
 	)
 	if err != nil {
