@@ -3,6 +3,8 @@ package state
 import (
 	"fmt"
 
+	statev1 "concord/gen/concord/state/v1"
+
 	"github.com/hashicorp/go-memdb"
 )
 
@@ -10,10 +12,7 @@ const tableIndex = "index"
 
 // IndexEntry records the raft index of the last change to a table (Nomad's index table). It
 // feeds blocking queries ("wait until the partners table passes index N") and resumable feeds.
-type IndexEntry struct {
-	Key   string // a table name
-	Value uint64 // the raft index of the table's last change
-}
+type IndexEntry = statev1.IndexEntry
 
 func indexTableSchema() *memdb.TableSchema {
 	return &memdb.TableSchema{

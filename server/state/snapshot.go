@@ -11,7 +11,6 @@ import (
 	concordv1 "concord/gen/concord/v1"
 
 	"github.com/hashicorp/go-memdb"
-	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -53,7 +52,7 @@ var (
 
 func init() {
 	registerTable(tableIndex, indexRecord,
-		func(obj any) ([]byte, error) { return marshalIndexEntry(obj.(*IndexEntry)), nil },
+		func(obj any) ([]byte, error) { return marshalIndexEntry(obj.(*IndexEntry)) },
 		func(txn *memdb.Txn, data []byte) error {
 			e, err := unmarshalIndexEntry(data)
 			if err != nil {
@@ -234,50 +233,17 @@ func noEOF(err error) error {
 	return err
 }
 
-// An index row is encoded as the proto message
-//
-//	message IndexEntry { string key = 1; uint64 value = 2; }
-//
-// written by hand with protowire, fields in number order (the deterministic encoding).
-// TODO(lead): declare IndexEntry in proto/concord/state/v1/state.proto and use the generated type.
-func marshalIndexEntry(e *IndexEntry) []byte {
-	var b []byte
-	b = protowire.AppendTag(b, 1, protowire.BytesType)
-	b = protowire.AppendString(b, e.Key)
-	b = protowire.AppendTag(b, 2, protowire.VarintType)
-	return protowire.AppendVarint(b, e.Value)
+// An index row is a statev1.IndexEntry, deterministically encoded.
+func marshalIndexEntry(e *IndexEntry) ([]byte, error) {
+	return proto.MarshalOptions{Deterministic: true}.Marshal(e)
 }
 
 func unmarshalIndexEntry(b []byte) (*IndexEntry, error) {
 	e := &IndexEntry{}
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return nil, fmt.Errorf("index entry: %w", protowire.ParseError(n))
-		}
-		b = b[n:]
-		switch {
-		case num == 1 && typ == protowire.BytesType:
-			v, n := protowire.ConsumeString(b)
-			if n < 0 {
-				return nil, fmt.Errorf("index entry key: %w", protowire.ParseError(n))
-			}
-			e.Key, b = v, b[n:]
-		case num == 2 && typ == protowire.VarintType:
-			v, n := protowire.ConsumeVarint(b)
-			if n < 0 {
-				return nil, fmt.Errorf("index entry value: %w", protowire.ParseError(n))
-			}
-			e.Value, b = v, b[n:]
-		default:
-			n := protowire.ConsumeFieldValue(num, typ, b)
-			if n < 0 {
-				return nil, fmt.Errorf("index entry: %w", protowire.ParseError(n))
-			}
-			b = b[n:]
-		}
+	if err := proto.Unmarshal(b, e); err != nil {
+		return nil, fmt.Errorf("index entry: %w", err)
 	}
-	if e.Key == "" {
+	if e.GetKey() == "" {
 		return nil, errors.New("index entry without a key")
 	}
 	return e, nil

@@ -229,6 +229,61 @@ func (x *AppliedChange) GetAt() *timestamppb.Timestamp {
 	return nil
 }
 
+// IndexEntry records the raft index of the last change to a state table.
+type IndexEntry struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The table's name.
+	Key string `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// The raft index of the table's last change.
+	Value         uint64 `protobuf:"varint,2,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IndexEntry) Reset() {
+	*x = IndexEntry{}
+	mi := &file_concord_state_v1_state_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IndexEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IndexEntry) ProtoMessage() {}
+
+func (x *IndexEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_concord_state_v1_state_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IndexEntry.ProtoReflect.Descriptor instead.
+func (*IndexEntry) Descriptor() ([]byte, []int) {
+	return file_concord_state_v1_state_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *IndexEntry) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *IndexEntry) GetValue() uint64 {
+	if x != nil {
+		return x.Value
+	}
+	return 0
+}
+
 // Meta is a snapshot's first record.
 type Meta struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -240,7 +295,7 @@ type Meta struct {
 
 func (x *Meta) Reset() {
 	*x = Meta{}
-	mi := &file_concord_state_v1_state_proto_msgTypes[3]
+	mi := &file_concord_state_v1_state_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -252,7 +307,7 @@ func (x *Meta) String() string {
 func (*Meta) ProtoMessage() {}
 
 func (x *Meta) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_state_v1_state_proto_msgTypes[3]
+	mi := &file_concord_state_v1_state_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -265,7 +320,7 @@ func (x *Meta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Meta.ProtoReflect.Descriptor instead.
 func (*Meta) Descriptor() ([]byte, []int) {
-	return file_concord_state_v1_state_proto_rawDescGZIP(), []int{3}
+	return file_concord_state_v1_state_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Meta) GetFormat() uint32 {
@@ -300,7 +355,11 @@ const file_concord_state_v1_state_proto_rawDesc = "" +
 	"\tchange_id\x18\x01 \x01(\tR\bchangeId\x12'\n" +
 	"\x0fenvelope_digest\x18\x02 \x01(\fR\x0eenvelopeDigest\x12\x14\n" +
 	"\x05index\x18\x03 \x01(\x04R\x05index\x12*\n" +
-	"\x02at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"E\n" +
+	"\x02at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"4\n" +
+	"\n" +
+	"IndexEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value\"E\n" +
 	"\x04Meta\x12\x16\n" +
 	"\x06format\x18\x01 \x01(\rR\x06format\x12%\n" +
 	"\x0eregistry_index\x18\x02 \x01(\x04R\rregistryIndexB&Z$concord/gen/concord/state/v1;statev1b\x06proto3"
@@ -317,26 +376,27 @@ func file_concord_state_v1_state_proto_rawDescGZIP() []byte {
 	return file_concord_state_v1_state_proto_rawDescData
 }
 
-var file_concord_state_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_concord_state_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_concord_state_v1_state_proto_goTypes = []any{
 	(*BootstrapRegistry)(nil),     // 0: concord.state.v1.BootstrapRegistry
 	(*ApplyRegistryChange)(nil),   // 1: concord.state.v1.ApplyRegistryChange
 	(*AppliedChange)(nil),         // 2: concord.state.v1.AppliedChange
-	(*Meta)(nil),                  // 3: concord.state.v1.Meta
-	(*v1.Partner)(nil),            // 4: concord.v1.Partner
-	(*v1.Jurisdiction)(nil),       // 5: concord.v1.Jurisdiction
-	(*v1.SigningKey)(nil),         // 6: concord.v1.SigningKey
-	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
-	(*v1.Envelope)(nil),           // 8: concord.v1.Envelope
+	(*IndexEntry)(nil),            // 3: concord.state.v1.IndexEntry
+	(*Meta)(nil),                  // 4: concord.state.v1.Meta
+	(*v1.Partner)(nil),            // 5: concord.v1.Partner
+	(*v1.Jurisdiction)(nil),       // 6: concord.v1.Jurisdiction
+	(*v1.SigningKey)(nil),         // 7: concord.v1.SigningKey
+	(*timestamppb.Timestamp)(nil), // 8: google.protobuf.Timestamp
+	(*v1.Envelope)(nil),           // 9: concord.v1.Envelope
 }
 var file_concord_state_v1_state_proto_depIdxs = []int32{
-	4, // 0: concord.state.v1.BootstrapRegistry.partners:type_name -> concord.v1.Partner
-	5, // 1: concord.state.v1.BootstrapRegistry.jurisdictions:type_name -> concord.v1.Jurisdiction
-	6, // 2: concord.state.v1.BootstrapRegistry.signing_keys:type_name -> concord.v1.SigningKey
-	7, // 3: concord.state.v1.BootstrapRegistry.at:type_name -> google.protobuf.Timestamp
-	8, // 4: concord.state.v1.ApplyRegistryChange.envelope:type_name -> concord.v1.Envelope
-	7, // 5: concord.state.v1.ApplyRegistryChange.at:type_name -> google.protobuf.Timestamp
-	7, // 6: concord.state.v1.AppliedChange.at:type_name -> google.protobuf.Timestamp
+	5, // 0: concord.state.v1.BootstrapRegistry.partners:type_name -> concord.v1.Partner
+	6, // 1: concord.state.v1.BootstrapRegistry.jurisdictions:type_name -> concord.v1.Jurisdiction
+	7, // 2: concord.state.v1.BootstrapRegistry.signing_keys:type_name -> concord.v1.SigningKey
+	8, // 3: concord.state.v1.BootstrapRegistry.at:type_name -> google.protobuf.Timestamp
+	9, // 4: concord.state.v1.ApplyRegistryChange.envelope:type_name -> concord.v1.Envelope
+	8, // 5: concord.state.v1.ApplyRegistryChange.at:type_name -> google.protobuf.Timestamp
+	8, // 6: concord.state.v1.AppliedChange.at:type_name -> google.protobuf.Timestamp
 	7, // [7:7] is the sub-list for method output_type
 	7, // [7:7] is the sub-list for method input_type
 	7, // [7:7] is the sub-list for extension type_name
@@ -355,7 +415,7 @@ func file_concord_state_v1_state_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_concord_state_v1_state_proto_rawDesc), len(file_concord_state_v1_state_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   4,
+			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
