@@ -14,7 +14,7 @@ GRPCURL_VERSION              := v1.9.4
 
 TS_DIR := clients/typescript
 
-.PHONY: test tools generate check-generated lint go-test ts-deps run clean-tools
+.PHONY: test tools generate check-generated lint go-test ts-deps run bench clean-tools
 
 ## test: every check — formatting, vet, buf lint, generated code freshness, all Go tests with
 ## the race detector (including the TypeScript client and the grpcurl/curl calls).
@@ -70,6 +70,11 @@ lint: tools
 ## go-test: all Go tests with the race detector.
 go-test: tools ts-deps
 	go test -race -timeout 20m ./...
+
+## bench: the transports side by side (WhoAmI on the gRPC port vs the HTTPS port) and an
+## acknowledged registry change. Not part of `make test`.
+bench:
+	go test ./server -run '^$$' -bench . -benchtime 3s -count 3
 
 ## run: a development node (same as `go run ./cmd/concord dev`).
 run:

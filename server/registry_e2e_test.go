@@ -45,7 +45,7 @@ func netherlands() *concordv1.Jurisdiction {
 	}
 }
 
-func signedBy(t *testing.T, key ed25519.PrivateKey, change *concordv1.RegistryChange) *concordv1.Envelope {
+func signedBy(t testing.TB, key ed25519.PrivateKey, change *concordv1.RegistryChange) *concordv1.Envelope {
 	t.Helper()
 	if change.ChangeId == "" {
 		change.ChangeId = client.NewID()

@@ -365,3 +365,32 @@ func TestHealthOnBothPorts(t *testing.T) {
 		t.Fatalf("HTTPS port health: %v, %v", &hresp, err)
 	}
 }
+
+// One bucket per partner, shared by both ports; other partners are not slowed down.
+func TestRateLimitPerPartnerOnBothPorts(t *testing.T) {
+	t.Parallel()
+	n := servertest.Start(t, servertest.Options{RateLimit: 0.001, RateBurst: 2})
+	ctx := context.Background()
+	grpcCall := func(partner string) error {
+		_, err := n.Client(t, partner).Registry.WhoAmI(ctx, &concordv1.WhoAmIRequest{})
+		return err
+	}
+	connectCall := func(partner string) error {
+		_, err := concordv1connect.NewRegistryServiceClient(connectClient(t, n, partner)).WhoAmI(ctx, &concordv1.WhoAmIRequest{})
+		return err
+	}
+	for i, err := range []error{grpcCall("videoshare"), connectCall("videoshare")} {
+		if err != nil {
+			t.Fatalf("call %d within the burst: %v", i+1, err)
+		}
+	}
+	for port, call := range map[string]func(string) error{"grpc": grpcCall, "https": connectCall} {
+		err := call("videoshare")
+		if codeOf(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), "rate limit") {
+			t.Fatalf("%s port, over the burst: got %v, want ResourceExhausted saying so", port, err)
+		}
+	}
+	if err := grpcCall("socialnet"); err != nil {
+		t.Fatalf("another partner was slowed down: %v", err)
+	}
+}
