@@ -337,6 +337,217 @@ func (x *Meta) GetRegistryIndex() uint64 {
 	return 0
 }
 
+// SubmitNotice accepts a signed notice whose signature the service verified.
+type SubmitNotice struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Envelope    *v1.Envelope           `protobuf:"bytes,1,opt,name=envelope,proto3" json:"envelope,omitempty"`
+	SignerKeyId string                 `protobuf:"bytes,2,opt,name=signer_key_id,json=signerKeyId,proto3" json:"signer_key_id,omitempty"`
+	// Stamped by the leader before the command is appended.
+	At            *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=at,proto3" json:"at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SubmitNotice) Reset() {
+	*x = SubmitNotice{}
+	mi := &file_concord_state_v1_state_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SubmitNotice) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SubmitNotice) ProtoMessage() {}
+
+func (x *SubmitNotice) ProtoReflect() protoreflect.Message {
+	mi := &file_concord_state_v1_state_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SubmitNotice.ProtoReflect.Descriptor instead.
+func (*SubmitNotice) Descriptor() ([]byte, []int) {
+	return file_concord_state_v1_state_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *SubmitNotice) GetEnvelope() *v1.Envelope {
+	if x != nil {
+		return x.Envelope
+	}
+	return nil
+}
+
+func (x *SubmitNotice) GetSignerKeyId() string {
+	if x != nil {
+		return x.SignerKeyId
+	}
+	return ""
+}
+
+func (x *SubmitNotice) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
+// NoticeStatement applies a signed endorsement, objection or withdrawal (told apart by the
+// envelope's payload type) whose signature the service verified.
+type NoticeStatement struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Envelope      *v1.Envelope           `protobuf:"bytes,1,opt,name=envelope,proto3" json:"envelope,omitempty"`
+	SignerKeyId   string                 `protobuf:"bytes,2,opt,name=signer_key_id,json=signerKeyId,proto3" json:"signer_key_id,omitempty"`
+	At            *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=at,proto3" json:"at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NoticeStatement) Reset() {
+	*x = NoticeStatement{}
+	mi := &file_concord_state_v1_state_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NoticeStatement) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NoticeStatement) ProtoMessage() {}
+
+func (x *NoticeStatement) ProtoReflect() protoreflect.Message {
+	mi := &file_concord_state_v1_state_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NoticeStatement.ProtoReflect.Descriptor instead.
+func (*NoticeStatement) Descriptor() ([]byte, []int) {
+	return file_concord_state_v1_state_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *NoticeStatement) GetEnvelope() *v1.Envelope {
+	if x != nil {
+		return x.Envelope
+	}
+	return nil
+}
+
+func (x *NoticeStatement) GetSignerKeyId() string {
+	if x != nil {
+		return x.SignerKeyId
+	}
+	return ""
+}
+
+func (x *NoticeStatement) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
+// AppliedStatement records an endorsement, objection or withdrawal that was applied, for
+// idempotent re-sends.
+type AppliedStatement struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	StatementId string                 `protobuf:"bytes,1,opt,name=statement_id,json=statementId,proto3" json:"statement_id,omitempty"`
+	NoticeId    string                 `protobuf:"bytes,2,opt,name=notice_id,json=noticeId,proto3" json:"notice_id,omitempty"`
+	// The envelope's payload type.
+	PayloadType    string                 `protobuf:"bytes,3,opt,name=payload_type,json=payloadType,proto3" json:"payload_type,omitempty"`
+	EnvelopeDigest []byte                 `protobuf:"bytes,4,opt,name=envelope_digest,json=envelopeDigest,proto3" json:"envelope_digest,omitempty"`
+	Index          uint64                 `protobuf:"varint,5,opt,name=index,proto3" json:"index,omitempty"`
+	At             *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=at,proto3" json:"at,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *AppliedStatement) Reset() {
+	*x = AppliedStatement{}
+	mi := &file_concord_state_v1_state_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AppliedStatement) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AppliedStatement) ProtoMessage() {}
+
+func (x *AppliedStatement) ProtoReflect() protoreflect.Message {
+	mi := &file_concord_state_v1_state_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AppliedStatement.ProtoReflect.Descriptor instead.
+func (*AppliedStatement) Descriptor() ([]byte, []int) {
+	return file_concord_state_v1_state_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *AppliedStatement) GetStatementId() string {
+	if x != nil {
+		return x.StatementId
+	}
+	return ""
+}
+
+func (x *AppliedStatement) GetNoticeId() string {
+	if x != nil {
+		return x.NoticeId
+	}
+	return ""
+}
+
+func (x *AppliedStatement) GetPayloadType() string {
+	if x != nil {
+		return x.PayloadType
+	}
+	return ""
+}
+
+func (x *AppliedStatement) GetEnvelopeDigest() []byte {
+	if x != nil {
+		return x.EnvelopeDigest
+	}
+	return nil
+}
+
+func (x *AppliedStatement) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *AppliedStatement) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
 var File_concord_state_v1_state_proto protoreflect.FileDescriptor
 
 const file_concord_state_v1_state_proto_rawDesc = "" +
@@ -362,7 +573,22 @@ const file_concord_state_v1_state_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\x04R\x05value\"E\n" +
 	"\x04Meta\x12\x16\n" +
 	"\x06format\x18\x01 \x01(\rR\x06format\x12%\n" +
-	"\x0eregistry_index\x18\x02 \x01(\x04R\rregistryIndexB&Z$concord/gen/concord/state/v1;statev1b\x06proto3"
+	"\x0eregistry_index\x18\x02 \x01(\x04R\rregistryIndex\"\x90\x01\n" +
+	"\fSubmitNotice\x120\n" +
+	"\benvelope\x18\x01 \x01(\v2\x14.concord.v1.EnvelopeR\benvelope\x12\"\n" +
+	"\rsigner_key_id\x18\x02 \x01(\tR\vsignerKeyId\x12*\n" +
+	"\x02at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"\x93\x01\n" +
+	"\x0fNoticeStatement\x120\n" +
+	"\benvelope\x18\x01 \x01(\v2\x14.concord.v1.EnvelopeR\benvelope\x12\"\n" +
+	"\rsigner_key_id\x18\x02 \x01(\tR\vsignerKeyId\x12*\n" +
+	"\x02at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"\xe0\x01\n" +
+	"\x10AppliedStatement\x12!\n" +
+	"\fstatement_id\x18\x01 \x01(\tR\vstatementId\x12\x1b\n" +
+	"\tnotice_id\x18\x02 \x01(\tR\bnoticeId\x12!\n" +
+	"\fpayload_type\x18\x03 \x01(\tR\vpayloadType\x12'\n" +
+	"\x0fenvelope_digest\x18\x04 \x01(\fR\x0eenvelopeDigest\x12\x14\n" +
+	"\x05index\x18\x05 \x01(\x04R\x05index\x12*\n" +
+	"\x02at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x02atB&Z$concord/gen/concord/state/v1;statev1b\x06proto3"
 
 var (
 	file_concord_state_v1_state_proto_rawDescOnce sync.Once
@@ -376,32 +602,40 @@ func file_concord_state_v1_state_proto_rawDescGZIP() []byte {
 	return file_concord_state_v1_state_proto_rawDescData
 }
 
-var file_concord_state_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_concord_state_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_concord_state_v1_state_proto_goTypes = []any{
 	(*BootstrapRegistry)(nil),     // 0: concord.state.v1.BootstrapRegistry
 	(*ApplyRegistryChange)(nil),   // 1: concord.state.v1.ApplyRegistryChange
 	(*AppliedChange)(nil),         // 2: concord.state.v1.AppliedChange
 	(*IndexEntry)(nil),            // 3: concord.state.v1.IndexEntry
 	(*Meta)(nil),                  // 4: concord.state.v1.Meta
-	(*v1.Partner)(nil),            // 5: concord.v1.Partner
-	(*v1.Jurisdiction)(nil),       // 6: concord.v1.Jurisdiction
-	(*v1.SigningKey)(nil),         // 7: concord.v1.SigningKey
-	(*timestamppb.Timestamp)(nil), // 8: google.protobuf.Timestamp
-	(*v1.Envelope)(nil),           // 9: concord.v1.Envelope
+	(*SubmitNotice)(nil),          // 5: concord.state.v1.SubmitNotice
+	(*NoticeStatement)(nil),       // 6: concord.state.v1.NoticeStatement
+	(*AppliedStatement)(nil),      // 7: concord.state.v1.AppliedStatement
+	(*v1.Partner)(nil),            // 8: concord.v1.Partner
+	(*v1.Jurisdiction)(nil),       // 9: concord.v1.Jurisdiction
+	(*v1.SigningKey)(nil),         // 10: concord.v1.SigningKey
+	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
+	(*v1.Envelope)(nil),           // 12: concord.v1.Envelope
 }
 var file_concord_state_v1_state_proto_depIdxs = []int32{
-	5, // 0: concord.state.v1.BootstrapRegistry.partners:type_name -> concord.v1.Partner
-	6, // 1: concord.state.v1.BootstrapRegistry.jurisdictions:type_name -> concord.v1.Jurisdiction
-	7, // 2: concord.state.v1.BootstrapRegistry.signing_keys:type_name -> concord.v1.SigningKey
-	8, // 3: concord.state.v1.BootstrapRegistry.at:type_name -> google.protobuf.Timestamp
-	9, // 4: concord.state.v1.ApplyRegistryChange.envelope:type_name -> concord.v1.Envelope
-	8, // 5: concord.state.v1.ApplyRegistryChange.at:type_name -> google.protobuf.Timestamp
-	8, // 6: concord.state.v1.AppliedChange.at:type_name -> google.protobuf.Timestamp
-	7, // [7:7] is the sub-list for method output_type
-	7, // [7:7] is the sub-list for method input_type
-	7, // [7:7] is the sub-list for extension type_name
-	7, // [7:7] is the sub-list for extension extendee
-	0, // [0:7] is the sub-list for field type_name
+	8,  // 0: concord.state.v1.BootstrapRegistry.partners:type_name -> concord.v1.Partner
+	9,  // 1: concord.state.v1.BootstrapRegistry.jurisdictions:type_name -> concord.v1.Jurisdiction
+	10, // 2: concord.state.v1.BootstrapRegistry.signing_keys:type_name -> concord.v1.SigningKey
+	11, // 3: concord.state.v1.BootstrapRegistry.at:type_name -> google.protobuf.Timestamp
+	12, // 4: concord.state.v1.ApplyRegistryChange.envelope:type_name -> concord.v1.Envelope
+	11, // 5: concord.state.v1.ApplyRegistryChange.at:type_name -> google.protobuf.Timestamp
+	11, // 6: concord.state.v1.AppliedChange.at:type_name -> google.protobuf.Timestamp
+	12, // 7: concord.state.v1.SubmitNotice.envelope:type_name -> concord.v1.Envelope
+	11, // 8: concord.state.v1.SubmitNotice.at:type_name -> google.protobuf.Timestamp
+	12, // 9: concord.state.v1.NoticeStatement.envelope:type_name -> concord.v1.Envelope
+	11, // 10: concord.state.v1.NoticeStatement.at:type_name -> google.protobuf.Timestamp
+	11, // 11: concord.state.v1.AppliedStatement.at:type_name -> google.protobuf.Timestamp
+	12, // [12:12] is the sub-list for method output_type
+	12, // [12:12] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_concord_state_v1_state_proto_init() }
@@ -415,7 +649,7 @@ func file_concord_state_v1_state_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_concord_state_v1_state_proto_rawDesc), len(file_concord_state_v1_state_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   5,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
