@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"concord/dsse"
@@ -52,6 +53,10 @@ type Client struct {
 	conn     *grpc.ClientConn
 	signer   *dsse.Signer
 	Registry concordv1.RegistryServiceClient
+	Notices  concordv1.NoticeServiceClient
+
+	meMu sync.Mutex
+	me   *concordv1.Partner // cached WhoAmI
 }
 
 // Dial connects to a node. The connection is established lazily, on the first call.
@@ -95,7 +100,7 @@ func Dial(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("client: %w", err)
 	}
-	c := &Client{conn: conn, Registry: concordv1.NewRegistryServiceClient(conn)}
+	c := &Client{conn: conn, Registry: concordv1.NewRegistryServiceClient(conn), Notices: concordv1.NewNoticeServiceClient(conn)}
 	if cfg.SigningKeyFile != "" {
 		key, err := pki.LoadSigningKey(cfg.SigningKeyFile)
 		if err != nil {

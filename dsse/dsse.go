@@ -23,8 +23,19 @@ import (
 	concordv1 "concord/gen/concord/v1"
 )
 
-// PayloadTypeRegistryChange is the payload type of a signed concordv1.RegistryChange.
-var PayloadTypeRegistryChange = PayloadType("registry-change")
+// The payload types of Concord's statements, one per statement message.
+var (
+	// PayloadTypeRegistryChange is the payload type of a signed concordv1.RegistryChange.
+	PayloadTypeRegistryChange = PayloadType("registry-change")
+	// PayloadTypeNotice is the payload type of a signed concordv1.Notice.
+	PayloadTypeNotice = PayloadType("notice")
+	// PayloadTypeEndorsement is the payload type of a signed concordv1.Endorsement.
+	PayloadTypeEndorsement = PayloadType("endorsement")
+	// PayloadTypeObjection is the payload type of a signed concordv1.Objection.
+	PayloadTypeObjection = PayloadType("objection")
+	// PayloadTypeWithdrawal is the payload type of a signed concordv1.Withdrawal.
+	PayloadTypeWithdrawal = PayloadType("withdrawal")
+)
 
 var kindPattern = regexp.MustCompile(`^[a-z][a-z-]*$`)
 

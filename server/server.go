@@ -18,6 +18,7 @@ import (
 	"concord/internal/registryfile"
 	"concord/server/authz"
 	"concord/server/fsm"
+	"concord/server/notice"
 	"concord/server/raftnode"
 	"concord/server/ratelimit"
 	"concord/server/registry"
@@ -161,7 +162,11 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Health:          s.health,
 		MaxMessageBytes: cfg.MaxMessageBytes,
 	}
-	services := transport.Services{Registry: regSvc}
+	noticeSvc, err := notice.New(s.fsm.State, s.node, cfg.Now)
+	if err != nil {
+		return nil, err
+	}
+	services := transport.Services{Registry: regSvc, Notice: noticeSvc}
 	if s.grpc, err = transport.NewGRPC(opts, services); err != nil {
 		return nil, err
 	}

@@ -15,10 +15,7 @@ import (
 
 	"concord/client"
 	concordv1 "concord/gen/concord/v1"
-	"concord/internal/identity"
-	"concord/internal/mtls"
 	"concord/internal/pki"
-	"concord/internal/registryfile"
 )
 
 // concordBinary is built once by TestMain, for the tests that run the real process.
@@ -92,25 +89,8 @@ func startServe(t *testing.T, dir string) *node {
 
 func TestKill9KeepsAcknowledgedRegistryChange(t *testing.T) {
 	dir := t.TempDir()
-	certs := pki.Layout{Dir: filepath.Join(dir, "certs")}
-	if _, err := pki.Init(pki.Options{Dir: certs.Dir, TrustDomain: identity.DefaultTrustDomain, PartnerIDs: registryfile.ExamplePartnerIDs()}); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(certs.Dir, "registry.yaml"), registryfile.Example(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	dial := func(n *node) *client.Client {
-		c, err := client.Dial(client.Config{
-			Addr:           n.grpcAddr,
-			TLS:            mtls.Files{CA: certs.CACert(), Cert: certs.PartnerCert("hub-ops"), Key: certs.PartnerKey("hub-ops")},
-			SigningKeyFile: certs.SigningKey("hub-ops"),
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		return c
-	}
+	certs := testPKI(t, dir)
+	dial := func(n *node) *client.Client { return dialAs(t, certs, n.grpcAddr, "hub-ops") }
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 

@@ -29,6 +29,10 @@ const (
 	BootstrapRegistryType MessageType = 1
 	// ApplyRegistryChangeType carries a statev1.ApplyRegistryChange.
 	ApplyRegistryChangeType MessageType = 2
+	// SubmitNoticeType carries a statev1.SubmitNotice.
+	SubmitNoticeType MessageType = 3
+	// NoticeStatementType carries a statev1.NoticeStatement (endorsement, objection, withdrawal).
+	NoticeStatementType MessageType = 4
 )
 
 func (t MessageType) String() string {
@@ -37,6 +41,10 @@ func (t MessageType) String() string {
 		return "BootstrapRegistry"
 	case ApplyRegistryChangeType:
 		return "ApplyRegistryChange"
+	case SubmitNoticeType:
+		return "SubmitNotice"
+	case NoticeStatementType:
+		return "NoticeStatement"
 	}
 	return fmt.Sprintf("MessageType(%d)", uint8(t))
 }
@@ -70,8 +78,9 @@ func registerCommand(t MessageType, fn command) {
 
 // FSM implements raft.FSM over a state store.
 type FSM struct {
-	logger *slog.Logger
-	state  atomic.Pointer[state.Store]
+	logger  *slog.Logger
+	state   atomic.Pointer[state.Store]
+	derived []Derived
 }
 
 var _ raft.FSM = (*FSM)(nil)
@@ -149,6 +158,11 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	st, err := state.Restore(rc)
 	if err != nil {
 		return err
+	}
+	for _, d := range f.derived {
+		if err := d.Rebuild(st); err != nil {
+			return fmt.Errorf("restore: rebuild derived state: %w", err)
+		}
 	}
 	old := f.state.Swap(st)
 	old.Abandon()

@@ -16,6 +16,7 @@ import (
 	"concord/server/authz"
 	"concord/server/fault"
 	"concord/server/fsm"
+	"concord/server/signed"
 	"concord/server/state"
 
 	"buf.build/go/protovalidate"
@@ -31,24 +32,19 @@ const (
 	maxPageSize     = 1000
 )
 
-// Applier commits a command through raft and returns the FSM's response after commit.
-type Applier interface {
-	Apply(ctx context.Context, cmd []byte) (index uint64, response any, err error)
-}
-
 // Service implements RegistryService for both transports.
 type Service struct {
 	concordv1.UnimplementedRegistryServiceServer
 
 	state     func() *state.Store
-	raft      Applier
+	raft      fsm.Applier
 	now       func() time.Time
 	validator protovalidate.Validator
 }
 
 // New returns the registry service reading the current state from st and writing through raft.
 // now stamps each change; it is read here, on the leader, never inside the FSM.
-func New(st func() *state.Store, raft Applier, now func() time.Time) (*Service, error) {
+func New(st func() *state.Store, raft fsm.Applier, now func() time.Time) (*Service, error) {
 	v, err := protovalidate.New()
 	if err != nil {
 		return nil, fmt.Errorf("registry: protovalidate: %w", err)
@@ -59,13 +55,7 @@ func New(st func() *state.Store, raft Applier, now func() time.Time) (*Service, 
 	return &Service{state: st, raft: raft, now: now, validator: v}, nil
 }
 
-func caller(ctx context.Context) (*authz.Caller, error) {
-	c, ok := authz.CallerFrom(ctx)
-	if !ok {
-		return nil, fault.Unauthenticated("no authenticated caller")
-	}
-	return c, nil
-}
+func caller(ctx context.Context) (*authz.Caller, error) { return signed.Caller(ctx) }
 
 // WhoAmI returns the caller as the registry knows it.
 func (s *Service) WhoAmI(ctx context.Context, _ *concordv1.WhoAmIRequest) (*concordv1.WhoAmIResponse, error) {
@@ -146,27 +136,22 @@ func (s *Service) UpdateRegistry(ctx context.Context, req *concordv1.UpdateRegis
 		return nil, err
 	}
 	env := req.GetEnvelope()
-	if len(env.GetPayload()) > MaxChangeBytes {
-		return nil, fault.Invalid("envelope.payload: a registry change is at most %d bytes, this one is %d", MaxChangeBytes, len(env.GetPayload()))
-	}
 	at := s.now().UTC()
 	st := s.state()
 	change := &concordv1.RegistryChange{}
 	// Open verifies the signature before it parses the payload.
-	key, err := dsse.Open(env, dsse.PayloadTypeRegistryChange, st.SigningKey, at, change)
+	opened, err := signed.Open(st, c, env, dsse.PayloadTypeRegistryChange, at, MaxChangeBytes, "registry change", change)
 	if err != nil {
-		return nil, signatureFault(err)
+		return nil, err
 	}
-	if key.GetPartnerId() != c.PartnerID {
-		return nil, fault.Denied("the envelope is signed with key %s of partner %q, but you are connected as %q: sign with your own key", key.GetKeyId(), key.GetPartnerId(), c.PartnerID)
-	}
+	key := opened.Key
 	if err := s.validator.Validate(change); err != nil {
 		return nil, fault.Invalid("envelope.payload (RegistryChange): %v", err)
 	}
 	if change.GetAuthor() != c.PartnerID {
 		return nil, fault.Invalid("envelope.payload.author is %q but the change is signed by %q: set author to the signer", change.GetAuthor(), c.PartnerID)
 	}
-	digest := dsse.Digest(env)
+	digest := opened.Digest
 	// Check before the raft round trip, for a fast and precise refusal; the FSM checks again at
 	// apply time, so a concurrent revocation cannot slip through.
 	orig, err := st.CheckRegistryChange(change, key.GetKeyId(), at, digest)
@@ -176,7 +161,7 @@ func (s *Service) UpdateRegistry(ctx context.Context, req *concordv1.UpdateRegis
 	if orig != nil {
 		return appliedResponse(orig), nil
 	}
-	cmd, err := fsm.Encode(fsm.ApplyRegistryChangeType, &statev1.ApplyRegistryChange{
+	applied, err := fsm.Commit[*statev1.AppliedChange](ctx, s.raft, fsm.ApplyRegistryChangeType, &statev1.ApplyRegistryChange{
 		Envelope:    env,
 		SignerKeyId: key.GetKeyId(),
 		At:          timestamppb.New(at),
@@ -184,47 +169,16 @@ func (s *Service) UpdateRegistry(ctx context.Context, req *concordv1.UpdateRegis
 	if err != nil {
 		return nil, err
 	}
-	_, resp, err := s.raft.Apply(ctx, cmd)
-	if err != nil {
-		return nil, err
-	}
-	switch r := resp.(type) {
-	case *statev1.AppliedChange:
-		return appliedResponse(r), nil
-	case error:
-		return nil, r
-	default:
-		return nil, fmt.Errorf("registry change %s: unexpected FSM response %T", change.GetChangeId(), resp)
-	}
+	return appliedResponse(applied), nil
 }
 
 func appliedResponse(a *statev1.AppliedChange) *concordv1.UpdateRegistryResponse {
 	return &concordv1.UpdateRegistryResponse{ChangeId: a.GetChangeId(), RegistryIndex: a.GetIndex(), AppliedAt: a.GetAt()}
 }
 
-// signatureFault says why a statement's signature was refused.
-func signatureFault(err error) error {
-	switch {
-	case errors.Is(err, dsse.ErrPayloadType):
-		return fault.Invalid("envelope.payload_type: %v (want %s)", err, dsse.PayloadTypeRegistryChange)
-	case errors.Is(err, dsse.ErrNoSignature):
-		return fault.Invalid("envelope.signatures: %v", err)
-	case errors.Is(err, dsse.ErrUnknownKey), errors.Is(err, dsse.ErrKeyNotYetValid),
-		errors.Is(err, dsse.ErrKeyExpired), errors.Is(err, dsse.ErrKeyRevoked),
-		errors.Is(err, dsse.ErrBadSignature):
-		return fault.Denied("envelope signature refused: %v", err)
-	}
-	var f *fault.Error
-	if errors.As(err, &f) {
-		return err
-	}
-	// The signature verified but the payload does not parse.
-	return fault.Invalid("envelope.payload: not a RegistryChange: %v", err)
-}
-
 // Bootstrap loads reg into the registry on a node's first start and reports whether it did.
 // Once bootstrapped, only signed UpdateRegistry calls change the registry.
-func Bootstrap(ctx context.Context, st *state.Store, raft Applier, reg *registryfile.Registry, at time.Time) (bool, error) {
+func Bootstrap(ctx context.Context, st *state.Store, raft fsm.Applier, reg *registryfile.Registry, at time.Time) (bool, error) {
 	if st.Bootstrapped() {
 		return false, nil
 	}

@@ -1,6 +1,9 @@
 package state
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // stringIndexer indexes objects of type T by one string field, read through its getter. Unlike
 // memdb.StringFieldIndex it needs no reflection and refuses objects of the wrong type, which
@@ -52,4 +55,51 @@ func oneString(args []any) (string, error) {
 		return "", fmt.Errorf("index: argument is %T, want string", args[0])
 	}
 	return v, nil
+}
+
+// keysIndexer indexes objects of type T under several string keys each (a memdb.MultiIndexer),
+// built by keys. Look-ups and prefix scans take one string, as stringIndexer's do; build the keys
+// and the look-up arguments with compoundKey.
+type keysIndexer[T any] struct {
+	keys func(T) []string
+}
+
+// FromObject returns the index keys of raw, or false when it has none.
+func (x keysIndexer[T]) FromObject(raw any) (bool, [][]byte, error) {
+	obj, ok := raw.(T)
+	if !ok {
+		var want T
+		return false, nil, fmt.Errorf("index: object is %T, want %T", raw, want)
+	}
+	var out [][]byte
+	for _, k := range x.keys(obj) {
+		if k != "" {
+			out = append(out, append([]byte(k), 0))
+		}
+	}
+	return len(out) > 0, out, nil
+}
+
+// FromArgs returns the exact key for one string argument.
+func (x keysIndexer[T]) FromArgs(args ...any) ([]byte, error) {
+	v, err := oneString(args)
+	if err != nil {
+		return nil, err
+	}
+	return append([]byte(v), 0), nil
+}
+
+// PrefixFromArgs returns the key prefix for one string argument.
+func (x keysIndexer[T]) PrefixFromArgs(args ...any) ([]byte, error) {
+	v, err := oneString(args)
+	if err != nil {
+		return nil, err
+	}
+	return []byte(v), nil
+}
+
+// compoundKey joins parts with NUL bytes, which no part contains (ids, codes and numbers), so
+// that a scan of the prefix compoundKey(a, "") finds exactly the keys whose first part is a.
+func compoundKey(parts ...string) string {
+	return strings.Join(parts, "\x00")
 }

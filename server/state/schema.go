@@ -20,6 +20,8 @@ func schema() *memdb.DBSchema {
 		signingKeysTableSchema,
 		jurisdictionsTableSchema,
 		registryChangesTableSchema,
+		noticesTableSchema,
+		statementsTableSchema,
 	} {
 		t := fn()
 		if _, dup := db.Tables[t.Name]; dup {

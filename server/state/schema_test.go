@@ -2,6 +2,7 @@ package state
 
 import (
 	"bytes"
+	"slices"
 	"testing"
 
 	statev1 "concord/gen/concord/state/v1"
@@ -16,11 +17,27 @@ type indexerCase struct {
 	read       []any
 	readKey    []byte
 	write      any
-	writeKey   []byte // nil: the object is not indexed
+	writeKey   []byte   // nil: the object is not indexed
+	writeKeys  [][]byte // for an index of several keys per object (a memdb.MultiIndexer)
 	prefix     []any
 	prefixKey  []byte
 	wrongWrite any // an object of another type, which must be refused
 }
+
+const testNoticeID = "01J0000000000000000000000A"
+
+var (
+	testRecord = &concordv1.NoticeRecord{
+		Notice: &concordv1.Notice{NoticeId: testNoticeID, Issuer: "fr-pharos", Categories: []concordv1.Category{
+			concordv1.Category_CATEGORY_GLORIFICATION, concordv1.Category_CATEGORY_INCITEMENT}},
+		State: concordv1.NoticeState_NOTICE_STATE_ACTIVE,
+		Jurisdictions: []*concordv1.JurisdictionState{
+			{Jurisdiction: "DE", Status: concordv1.AdoptionStatus_ADOPTION_STATUS_ENDORSED},
+			{Jurisdiction: "FR", Status: concordv1.AdoptionStatus_ADOPTION_STATUS_ISSUING},
+		},
+	}
+	testApplied = &statev1.AppliedStatement{StatementId: "01J0000000000000000000000B", NoticeId: testNoticeID}
+)
 
 func TestSchemaIndexers(t *testing.T) {
 	t.Parallel()
@@ -64,6 +81,52 @@ func TestSchemaIndexers(t *testing.T) {
 				wrongWrite: &concordv1.Partner{Id: "FR"},
 			},
 		},
+		tableNotices: {
+			indexID: {
+				read: []any{testNoticeID}, readKey: []byte(testNoticeID + "\x00"),
+				write: testRecord, writeKey: []byte(testNoticeID + "\x00"),
+				prefix: []any{"01J"}, prefixKey: []byte("01J"),
+				wrongWrite: &concordv1.Partner{Id: "x"},
+			},
+			indexIssuer: {
+				read: []any{"fr-pharos"}, readKey: []byte("fr-pharos\x00"),
+				write: testRecord, writeKeys: [][]byte{[]byte("fr-pharos\x00")},
+				prefix: []any{"fr"}, prefixKey: []byte("fr"),
+				wrongWrite: &concordv1.Partner{Id: "x"},
+			},
+			indexAdoption: {
+				read: []any{"DE\x003"}, readKey: []byte("DE\x003\x00"),
+				write: testRecord, writeKeys: [][]byte{[]byte("DE\x003\x00"), []byte("FR\x001\x00")},
+				prefix: []any{"DE\x00"}, prefixKey: []byte("DE\x00"),
+				wrongWrite: &concordv1.Partner{Id: "x"},
+			},
+			indexCategory: {
+				read: []any{"6"}, readKey: []byte("6\x00"),
+				write: testRecord, writeKeys: [][]byte{[]byte("6\x00"), []byte("1\x00")},
+				prefix: []any{"6"}, prefixKey: []byte("6"),
+				wrongWrite: &concordv1.Partner{Id: "x"},
+			},
+			indexNoticeState: {
+				read: []any{"1"}, readKey: []byte("1\x00"),
+				write: testRecord, writeKeys: [][]byte{[]byte("1\x00")},
+				prefix: []any{"1"}, prefixKey: []byte("1"),
+				wrongWrite: &concordv1.Partner{Id: "x"},
+			},
+		},
+		tableStatements: {
+			indexID: {
+				read: []any{"01J0000000000000000000000B"}, readKey: []byte("01J0000000000000000000000B\x00"),
+				write: testApplied, writeKey: []byte("01J0000000000000000000000B\x00"),
+				prefix: []any{"01J"}, prefixKey: []byte("01J"),
+				wrongWrite: &concordv1.Partner{Id: "x"},
+			},
+			indexStatementsOf: {
+				read: []any{testNoticeID}, readKey: []byte(testNoticeID + "\x00"),
+				write: testApplied, writeKeys: [][]byte{[]byte(testNoticeID + "\x00")},
+				prefix: []any{"01J"}, prefixKey: []byte("01J"),
+				wrongWrite: &concordv1.Partner{Id: "x"},
+			},
+		},
 		tableRegistryChanges: {
 			indexID: {
 				read: []any{"01J0000000000000000000000A"}, readKey: []byte("01J0000000000000000000000A\x00"),
@@ -94,16 +157,26 @@ func TestSchemaIndexers(t *testing.T) {
 				if err != nil || !bytes.Equal(got, tc.readKey) {
 					t.Errorf("FromArgs(%v) = %q, %v; want %q", tc.read, got, err, tc.readKey)
 				}
-				single := ix.(memdb.SingleIndexer)
-				ok, got, err := single.FromObject(tc.write)
-				if err != nil || ok != (tc.writeKey != nil) || !bytes.Equal(got, tc.writeKey) {
-					t.Errorf("FromObject(%v) = %v, %q, %v; want %q", tc.write, ok, got, err, tc.writeKey)
+				var wrong error
+				if multi, ok := ix.(memdb.MultiIndexer); ok {
+					ok, got, err := multi.FromObject(tc.write)
+					if err != nil || ok != (tc.writeKeys != nil) || !slices.EqualFunc(got, tc.writeKeys, bytes.Equal) {
+						t.Errorf("FromObject(%v) = %v, %q, %v; want %q", tc.write, ok, got, err, tc.writeKeys)
+					}
+					_, _, wrong = multi.FromObject(tc.wrongWrite)
+				} else {
+					single := ix.(memdb.SingleIndexer)
+					ok, got, err := single.FromObject(tc.write)
+					if err != nil || ok != (tc.writeKey != nil) || !bytes.Equal(got, tc.writeKey) {
+						t.Errorf("FromObject(%v) = %v, %q, %v; want %q", tc.write, ok, got, err, tc.writeKey)
+					}
+					_, _, wrong = single.FromObject(tc.wrongWrite)
 				}
 				got, err = ix.(memdb.PrefixIndexer).PrefixFromArgs(tc.prefix...)
 				if err != nil || !bytes.Equal(got, tc.prefixKey) {
 					t.Errorf("PrefixFromArgs(%v) = %q, %v; want %q", tc.prefix, got, err, tc.prefixKey)
 				}
-				if _, _, err := single.FromObject(tc.wrongWrite); err == nil {
+				if wrong == nil {
 					t.Errorf("FromObject(%T) accepted an object of the wrong type", tc.wrongWrite)
 				}
 				if _, err := ix.FromArgs(); err == nil {

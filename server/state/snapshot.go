@@ -32,6 +32,8 @@ const (
 	signingKeyRecord    recordType = 4 // concordv1.SigningKey
 	jurisdictionRecord  recordType = 5 // concordv1.Jurisdiction
 	appliedChangeRecord recordType = 6 // statev1.AppliedChange
+	noticeRecord        recordType = 7 // concordv1.NoticeRecord
+	statementRecord     recordType = 8 // statev1.AppliedStatement
 )
 
 // persister writes one table's rows, in primary key order, so that equal states give
@@ -64,6 +66,8 @@ func init() {
 	registerProtoTable[*concordv1.SigningKey](tableSigningKeys, signingKeyRecord)
 	registerProtoTable[*concordv1.Jurisdiction](tableJurisdictions, jurisdictionRecord)
 	registerProtoTable[*statev1.AppliedChange](tableRegistryChanges, appliedChangeRecord)
+	registerProtoTable[*concordv1.NoticeRecord](tableNotices, noticeRecord)
+	registerProtoTable[*statev1.AppliedStatement](tableStatements, statementRecord)
 }
 
 func registerTable(table string, rt recordType, marshal func(any) ([]byte, error), restore restorer) {

@@ -46,6 +46,7 @@ func NewConnect(o Options, s Services, chain PeerChainFunc) (*connect.Server, er
 	c := &connectInterceptor{o: o, chain: chain}
 	srv := connect.NewServer(c.intercept, validate.NewServerInterceptor())
 	concordv1connect.RegisterRegistryServiceHandler(srv, s.Registry)
+	concordv1connect.RegisterNoticeServiceHandler(srv, s.Notice)
 	registerHealth(srv, o)
 	grpcreflect.Register(srv)
 	return srv, nil

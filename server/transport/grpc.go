@@ -69,6 +69,7 @@ func NewGRPC(o Options, s Services) (*grpc.Server, error) {
 		),
 	)
 	concordv1.RegisterRegistryServiceServer(srv, s.Registry)
+	concordv1.RegisterNoticeServiceServer(srv, s.Notice)
 	healthpb.RegisterHealthServer(srv, o.Health)
 	reflection.Register(srv)
 	return srv, nil

@@ -38,9 +38,16 @@ type RegistryService interface {
 	concordv1connect.RegistryServiceHandler
 }
 
+// NoticeService is the notices' core handler.
+type NoticeService interface {
+	concordv1.NoticeServiceServer
+	concordv1connect.NoticeServiceHandler
+}
+
 // Services are the core handlers both ports serve.
 type Services struct {
 	Registry RegistryService
+	Notice   NoticeService
 }
 
 func (o *Options) check() error {

@@ -1,0 +1,122 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"concord/client"
+	"concord/internal/mtls"
+	"concord/internal/pki"
+
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+)
+
+// clientFlags are the connection settings of every command that calls a node. Each flag falls
+// back to an environment variable, so a shell can be set up once:
+//
+//	export CONCORD_AS=fr-pharos     # the dev PKI's files for that partner
+type clientFlags struct {
+	addr, ca, cert, key, signingKey string
+	as, pkiDir                      string
+	timeout                         time.Duration
+	json                            bool
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+func (f *clientFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.addr, "addr", envOr("CONCORD_ADDR", "127.0.0.1:7443"), "gRPC address of a node ($CONCORD_ADDR)")
+	fs.StringVar(&f.as, "as", os.Getenv("CONCORD_AS"), "partner id: take --ca, --cert, --key and --signing-key from the dev PKI in --pki ($CONCORD_AS)")
+	fs.StringVar(&f.pkiDir, "pki", envOr("CONCORD_PKI", ".concord/certs"), "dev PKI directory used with --as ($CONCORD_PKI)")
+	fs.StringVar(&f.ca, "ca", os.Getenv("CONCORD_CA"), "PEM file of the CA that issued the node's certificate ($CONCORD_CA)")
+	fs.StringVar(&f.cert, "cert", os.Getenv("CONCORD_CERT"), "PEM file of your partner certificate ($CONCORD_CERT)")
+	fs.StringVar(&f.key, "key", os.Getenv("CONCORD_KEY"), "PEM file of your certificate's key ($CONCORD_KEY)")
+	fs.StringVar(&f.signingKey, "signing-key", os.Getenv("CONCORD_SIGNING_KEY"), "your Ed25519 statement-signing key, PKCS#8 PEM ($CONCORD_SIGNING_KEY)")
+	fs.DurationVar(&f.timeout, "timeout", 30*time.Second, "deadline of each call")
+	fs.BoolVar(&f.json, "json", false, "print JSON (proto3 JSON mapping) instead of text")
+}
+
+// dial connects to the node. needSigner says whether the command signs a statement.
+func (f *clientFlags) dial(needSigner bool) (*client.Client, error) {
+	if f.as != "" {
+		l := pki.Layout{Dir: f.pkiDir}
+		if f.ca == "" {
+			f.ca = l.CACert()
+		}
+		if f.cert == "" {
+			f.cert = l.PartnerCert(f.as)
+		}
+		if f.key == "" {
+			f.key = l.PartnerKey(f.as)
+		}
+		if f.signingKey == "" {
+			f.signingKey = l.SigningKey(f.as)
+		}
+	}
+	var missing []string
+	for name, v := range map[string]string{"--ca": f.ca, "--cert": f.cert, "--key": f.key} {
+		if v == "" {
+			missing = append(missing, name)
+		}
+	}
+	if needSigner && f.signingKey == "" {
+		missing = append(missing, "--signing-key")
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("missing %s: give them, or --as PARTNER to use the dev PKI in %s", strings.Join(missing, ", "), f.pkiDir)
+	}
+	for _, p := range []string{f.ca, f.cert, f.key} {
+		if _, err := os.Stat(p); err != nil {
+			return nil, fmt.Errorf("%w (run 'concord dev' or 'concord certs init' for a dev PKI)", err)
+		}
+	}
+	cfg := client.Config{Addr: f.addr, TLS: mtls.Files{CA: f.ca, Cert: f.cert, Key: f.key}, Timeout: f.timeout}
+	if needSigner || f.signingKey != "" {
+		if _, err := os.Stat(f.signingKey); err == nil || needSigner {
+			cfg.SigningKeyFile = f.signingKey
+		}
+	}
+	return client.Dial(cfg)
+}
+
+// printJSON writes msg in the proto3 JSON mapping, indented.
+func printJSON(w io.Writer, msg proto.Message) error {
+	b, err := protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(msg)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "%s\n", b)
+	return err
+}
+
+// callError turns a gRPC error into a one-line message: the status code and what the node said.
+func callError(what string, err error) error {
+	if st, ok := status.FromError(err); ok {
+		return fmt.Errorf("%s: %s: %s", what, st.Code(), st.Message())
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// readInput reads a file, or standard input for "-".
+func readInput(path string) ([]byte, error) {
+	if path == "-" {
+		return io.ReadAll(os.Stdin)
+	}
+	b, err := os.ReadFile(filepath.Clean(path))
+	if err != nil {
+		return nil, err
+	}
+	return b, nil
+}

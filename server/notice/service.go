@@ -1,0 +1,315 @@
+// Package notice is the core of NoticeService: authorities issue removal notices under their own
+// law, endorse or object to other jurisdictions' notices, and withdraw their own; every partner
+// reads what its sharing restrictions let it see.
+package notice
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"time"
+
+	"concord/dsse"
+	statev1 "concord/gen/concord/state/v1"
+	concordv1 "concord/gen/concord/v1"
+	"concord/server/fault"
+	"concord/server/fsm"
+	"concord/server/signed"
+	"concord/server/state"
+
+	"buf.build/go/protovalidate"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// MaxNoticeBytes bounds a notice's signed payload. 10 000 hashes of any fixed-size kind take
+// about 400 KB; the bound keeps every notice one raft entry (so it is applied whole or not at
+// all) and far below the 4 MiB message limit. A longer list, or long videos, go as several
+// notices.
+const MaxNoticeBytes = 480 << 10
+
+// MaxStatementBytes bounds an endorsement, objection or withdrawal.
+const MaxStatementBytes = 16 << 10
+
+const (
+	defaultPageSize = 100
+	maxPageSize     = 1000
+)
+
+// Service implements NoticeService for both transports.
+type Service struct {
+	concordv1.UnimplementedNoticeServiceServer
+
+	state     func() *state.Store
+	raft      fsm.Applier
+	now       func() time.Time
+	validator protovalidate.Validator
+}
+
+// New returns the notice service reading the current state from st and writing through raft.
+// now stamps each statement; it is read here, on the leader, never inside the FSM.
+func New(st func() *state.Store, raft fsm.Applier, now func() time.Time) (*Service, error) {
+	v, err := protovalidate.New()
+	if err != nil {
+		return nil, fmt.Errorf("notice: protovalidate: %w", err)
+	}
+	if now == nil {
+		now = time.Now
+	}
+	return &Service{state: st, raft: raft, now: now, validator: v}, nil
+}
+
+// SubmitNotice verifies a signed notice and commits it.
+func (s *Service) SubmitNotice(ctx context.Context, req *concordv1.SubmitNoticeRequest) (*concordv1.SubmitNoticeResponse, error) {
+	c, err := signed.Caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	at := s.now().UTC()
+	st := s.state()
+	n := &concordv1.Notice{}
+	opened, err := signed.Open(st, c, req.GetEnvelope(), dsse.PayloadTypeNotice, at, MaxNoticeBytes, "notice", n)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.validator.Validate(n); err != nil {
+		return nil, fault.Invalid("envelope.payload (Notice): %v", err)
+	}
+	if n.GetIssuer() != c.PartnerID {
+		return nil, fault.Invalid("envelope.payload.issuer is %q but the notice is signed by %q: set issuer to the signer", n.GetIssuer(), c.PartnerID)
+	}
+	// Check before the raft round trip, for a fast and precise refusal; the FSM checks again at
+	// apply time, so a concurrent change cannot slip through.
+	orig, err := st.CheckNotice(n, opened.Key.GetKeyId(), at, opened.Digest)
+	if err != nil {
+		return nil, err
+	}
+	if orig != nil {
+		return &concordv1.SubmitNoticeResponse{Notice: Summary(orig, s.now())}, nil
+	}
+	rec, err := fsm.Commit[*concordv1.NoticeRecord](ctx, s.raft, fsm.SubmitNoticeType, &statev1.SubmitNotice{
+		Envelope:    req.GetEnvelope(),
+		SignerKeyId: opened.Key.GetKeyId(),
+		At:          timestamppb.New(at),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &concordv1.SubmitNoticeResponse{Notice: Summary(rec, s.now())}, nil
+}
+
+// EndorseNotice verifies a signed endorsement and commits it.
+func (s *Service) EndorseNotice(ctx context.Context, req *concordv1.EndorseNoticeRequest) (*concordv1.EndorseNoticeResponse, error) {
+	res, err := s.statement(ctx, req.GetEnvelope(), dsse.PayloadTypeEndorsement, "endorsement")
+	if err != nil {
+		return nil, err
+	}
+	return &concordv1.EndorseNoticeResponse{Notice: Summary(res.Record, s.now()), Index: res.Index}, nil
+}
+
+// ObjectToNotice verifies a signed objection and commits it.
+func (s *Service) ObjectToNotice(ctx context.Context, req *concordv1.ObjectToNoticeRequest) (*concordv1.ObjectToNoticeResponse, error) {
+	res, err := s.statement(ctx, req.GetEnvelope(), dsse.PayloadTypeObjection, "objection")
+	if err != nil {
+		return nil, err
+	}
+	return &concordv1.ObjectToNoticeResponse{Notice: Summary(res.Record, s.now()), Index: res.Index}, nil
+}
+
+// WithdrawNotice verifies a signed withdrawal and commits it.
+func (s *Service) WithdrawNotice(ctx context.Context, req *concordv1.WithdrawNoticeRequest) (*concordv1.WithdrawNoticeResponse, error) {
+	res, err := s.statement(ctx, req.GetEnvelope(), dsse.PayloadTypeWithdrawal, "withdrawal")
+	if err != nil {
+		return nil, err
+	}
+	return &concordv1.WithdrawNoticeResponse{Notice: Summary(res.Record, s.now()), Index: res.Index}, nil
+}
+
+// statement verifies and commits an endorsement, objection or withdrawal.
+func (s *Service) statement(ctx context.Context, env *concordv1.Envelope, payloadType, name string) (*state.StatementResult, error) {
+	c, err := signed.Caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	at := s.now().UTC()
+	st := s.state()
+	stmt, err := state.NewStatement(payloadType)
+	if err != nil {
+		return nil, err
+	}
+	msg := state.StatementMessage(stmt)
+	opened, err := signed.Open(st, c, env, payloadType, at, MaxStatementBytes, name, msg)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.validator.Validate(msg); err != nil {
+		return nil, fault.Invalid("envelope.payload (%T): %v", msg, err)
+	}
+	if stmt.Author() != c.PartnerID {
+		return nil, fault.Invalid("envelope.payload.author is %q but the %s is signed by %q: set author to the signer", stmt.Author(), name, c.PartnerID)
+	}
+	orig, err := st.CheckNoticeStatement(stmt, opened.Key.GetKeyId(), at, opened.Digest)
+	if err != nil {
+		return nil, err
+	}
+	if orig != nil {
+		return orig, nil
+	}
+	return fsm.Commit[*state.StatementResult](ctx, s.raft, fsm.NoticeStatementType, &statev1.NoticeStatement{
+		Envelope:    env,
+		SignerKeyId: opened.Key.GetKeyId(),
+		At:          timestamppb.New(at),
+	})
+}
+
+// GetNotice returns one notice the caller may see.
+func (s *Service) GetNotice(ctx context.Context, req *concordv1.GetNoticeRequest) (*concordv1.GetNoticeResponse, error) {
+	c, err := signed.Caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := s.state().Notice(nil, req.GetNoticeId())
+	if err != nil {
+		return nil, err
+	}
+	if rec == nil || !state.NoticeVisibleTo(rec, c.PartnerID) {
+		// The same answer whether it does not exist or may not be seen: existence leaks nothing.
+		return nil, fault.NotFound("notice %s not found", req.GetNoticeId())
+	}
+	if req.GetView() == concordv1.NoticeView_NOTICE_VIEW_SUMMARY {
+		return &concordv1.GetNoticeResponse{Notice: Summary(rec, s.now())}, nil
+	}
+	full, err := Full(rec, s.now())
+	if err != nil {
+		return nil, err
+	}
+	return &concordv1.GetNoticeResponse{Notice: full}, nil
+}
+
+// ListNotices returns a page of the notices the caller may see.
+func (s *Service) ListNotices(ctx context.Context, req *concordv1.ListNoticesRequest) (*concordv1.ListNoticesResponse, error) {
+	c, err := signed.Caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	filters := filterDigest(req)
+	after, err := decodePageToken(req.GetPageToken(), filters)
+	if err != nil {
+		return nil, err
+	}
+	size := int(req.GetPageSize())
+	if size == 0 {
+		size = defaultPageSize
+	}
+	q := state.NoticeQuery{
+		Viewer:       c.PartnerID,
+		Jurisdiction: req.GetJurisdiction(),
+		Statuses:     req.GetStatuses(),
+		Categories:   req.GetCategories(),
+		States:       req.GetStates(),
+		Issuer:       req.GetIssuer(),
+		After:        after,
+		Limit:        min(size, maxPageSize),
+	}
+	if ts := req.GetUpdatedSince(); ts != nil {
+		q.UpdatedSince = ts.AsTime()
+	}
+	page, err := s.state().ListNotices(q)
+	if err != nil {
+		return nil, err
+	}
+	now := s.now()
+	resp := &concordv1.ListNoticesResponse{Index: page.Index}
+	for _, rec := range page.Records {
+		if req.GetView() == concordv1.NoticeView_NOTICE_VIEW_FULL {
+			full, err := Full(rec, now)
+			if err != nil {
+				return nil, err
+			}
+			resp.Notices = append(resp.Notices, full)
+			continue
+		}
+		resp.Notices = append(resp.Notices, Summary(rec, now))
+	}
+	if page.Next != "" {
+		resp.NextPageToken = encodePageToken(filters, page.Next)
+	}
+	return resp, nil
+}
+
+// Summary returns the SUMMARY view of a stored record: no hashes, no envelopes, and each
+// jurisdiction's objection window marked open or closed as of now.
+func Summary(rec *concordv1.NoticeRecord, now time.Time) *concordv1.NoticeRecord {
+	out := proto.CloneOf(&concordv1.NoticeRecord{
+		Notice:        rec.GetNotice(),
+		State:         rec.GetState(),
+		HashCount:     rec.GetHashCount(),
+		AcceptedAt:    rec.GetAcceptedAt(),
+		AcceptedIndex: rec.GetAcceptedIndex(),
+		UpdatedAt:     rec.GetUpdatedAt(),
+		UpdatedIndex:  rec.GetUpdatedIndex(),
+		Jurisdictions: rec.GetJurisdictions(),
+		Withdrawal:    rec.GetWithdrawal(),
+		SupersededBy:  rec.GetSupersededBy(),
+		SignerKeyId:   rec.GetSignerKeyId(),
+	})
+	markWindows(out, now)
+	return out
+}
+
+// Full returns the FULL view of a stored record: the notice with its hashes, parsed from the
+// signed payload, and every signed envelope.
+func Full(rec *concordv1.NoticeRecord, now time.Time) (*concordv1.NoticeRecord, error) {
+	out := Summary(rec, now)
+	n := &concordv1.Notice{}
+	if err := proto.Unmarshal(rec.GetEnvelope().GetPayload(), n); err != nil {
+		return nil, fmt.Errorf("notice %s: stored payload does not parse: %w", rec.GetNotice().GetNoticeId(), err)
+	}
+	out.Notice = n
+	out.Envelope = proto.CloneOf(rec.GetEnvelope())
+	for _, e := range rec.GetStatements() {
+		out.Statements = append(out.Statements, proto.CloneOf(e))
+	}
+	return out, nil
+}
+
+func markWindows(rec *concordv1.NoticeRecord, now time.Time) {
+	for _, js := range rec.GetJurisdictions() {
+		closes := js.GetObjectionWindowClosesAt()
+		js.ObjectionWindowOpen = js.GetStatus() == concordv1.AdoptionStatus_ADOPTION_STATUS_RECOGNISED &&
+			closes != nil && now.Before(closes.AsTime())
+	}
+}
+
+// filterDigest identifies a request's filters, so a page token is only used with the filters it
+// was issued for.
+func filterDigest(req *concordv1.ListNoticesRequest) string {
+	f := proto.CloneOf(req)
+	f.PageToken, f.PageSize, f.View = "", 0, 0
+	b, _ := proto.MarshalOptions{Deterministic: true}.Marshal(f)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:6])
+}
+
+// Page tokens are opaque to clients: the filters' digest and the last notice id of the scan.
+func encodePageToken(filters, lastID string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte("n1:" + filters + ":" + lastID))
+}
+
+func decodePageToken(tok, filters string) (string, error) {
+	if tok == "" {
+		return "", nil
+	}
+	b, err := base64.RawURLEncoding.DecodeString(tok)
+	parts := strings.SplitN(string(b), ":", 3)
+	if err != nil || len(parts) != 3 || parts[0] != "n1" {
+		return "", fault.Invalid("page_token: not a token this server issued; pass next_page_token from the previous response, or nothing for the first page")
+	}
+	if parts[1] != filters {
+		return "", fault.Invalid("page_token was issued for other filters: send the same filters with it, or start again without a token")
+	}
+	return parts[2], nil
+}
