@@ -90,7 +90,15 @@ The jurisdictions, as a platform:
   curl -sS --cacert %[3]s --cert %[6]s --key %[7]s \
     -H 'Content-Type: application/json' -d '{}' https://%[2]s/concord.v1.RegistryService/ListJurisdictions
 
+Issue a removal notice as the French authority, endorse it as the German one, and see where a
+platform must act (the CLI signs with each partner's signing key):
+  export CONCORD_ADDR=%[1]s CONCORD_PKI=%[9]s
+  go run ./cmd/concord notice submit --as fr-pharos --basis fr.cp.421-2-5 --category GLORIFICATION \
+    --hash sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
+  go run ./cmd/concord notice endorse NOTICE-ID --as de-bka --basis de.stgb.140
+  go run ./cmd/concord notice list --as videoshare
+
 Every partner's certificate, key and signing key is under %[8]s. Stop with Ctrl-C.
 `, srv.GRPCAddr(), srv.HTTPAddr(), l.CACert(), l.PartnerCert(partner), l.PartnerKey(partner),
-		l.PartnerCert("videoshare"), l.PartnerKey("videoshare"), filepath.Join(l.Dir, "partners"))
+		l.PartnerCert("videoshare"), l.PartnerKey("videoshare"), filepath.Join(l.Dir, "partners"), l.Dir)
 }
