@@ -16,10 +16,12 @@ import (
 	"concord/internal/mtls"
 	"concord/internal/pki"
 	"concord/internal/ulid"
+	"concord/translog"
 
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/retry"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/timeout"
+	"golang.org/x/mod/sumdb/note"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -40,6 +42,9 @@ type Config struct {
 	// SigningKeyFile is the partner's Ed25519 statement-signing key (PKCS#8 PEM). Optional for
 	// read-only use.
 	SigningKeyFile string
+	// LogKeyFile is the hub's transparency-log verifier key (log.pub). The write helpers need it:
+	// they verify every receipt before reporting success.
+	LogKeyFile string
 	// Timeout bounds each call that has no earlier deadline (default 30 s).
 	Timeout time.Duration
 	// Retries is how often an idempotent call is retried on Unavailable (default 3; -1 none).
@@ -54,9 +59,14 @@ type Client struct {
 	signer   *dsse.Signer
 	Registry concordv1.RegistryServiceClient
 	Notices  concordv1.NoticeServiceClient
+	Log      concordv1.LogServiceClient
 
 	meMu sync.Mutex
 	me   *concordv1.Partner // cached WhoAmI
+
+	logKey note.Verifier
+	cpMu   sync.Mutex
+	lastCP *translog.Checkpoint // the largest checkpoint verified so far
 }
 
 // Dial connects to a node. The connection is established lazily, on the first call.
@@ -100,7 +110,14 @@ func Dial(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("client: %w", err)
 	}
-	c := &Client{conn: conn, Registry: concordv1.NewRegistryServiceClient(conn), Notices: concordv1.NewNoticeServiceClient(conn)}
+	c := &Client{conn: conn, Registry: concordv1.NewRegistryServiceClient(conn), Notices: concordv1.NewNoticeServiceClient(conn),
+		Log: concordv1.NewLogServiceClient(conn)}
+	if cfg.LogKeyFile != "" {
+		if c.logKey, err = pki.LoadLogVerifier(cfg.LogKeyFile); err != nil {
+			conn.Close()
+			return nil, err
+		}
+	}
 	if cfg.SigningKeyFile != "" {
 		key, err := pki.LoadSigningKey(cfg.SigningKeyFile)
 		if err != nil {
@@ -140,13 +157,18 @@ func (c *Client) SignRegistryChange(change *concordv1.RegistryChange) (*concordv
 	return dsse.SignMessage(dsse.PayloadTypeRegistryChange, change, *c.signer)
 }
 
-// UpdateRegistry signs change and submits it. Re-sending the returned envelope is safe.
+// UpdateRegistry signs change, submits it and verifies the receipt. Re-sending the envelope is
+// safe.
 func (c *Client) UpdateRegistry(ctx context.Context, change *concordv1.RegistryChange) (*concordv1.UpdateRegistryResponse, error) {
 	env, err := c.SignRegistryChange(change)
 	if err != nil {
 		return nil, err
 	}
-	return c.Registry.UpdateRegistry(ctx, &concordv1.UpdateRegistryRequest{Envelope: env})
+	resp, err := c.Registry.UpdateRegistry(ctx, &concordv1.UpdateRegistryRequest{Envelope: env})
+	if err != nil {
+		return nil, err
+	}
+	return resp, c.checkReceipt(ctx, resp.GetReceipt(), env)
 }
 
 // retriable: Unavailable, except a refused TLS handshake, which no retry will fix.

@@ -62,7 +62,7 @@ func (c *Client) SignNotice(ctx context.Context, n *concordv1.Notice) (*concordv
 	return dsse.SignMessage(dsse.PayloadTypeNotice, n, *c.signer)
 }
 
-// SubmitNotice signs n (see SignNotice) and submits it.
+// SubmitNotice signs n (see SignNotice), submits it and verifies the receipt.
 func (c *Client) SubmitNotice(ctx context.Context, n *concordv1.Notice) (*concordv1.NoticeRecord, error) {
 	env, err := c.SignNotice(ctx, n)
 	if err != nil {
@@ -72,7 +72,7 @@ func (c *Client) SubmitNotice(ctx context.Context, n *concordv1.Notice) (*concor
 	if err != nil {
 		return nil, err
 	}
-	return resp.GetNotice(), nil
+	return resp.GetNotice(), c.checkReceipt(ctx, resp.GetReceipt(), env)
 }
 
 // fillStatement sets a statement's author and jurisdiction from WhoAmI when empty.
@@ -117,7 +117,11 @@ func (c *Client) EndorseNotice(ctx context.Context, noticeID, legalBasis string)
 	if err != nil {
 		return nil, err
 	}
-	return c.Notices.EndorseNotice(ctx, &concordv1.EndorseNoticeRequest{Envelope: env})
+	resp, err := c.Notices.EndorseNotice(ctx, &concordv1.EndorseNoticeRequest{Envelope: env})
+	if err != nil {
+		return nil, err
+	}
+	return resp, c.checkReceipt(ctx, resp.GetReceipt(), env)
 }
 
 // SignObjection signs o, filling in objection_id, author, jurisdiction and created_at if empty.
@@ -140,7 +144,11 @@ func (c *Client) ObjectToNotice(ctx context.Context, noticeID, reason string) (*
 	if err != nil {
 		return nil, err
 	}
-	return c.Notices.ObjectToNotice(ctx, &concordv1.ObjectToNoticeRequest{Envelope: env})
+	resp, err := c.Notices.ObjectToNotice(ctx, &concordv1.ObjectToNoticeRequest{Envelope: env})
+	if err != nil {
+		return nil, err
+	}
+	return resp, c.checkReceipt(ctx, resp.GetReceipt(), env)
 }
 
 // SignWithdrawal signs w, filling in withdrawal_id, author and created_at if empty.
@@ -164,5 +172,9 @@ func (c *Client) WithdrawNotice(ctx context.Context, noticeID, reason string, re
 	if err != nil {
 		return nil, err
 	}
-	return c.Notices.WithdrawNotice(ctx, &concordv1.WithdrawNoticeRequest{Envelope: env})
+	resp, err := c.Notices.WithdrawNotice(ctx, &concordv1.WithdrawNoticeRequest{Envelope: env})
+	if err != nil {
+		return nil, err
+	}
+	return resp, c.checkReceipt(ctx, resp.GetReceipt(), env)
 }

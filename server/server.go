@@ -15,6 +15,7 @@ import (
 	concordv1 "concord/gen/concord/v1"
 	"concord/internal/identity"
 	"concord/internal/mtls"
+	"concord/internal/pki"
 	"concord/internal/registryfile"
 	"concord/server/authz"
 	"concord/server/fsm"
@@ -22,6 +23,7 @@ import (
 	"concord/server/raftnode"
 	"concord/server/ratelimit"
 	"concord/server/registry"
+	"concord/server/transparency"
 	"concord/server/transport"
 
 	"google.golang.org/grpc"
@@ -60,11 +62,16 @@ type Config struct {
 	Now func() time.Time
 	// ReadyTimeout bounds the wait for the node to elect itself and replay its log (default 60 s).
 	ReadyTimeout time.Duration
+	// LogKeyFile is the transparency log's note signer key (see pki.Layout.LogKey). Required.
+	LogKeyFile string
 }
 
 func (c *Config) setDefaults() error {
 	if c.DataDir == "" {
 		return errors.New("server: no data directory")
+	}
+	if c.LogKeyFile == "" {
+		return errors.New("server: no transparency log key (--log-key; 'concord certs init' creates one)")
 	}
 	if c.GRPCAddr == "" {
 		c.GRPCAddr = DefaultGRPCAddr
@@ -119,6 +126,10 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
+	logSigner, logVerifier, err := pki.LoadLogKey(cfg.LogKeyFile)
+	if err != nil {
+		return nil, err
+	}
 	s := &Server{cfg: cfg, errc: make(chan error, 2), health: health.NewServer()}
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	if s.fsm, err = fsm.New(cfg.Logger); err != nil {
@@ -143,7 +154,11 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		cfg.Logger.Info("registry bootstrapped", "partners", len(cfg.Registry.Partners), "jurisdictions", len(cfg.Registry.Jurisdictions))
 	}
 
-	regSvc, err := registry.New(s.fsm.State, s.node, cfg.Now)
+	pub, err := transparency.Open(cfg.DataDir, logSigner, logVerifier, s.fsm.Tree, s.fsm.State)
+	if err != nil {
+		return nil, err
+	}
+	regSvc, err := registry.New(s.fsm.State, s.node, pub, cfg.Now)
 	if err != nil {
 		return nil, err
 	}
@@ -162,11 +177,12 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Health:          s.health,
 		MaxMessageBytes: cfg.MaxMessageBytes,
 	}
-	noticeSvc, err := notice.New(s.fsm.State, s.node, cfg.Now)
+	noticeSvc, err := notice.New(s.fsm.State, s.node, pub, cfg.Now)
 	if err != nil {
 		return nil, err
 	}
-	services := transport.Services{Registry: regSvc, Notice: noticeSvc}
+	logSvc := transparency.NewService(s.fsm.State, s.fsm.Tree, pub)
+	services := transport.Services{Registry: regSvc, Notice: noticeSvc, LogGRPC: logSvc.GRPC(), LogConnect: logSvc.Connect()}
 	if s.grpc, err = transport.NewGRPC(opts, services); err != nil {
 		return nil, err
 	}

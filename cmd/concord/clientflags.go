@@ -24,6 +24,7 @@ import (
 //	export CONCORD_AS=fr-pharos     # the dev PKI's files for that partner
 type clientFlags struct {
 	addr, ca, cert, key, signingKey string
+	logKey                          string
 	as, pkiDir                      string
 	timeout                         time.Duration
 	json                            bool
@@ -44,6 +45,7 @@ func (f *clientFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.cert, "cert", os.Getenv("CONCORD_CERT"), "PEM file of your partner certificate ($CONCORD_CERT)")
 	fs.StringVar(&f.key, "key", os.Getenv("CONCORD_KEY"), "PEM file of your certificate's key ($CONCORD_KEY)")
 	fs.StringVar(&f.signingKey, "signing-key", os.Getenv("CONCORD_SIGNING_KEY"), "your Ed25519 statement-signing key, PKCS#8 PEM ($CONCORD_SIGNING_KEY)")
+	fs.StringVar(&f.logKey, "log-key", os.Getenv("CONCORD_LOG_KEY"), "the hub's transparency-log verifier key (log.pub): receipts of writes are verified with it ($CONCORD_LOG_KEY)")
 	fs.DurationVar(&f.timeout, "timeout", 30*time.Second, "deadline of each call")
 	fs.BoolVar(&f.json, "json", false, "print JSON (proto3 JSON mapping) instead of text")
 }
@@ -64,6 +66,9 @@ func (f *clientFlags) dial(needSigner bool) (*client.Client, error) {
 		if f.signingKey == "" {
 			f.signingKey = l.SigningKey(f.as)
 		}
+		if f.logKey == "" {
+			f.logKey = l.LogPub()
+		}
 	}
 	var missing []string
 	for name, v := range map[string]string{"--ca": f.ca, "--cert": f.cert, "--key": f.key} {
@@ -74,6 +79,9 @@ func (f *clientFlags) dial(needSigner bool) (*client.Client, error) {
 	if needSigner && f.signingKey == "" {
 		missing = append(missing, "--signing-key")
 	}
+	if needSigner && f.logKey == "" {
+		missing = append(missing, "--log-key")
+	}
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("missing %s: give them, or --as PARTNER to use the dev PKI in %s", strings.Join(missing, ", "), f.pkiDir)
 	}
@@ -82,7 +90,7 @@ func (f *clientFlags) dial(needSigner bool) (*client.Client, error) {
 			return nil, fmt.Errorf("%w (run 'concord dev' or 'concord certs init' for a dev PKI)", err)
 		}
 	}
-	cfg := client.Config{Addr: f.addr, TLS: mtls.Files{CA: f.ca, Cert: f.cert, Key: f.key}, Timeout: f.timeout}
+	cfg := client.Config{Addr: f.addr, TLS: mtls.Files{CA: f.ca, Cert: f.cert, Key: f.key}, Timeout: f.timeout, LogKeyFile: f.logKey}
 	if needSigner || f.signingKey != "" {
 		if _, err := os.Stat(f.signingKey); err == nil || needSigner {
 			cfg.SigningKeyFile = f.signingKey

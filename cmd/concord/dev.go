@@ -61,12 +61,13 @@ concord dev --dir /tmp/concord --grpc-addr 127.0.0.1:17443 --http-addr 127.0.0.1
 	}
 	layout := pki.Layout{Dir: certDir}
 	return serveUntilSignal(ctx, server.Config{
-		DataDir:  filepath.Join(*dir, "data"),
-		GRPCAddr: *grpcAddr,
-		HTTPAddr: *httpAddr,
-		TLS:      mtls.Files{CA: layout.CACert(), Cert: layout.ServerCert(), Key: layout.ServerKey()},
-		Registry: reg,
-		Logger:   logger,
+		DataDir:    filepath.Join(*dir, "data"),
+		GRPCAddr:   *grpcAddr,
+		HTTPAddr:   *httpAddr,
+		TLS:        mtls.Files{CA: layout.CACert(), Cert: layout.ServerCert(), Key: layout.ServerKey()},
+		Registry:   reg,
+		LogKeyFile: layout.LogKey(),
+		Logger:     logger,
 	}, func(srv *server.Server) { printDevCalls(os.Stdout, layout, srv) })
 }
 

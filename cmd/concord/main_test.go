@@ -45,14 +45,15 @@ type node struct {
 }
 
 // startServe runs `concord serve` on dir and waits for its ready line.
-func startServe(t *testing.T, dir string) *node {
+func startServe(t *testing.T, dir string, extra ...string) *node {
 	t.Helper()
 	certs := pki.Layout{Dir: filepath.Join(dir, "certs")}
 	cmd := exec.Command(concordBinary, "serve",
 		"--data-dir", filepath.Join(dir, "data"),
-		"--ca", certs.CACert(), "--cert", certs.ServerCert(), "--key", certs.ServerKey(),
+		"--ca", certs.CACert(), "--cert", certs.ServerCert(), "--key", certs.ServerKey(), "--log-key", certs.LogKey(),
 		"--registry", filepath.Join(certs.Dir, "registry.yaml"),
 		"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--log-format", "json")
+	cmd.Args = append(cmd.Args, extra...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -31,6 +31,7 @@ type serveConfig struct {
 	CA          string  `yaml:"ca"`
 	Cert        string  `yaml:"cert"`
 	Key         string  `yaml:"key"`
+	LogKey      string  `yaml:"log_key"`
 	TrustDomain string  `yaml:"trust_domain"`
 	Registry    string  `yaml:"registry"`
 	RateLimit   float64 `yaml:"rate_limit"`
@@ -90,6 +91,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.CA, "ca", c.CA, "PEM file of the CA that issues partner certificates")
 	fs.StringVar(&c.Cert, "cert", c.Cert, "PEM file of the server certificate")
 	fs.StringVar(&c.Key, "key", c.Key, "PEM file of the server key")
+	fs.StringVar(&c.LogKey, "log-key", c.LogKey, "the transparency log's signing key (a note signer key file; 'concord certs init' writes log.key)")
 	fs.StringVar(&c.TrustDomain, "trust-domain", c.TrustDomain, "trust domain of partner certificate URIs (spiffe://DOMAIN/partner/ID)")
 	fs.StringVar(&c.Registry, "registry", c.Registry, "YAML registry loaded on the node's first start (ignored afterwards)")
 	fs.Float64Var(&c.RateLimit, "rate-limit", c.RateLimit, "requests per second per partner (-1: no limit)")
@@ -124,13 +126,13 @@ certificate required), over the raft log in --data-dir. On the first start the r
 loaded from --registry; after that only signed UpdateRegistry calls change it.
 SIGINT or SIGTERM stops the node gracefully.`, `
 concord serve --data-dir /var/lib/concord --ca ca.pem --cert server.pem --key server.key \
-  --registry registry.yaml --grpc-addr 0.0.0.0:7443 --http-addr 0.0.0.0:8443`)
+  --log-key log.key --registry registry.yaml --grpc-addr 0.0.0.0:7443 --http-addr 0.0.0.0:8443`)
 	cfg.flags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	var missing []string
-	for flagName, v := range map[string]string{"--ca": cfg.CA, "--cert": cfg.Cert, "--key": cfg.Key} {
+	for flagName, v := range map[string]string{"--ca": cfg.CA, "--cert": cfg.Cert, "--key": cfg.Key, "--log-key": cfg.LogKey} {
 		if v == "" {
 			missing = append(missing, flagName)
 		}
@@ -153,6 +155,7 @@ concord serve --data-dir /var/lib/concord --ca ca.pem --cert server.pem --key se
 		GRPCAddr:    cfg.GRPCAddr,
 		HTTPAddr:    cfg.HTTPAddr,
 		TLS:         mtls.Files{CA: cfg.CA, Cert: cfg.Cert, Key: cfg.Key},
+		LogKeyFile:  cfg.LogKey,
 		TrustDomain: cfg.TrustDomain,
 		Registry:    reg,
 		RateLimit:   cfg.RateLimit,

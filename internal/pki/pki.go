@@ -15,6 +15,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -23,9 +24,12 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"concord/internal/identity"
+
+	"golang.org/x/mod/sumdb/note"
 )
 
 // Layout names the files of a PKI directory.
@@ -57,6 +61,15 @@ func (l Layout) SigningKey(id string) string { return filepath.Join(l.PartnerDir
 
 // SigningPub is a partner's Ed25519 statement-signing public key, as the registry lists it.
 func (l Layout) SigningPub(id string) string { return filepath.Join(l.PartnerDir(id), "signing.pub") }
+
+// LogKey is the hub's transparency-log signing key, a note signer key ("PRIVATE+KEY+...").
+func (l Layout) LogKey() string { return filepath.Join(l.Dir, "log.key") }
+
+// LogPub is the log's verifier key ("<origin>+<hash>+<key>"), which clients and auditors trust.
+func (l Layout) LogPub() string { return filepath.Join(l.Dir, "log.pub") }
+
+// LogOrigin is the name of a log (and of its key) in a trust domain: "<trust-domain>/log".
+func LogOrigin(trustDomain string) string { return trustDomain + "/log" }
 
 // Options say what Init creates.
 type Options struct {
@@ -128,6 +141,9 @@ func Init(opts Options) (*Report, error) {
 		}
 	}
 	if err := in.leaf(l.ServerCert(), l.ServerKey(), server); err != nil {
+		return nil, err
+	}
+	if err := in.logKey(LogOrigin(opts.TrustDomain)); err != nil {
 		return nil, err
 	}
 	for _, id := range opts.PartnerIDs {
@@ -294,6 +310,95 @@ func (in *initer) signingKey(keyPath, pubPath string) error {
 	return nil
 }
 
+// logKey creates the log's note signer key and its verifier key, unless they exist.
+func (in *initer) logKey(origin string) error {
+	keyPath, pubPath := in.layout.LogKey(), in.layout.LogPub()
+	if _, err := os.Lstat(keyPath); err == nil {
+		in.note(keyPath, false)
+		if _, err := os.Lstat(pubPath); err == nil {
+			in.note(pubPath, false)
+			return nil
+		}
+		b, err := readPrivate(keyPath)
+		if err != nil {
+			return err
+		}
+		vkey, err := logVerifierKey(strings.TrimSpace(string(b)))
+		if err != nil {
+			return fmt.Errorf("pki: %s: %w", keyPath, err)
+		}
+		if err := writeNew(pubPath, []byte(vkey+"\n"), 0o644); err != nil {
+			return err
+		}
+		in.note(pubPath, true)
+		return nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("pki: %w", err)
+	}
+	skey, vkey, err := note.GenerateKey(rand.Reader, origin)
+	if err != nil {
+		return fmt.Errorf("pki: generate the log key: %w", err)
+	}
+	if err := writeNew(keyPath, []byte(skey+"\n"), 0o600); err != nil {
+		return err
+	}
+	in.note(keyPath, true)
+	if err := writeNew(pubPath, []byte(vkey+"\n"), 0o644); err != nil {
+		return err
+	}
+	in.note(pubPath, true)
+	return nil
+}
+
+// logVerifierKey derives the verifier key of a note signer key ("PRIVATE+KEY+name+hash+key").
+func logVerifierKey(skey string) (string, error) {
+	parts := strings.SplitN(skey, "+", 5)
+	if len(parts) != 5 || parts[0] != "PRIVATE" || parts[1] != "KEY" {
+		return "", errors.New("not a note signer key (PRIVATE+KEY+name+hash+key)")
+	}
+	raw, err := base64.StdEncoding.DecodeString(parts[4])
+	if err != nil || len(raw) != 1+ed25519.SeedSize || raw[0] != 1 {
+		return "", errors.New("not an Ed25519 note signer key")
+	}
+	return note.NewEd25519VerifierKey(parts[2], ed25519.NewKeyFromSeed(raw[1:]).Public().(ed25519.PublicKey))
+}
+
+// LoadLogKey reads the log's note signer key and derives its verifier. Like every private key,
+// it must not be readable by group or others.
+func LoadLogKey(path string) (note.Signer, note.Verifier, error) {
+	b, err := readPrivate(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	skey := strings.TrimSpace(string(b))
+	s, err := note.NewSigner(skey)
+	if err != nil {
+		return nil, nil, fmt.Errorf("pki: %s is not a note signer key (PRIVATE+KEY+name+hash+key): %w", path, err)
+	}
+	vkey, err := logVerifierKey(skey)
+	if err != nil {
+		return nil, nil, fmt.Errorf("pki: %s: %w", path, err)
+	}
+	v, err := note.NewVerifier(vkey)
+	if err != nil {
+		return nil, nil, fmt.Errorf("pki: %s: %w", path, err)
+	}
+	return s, v, nil
+}
+
+// LoadLogVerifier reads the log's verifier key.
+func LoadLogVerifier(path string) (note.Verifier, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("pki: %w", err)
+	}
+	v, err := note.NewVerifier(strings.TrimSpace(string(b)))
+	if err != nil {
+		return nil, fmt.Errorf("pki: %s is not a note verifier key (name+hash+key): %w", path, err)
+	}
+	return v, nil
+}
+
 // ensureKey creates a private key at path unless one is there; it reports whether it created it.
 func (in *initer) ensureKey(path string, generate func() (crypto.PrivateKey, error)) (bool, error) {
 	if _, err := os.Lstat(path); err == nil {
@@ -389,8 +494,8 @@ func loadCert(path string) (*x509.Certificate, error) {
 	return cert, nil
 }
 
-// loadPrivateKey reads a PKCS#8 PEM private key, refusing a file others can read.
-func loadPrivateKey(path string) (crypto.PrivateKey, error) {
+// readPrivate reads a private key file, refusing one that group or others can read.
+func readPrivate(path string) ([]byte, error) {
 	info, err := os.Stat(path)
 	if err != nil {
 		return nil, fmt.Errorf("read private key: %w", err)
@@ -401,6 +506,15 @@ func loadPrivateKey(path string) (crypto.PrivateKey, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read private key: %w", err)
+	}
+	return data, nil
+}
+
+// loadPrivateKey reads a PKCS#8 PEM private key, refusing a file others can read.
+func loadPrivateKey(path string) (crypto.PrivateKey, error) {
+	data, err := readPrivate(path)
+	if err != nil {
+		return nil, err
 	}
 	block, _ := pem.Decode(data)
 	if block == nil || block.Type != "PRIVATE KEY" {

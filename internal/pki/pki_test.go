@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"concord/internal/identity"
+
+	"golang.org/x/mod/sumdb/note"
 )
 
 func mustInit(t *testing.T, opts Options) *Report {
@@ -47,14 +49,14 @@ func TestInitCreatesAVerifiablePKI(t *testing.T) {
 	dir := t.TempDir()
 	l := Layout{Dir: dir}
 	r := mustInit(t, Options{Dir: dir, PartnerIDs: []string{"fr-pharos", "hub-ops"}, ServerHosts: []string{"concord.internal"}})
-	want := []string{l.CAKey(), l.CACert(), l.ServerKey(), l.ServerCert()}
+	want := []string{l.CAKey(), l.CACert(), l.ServerKey(), l.ServerCert(), l.LogKey(), l.LogPub()}
 	for _, id := range []string{"fr-pharos", "hub-ops"} {
 		want = append(want, l.PartnerKey(id), l.PartnerCert(id), l.SigningKey(id), l.SigningPub(id))
 	}
 	if got := created(r); strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("created:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	for _, key := range []string{l.CAKey(), l.ServerKey(), l.PartnerKey("fr-pharos"), l.SigningKey("fr-pharos")} {
+	for _, key := range []string{l.CAKey(), l.ServerKey(), l.PartnerKey("fr-pharos"), l.SigningKey("fr-pharos"), l.LogKey()} {
 		info, err := os.Stat(key)
 		if err != nil {
 			t.Fatal(err)
@@ -104,6 +106,32 @@ func TestInitCreatesAVerifiablePKI(t *testing.T) {
 	}
 	if !pub.Equal(priv.Public()) {
 		t.Fatal("signing.pub is not the public half of signing.key")
+	}
+
+	// The log key signs notes that log.pub verifies, under the trust domain's log origin.
+	logKey, _, err := LoadLogKey(l.LogKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	logPub, err := LoadLogVerifier(l.LogPub())
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed, err := note.Sign(&note.Note{Text: "concord.example/log\n1\nAAAA\n"}, logKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := note.Open(signed, note.VerifierList(logPub)); err != nil || logPub.Name() != LogOrigin(identity.DefaultTrustDomain) {
+		t.Fatalf("log.pub does not verify log.key's notes (%v), or is named %q", err, logPub.Name())
+	}
+	// A lost log.pub is derived again from log.key.
+	if err := os.Remove(l.LogPub()); err != nil {
+		t.Fatal(err)
+	}
+	mustInit(t, Options{Dir: dir, PartnerIDs: []string{"fr-pharos", "hub-ops"}})
+	again, err := LoadLogVerifier(l.LogPub())
+	if err != nil || again.KeyHash() != logPub.KeyHash() {
+		t.Fatalf("log.pub rewritten: %v, %v", again, err)
 	}
 }
 

@@ -13,8 +13,10 @@ import (
 	"log/slog"
 	"sync/atomic"
 
+	statev1 "concord/gen/concord/state/v1"
 	"concord/server/fault"
 	"concord/server/state"
+	"concord/translog"
 
 	"github.com/hashicorp/raft"
 	"google.golang.org/protobuf/proto"
@@ -80,6 +82,7 @@ func registerCommand(t MessageType, fn command) {
 type FSM struct {
 	logger  *slog.Logger
 	state   atomic.Pointer[state.Store]
+	tree    atomic.Pointer[translog.Tree]
 	derived []Derived
 }
 
@@ -96,12 +99,31 @@ func New(logger *slog.Logger) (*FSM, error) {
 	}
 	f := &FSM{logger: logger}
 	f.state.Store(st)
+	f.tree.Store(translog.NewTree())
 	return f, nil
 }
 
 // State returns the current store. A restore replaces it (and abandons the old one), so callers
 // must not keep it across requests: call State again, or watch the store's AbandonCh.
 func (f *FSM) State() *state.Store { return f.state.Load() }
+
+// Tree returns the Merkle tree over the state's log entries. A restore replaces it.
+func (f *FSM) Tree() *translog.Tree { return f.tree.Load() }
+
+// syncTree appends to tree the leaf hashes of the entries st has and tree has not yet: the
+// entries a command appended, or every entry after a restore.
+func syncTree(tree *translog.Tree, st *state.Store) error {
+	var err error
+	walkErr := st.LogRows(uint64(tree.Size()), func(row *statev1.LogRow) bool {
+		if int64(row.GetIndex()) != tree.Size() {
+			err = fmt.Errorf("log entry %d follows a tree of %d leaves", row.GetIndex(), tree.Size())
+			return false
+		}
+		_, err = tree.Append(row.GetEntry())
+		return err == nil
+	})
+	return errors.Join(walkErr, err)
+}
 
 // errBug marks a command the FSM cannot apply because of a bug (an unknown type, a body that
 // does not decode), as opposed to a rule the command broke.
@@ -120,6 +142,11 @@ func (f *FSM) Apply(log *raft.Log) any {
 		return f.malformed(log.Index, t, errors.New("unknown message type: was the entry written by a newer server?"))
 	}
 	resp := fn(f, log.Data[1:], log.Index)
+	if err := syncTree(f.Tree(), f.State()); err != nil {
+		// The tree is derived: a failure here is a bug, and the node must not sign checkpoints
+		// over a tree that disagrees with its entries.
+		panic(fmt.Sprintf("fsm: transparency log tree out of step at raft index %d: %v", log.Index, err))
+	}
 	if err, ok := resp.(error); ok {
 		var fe *fault.Error
 		if errors.Is(err, errBug) || !errors.As(err, &fe) {
@@ -159,11 +186,16 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	if err != nil {
 		return err
 	}
+	tree := translog.NewTree()
+	if err := syncTree(tree, st); err != nil {
+		return fmt.Errorf("restore: rebuild the log's tree: %w", err)
+	}
 	for _, d := range f.derived {
 		if err := d.Rebuild(st); err != nil {
 			return fmt.Errorf("restore: rebuild derived state: %w", err)
 		}
 	}
+	f.tree.Store(tree)
 	old := f.state.Swap(st)
 	old.Abandon()
 	return nil

@@ -22,6 +22,7 @@ import (
 
 	"buf.build/go/protovalidate"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
@@ -45,13 +46,19 @@ type Service struct {
 
 	state     func() *state.Store
 	raft      fsm.Applier
+	receipts  Receipts
 	now       func() time.Time
 	validator protovalidate.Validator
 }
 
+// Receipts proves that a log entry was logged (see transparency.Publisher).
+type Receipts interface {
+	Receipt(ctx context.Context, index uint64) (*concordv1.Receipt, error)
+}
+
 // New returns the notice service reading the current state from st and writing through raft.
 // now stamps each statement; it is read here, on the leader, never inside the FSM.
-func New(st func() *state.Store, raft fsm.Applier, now func() time.Time) (*Service, error) {
+func New(st func() *state.Store, raft fsm.Applier, receipts Receipts, now func() time.Time) (*Service, error) {
 	v, err := protovalidate.New()
 	if err != nil {
 		return nil, fmt.Errorf("notice: protovalidate: %w", err)
@@ -59,7 +66,7 @@ func New(st func() *state.Store, raft fsm.Applier, now func() time.Time) (*Servi
 	if now == nil {
 		now = time.Now
 	}
-	return &Service{state: st, raft: raft, now: now, validator: v}, nil
+	return &Service{state: st, raft: raft, receipts: receipts, now: now, validator: v}, nil
 }
 
 // SubmitNotice verifies a signed notice and commits it.
@@ -88,7 +95,7 @@ func (s *Service) SubmitNotice(ctx context.Context, req *concordv1.SubmitNoticeR
 		return nil, err
 	}
 	if orig != nil {
-		return &concordv1.SubmitNoticeResponse{Notice: Summary(orig, s.now())}, nil
+		return s.submitted(ctx, orig)
 	}
 	rec, err := fsm.Commit[*concordv1.NoticeRecord](ctx, s.raft, fsm.SubmitNoticeType, &statev1.SubmitNotice{
 		Envelope:    req.GetEnvelope(),
@@ -98,7 +105,15 @@ func (s *Service) SubmitNotice(ctx context.Context, req *concordv1.SubmitNoticeR
 	if err != nil {
 		return nil, err
 	}
-	return &concordv1.SubmitNoticeResponse{Notice: Summary(rec, s.now())}, nil
+	return s.submitted(ctx, rec)
+}
+
+func (s *Service) submitted(ctx context.Context, rec *concordv1.NoticeRecord) (*concordv1.SubmitNoticeResponse, error) {
+	receipt, err := s.receipts.Receipt(ctx, rec.GetLogIndex())
+	if err != nil {
+		return nil, err
+	}
+	return &concordv1.SubmitNoticeResponse{Notice: Summary(rec, s.now()), Receipt: receipt}, nil
 }
 
 // EndorseNotice verifies a signed endorsement and commits it.
@@ -107,7 +122,11 @@ func (s *Service) EndorseNotice(ctx context.Context, req *concordv1.EndorseNotic
 	if err != nil {
 		return nil, err
 	}
-	return &concordv1.EndorseNoticeResponse{Notice: Summary(res.Record, s.now()), Index: res.Index}, nil
+	receipt, err := s.receipts.Receipt(ctx, res.LogIndex)
+	if err != nil {
+		return nil, err
+	}
+	return &concordv1.EndorseNoticeResponse{Notice: Summary(res.Record, s.now()), Index: res.Index, Receipt: receipt}, nil
 }
 
 // ObjectToNotice verifies a signed objection and commits it.
@@ -116,7 +135,11 @@ func (s *Service) ObjectToNotice(ctx context.Context, req *concordv1.ObjectToNot
 	if err != nil {
 		return nil, err
 	}
-	return &concordv1.ObjectToNoticeResponse{Notice: Summary(res.Record, s.now()), Index: res.Index}, nil
+	receipt, err := s.receipts.Receipt(ctx, res.LogIndex)
+	if err != nil {
+		return nil, err
+	}
+	return &concordv1.ObjectToNoticeResponse{Notice: Summary(res.Record, s.now()), Index: res.Index, Receipt: receipt}, nil
 }
 
 // WithdrawNotice verifies a signed withdrawal and commits it.
@@ -125,7 +148,11 @@ func (s *Service) WithdrawNotice(ctx context.Context, req *concordv1.WithdrawNot
 	if err != nil {
 		return nil, err
 	}
-	return &concordv1.WithdrawNoticeResponse{Notice: Summary(res.Record, s.now()), Index: res.Index}, nil
+	receipt, err := s.receipts.Receipt(ctx, res.LogIndex)
+	if err != nil {
+		return nil, err
+	}
+	return &concordv1.WithdrawNoticeResponse{Notice: Summary(res.Record, s.now()), Index: res.Index, Receipt: receipt}, nil
 }
 
 // statement verifies and commits an endorsement, objection or withdrawal.
@@ -243,19 +270,19 @@ func (s *Service) ListNotices(ctx context.Context, req *concordv1.ListNoticesReq
 // Summary returns the SUMMARY view of a stored record: no hashes, no envelopes, and each
 // jurisdiction's objection window marked open or closed as of now.
 func Summary(rec *concordv1.NoticeRecord, now time.Time) *concordv1.NoticeRecord {
-	out := proto.CloneOf(&concordv1.NoticeRecord{
-		Notice:        rec.GetNotice(),
-		State:         rec.GetState(),
-		HashCount:     rec.GetHashCount(),
-		AcceptedAt:    rec.GetAcceptedAt(),
-		AcceptedIndex: rec.GetAcceptedIndex(),
-		UpdatedAt:     rec.GetUpdatedAt(),
-		UpdatedIndex:  rec.GetUpdatedIndex(),
-		Jurisdictions: rec.GetJurisdictions(),
-		Withdrawal:    rec.GetWithdrawal(),
-		SupersededBy:  rec.GetSupersededBy(),
-		SignerKeyId:   rec.GetSignerKeyId(),
+	// Every field but the envelopes, copied shallowly, then deeply: the stored record's
+	// envelopes are large and never needed here.
+	shallow := &concordv1.NoticeRecord{}
+	dst := shallow.ProtoReflect()
+	rec.ProtoReflect().Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		switch fd.Name() {
+		case "envelope", "statements":
+		default:
+			dst.Set(fd, v)
+		}
+		return true
 	})
+	out := proto.CloneOf(shallow)
 	markWindows(out, now)
 	return out
 }

@@ -38,13 +38,19 @@ type Service struct {
 
 	state     func() *state.Store
 	raft      fsm.Applier
+	receipts  Receipts
 	now       func() time.Time
 	validator protovalidate.Validator
 }
 
+// Receipts proves that a log entry was logged (see transparency.Publisher).
+type Receipts interface {
+	Receipt(ctx context.Context, index uint64) (*concordv1.Receipt, error)
+}
+
 // New returns the registry service reading the current state from st and writing through raft.
 // now stamps each change; it is read here, on the leader, never inside the FSM.
-func New(st func() *state.Store, raft fsm.Applier, now func() time.Time) (*Service, error) {
+func New(st func() *state.Store, raft fsm.Applier, receipts Receipts, now func() time.Time) (*Service, error) {
 	v, err := protovalidate.New()
 	if err != nil {
 		return nil, fmt.Errorf("registry: protovalidate: %w", err)
@@ -52,7 +58,7 @@ func New(st func() *state.Store, raft fsm.Applier, now func() time.Time) (*Servi
 	if now == nil {
 		now = time.Now
 	}
-	return &Service{state: st, raft: raft, now: now, validator: v}, nil
+	return &Service{state: st, raft: raft, receipts: receipts, now: now, validator: v}, nil
 }
 
 func caller(ctx context.Context) (*authz.Caller, error) { return signed.Caller(ctx) }
@@ -159,7 +165,7 @@ func (s *Service) UpdateRegistry(ctx context.Context, req *concordv1.UpdateRegis
 		return nil, err
 	}
 	if orig != nil {
-		return appliedResponse(orig), nil
+		return s.appliedResponse(ctx, orig)
 	}
 	applied, err := fsm.Commit[*statev1.AppliedChange](ctx, s.raft, fsm.ApplyRegistryChangeType, &statev1.ApplyRegistryChange{
 		Envelope:    env,
@@ -169,11 +175,15 @@ func (s *Service) UpdateRegistry(ctx context.Context, req *concordv1.UpdateRegis
 	if err != nil {
 		return nil, err
 	}
-	return appliedResponse(applied), nil
+	return s.appliedResponse(ctx, applied)
 }
 
-func appliedResponse(a *statev1.AppliedChange) *concordv1.UpdateRegistryResponse {
-	return &concordv1.UpdateRegistryResponse{ChangeId: a.GetChangeId(), RegistryIndex: a.GetIndex(), AppliedAt: a.GetAt()}
+func (s *Service) appliedResponse(ctx context.Context, a *statev1.AppliedChange) (*concordv1.UpdateRegistryResponse, error) {
+	receipt, err := s.receipts.Receipt(ctx, a.GetLogIndex())
+	if err != nil {
+		return nil, err
+	}
+	return &concordv1.UpdateRegistryResponse{ChangeId: a.GetChangeId(), RegistryIndex: a.GetIndex(), AppliedAt: a.GetAt(), Receipt: receipt}, nil
 }
 
 // Bootstrap loads reg into the registry on a node's first start and reports whether it did.

@@ -87,15 +87,16 @@ func Prepare(t testing.TB, opts Options) *Node {
 	layout := pki.Layout{Dir: certDir}
 	n := &Node{Dir: dir, PKI: layout, DataDir: filepath.Join(dir, "data")}
 	n.Config = server.Config{
-		DataDir:   n.DataDir,
-		GRPCAddr:  "127.0.0.1:0",
-		HTTPAddr:  "127.0.0.1:0",
-		TLS:       mtls.Files{CA: layout.CACert(), Cert: layout.ServerCert(), Key: layout.ServerKey()},
-		Registry:  reg,
-		RateLimit: rate,
-		RateBurst: opts.RateBurst,
-		Logger:    logger,
-		Now:       opts.Now,
+		DataDir:    n.DataDir,
+		GRPCAddr:   "127.0.0.1:0",
+		HTTPAddr:   "127.0.0.1:0",
+		TLS:        mtls.Files{CA: layout.CACert(), Cert: layout.ServerCert(), Key: layout.ServerKey()},
+		Registry:   reg,
+		LogKeyFile: layout.LogKey(),
+		RateLimit:  rate,
+		RateBurst:  opts.RateBurst,
+		Logger:     logger,
+		Now:        opts.Now,
 	}
 	return n
 }
@@ -113,6 +114,7 @@ func (n *Node) Client(t testing.TB, partnerID string) *client.Client {
 		Addr:           n.GRPCAddr(),
 		TLS:            n.PartnerTLS(partnerID),
 		SigningKeyFile: n.PKI.SigningKey(partnerID),
+		LogKeyFile:     n.PKI.LogPub(),
 		Retries:        -1,
 	})
 	if err != nil {

@@ -209,6 +209,8 @@ type StatementResult struct {
 	Record *concordv1.NoticeRecord
 	// Index is the raft index that committed the statement.
 	Index uint64
+	// LogIndex is the statement's transparency log entry.
+	LogIndex uint64
 }
 
 func replayedStatement(txn ReadTxn, applied *statev1.AppliedStatement) (*StatementResult, error) {
@@ -219,7 +221,7 @@ func replayedStatement(txn ReadTxn, applied *statev1.AppliedStatement) (*Stateme
 	if rec == nil {
 		return nil, fmt.Errorf("statement %s refers to missing notice %s", applied.GetStatementId(), applied.GetNoticeId())
 	}
-	return &StatementResult{Record: shallowRecord(rec), Index: applied.GetIndex()}, nil
+	return &StatementResult{Record: shallowRecord(rec), Index: applied.GetIndex(), LogIndex: applied.GetLogIndex()}, nil
 }
 
 // SubmitNotice accepts notice n, the parsed payload of cmd's envelope whose signature the service
@@ -271,6 +273,9 @@ func submitNoticeTxn(txn WriteTxn, idx uint64, n *concordv1.Notice, cmd *statev1
 		UpdatedIndex:  idx,
 		Jurisdictions: deriveJurisdictions(js, n, at),
 		SignerKeyId:   cmd.GetSignerKeyId(),
+	}
+	if rec.LogIndex, err = appendLogTxn(txn, idx, cmd.GetAt(), statementEntry(cmd.GetEnvelope(), cmd.GetSignerKeyId()), n.GetNoticeId()); err != nil {
+		return nil, "", false, err
 	}
 	if err := txn.Insert(tableNotices, rec); err != nil {
 		return nil, "", false, fmt.Errorf("insert notice %s: %w", n.GetNoticeId(), err)
@@ -357,6 +362,10 @@ func noticeStatementTxn(txn WriteTxn, idx uint64, st Statement, cmd *statev1.Not
 	if err := txn.Insert(tableNotices, next); err != nil {
 		return nil, false, fmt.Errorf("update notice %s: %w", st.NoticeID(), err)
 	}
+	logIdx, err := appendLogTxn(txn, idx, cmd.GetAt(), statementEntry(cmd.GetEnvelope(), cmd.GetSignerKeyId()), st.NoticeID())
+	if err != nil {
+		return nil, false, err
+	}
 	if err := txn.Insert(tableStatements, &statev1.AppliedStatement{
 		StatementId:    st.ID(),
 		NoticeId:       st.NoticeID(),
@@ -364,6 +373,7 @@ func noticeStatementTxn(txn WriteTxn, idx uint64, st Statement, cmd *statev1.Not
 		EnvelopeDigest: digest,
 		Index:          idx,
 		At:             cmd.GetAt(),
+		LogIndex:       logIdx,
 	}); err != nil {
 		return nil, false, fmt.Errorf("record statement %s: %w", st.ID(), err)
 	}
@@ -372,7 +382,7 @@ func noticeStatementTxn(txn WriteTxn, idx uint64, st Statement, cmd *statev1.Not
 			return nil, false, err
 		}
 	}
-	return &StatementResult{Record: shallowRecord(next), Index: idx}, false, nil
+	return &StatementResult{Record: shallowRecord(next), Index: idx, LogIndex: logIdx}, false, nil
 }
 
 func setStatement(js *concordv1.JurisdictionState, id, author, reason string, at *timestamppb.Timestamp) {

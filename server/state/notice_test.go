@@ -121,7 +121,9 @@ func TestDeriveJurisdictions(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			got := deriveJurisdictions(js, tc.notice, t0)
-			if !slices.IsSortedFunc(got, func(a, b *concordv1.JurisdictionState) int { return bytes.Compare([]byte(a.GetJurisdiction()), []byte(b.GetJurisdiction())) }) {
+			if !slices.IsSortedFunc(got, func(a, b *concordv1.JurisdictionState) int {
+				return bytes.Compare([]byte(a.GetJurisdiction()), []byte(b.GetJurisdiction()))
+			}) {
 				t.Error("jurisdictions not sorted by code")
 			}
 			for _, st := range got {

@@ -283,7 +283,11 @@ func bootstrapRegistryTxn(txn WriteTxn, idx uint64, cmd *statev1.BootstrapRegist
 			return err
 		}
 	}
-	return nil
+	// The first log entry: the registry as loaded, so that a mirror rebuilds it from the log.
+	_, err = appendLogTxn(txn, idx, cmd.GetAt(), &concordv1.LogEntry{Body: &concordv1.LogEntry_Bootstrap{Bootstrap: &concordv1.BootstrapRegistryEntry{
+		Partners: cmd.GetPartners(), Jurisdictions: cmd.GetJurisdictions(), SigningKeys: cmd.GetSigningKeys(),
+	}}}, "")
+	return err
 }
 
 // ApplyRegistryChange applies change, the parsed payload of cmd's envelope whose signature the
@@ -329,11 +333,16 @@ func registryChangeTxn(txn WriteTxn, idx uint64, change *concordv1.RegistryChang
 		return nil, err
 	}
 
+	logIdx, err := appendLogTxn(txn, idx, cmd.GetAt(), statementEntry(cmd.GetEnvelope(), cmd.GetSignerKeyId()), "")
+	if err != nil {
+		return nil, err
+	}
 	applied := &statev1.AppliedChange{
 		ChangeId:       change.GetChangeId(),
 		EnvelopeDigest: digest,
 		Index:          idx,
 		At:             proto.CloneOf(cmd.GetAt()),
+		LogIndex:       logIdx,
 	}
 	if err := txn.Insert(tableRegistryChanges, applied); err != nil {
 		return nil, fmt.Errorf("record registry change %s: %w", change.GetChangeId(), err)

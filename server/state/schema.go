@@ -22,6 +22,7 @@ func schema() *memdb.DBSchema {
 		registryChangesTableSchema,
 		noticesTableSchema,
 		statementsTableSchema,
+		logTableSchema,
 	} {
 		t := fn()
 		if _, dup := db.Tables[t.Name]; dup {

@@ -127,6 +127,14 @@ func TestSchemaIndexers(t *testing.T) {
 				wrongWrite: &concordv1.Partner{Id: "x"},
 			},
 		},
+		tableLog: {
+			indexID: {
+				read: []any{uint64(7)}, readKey: []byte{0, 0, 0, 0, 0, 0, 0, 7},
+				write: &statev1.LogRow{Index: 258}, writeKey: []byte{0, 0, 0, 0, 0, 0, 1, 2},
+				prefix: []any{""}, prefixKey: []byte{},
+				wrongWrite: &concordv1.Partner{Id: "x"},
+			},
+		},
 		tableRegistryChanges: {
 			indexID: {
 				read: []any{"01J0000000000000000000000A"}, readKey: []byte("01J0000000000000000000000A\x00"),

@@ -34,6 +34,7 @@ const (
 	appliedChangeRecord recordType = 6 // statev1.AppliedChange
 	noticeRecord        recordType = 7 // concordv1.NoticeRecord
 	statementRecord     recordType = 8 // statev1.AppliedStatement
+	logRecord           recordType = 9 // statev1.LogRow
 )
 
 // persister writes one table's rows, in primary key order, so that equal states give
@@ -68,6 +69,7 @@ func init() {
 	registerProtoTable[*statev1.AppliedChange](tableRegistryChanges, appliedChangeRecord)
 	registerProtoTable[*concordv1.NoticeRecord](tableNotices, noticeRecord)
 	registerProtoTable[*statev1.AppliedStatement](tableStatements, statementRecord)
+	registerProtoTable[*statev1.LogRow](tableLog, logRecord)
 }
 
 func registerTable(table string, rt recordType, marshal func(any) ([]byte, error), restore restorer) {

@@ -19,6 +19,8 @@ type ReadTxn interface {
 	Get(table, index string, args ...any) (memdb.ResultIterator, error)
 	First(table, index string, args ...any) (any, error)
 	FirstWatch(table, index string, args ...any) (<-chan struct{}, any, error)
+	Last(table, index string, args ...any) (any, error)
+	LowerBound(table, index string, args ...any) (memdb.ResultIterator, error)
 }
 
 // WriteTxn is a memdb write transaction.

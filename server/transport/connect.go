@@ -47,6 +47,7 @@ func NewConnect(o Options, s Services, chain PeerChainFunc) (*connect.Server, er
 	srv := connect.NewServer(c.intercept, validate.NewServerInterceptor())
 	concordv1connect.RegisterRegistryServiceHandler(srv, s.Registry)
 	concordv1connect.RegisterNoticeServiceHandler(srv, s.Notice)
+	concordv1connect.RegisterLogServiceHandler(srv, s.LogConnect)
 	registerHealth(srv, o)
 	grpcreflect.Register(srv)
 	return srv, nil

@@ -70,6 +70,7 @@ func NewGRPC(o Options, s Services) (*grpc.Server, error) {
 	)
 	concordv1.RegisterRegistryServiceServer(srv, s.Registry)
 	concordv1.RegisterNoticeServiceServer(srv, s.Notice)
+	concordv1.RegisterLogServiceServer(srv, s.LogGRPC)
 	healthpb.RegisterHealthServer(srv, o.Health)
 	reflection.Register(srv)
 	return srv, nil

@@ -44,10 +44,13 @@ type NoticeService interface {
 	concordv1connect.NoticeServiceHandler
 }
 
-// Services are the core handlers both ports serve.
+// Services are the core handlers both ports serve. A service with a streaming method has one
+// handler per transport: their streaming signatures differ.
 type Services struct {
-	Registry RegistryService
-	Notice   NoticeService
+	Registry   RegistryService
+	Notice     NoticeService
+	LogGRPC    concordv1.LogServiceServer
+	LogConnect concordv1connect.LogServiceHandler
 }
 
 func (o *Options) check() error {

@@ -889,7 +889,9 @@ type NoticeRecord struct {
 	// The notice that replaced this one (state SUPERSEDED).
 	SupersededBy string `protobuf:"bytes,12,opt,name=superseded_by,json=supersededBy,proto3" json:"superseded_by,omitempty"`
 	// The signing key the issuer signed with.
-	SignerKeyId   string `protobuf:"bytes,13,opt,name=signer_key_id,json=signerKeyId,proto3" json:"signer_key_id,omitempty"`
+	SignerKeyId string `protobuf:"bytes,13,opt,name=signer_key_id,json=signerKeyId,proto3" json:"signer_key_id,omitempty"`
+	// The transparency log entry of the notice's submission.
+	LogIndex      uint64 `protobuf:"varint,14,opt,name=log_index,json=logIndex,proto3" json:"log_index,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1015,6 +1017,13 @@ func (x *NoticeRecord) GetSignerKeyId() string {
 	return ""
 }
 
+func (x *NoticeRecord) GetLogIndex() uint64 {
+	if x != nil {
+		return x.LogIndex
+	}
+	return 0
+}
+
 type SubmitNoticeRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// A DSSE envelope whose payload is a serialized Notice.
@@ -1063,7 +1072,9 @@ func (x *SubmitNoticeRequest) GetEnvelope() *Envelope {
 type SubmitNoticeResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The accepted notice (SUMMARY view).
-	Notice        *NoticeRecord `protobuf:"bytes,1,opt,name=notice,proto3" json:"notice,omitempty"`
+	Notice *NoticeRecord `protobuf:"bytes,1,opt,name=notice,proto3" json:"notice,omitempty"`
+	// Proof that the notice was logged.
+	Receipt       *Receipt `protobuf:"bytes,2,opt,name=receipt,proto3" json:"receipt,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1101,6 +1112,13 @@ func (*SubmitNoticeResponse) Descriptor() ([]byte, []int) {
 func (x *SubmitNoticeResponse) GetNotice() *NoticeRecord {
 	if x != nil {
 		return x.Notice
+	}
+	return nil
+}
+
+func (x *SubmitNoticeResponse) GetReceipt() *Receipt {
+	if x != nil {
+		return x.Receipt
 	}
 	return nil
 }
@@ -1155,7 +1173,9 @@ type EndorseNoticeResponse struct {
 	// The notice after the endorsement (SUMMARY view).
 	Notice *NoticeRecord `protobuf:"bytes,1,opt,name=notice,proto3" json:"notice,omitempty"`
 	// The raft index at which the endorsement was committed.
-	Index         uint64 `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
+	Index uint64 `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
+	// Proof that the statement was logged.
+	Receipt       *Receipt `protobuf:"bytes,3,opt,name=receipt,proto3" json:"receipt,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1204,6 +1224,13 @@ func (x *EndorseNoticeResponse) GetIndex() uint64 {
 	return 0
 }
 
+func (x *EndorseNoticeResponse) GetReceipt() *Receipt {
+	if x != nil {
+		return x.Receipt
+	}
+	return nil
+}
+
 type ObjectToNoticeRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// A DSSE envelope whose payload is a serialized Objection.
@@ -1250,9 +1277,11 @@ func (x *ObjectToNoticeRequest) GetEnvelope() *Envelope {
 }
 
 type ObjectToNoticeResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Notice        *NoticeRecord          `protobuf:"bytes,1,opt,name=notice,proto3" json:"notice,omitempty"`
-	Index         uint64                 `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Notice *NoticeRecord          `protobuf:"bytes,1,opt,name=notice,proto3" json:"notice,omitempty"`
+	Index  uint64                 `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
+	// Proof that the statement was logged.
+	Receipt       *Receipt `protobuf:"bytes,3,opt,name=receipt,proto3" json:"receipt,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1301,6 +1330,13 @@ func (x *ObjectToNoticeResponse) GetIndex() uint64 {
 	return 0
 }
 
+func (x *ObjectToNoticeResponse) GetReceipt() *Receipt {
+	if x != nil {
+		return x.Receipt
+	}
+	return nil
+}
+
 type WithdrawNoticeRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// A DSSE envelope whose payload is a serialized Withdrawal.
@@ -1347,9 +1383,11 @@ func (x *WithdrawNoticeRequest) GetEnvelope() *Envelope {
 }
 
 type WithdrawNoticeResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Notice        *NoticeRecord          `protobuf:"bytes,1,opt,name=notice,proto3" json:"notice,omitempty"`
-	Index         uint64                 `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Notice *NoticeRecord          `protobuf:"bytes,1,opt,name=notice,proto3" json:"notice,omitempty"`
+	Index  uint64                 `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
+	// Proof that the statement was logged.
+	Receipt       *Receipt `protobuf:"bytes,3,opt,name=receipt,proto3" json:"receipt,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1396,6 +1434,13 @@ func (x *WithdrawNoticeResponse) GetIndex() uint64 {
 		return x.Index
 	}
 	return 0
+}
+
+func (x *WithdrawNoticeResponse) GetReceipt() *Receipt {
+	if x != nil {
+		return x.Receipt
+	}
+	return nil
 }
 
 type GetNoticeRequest struct {
@@ -1680,7 +1725,7 @@ var File_concord_v1_notice_proto protoreflect.FileDescriptor
 const file_concord_v1_notice_proto_rawDesc = "" +
 	"\n" +
 	"\x17concord/v1/notice.proto\x12\n" +
-	"concord.v1\x1a\x1bbuf/validate/validate.proto\x1a\x18concord/v1/options.proto\x1a\x16concord/v1/types.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc6\b\n" +
+	"concord.v1\x1a\x1bbuf/validate/validate.proto\x1a\x14concord/v1/log.proto\x1a\x18concord/v1/options.proto\x1a\x16concord/v1/types.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc6\b\n" +
 	"\x06Notice\x12<\n" +
 	"\tnotice_id\x18\x01 \x01(\tB\x1f\xbaH\x1cr\x1a2\x18^[0-9A-HJKMNP-TV-Z]{26}$R\bnoticeId\x12!\n" +
 	"\x06issuer\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x02\x18?R\x06issuer\x125\n" +
@@ -1757,7 +1802,7 @@ const file_concord_v1_notice_proto_rawDesc = "" +
 	"\x06reason\x18\v \x01(\tR\x06reason\x129\n" +
 	"\n" +
 	"changed_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\tchangedAt\x122\n" +
-	"\x15objection_window_open\x18\r \x01(\bR\x13objectionWindowOpen\"\xfa\x04\n" +
+	"\x15objection_window_open\x18\r \x01(\bR\x13objectionWindowOpen\"\x97\x05\n" +
 	"\fNoticeRecord\x12*\n" +
 	"\x06notice\x18\x01 \x01(\v2\x12.concord.v1.NoticeR\x06notice\x120\n" +
 	"\benvelope\x18\x02 \x01(\v2\x14.concord.v1.EnvelopeR\benvelope\x12-\n" +
@@ -1779,26 +1824,31 @@ const file_concord_v1_notice_proto_rawDesc = "" +
 	"withdrawal\x18\v \x01(\v2\x16.concord.v1.WithdrawalR\n" +
 	"withdrawal\x12#\n" +
 	"\rsuperseded_by\x18\f \x01(\tR\fsupersededBy\x12\"\n" +
-	"\rsigner_key_id\x18\r \x01(\tR\vsignerKeyId\"O\n" +
+	"\rsigner_key_id\x18\r \x01(\tR\vsignerKeyId\x12\x1b\n" +
+	"\tlog_index\x18\x0e \x01(\x04R\blogIndex\"O\n" +
 	"\x13SubmitNoticeRequest\x128\n" +
-	"\benvelope\x18\x01 \x01(\v2\x14.concord.v1.EnvelopeB\x06\xbaH\x03\xc8\x01\x01R\benvelope\"H\n" +
+	"\benvelope\x18\x01 \x01(\v2\x14.concord.v1.EnvelopeB\x06\xbaH\x03\xc8\x01\x01R\benvelope\"w\n" +
 	"\x14SubmitNoticeResponse\x120\n" +
-	"\x06notice\x18\x01 \x01(\v2\x18.concord.v1.NoticeRecordR\x06notice\"P\n" +
+	"\x06notice\x18\x01 \x01(\v2\x18.concord.v1.NoticeRecordR\x06notice\x12-\n" +
+	"\areceipt\x18\x02 \x01(\v2\x13.concord.v1.ReceiptR\areceipt\"P\n" +
 	"\x14EndorseNoticeRequest\x128\n" +
-	"\benvelope\x18\x01 \x01(\v2\x14.concord.v1.EnvelopeB\x06\xbaH\x03\xc8\x01\x01R\benvelope\"_\n" +
+	"\benvelope\x18\x01 \x01(\v2\x14.concord.v1.EnvelopeB\x06\xbaH\x03\xc8\x01\x01R\benvelope\"\x8e\x01\n" +
 	"\x15EndorseNoticeResponse\x120\n" +
 	"\x06notice\x18\x01 \x01(\v2\x18.concord.v1.NoticeRecordR\x06notice\x12\x14\n" +
-	"\x05index\x18\x02 \x01(\x04R\x05index\"Q\n" +
+	"\x05index\x18\x02 \x01(\x04R\x05index\x12-\n" +
+	"\areceipt\x18\x03 \x01(\v2\x13.concord.v1.ReceiptR\areceipt\"Q\n" +
 	"\x15ObjectToNoticeRequest\x128\n" +
-	"\benvelope\x18\x01 \x01(\v2\x14.concord.v1.EnvelopeB\x06\xbaH\x03\xc8\x01\x01R\benvelope\"`\n" +
+	"\benvelope\x18\x01 \x01(\v2\x14.concord.v1.EnvelopeB\x06\xbaH\x03\xc8\x01\x01R\benvelope\"\x8f\x01\n" +
 	"\x16ObjectToNoticeResponse\x120\n" +
 	"\x06notice\x18\x01 \x01(\v2\x18.concord.v1.NoticeRecordR\x06notice\x12\x14\n" +
-	"\x05index\x18\x02 \x01(\x04R\x05index\"Q\n" +
+	"\x05index\x18\x02 \x01(\x04R\x05index\x12-\n" +
+	"\areceipt\x18\x03 \x01(\v2\x13.concord.v1.ReceiptR\areceipt\"Q\n" +
 	"\x15WithdrawNoticeRequest\x128\n" +
-	"\benvelope\x18\x01 \x01(\v2\x14.concord.v1.EnvelopeB\x06\xbaH\x03\xc8\x01\x01R\benvelope\"`\n" +
+	"\benvelope\x18\x01 \x01(\v2\x14.concord.v1.EnvelopeB\x06\xbaH\x03\xc8\x01\x01R\benvelope\"\x8f\x01\n" +
 	"\x16WithdrawNoticeResponse\x120\n" +
 	"\x06notice\x18\x01 \x01(\v2\x18.concord.v1.NoticeRecordR\x06notice\x12\x14\n" +
-	"\x05index\x18\x02 \x01(\x04R\x05index\"\x86\x01\n" +
+	"\x05index\x18\x02 \x01(\x04R\x05index\x12-\n" +
+	"\areceipt\x18\x03 \x01(\v2\x13.concord.v1.ReceiptR\areceipt\"\x86\x01\n" +
 	"\x10GetNoticeRequest\x12<\n" +
 	"\tnotice_id\x18\x01 \x01(\tB\x1f\xbaH\x1cr\x1a2\x18^[0-9A-HJKMNP-TV-Z]{26}$R\bnoticeId\x124\n" +
 	"\x04view\x18\x02 \x01(\x0e2\x16.concord.v1.NoticeViewB\b\xbaH\x05\x82\x01\x02\x10\x01R\x04view\"E\n" +
@@ -1903,6 +1953,7 @@ var file_concord_v1_notice_proto_goTypes = []any{
 	(*durationpb.Duration)(nil),    // 25: google.protobuf.Duration
 	(*timestamppb.Timestamp)(nil),  // 26: google.protobuf.Timestamp
 	(*Envelope)(nil),               // 27: concord.v1.Envelope
+	(*Receipt)(nil),                // 28: concord.v1.Receipt
 }
 var file_concord_v1_notice_proto_depIdxs = []int32{
 	22, // 0: concord.v1.Notice.categories:type_name -> concord.v1.Category
@@ -1929,37 +1980,41 @@ var file_concord_v1_notice_proto_depIdxs = []int32{
 	7,  // 21: concord.v1.NoticeRecord.withdrawal:type_name -> concord.v1.Withdrawal
 	27, // 22: concord.v1.SubmitNoticeRequest.envelope:type_name -> concord.v1.Envelope
 	9,  // 23: concord.v1.SubmitNoticeResponse.notice:type_name -> concord.v1.NoticeRecord
-	27, // 24: concord.v1.EndorseNoticeRequest.envelope:type_name -> concord.v1.Envelope
-	9,  // 25: concord.v1.EndorseNoticeResponse.notice:type_name -> concord.v1.NoticeRecord
-	27, // 26: concord.v1.ObjectToNoticeRequest.envelope:type_name -> concord.v1.Envelope
-	9,  // 27: concord.v1.ObjectToNoticeResponse.notice:type_name -> concord.v1.NoticeRecord
-	27, // 28: concord.v1.WithdrawNoticeRequest.envelope:type_name -> concord.v1.Envelope
-	9,  // 29: concord.v1.WithdrawNoticeResponse.notice:type_name -> concord.v1.NoticeRecord
-	2,  // 30: concord.v1.GetNoticeRequest.view:type_name -> concord.v1.NoticeView
-	9,  // 31: concord.v1.GetNoticeResponse.notice:type_name -> concord.v1.NoticeRecord
-	1,  // 32: concord.v1.ListNoticesRequest.statuses:type_name -> concord.v1.AdoptionStatus
-	22, // 33: concord.v1.ListNoticesRequest.categories:type_name -> concord.v1.Category
-	0,  // 34: concord.v1.ListNoticesRequest.states:type_name -> concord.v1.NoticeState
-	26, // 35: concord.v1.ListNoticesRequest.updated_since:type_name -> google.protobuf.Timestamp
-	2,  // 36: concord.v1.ListNoticesRequest.view:type_name -> concord.v1.NoticeView
-	9,  // 37: concord.v1.ListNoticesResponse.notices:type_name -> concord.v1.NoticeRecord
-	10, // 38: concord.v1.NoticeService.SubmitNotice:input_type -> concord.v1.SubmitNoticeRequest
-	12, // 39: concord.v1.NoticeService.EndorseNotice:input_type -> concord.v1.EndorseNoticeRequest
-	14, // 40: concord.v1.NoticeService.ObjectToNotice:input_type -> concord.v1.ObjectToNoticeRequest
-	16, // 41: concord.v1.NoticeService.WithdrawNotice:input_type -> concord.v1.WithdrawNoticeRequest
-	18, // 42: concord.v1.NoticeService.GetNotice:input_type -> concord.v1.GetNoticeRequest
-	20, // 43: concord.v1.NoticeService.ListNotices:input_type -> concord.v1.ListNoticesRequest
-	11, // 44: concord.v1.NoticeService.SubmitNotice:output_type -> concord.v1.SubmitNoticeResponse
-	13, // 45: concord.v1.NoticeService.EndorseNotice:output_type -> concord.v1.EndorseNoticeResponse
-	15, // 46: concord.v1.NoticeService.ObjectToNotice:output_type -> concord.v1.ObjectToNoticeResponse
-	17, // 47: concord.v1.NoticeService.WithdrawNotice:output_type -> concord.v1.WithdrawNoticeResponse
-	19, // 48: concord.v1.NoticeService.GetNotice:output_type -> concord.v1.GetNoticeResponse
-	21, // 49: concord.v1.NoticeService.ListNotices:output_type -> concord.v1.ListNoticesResponse
-	44, // [44:50] is the sub-list for method output_type
-	38, // [38:44] is the sub-list for method input_type
-	38, // [38:38] is the sub-list for extension type_name
-	38, // [38:38] is the sub-list for extension extendee
-	0,  // [0:38] is the sub-list for field type_name
+	28, // 24: concord.v1.SubmitNoticeResponse.receipt:type_name -> concord.v1.Receipt
+	27, // 25: concord.v1.EndorseNoticeRequest.envelope:type_name -> concord.v1.Envelope
+	9,  // 26: concord.v1.EndorseNoticeResponse.notice:type_name -> concord.v1.NoticeRecord
+	28, // 27: concord.v1.EndorseNoticeResponse.receipt:type_name -> concord.v1.Receipt
+	27, // 28: concord.v1.ObjectToNoticeRequest.envelope:type_name -> concord.v1.Envelope
+	9,  // 29: concord.v1.ObjectToNoticeResponse.notice:type_name -> concord.v1.NoticeRecord
+	28, // 30: concord.v1.ObjectToNoticeResponse.receipt:type_name -> concord.v1.Receipt
+	27, // 31: concord.v1.WithdrawNoticeRequest.envelope:type_name -> concord.v1.Envelope
+	9,  // 32: concord.v1.WithdrawNoticeResponse.notice:type_name -> concord.v1.NoticeRecord
+	28, // 33: concord.v1.WithdrawNoticeResponse.receipt:type_name -> concord.v1.Receipt
+	2,  // 34: concord.v1.GetNoticeRequest.view:type_name -> concord.v1.NoticeView
+	9,  // 35: concord.v1.GetNoticeResponse.notice:type_name -> concord.v1.NoticeRecord
+	1,  // 36: concord.v1.ListNoticesRequest.statuses:type_name -> concord.v1.AdoptionStatus
+	22, // 37: concord.v1.ListNoticesRequest.categories:type_name -> concord.v1.Category
+	0,  // 38: concord.v1.ListNoticesRequest.states:type_name -> concord.v1.NoticeState
+	26, // 39: concord.v1.ListNoticesRequest.updated_since:type_name -> google.protobuf.Timestamp
+	2,  // 40: concord.v1.ListNoticesRequest.view:type_name -> concord.v1.NoticeView
+	9,  // 41: concord.v1.ListNoticesResponse.notices:type_name -> concord.v1.NoticeRecord
+	10, // 42: concord.v1.NoticeService.SubmitNotice:input_type -> concord.v1.SubmitNoticeRequest
+	12, // 43: concord.v1.NoticeService.EndorseNotice:input_type -> concord.v1.EndorseNoticeRequest
+	14, // 44: concord.v1.NoticeService.ObjectToNotice:input_type -> concord.v1.ObjectToNoticeRequest
+	16, // 45: concord.v1.NoticeService.WithdrawNotice:input_type -> concord.v1.WithdrawNoticeRequest
+	18, // 46: concord.v1.NoticeService.GetNotice:input_type -> concord.v1.GetNoticeRequest
+	20, // 47: concord.v1.NoticeService.ListNotices:input_type -> concord.v1.ListNoticesRequest
+	11, // 48: concord.v1.NoticeService.SubmitNotice:output_type -> concord.v1.SubmitNoticeResponse
+	13, // 49: concord.v1.NoticeService.EndorseNotice:output_type -> concord.v1.EndorseNoticeResponse
+	15, // 50: concord.v1.NoticeService.ObjectToNotice:output_type -> concord.v1.ObjectToNoticeResponse
+	17, // 51: concord.v1.NoticeService.WithdrawNotice:output_type -> concord.v1.WithdrawNoticeResponse
+	19, // 52: concord.v1.NoticeService.GetNotice:output_type -> concord.v1.GetNoticeResponse
+	21, // 53: concord.v1.NoticeService.ListNotices:output_type -> concord.v1.ListNoticesResponse
+	48, // [48:54] is the sub-list for method output_type
+	42, // [42:48] is the sub-list for method input_type
+	42, // [42:42] is the sub-list for extension type_name
+	42, // [42:42] is the sub-list for extension extendee
+	0,  // [0:42] is the sub-list for field type_name
 }
 
 func init() { file_concord_v1_notice_proto_init() }
@@ -1967,6 +2022,7 @@ func file_concord_v1_notice_proto_init() {
 	if File_concord_v1_notice_proto != nil {
 		return
 	}
+	file_concord_v1_log_proto_init()
 	file_concord_v1_options_proto_init()
 	file_concord_v1_types_proto_init()
 	type x struct{}

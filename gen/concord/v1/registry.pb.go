@@ -370,7 +370,9 @@ type UpdateRegistryResponse struct {
 	// The raft index at which the change was committed.
 	RegistryIndex uint64 `protobuf:"varint,2,opt,name=registry_index,json=registryIndex,proto3" json:"registry_index,omitempty"`
 	// When the hub applied the change.
-	AppliedAt     *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=applied_at,json=appliedAt,proto3" json:"applied_at,omitempty"`
+	AppliedAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=applied_at,json=appliedAt,proto3" json:"applied_at,omitempty"`
+	// Proof that the change was logged.
+	Receipt       *Receipt `protobuf:"bytes,4,opt,name=receipt,proto3" json:"receipt,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -422,6 +424,13 @@ func (x *UpdateRegistryResponse) GetRegistryIndex() uint64 {
 func (x *UpdateRegistryResponse) GetAppliedAt() *timestamppb.Timestamp {
 	if x != nil {
 		return x.AppliedAt
+	}
+	return nil
+}
+
+func (x *UpdateRegistryResponse) GetReceipt() *Receipt {
+	if x != nil {
+		return x.Receipt
 	}
 	return nil
 }
@@ -706,7 +715,7 @@ var File_concord_v1_registry_proto protoreflect.FileDescriptor
 const file_concord_v1_registry_proto_rawDesc = "" +
 	"\n" +
 	"\x19concord/v1/registry.proto\x12\n" +
-	"concord.v1\x1a\x1bbuf/validate/validate.proto\x1a\x18concord/v1/options.proto\x1a\x16concord/v1/types.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x0f\n" +
+	"concord.v1\x1a\x1bbuf/validate/validate.proto\x1a\x14concord/v1/log.proto\x1a\x18concord/v1/options.proto\x1a\x16concord/v1/types.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x0f\n" +
 	"\rWhoAmIRequest\"h\n" +
 	"\x0eWhoAmIResponse\x12-\n" +
 	"\apartner\x18\x01 \x01(\v2\x13.concord.v1.PartnerR\apartner\x12'\n" +
@@ -725,12 +734,13 @@ const file_concord_v1_registry_proto_rawDesc = "" +
 	"\rjurisdictions\x18\x01 \x03(\v2\x18.concord.v1.JurisdictionR\rjurisdictions\x12%\n" +
 	"\x0eregistry_index\x18\x02 \x01(\x04R\rregistryIndex\"Q\n" +
 	"\x15UpdateRegistryRequest\x128\n" +
-	"\benvelope\x18\x01 \x01(\v2\x14.concord.v1.EnvelopeB\x06\xbaH\x03\xc8\x01\x01R\benvelope\"\x97\x01\n" +
+	"\benvelope\x18\x01 \x01(\v2\x14.concord.v1.EnvelopeB\x06\xbaH\x03\xc8\x01\x01R\benvelope\"\xc6\x01\n" +
 	"\x16UpdateRegistryResponse\x12\x1b\n" +
 	"\tchange_id\x18\x01 \x01(\tR\bchangeId\x12%\n" +
 	"\x0eregistry_index\x18\x02 \x01(\x04R\rregistryIndex\x129\n" +
 	"\n" +
-	"applied_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tappliedAt\"\xd5\x03\n" +
+	"applied_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tappliedAt\x12-\n" +
+	"\areceipt\x18\x04 \x01(\v2\x13.concord.v1.ReceiptR\areceipt\"\xd5\x03\n" +
 	"\x0eRegistryChange\x12<\n" +
 	"\tchange_id\x18\x01 \x01(\tB\x1f\xbaH\x1cr\x1a2\x18^[0-9A-HJKMNP-TV-Z]{26}$R\bchangeId\x12!\n" +
 	"\x06author\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x02\x18?R\x06author\x129\n" +
@@ -797,6 +807,7 @@ var file_concord_v1_registry_proto_goTypes = []any{
 	(*Jurisdiction)(nil),              // 12: concord.v1.Jurisdiction
 	(*Envelope)(nil),                  // 13: concord.v1.Envelope
 	(*timestamppb.Timestamp)(nil),     // 14: google.protobuf.Timestamp
+	(*Receipt)(nil),                   // 15: concord.v1.Receipt
 }
 var file_concord_v1_registry_proto_depIdxs = []int32{
 	11, // 0: concord.v1.WhoAmIResponse.partner:type_name -> concord.v1.Partner
@@ -804,26 +815,27 @@ var file_concord_v1_registry_proto_depIdxs = []int32{
 	12, // 2: concord.v1.ListJurisdictionsResponse.jurisdictions:type_name -> concord.v1.Jurisdiction
 	13, // 3: concord.v1.UpdateRegistryRequest.envelope:type_name -> concord.v1.Envelope
 	14, // 4: concord.v1.UpdateRegistryResponse.applied_at:type_name -> google.protobuf.Timestamp
-	14, // 5: concord.v1.RegistryChange.created_at:type_name -> google.protobuf.Timestamp
-	11, // 6: concord.v1.RegistryChange.upsert_partner:type_name -> concord.v1.Partner
-	9,  // 7: concord.v1.RegistryChange.add_signing_key:type_name -> concord.v1.AddSigningKey
-	10, // 8: concord.v1.RegistryChange.revoke_signing_key:type_name -> concord.v1.RevokeSigningKey
-	12, // 9: concord.v1.RegistryChange.set_jurisdiction:type_name -> concord.v1.Jurisdiction
-	14, // 10: concord.v1.AddSigningKey.not_before:type_name -> google.protobuf.Timestamp
-	14, // 11: concord.v1.AddSigningKey.not_after:type_name -> google.protobuf.Timestamp
-	0,  // 12: concord.v1.RegistryService.WhoAmI:input_type -> concord.v1.WhoAmIRequest
-	2,  // 13: concord.v1.RegistryService.ListPartners:input_type -> concord.v1.ListPartnersRequest
-	4,  // 14: concord.v1.RegistryService.ListJurisdictions:input_type -> concord.v1.ListJurisdictionsRequest
-	6,  // 15: concord.v1.RegistryService.UpdateRegistry:input_type -> concord.v1.UpdateRegistryRequest
-	1,  // 16: concord.v1.RegistryService.WhoAmI:output_type -> concord.v1.WhoAmIResponse
-	3,  // 17: concord.v1.RegistryService.ListPartners:output_type -> concord.v1.ListPartnersResponse
-	5,  // 18: concord.v1.RegistryService.ListJurisdictions:output_type -> concord.v1.ListJurisdictionsResponse
-	7,  // 19: concord.v1.RegistryService.UpdateRegistry:output_type -> concord.v1.UpdateRegistryResponse
-	16, // [16:20] is the sub-list for method output_type
-	12, // [12:16] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	15, // 5: concord.v1.UpdateRegistryResponse.receipt:type_name -> concord.v1.Receipt
+	14, // 6: concord.v1.RegistryChange.created_at:type_name -> google.protobuf.Timestamp
+	11, // 7: concord.v1.RegistryChange.upsert_partner:type_name -> concord.v1.Partner
+	9,  // 8: concord.v1.RegistryChange.add_signing_key:type_name -> concord.v1.AddSigningKey
+	10, // 9: concord.v1.RegistryChange.revoke_signing_key:type_name -> concord.v1.RevokeSigningKey
+	12, // 10: concord.v1.RegistryChange.set_jurisdiction:type_name -> concord.v1.Jurisdiction
+	14, // 11: concord.v1.AddSigningKey.not_before:type_name -> google.protobuf.Timestamp
+	14, // 12: concord.v1.AddSigningKey.not_after:type_name -> google.protobuf.Timestamp
+	0,  // 13: concord.v1.RegistryService.WhoAmI:input_type -> concord.v1.WhoAmIRequest
+	2,  // 14: concord.v1.RegistryService.ListPartners:input_type -> concord.v1.ListPartnersRequest
+	4,  // 15: concord.v1.RegistryService.ListJurisdictions:input_type -> concord.v1.ListJurisdictionsRequest
+	6,  // 16: concord.v1.RegistryService.UpdateRegistry:input_type -> concord.v1.UpdateRegistryRequest
+	1,  // 17: concord.v1.RegistryService.WhoAmI:output_type -> concord.v1.WhoAmIResponse
+	3,  // 18: concord.v1.RegistryService.ListPartners:output_type -> concord.v1.ListPartnersResponse
+	5,  // 19: concord.v1.RegistryService.ListJurisdictions:output_type -> concord.v1.ListJurisdictionsResponse
+	7,  // 20: concord.v1.RegistryService.UpdateRegistry:output_type -> concord.v1.UpdateRegistryResponse
+	17, // [17:21] is the sub-list for method output_type
+	13, // [13:17] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_concord_v1_registry_proto_init() }
@@ -831,6 +843,7 @@ func file_concord_v1_registry_proto_init() {
 	if File_concord_v1_registry_proto != nil {
 		return
 	}
+	file_concord_v1_log_proto_init()
 	file_concord_v1_options_proto_init()
 	file_concord_v1_types_proto_init()
 	file_concord_v1_registry_proto_msgTypes[8].OneofWrappers = []any{

@@ -167,8 +167,10 @@ type AppliedChange struct {
 	EnvelopeDigest []byte                 `protobuf:"bytes,2,opt,name=envelope_digest,json=envelopeDigest,proto3" json:"envelope_digest,omitempty"`
 	Index          uint64                 `protobuf:"varint,3,opt,name=index,proto3" json:"index,omitempty"`
 	At             *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=at,proto3" json:"at,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The transparency log entry of the change.
+	LogIndex      uint64 `protobuf:"varint,5,opt,name=log_index,json=logIndex,proto3" json:"log_index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AppliedChange) Reset() {
@@ -227,6 +229,13 @@ func (x *AppliedChange) GetAt() *timestamppb.Timestamp {
 		return x.At
 	}
 	return nil
+}
+
+func (x *AppliedChange) GetLogIndex() uint64 {
+	if x != nil {
+		return x.LogIndex
+	}
+	return 0
 }
 
 // IndexEntry records the raft index of the last change to a state table.
@@ -472,8 +481,10 @@ type AppliedStatement struct {
 	EnvelopeDigest []byte                 `protobuf:"bytes,4,opt,name=envelope_digest,json=envelopeDigest,proto3" json:"envelope_digest,omitempty"`
 	Index          uint64                 `protobuf:"varint,5,opt,name=index,proto3" json:"index,omitempty"`
 	At             *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=at,proto3" json:"at,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The transparency log entry of the statement.
+	LogIndex      uint64 `protobuf:"varint,7,opt,name=log_index,json=logIndex,proto3" json:"log_index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AppliedStatement) Reset() {
@@ -548,6 +559,77 @@ func (x *AppliedStatement) GetAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *AppliedStatement) GetLogIndex() uint64 {
+	if x != nil {
+		return x.LogIndex
+	}
+	return 0
+}
+
+// LogRow is one entry of the transparency log as the state store keeps it.
+type LogRow struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The leaf's position, from 0.
+	Index uint64 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	// The serialized concord.v1.LogEntry: the leaf, exactly as served.
+	Entry []byte `protobuf:"bytes,2,opt,name=entry,proto3" json:"entry,omitempty"`
+	// The notice the entry concerns, if any: its sharing restrictions decide who may read it.
+	NoticeId      string `protobuf:"bytes,3,opt,name=notice_id,json=noticeId,proto3" json:"notice_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LogRow) Reset() {
+	*x = LogRow{}
+	mi := &file_concord_state_v1_state_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LogRow) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LogRow) ProtoMessage() {}
+
+func (x *LogRow) ProtoReflect() protoreflect.Message {
+	mi := &file_concord_state_v1_state_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LogRow.ProtoReflect.Descriptor instead.
+func (*LogRow) Descriptor() ([]byte, []int) {
+	return file_concord_state_v1_state_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *LogRow) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *LogRow) GetEntry() []byte {
+	if x != nil {
+		return x.Entry
+	}
+	return nil
+}
+
+func (x *LogRow) GetNoticeId() string {
+	if x != nil {
+		return x.NoticeId
+	}
+	return ""
+}
+
 var File_concord_state_v1_state_proto protoreflect.FileDescriptor
 
 const file_concord_state_v1_state_proto_rawDesc = "" +
@@ -561,12 +643,13 @@ const file_concord_state_v1_state_proto_rawDesc = "" +
 	"\x13ApplyRegistryChange\x120\n" +
 	"\benvelope\x18\x01 \x01(\v2\x14.concord.v1.EnvelopeR\benvelope\x12\"\n" +
 	"\rsigner_key_id\x18\x02 \x01(\tR\vsignerKeyId\x12*\n" +
-	"\x02at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"\x97\x01\n" +
+	"\x02at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"\xb4\x01\n" +
 	"\rAppliedChange\x12\x1b\n" +
 	"\tchange_id\x18\x01 \x01(\tR\bchangeId\x12'\n" +
 	"\x0fenvelope_digest\x18\x02 \x01(\fR\x0eenvelopeDigest\x12\x14\n" +
 	"\x05index\x18\x03 \x01(\x04R\x05index\x12*\n" +
-	"\x02at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"4\n" +
+	"\x02at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12\x1b\n" +
+	"\tlog_index\x18\x05 \x01(\x04R\blogIndex\"4\n" +
 	"\n" +
 	"IndexEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
@@ -581,14 +664,19 @@ const file_concord_state_v1_state_proto_rawDesc = "" +
 	"\x0fNoticeStatement\x120\n" +
 	"\benvelope\x18\x01 \x01(\v2\x14.concord.v1.EnvelopeR\benvelope\x12\"\n" +
 	"\rsigner_key_id\x18\x02 \x01(\tR\vsignerKeyId\x12*\n" +
-	"\x02at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"\xe0\x01\n" +
+	"\x02at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"\xfd\x01\n" +
 	"\x10AppliedStatement\x12!\n" +
 	"\fstatement_id\x18\x01 \x01(\tR\vstatementId\x12\x1b\n" +
 	"\tnotice_id\x18\x02 \x01(\tR\bnoticeId\x12!\n" +
 	"\fpayload_type\x18\x03 \x01(\tR\vpayloadType\x12'\n" +
 	"\x0fenvelope_digest\x18\x04 \x01(\fR\x0eenvelopeDigest\x12\x14\n" +
 	"\x05index\x18\x05 \x01(\x04R\x05index\x12*\n" +
-	"\x02at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x02atB&Z$concord/gen/concord/state/v1;statev1b\x06proto3"
+	"\x02at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12\x1b\n" +
+	"\tlog_index\x18\a \x01(\x04R\blogIndex\"Q\n" +
+	"\x06LogRow\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x14\n" +
+	"\x05entry\x18\x02 \x01(\fR\x05entry\x12\x1b\n" +
+	"\tnotice_id\x18\x03 \x01(\tR\bnoticeIdB&Z$concord/gen/concord/state/v1;statev1b\x06proto3"
 
 var (
 	file_concord_state_v1_state_proto_rawDescOnce sync.Once
@@ -602,7 +690,7 @@ func file_concord_state_v1_state_proto_rawDescGZIP() []byte {
 	return file_concord_state_v1_state_proto_rawDescData
 }
 
-var file_concord_state_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_concord_state_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_concord_state_v1_state_proto_goTypes = []any{
 	(*BootstrapRegistry)(nil),     // 0: concord.state.v1.BootstrapRegistry
 	(*ApplyRegistryChange)(nil),   // 1: concord.state.v1.ApplyRegistryChange
@@ -612,25 +700,26 @@ var file_concord_state_v1_state_proto_goTypes = []any{
 	(*SubmitNotice)(nil),          // 5: concord.state.v1.SubmitNotice
 	(*NoticeStatement)(nil),       // 6: concord.state.v1.NoticeStatement
 	(*AppliedStatement)(nil),      // 7: concord.state.v1.AppliedStatement
-	(*v1.Partner)(nil),            // 8: concord.v1.Partner
-	(*v1.Jurisdiction)(nil),       // 9: concord.v1.Jurisdiction
-	(*v1.SigningKey)(nil),         // 10: concord.v1.SigningKey
-	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
-	(*v1.Envelope)(nil),           // 12: concord.v1.Envelope
+	(*LogRow)(nil),                // 8: concord.state.v1.LogRow
+	(*v1.Partner)(nil),            // 9: concord.v1.Partner
+	(*v1.Jurisdiction)(nil),       // 10: concord.v1.Jurisdiction
+	(*v1.SigningKey)(nil),         // 11: concord.v1.SigningKey
+	(*timestamppb.Timestamp)(nil), // 12: google.protobuf.Timestamp
+	(*v1.Envelope)(nil),           // 13: concord.v1.Envelope
 }
 var file_concord_state_v1_state_proto_depIdxs = []int32{
-	8,  // 0: concord.state.v1.BootstrapRegistry.partners:type_name -> concord.v1.Partner
-	9,  // 1: concord.state.v1.BootstrapRegistry.jurisdictions:type_name -> concord.v1.Jurisdiction
-	10, // 2: concord.state.v1.BootstrapRegistry.signing_keys:type_name -> concord.v1.SigningKey
-	11, // 3: concord.state.v1.BootstrapRegistry.at:type_name -> google.protobuf.Timestamp
-	12, // 4: concord.state.v1.ApplyRegistryChange.envelope:type_name -> concord.v1.Envelope
-	11, // 5: concord.state.v1.ApplyRegistryChange.at:type_name -> google.protobuf.Timestamp
-	11, // 6: concord.state.v1.AppliedChange.at:type_name -> google.protobuf.Timestamp
-	12, // 7: concord.state.v1.SubmitNotice.envelope:type_name -> concord.v1.Envelope
-	11, // 8: concord.state.v1.SubmitNotice.at:type_name -> google.protobuf.Timestamp
-	12, // 9: concord.state.v1.NoticeStatement.envelope:type_name -> concord.v1.Envelope
-	11, // 10: concord.state.v1.NoticeStatement.at:type_name -> google.protobuf.Timestamp
-	11, // 11: concord.state.v1.AppliedStatement.at:type_name -> google.protobuf.Timestamp
+	9,  // 0: concord.state.v1.BootstrapRegistry.partners:type_name -> concord.v1.Partner
+	10, // 1: concord.state.v1.BootstrapRegistry.jurisdictions:type_name -> concord.v1.Jurisdiction
+	11, // 2: concord.state.v1.BootstrapRegistry.signing_keys:type_name -> concord.v1.SigningKey
+	12, // 3: concord.state.v1.BootstrapRegistry.at:type_name -> google.protobuf.Timestamp
+	13, // 4: concord.state.v1.ApplyRegistryChange.envelope:type_name -> concord.v1.Envelope
+	12, // 5: concord.state.v1.ApplyRegistryChange.at:type_name -> google.protobuf.Timestamp
+	12, // 6: concord.state.v1.AppliedChange.at:type_name -> google.protobuf.Timestamp
+	13, // 7: concord.state.v1.SubmitNotice.envelope:type_name -> concord.v1.Envelope
+	12, // 8: concord.state.v1.SubmitNotice.at:type_name -> google.protobuf.Timestamp
+	13, // 9: concord.state.v1.NoticeStatement.envelope:type_name -> concord.v1.Envelope
+	12, // 10: concord.state.v1.NoticeStatement.at:type_name -> google.protobuf.Timestamp
+	12, // 11: concord.state.v1.AppliedStatement.at:type_name -> google.protobuf.Timestamp
 	12, // [12:12] is the sub-list for method output_type
 	12, // [12:12] is the sub-list for method input_type
 	12, // [12:12] is the sub-list for extension type_name
@@ -649,7 +738,7 @@ func file_concord_state_v1_state_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_concord_state_v1_state_proto_rawDesc), len(file_concord_state_v1_state_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   8,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

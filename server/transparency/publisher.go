@@ -1,0 +1,201 @@
+// Package transparency serves Concord's transparency log: it signs checkpoints over the tree the
+// FSM derives from the log entries, never signing one inconsistent with an earlier one (across
+// restarts too: the last signed checkpoint is kept durably before anyone sees it), builds the
+// receipts that write RPCs return, and implements LogService.
+package transparency
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+
+	concordv1 "concord/gen/concord/v1"
+	"concord/server/fault"
+	"concord/server/state"
+	"concord/translog"
+
+	"golang.org/x/mod/sumdb/note"
+)
+
+// Signed is a checkpoint and its signed note.
+type Signed struct {
+	Checkpoint translog.Checkpoint
+	Note       string
+}
+
+// Proto is the checkpoint as the API carries it.
+func (s *Signed) Proto() *concordv1.Checkpoint {
+	root := s.Checkpoint.Root
+	return &concordv1.Checkpoint{Note: s.Note, Origin: s.Checkpoint.Origin, Size: uint64(s.Checkpoint.Size), RootHash: root[:]}
+}
+
+// Publisher signs checkpoints of the log's tree.
+type Publisher struct {
+	tree     func() *translog.Tree
+	entries  func() *state.Store
+	signer   note.Signer
+	verifier note.Verifier
+	path     string
+
+	mu   sync.Mutex // serialises signing and writing the checkpoint file
+	last atomic.Pointer[Signed]
+}
+
+// CheckpointFile is where a node keeps the last checkpoint it signed, in its data directory.
+const CheckpointFile = "checkpoint"
+
+// Open returns a publisher signing with signer, whose verifier is verifier, over tree. It reads
+// the last checkpoint this node signed from dataDir and refuses to go on if the tree is not
+// consistent with it (shorter, or another root at that size): signing again would contradict
+// what partners were already given.
+func Open(dataDir string, signer note.Signer, verifier note.Verifier, tree func() *translog.Tree, entries func() *state.Store) (*Publisher, error) {
+	if signer.Name() != verifier.Name() || signer.KeyHash() != verifier.KeyHash() {
+		return nil, errors.New("transparency: the log's signer and verifier keys differ")
+	}
+	p := &Publisher{tree: tree, entries: entries, signer: signer, verifier: verifier, path: filepath.Join(dataDir, CheckpointFile)}
+	b, err := os.ReadFile(p.path)
+	if errors.Is(err, os.ErrNotExist) {
+		return p, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("transparency: read the last checkpoint: %w", err)
+	}
+	cp, _, err := translog.OpenCheckpoint(string(b), verifier)
+	if err != nil {
+		return nil, fmt.Errorf("transparency: the last checkpoint in %s does not verify with the log key %s: %w", p.path, verifier.Name(), err)
+	}
+	t := tree()
+	if t.Size() < cp.Size {
+		return nil, fmt.Errorf("transparency: this node signed a checkpoint of %d entries but its log has %d: entries were lost; restore the data directory from a backup instead of serving a log that contradicts its checkpoints", cp.Size, t.Size())
+	}
+	root, err := t.Root(cp.Size)
+	if err != nil {
+		return nil, err
+	}
+	if root != cp.Root {
+		return nil, fmt.Errorf("transparency: the log's first %d entries do not have the root of the checkpoint this node signed: the log was changed; do not serve it", cp.Size)
+	}
+	p.last.Store(&Signed{Checkpoint: cp, Note: string(b)})
+	return p, nil
+}
+
+// Origin is the log's name, as its checkpoints carry it.
+func (p *Publisher) Origin() string { return p.signer.Name() }
+
+// Verifier is the log's public key.
+func (p *Publisher) Verifier() note.Verifier { return p.verifier }
+
+// Latest returns a signed checkpoint of at least minSize entries (minSize 0: of the whole tree
+// as it is now), signing a new one of the current tree if the last is smaller. Concurrent
+// callers share one signature: the first signs the whole tree as it then is, the others find it
+// large enough.
+func (p *Publisher) Latest(ctx context.Context, minSize int64) (*Signed, error) {
+	if last := p.last.Load(); last != nil && minSize > 0 && last.Checkpoint.Size >= minSize {
+		return last, nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	t := p.tree()
+	size := t.Size()
+	if minSize <= 0 {
+		minSize = max(size, 1)
+	}
+	last := p.last.Load()
+	if last != nil && last.Checkpoint.Size >= minSize {
+		return last, nil
+	}
+	if size < minSize {
+		return nil, fault.Unavailable("the log has %d entries, fewer than %d: retry once the entry is applied", size, minSize)
+	}
+	root, err := t.Root(size)
+	if err != nil {
+		return nil, err
+	}
+	cp := translog.Checkpoint{Origin: p.signer.Name(), Size: size, Root: root}
+	if last != nil {
+		// Never sign a checkpoint inconsistent with the last: the tree only grows, so this
+		// holds by construction; check it anyway, the cost is one proof.
+		proof, err := t.ConsistencyProof(last.Checkpoint.Size, size)
+		if err == nil {
+			err = translog.CheckConsistency(proof, last.Checkpoint.Size, last.Checkpoint.Root, size, root)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("transparency: refusing to sign tree %d: not consistent with the last checkpoint (%d): %w", size, last.Checkpoint.Size, err)
+		}
+	}
+	signed, err := cp.Sign(p.signer)
+	if err != nil {
+		return nil, err
+	}
+	// Durable before anyone sees it, so a restart knows what it must stay consistent with.
+	if err := writeFileSync(p.path, []byte(signed)); err != nil {
+		return nil, fmt.Errorf("transparency: keep the checkpoint: %w", err)
+	}
+	s := &Signed{Checkpoint: cp, Note: signed}
+	p.last.Store(s)
+	return s, nil
+}
+
+// Receipt proves that entry index is logged: the entry, its inclusion proof and a signed
+// checkpoint.
+func (p *Publisher) Receipt(ctx context.Context, index uint64) (*concordv1.Receipt, error) {
+	s, err := p.Latest(ctx, int64(index)+1)
+	if err != nil {
+		return nil, err
+	}
+	t := p.tree()
+	proof, err := t.InclusionProof(int64(index), s.Checkpoint.Size)
+	if err != nil {
+		return nil, err
+	}
+	leaf, err := t.LeafHashAt(int64(index))
+	if err != nil {
+		return nil, err
+	}
+	row, err := p.entries().LogRow(index)
+	if err != nil {
+		return nil, err
+	}
+	if row == nil {
+		return nil, fmt.Errorf("transparency: log entry %d is in the tree but not in the state", index)
+	}
+	return &concordv1.Receipt{Index: index, InclusionProof: translog.HashesToBytes(proof), Checkpoint: s.Proto(), LeafHash: leaf[:], Entry: row.GetEntry()}, nil
+}
+
+// writeFileSync replaces path with data atomically and durably: a temporary file, synced,
+// renamed over path, and the directory synced.
+func writeFileSync(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
