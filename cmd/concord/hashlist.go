@@ -2,15 +2,12 @@ package main
 
 import (
 	"bytes"
-	"crypto/md5"
-	"crypto/sha256"
 	"encoding/csv"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"strings"
 
@@ -83,14 +80,30 @@ func readHashList(path string) ([]*concordv1.Hash, error) {
 	}
 	trimmed := bytes.TrimSpace(data)
 	if len(trimmed) > 0 && trimmed[0] == '[' {
-		var items []struct {
+		type item struct {
 			Kind    string          `json:"kind"`
 			Hex     string          `json:"hex"`
 			Value   string          `json:"value"`
 			Quality json.RawMessage `json:"quality"`
+			// The output of `concord hash --json`: one object per file, its hashes inside.
+			Hashes []item `json:"hashes"`
 		}
-		if err := json.Unmarshal(trimmed, &items); err != nil {
-			return nil, fmt.Errorf("hash list %s: not a JSON array of {\"kind\", \"hex\", \"quality\"}: %w", path, err)
+		var nested []item
+		if err := json.Unmarshal(trimmed, &nested); err != nil {
+			return nil, fmt.Errorf("hash list %s: not a JSON array of {\"kind\", \"hex\", \"quality\"} (or of 'concord hash --json' results): %w", path, err)
+		}
+		var items []item
+		for _, it := range nested {
+			if it.Hashes != nil {
+				for _, h := range it.Hashes {
+					if q, _ := strconv.Atoi(string(h.Quality)); strings.EqualFold(h.Kind, "pdq") && q < 50 {
+						continue // not shareable: `concord hash` lists it for information
+					}
+					items = append(items, h)
+				}
+				continue
+			}
+			items = append(items, it)
 		}
 		out := make([]*concordv1.Hash, 0, len(items))
 		for i, it := range items {
@@ -143,19 +156,3 @@ func readHashList(path string) ([]*concordv1.Hash, error) {
 	return out, nil
 }
 
-// fileHashes hashes a local file: the content never leaves the machine, only its hashes do.
-func fileHashes(path string) ([]*concordv1.Hash, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	s, m := sha256.New(), md5.New()
-	if _, err := io.Copy(io.MultiWriter(s, m), f); err != nil {
-		return nil, fmt.Errorf("hash %s: %w", path, err)
-	}
-	return []*concordv1.Hash{
-		{Kind: concordv1.HashKind_HASH_KIND_SHA256, Value: s.Sum(nil)},
-		{Kind: concordv1.HashKind_HASH_KIND_MD5, Value: m.Sum(nil)},
-	}, nil
-}

@@ -91,8 +91,9 @@ func parseCategories(names []string) ([]concordv1.Category, error) {
 func runNoticeSubmit(ctx context.Context, args []string) error {
 	fs := newFlags("notice submit", "notice submit [flags]", `
 Issues a removal notice under your jurisdiction's law, signed with your signing key. Hashes come
-from --hash (given), --file (computed here: the file never leaves this machine) and --list (a
-CSV or JSON bulk list; more than 10 000 hashes go as several notices, one id each). The notice
+from --hash (given), --file (computed here: the file never leaves this machine; images get a
+PDQ hash too), --url (a URL to block) and --list (a CSV or JSON bulk list, or the --json output
+of 'concord hash'; more than 10 000 hashes go as several notices, one id each). The notice
 is acknowledged once committed; the command prints each notice's id and its state in every
 partner jurisdiction.
 
@@ -105,7 +106,9 @@ concord notice submit --as fr-pharos --basis fr.lcen.6-1 --category ATTACK_FOOTA
 	cf.register(fs)
 	var hashes, files, lists, categories, share, narratives repeatFlag
 	fs.Var(&hashes, "hash", "a hash, KIND:HEX or KIND:HEX:QUALITY (repeatable)")
-	fs.Var(&files, "file", "a local file to hash (repeatable)")
+	fs.Var(&files, "file", "a local file to hash: SHA-256, MD5, and PDQ for images (repeatable)")
+	var urls repeatFlag
+	fs.Var(&urls, "url", "a URL to block, shared as the SHA-256 of its normalised form (repeatable)")
 	fs.Var(&lists, "list", "a CSV or JSON file of hashes, or - for standard input (repeatable)")
 	fs.Var(&categories, "category", "a harmonised category, e.g. GLORIFICATION (repeatable, or comma-separated)")
 	basis := fs.String("basis", "", "the provision of your jurisdiction the notice is issued under, e.g. fr.cp.421-2-5 (required)")
@@ -173,6 +176,17 @@ concord notice submit --as fr-pharos --basis fr.lcen.6-1 --category ATTACK_FOOTA
 			return err
 		}
 		all = append(all, hs...)
+	}
+	for _, u := range urls {
+		r := hashURL(u)
+		if r.Error != "" {
+			return fmt.Errorf("--url %q: %s", u, r.Error)
+		}
+		h, err := newHash(r.Hashes[0].Kind, r.Hashes[0].Hex, "")
+		if err != nil {
+			return err
+		}
+		all = append(all, h)
 	}
 	for _, l := range lists {
 		hs, err := readHashList(l)

@@ -90,6 +90,21 @@ func TestNoticeCommands(t *testing.T) {
 		t.Fatalf("hashes: %v, want %v", gotHex, want)
 	}
 
+	// An image also gets its PDQ hash, computed locally; a URL its normalised SHA-256.
+	img := "../../hashing/pdq/testdata/pixels/bridge-mods/blur-a-little.png"
+	imgRec := cliRecord(t, mustCLI(t, n, "fr-pharos", "notice", "submit", "--basis", "fr.lcen.6-1", "--category", "ATTACK_FOOTAGE",
+		"--file", img, "--url", "https://example.org/attack.mp4", "--json"))
+	kinds := map[string]bool{}
+	for _, h := range cliRecord(t, mustCLI(t, n, "videoshare", "notice", "get", imgRec.GetNotice().GetNoticeId(), "--json")).GetNotice().GetHashes() {
+		kinds[kindName(h.GetKind())] = true
+		if h.GetKind() == concordv1.HashKind_HASH_KIND_PDQ && h.GetQuality() < 50 {
+			t.Errorf("PDQ of quality %d submitted", h.GetQuality())
+		}
+	}
+	if !kinds["sha256"] || !kinds["md5"] || !kinds["pdq"] || !kinds["url_sha256"] {
+		t.Fatalf("image notice holds %v, want sha256, md5, pdq and url_sha256", kinds)
+	}
+
 	// endorse, object, withdraw, in people's text output.
 	if out := mustCLI(t, n, "de-bka", "notice", "endorse", id, "--basis", "de.stgb.140"); !strings.Contains(out, "ENDORSED") || !strings.Contains(out, "de.stgb.140") {
 		t.Fatalf("endorse output:\n%s", out)
@@ -121,7 +136,7 @@ func TestNoticeCommands(t *testing.T) {
 		t.Fatalf("bulk submit output:\n%.2000s", out)
 	}
 	out = mustCLI(t, n, "observatory", "notice", "list", "--category", "ATTACK_FOOTAGE")
-	if strings.Count(out, "ATTACK_FOOTAGE") != 2 {
+	if strings.Count(out, "ATTACK_FOOTAGE") != 3 { // the image notice and the two bulk ones
 		t.Fatalf("list output:\n%s", out)
 	}
 	out = mustCLI(t, n, "observatory", "notice", "list", "--state", "withdrawn", "--json")
