@@ -1,0 +1,439 @@
+// Command mihbench measures the match index at scale, in one run: for each size and
+// distribution it builds the index through the Builder (the restart path), then reports PDQ
+// radius-31 query latency (random queries, and queries planted near stored hashes), a
+// brute-force scan of the same hashes in the same run and the ratio, memory per stored hash
+// (RSS and Go heap), and, once per run, exact SHA-256 lookups per second at the largest size.
+//
+//	go run ./matchindex/cmd/mihbench -n 1000000,10000000 -dist uniform,clustered
+//
+// It prints a Markdown table (BENCHMARKS.md holds the figures and the command). Build with
+// GOAMD64=v2 or higher to compare with POPCNT compiled in (the default v1 checks a CPU
+// flag before each popcount).
+package main
+
+import (
+	"encoding/binary"
+	"flag"
+	"fmt"
+	"log"
+	"math/bits"
+	"math/rand/v2"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"concord/matchindex"
+)
+
+func main() {
+	sizes := flag.String("n", "1000000,10000000", "stored PDQ hashes, comma-separated")
+	dists := flag.String("dist", "uniform,clustered", "distributions: uniform, clustered")
+	queries := flag.Int("queries", 2000, "queries of each sort (random, planted)")
+	brute := flag.Int("brute", 20, "brute-force scans (for the p50)")
+	exact := flag.Bool("exact", true, "measure SHA-256 lookups at the largest size")
+	adds := flag.Int("adds", 100_000, "hashes then added through Add (1 000-hash notices), to measure queries over merged segments; 0: skip")
+	layout := flag.Int("layout", 8, "also measure the worst segment layout of this merge factor at the largest size (uniform); 0: skip")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			log.Fatal(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+
+	fmt.Printf("machine: %d CPUs (%s), %s, GOAMD64=%s, GOMAXPROCS=%d\n\n", runtime.NumCPU(), cpuModel(),
+		runtime.Version(), goamd64(), runtime.GOMAXPROCS(0))
+	fmt.Println("| hashes | dist | build s (Builder.Add + Finish) | index B/hash (Stats) | RSS B/hash | heap B/hash | " +
+		"p50 µs random | p99 µs random | p50 µs planted | p99 µs planted | queries/s/core | brute p50 ms | ratio | exact check | segments after adds | p50 µs after adds |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	var largest int
+	for _, ns := range strings.Split(*sizes, ",") {
+		n, err := strconv.Atoi(ns)
+		if err != nil {
+			log.Fatalf("-n %q: want comma-separated hash counts", *sizes)
+		}
+		largest = max(largest, n)
+		for _, d := range strings.Split(*dists, ",") {
+			if d != "uniform" && d != "clustered" {
+				log.Fatalf("-dist %q: want uniform or clustered", d)
+			}
+			runPDQ(n, d, *queries, *brute, *adds)
+		}
+	}
+	if *layout > 1 {
+		runWorstLayout(largest, *layout, *queries)
+	}
+	if *exact {
+		runExact(largest)
+	}
+}
+
+// runWorstLayout measures queries over the most segments the merge policy with factor f
+// lets stand over a first segment of n hashes: each newer one just under 1/f of the one
+// before, down to one notice. Background merging is off so the layout stays as built.
+func runWorstLayout(n, f, nq int) {
+	g := newGen(77, n, "uniform")
+	b := matchindex.NewBuilder(matchindex.Options{ManualMerge: true})
+	load(b, g, n, nil)
+	x := b.Finish()
+	total := n
+	notice := 0
+	for size := n/f - 1; size >= perNotice; size = size/f - 1 {
+		var batch []matchindex.Notice
+		for left := size; left > 0; left -= perNotice {
+			k := min(left, perNotice)
+			hs := make([]matchindex.Hash, k)
+			for j := range hs {
+				hs[j] = matchindex.Hash{Kind: matchindex.PDQ, Value: bytesOf(g.next())}
+			}
+			batch = append(batch, matchindex.Notice{ID: fmt.Sprintf("01LAYOUT%018d", notice), Hashes: hs})
+			notice++
+		}
+		if err := x.AddBatch(batch); err != nil {
+			log.Fatal(err)
+		}
+		total += size
+	}
+	qg := newGen(5, n, "uniform")
+	qs := make([][4]uint64, nq)
+	for i := range qs {
+		qs[i] = qg.random()
+	}
+	settle()
+	lat, _ := timeQueries(x, qs)
+	slices.Sort(lat)
+	fmt.Printf("\nworst layout for merge factor %d: %d hashes in segments %v: p50 %.0f µs, p99 %.0f µs (random queries, r=31)\n",
+		f, total, x.Stats().SegmentSizes, us(lat[len(lat)/2]), us(lat[len(lat)*99/100]))
+	runtime.KeepAlive(x)
+}
+
+// gen draws PDQ hashes: uniform (independent random: the worst case), or clustered (near-
+// duplicate families: n/32 centres, each hash within 32 bits of its centre).
+type gen struct {
+	rng     *rand.Rand
+	dist    string
+	centres [][4]uint64
+}
+
+func newGen(seed uint64, n int, dist string) *gen {
+	g := &gen{rng: rand.New(rand.NewPCG(seed, 1)), dist: dist}
+	if dist == "clustered" {
+		g.centres = make([][4]uint64, max(n/32, 1))
+		for i := range g.centres {
+			g.centres[i] = g.random()
+		}
+	}
+	return g
+}
+
+func (g *gen) random() [4]uint64 {
+	return [4]uint64{g.rng.Uint64(), g.rng.Uint64(), g.rng.Uint64(), g.rng.Uint64()}
+}
+
+func (g *gen) next() [4]uint64 {
+	if g.dist == "uniform" {
+		return g.random()
+	}
+	return flip(g.rng, g.centres[g.rng.IntN(len(g.centres))], g.rng.IntN(33))
+}
+
+// flip returns h with d distinct random bits flipped.
+func flip(rng *rand.Rand, h [4]uint64, d int) [4]uint64 {
+	var done [4]uint64
+	for d > 0 {
+		b := rng.IntN(256)
+		if done[b/64]&(1<<(b%64)) != 0 {
+			continue
+		}
+		done[b/64] |= 1 << (b % 64)
+		h[b/64] ^= 1 << (b % 64)
+		d--
+	}
+	return h
+}
+
+func put(dst []byte, h [4]uint64) {
+	for i, w := range h {
+		binary.BigEndian.PutUint64(dst[8*i:], w)
+	}
+}
+
+const perNotice = 1000
+
+// load streams n hashes from a generator into a builder, notice by notice, keeping the
+// hashes at the given indices (sorted) for planted queries. It returns the time spent in
+// Builder.Add, without the generator's.
+func load(b *matchindex.Builder, g *gen, n int, keep []int) ([][4]uint64, time.Duration) {
+	var inAdd time.Duration
+	var kept [][4]uint64
+	buf := make([]byte, perNotice*matchindex.PDQSize)
+	hs := make([]matchindex.Hash, 0, perNotice)
+	for i, notice := 0, 0; i < n; notice++ {
+		hs = hs[:0]
+		for j := 0; j < perNotice && i < n; j, i = j+1, i+1 {
+			h := g.next()
+			if len(keep) > 0 && keep[0] == i {
+				kept = append(kept, h)
+				keep = keep[1:]
+			}
+			v := buf[j*32 : j*32+32]
+			put(v, h)
+			hs = append(hs, matchindex.Hash{Kind: matchindex.PDQ, Value: v})
+		}
+		id := fmt.Sprintf("01BENCH%019d", notice)
+		s := time.Now()
+		if err := b.Add(id, hs); err != nil {
+			log.Fatal(err)
+		}
+		inAdd += time.Since(s)
+	}
+	return kept, inAdd
+}
+
+func runPDQ(n int, dist string, nq, nBrute, adds int) {
+	rss0, heap0 := settle()
+	rng := rand.New(rand.NewPCG(7, 7))
+	seen := map[int]bool{}
+	var keep []int
+	for len(keep) < min(nq, n) {
+		if i := rng.IntN(n); !seen[i] {
+			seen[i] = true
+			keep = append(keep, i)
+		}
+	}
+	slices.Sort(keep)
+	b := matchindex.NewBuilder(matchindex.Options{})
+	kept, loadTime := load(b, newGen(42, n, dist), n, keep)
+	t1 := time.Now()
+	x := b.Finish()
+	tables := time.Since(t1)
+	st := x.Stats()
+	rss, heap := settle()
+	rssPer := float64(rss-rss0) / float64(n)
+	heapPer := float64(heap-heap0) / float64(n)
+
+	var random, planted [][4]uint64
+	qg := newGen(99, n, dist)
+	for i := range nq {
+		random = append(random, qg.random())
+		planted = append(planted, flip(rng, kept[i%len(kept)], rng.IntN(32)))
+	}
+	latR, hitsR := timeQueries(x, random)
+	latP, hitsP := timeQueries(x, planted)
+	all := slices.Concat(latR, latP)
+	var total time.Duration
+	for _, l := range all {
+		total += l
+	}
+	qps := float64(len(all)) / total.Seconds()
+	slices.Sort(latR)
+	slices.Sort(latP)
+
+	// Brute force over the same hashes, regenerated from the seed, in the same run; its
+	// answers double as an exactness check of the index on those queries.
+	flat := make([]uint64, 0, 4*n)
+	g := newGen(42, n, dist)
+	for range n {
+		h := g.next()
+		flat = append(flat, h[:]...)
+	}
+	var bruteLat []time.Duration
+	exact := 0
+	for i := range nBrute {
+		q := planted[i]
+		if i%2 == 1 {
+			q = random[i]
+		}
+		s := time.Now()
+		want := bruteForce(flat, q, matchindex.MaxRadius)
+		bruteLat = append(bruteLat, time.Since(s))
+		hits, _ := x.MatchPDQ(bytesOf(q), matchindex.MaxRadius)
+		got := make([]int, len(hits))
+		for j, h := range hits {
+			notice, _ := strconv.Atoi(strings.TrimPrefix(h.NoticeID, "01BENCH"))
+			got[j] = notice*perNotice + h.Position
+		}
+		slices.Sort(got)
+		if slices.Equal(got, want) {
+			exact++
+		}
+	}
+	flat = nil
+	slices.Sort(bruteLat)
+	bp50 := bruteLat[len(bruteLat)/2]
+
+	segs, afterP50 := "-", "-"
+	if adds > 0 {
+		s, p := addMore(x, newGen(1234, adds, dist), adds, planted)
+		segs, afterP50 = s, fmt.Sprintf("%.0f", us(p))
+	}
+	fmt.Printf("| %d | %s | %.2f + %.2f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.2f | %.0f× | %d/%d | %s | %s |\n",
+		n, dist, loadTime.Seconds(), tables.Seconds(), float64(st.Bytes)/float64(n), rssPer, heapPer,
+		us(latR[len(latR)/2]), us(latR[len(latR)*99/100]), us(latP[len(latP)/2]), us(latP[len(latP)*99/100]),
+		qps, float64(bp50.Microseconds())/1000, float64(bp50)/float64(latR[len(latR)/2]),
+		exact, nBrute, segs, afterP50)
+	fmt.Fprintf(os.Stderr, "  (%d/%s: %.1f hits per random query, %.1f per planted; stats %+v)\n",
+		n, dist, float64(hitsR)/float64(nq), float64(hitsP)/float64(nq), st.SegmentSizes)
+	runtime.KeepAlive(x)
+}
+
+// addMore adds hashes through Add in 1 000-hash notices, as a live server does, lets the
+// background merges settle, and returns the segment sizes and the p50 of the queries then.
+func addMore(x *matchindex.Index, g *gen, n int, queries [][4]uint64) (string, time.Duration) {
+	buf := make([]byte, perNotice*32)
+	for i, notice := 0, 0; i < n; notice++ {
+		var hs []matchindex.Hash
+		for j := 0; j < perNotice && i < n; j, i = j+1, i+1 {
+			v := buf[j*32 : j*32+32]
+			put(v, g.next())
+			hs = append(hs, matchindex.Hash{Kind: matchindex.PDQ, Value: v})
+		}
+		if err := x.Add(fmt.Sprintf("01ADDED%019d", notice), hs); err != nil {
+			log.Fatal(err)
+		}
+	}
+	x.WaitMerges()
+	lat, _ := timeQueries(x, queries)
+	slices.Sort(lat)
+	return strings.Trim(fmt.Sprint(x.Stats().SegmentSizes), "[]"), lat[len(lat)/2]
+}
+
+func timeQueries(x *matchindex.Index, qs [][4]uint64) ([]time.Duration, int) {
+	lat := make([]time.Duration, 0, len(qs))
+	hits := 0
+	for _, q := range qs {
+		v := bytesOf(q)
+		s := time.Now()
+		h, err := x.MatchPDQ(v, matchindex.MaxRadius)
+		lat = append(lat, time.Since(s))
+		if err != nil {
+			log.Fatal(err)
+		}
+		hits += len(h)
+	}
+	return lat, hits
+}
+
+// bruteForce returns the indices of the hashes within r of q: the scan the index is
+// compared with.
+func bruteForce(flat []uint64, q [4]uint64, r int) []int {
+	var out []int
+	for i := 0; i+4 <= len(flat); i += 4 {
+		h := flat[i : i+4 : i+4]
+		if bits.OnesCount64(h[0]^q[0])+bits.OnesCount64(h[1]^q[1])+
+			bits.OnesCount64(h[2]^q[2])+bits.OnesCount64(h[3]^q[3]) <= r {
+			out = append(out, i/4)
+		}
+	}
+	return out
+}
+
+func runExact(n int) {
+	rss0, _ := settle()
+	rng := rand.New(rand.NewPCG(3, 3))
+	b := matchindex.NewBuilder(matchindex.Options{})
+	buf := make([]byte, perNotice*32)
+	var present [][]byte
+	t0 := time.Now()
+	for i, notice := 0, 0; i < n; notice++ {
+		var hs []matchindex.Hash
+		for j := 0; j < perNotice && i < n; j, i = j+1, i+1 {
+			v := buf[j*32 : j*32+32]
+			for k := 0; k < 32; k += 8 {
+				binary.LittleEndian.PutUint64(v[k:], rng.Uint64())
+			}
+			if rng.IntN(n/100_000+1) == 0 && len(present) < 100_000 {
+				present = append(present, slices.Clone(v))
+			}
+			hs = append(hs, matchindex.Hash{Kind: matchindex.SHA256, Value: v})
+		}
+		if err := b.Add(fmt.Sprintf("01EXACT%019d", notice), hs); err != nil {
+			log.Fatal(err)
+		}
+	}
+	x := b.Finish()
+	build := time.Since(t0)
+	rss, _ := settle()
+	absent := make([][]byte, len(present))
+	for i := range absent {
+		absent[i] = make([]byte, 32)
+		for k := 0; k < 32; k += 8 {
+			binary.LittleEndian.PutUint64(absent[i][k:], rng.Uint64())
+		}
+	}
+	const rounds = 10
+	found := 0
+	s := time.Now()
+	for range rounds {
+		for i := range present {
+			h, _ := x.Lookup(matchindex.SHA256, present[i])
+			found += len(h)
+			h, _ = x.Lookup(matchindex.SHA256, absent[i])
+			found += len(h)
+		}
+	}
+	el := time.Since(s)
+	lookups := float64(2 * rounds * len(present))
+	fmt.Printf("\nexact SHA-256: %d stored, build %.2f s, %.0f B/hash RSS, %.2f M lookups/s on one core (half present, half absent; %d hits)\n",
+		n, build.Seconds(), float64(rss-rss0)/float64(n), lookups/el.Seconds()/1e6, found)
+	runtime.KeepAlive(x)
+}
+
+func bytesOf(h [4]uint64) []byte {
+	b := make([]byte, 32)
+	put(b, h)
+	return b
+}
+
+func us(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1000 }
+
+// settle collects garbage, returns freed memory to the OS, and returns VmRSS and the Go heap
+// in use, in bytes.
+func settle() (rss, heap int64) {
+	runtime.GC()
+	debug.FreeOSMemory()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		log.Fatalf("read VmRSS: %v (mihbench needs Linux's /proc)", err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			rss = kb * 1024
+		}
+	}
+	return rss, int64(ms.HeapInuse)
+}
+
+func cpuModel() string {
+	b, _ := os.ReadFile("/proc/cpuinfo")
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "model name") {
+			return strings.TrimSpace(strings.SplitN(l, ":", 2)[1])
+		}
+	}
+	return "unknown CPU"
+}
+
+func goamd64() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "GOAMD64" {
+				return s.Value
+			}
+		}
+	}
+	return "v1 (default)"
+}

@@ -1,0 +1,345 @@
+package matchindex
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+)
+
+// corpus is a randomised set of PDQ notices with near-duplicates of the queries planted at
+// every distance 0..40, so both sides of the radius are exercised.
+type corpus struct {
+	queries [][]byte
+	notices []Notice
+}
+
+const maxPlanted = 40
+
+// genCorpus makes about n PDQ hashes. dist "uniform" draws them at random (the worst case for
+// multi-index hashing: no slot key repeats more than chance allows); "clustered" draws them
+// around 300 centres, so buckets are uneven and a query near a centre has many matches.
+func genCorpus(rng *rand.Rand, n, queries int, dist string) corpus {
+	var centres [][]byte
+	for range 300 {
+		centres = append(centres, randBytes(rng, PDQSize))
+	}
+	draw := func() []byte {
+		if dist == "uniform" {
+			return randBytes(rng, PDQSize)
+		}
+		return flipBits(rng, centres[rng.IntN(len(centres))], rng.IntN(48))
+	}
+	var c corpus
+	var values [][]byte
+	for range queries {
+		q := draw()
+		c.queries = append(c.queries, q)
+		for d := 0; d <= maxPlanted; d++ {
+			v := flipBits(rng, q, d)
+			values = append(values, v)
+			if d%10 == 3 {
+				values = append(values, v) // the same value in two notices
+			}
+		}
+	}
+	for len(values) < n {
+		values = append(values, draw())
+	}
+	rng.Shuffle(len(values), func(i, j int) { values[i], values[j] = values[j], values[i] })
+	for len(values) > 0 {
+		k := min(len(values), 1+rng.IntN(300))
+		var hs []Hash
+		for _, v := range values[:k] {
+			hs = append(hs, Hash{Kind: PDQ, Value: v})
+		}
+		c.notices = append(c.notices, Notice{ID: noticeID(len(c.notices)), Hashes: hs})
+		values = values[k:]
+	}
+	return c
+}
+
+var testRadii = []int{0, 1, 7, 15, 16, 17, 24, 30, 31}
+
+// checkPDQ compares every query at every radius with the oracle. It returns the number of
+// hits at radius 31, so a caller can see the comparison was not vacuous.
+func checkPDQ(t *testing.T, x *Index, o *oracle, queries [][]byte) int {
+	t.Helper()
+	v := x.View()
+	total := 0
+	for qi, q := range queries {
+		all := o.matchPDQ(q, MaxRadius)
+		for _, r := range testRadii {
+			want := slices.DeleteFunc(slices.Clone(all), func(h Hit) bool { return h.Distance > r })
+			got, err := v.MatchPDQ(q, r)
+			if err != nil {
+				t.Fatalf("query %d r=%d: %v", qi, r, err)
+			}
+			if d := diffHits(got, want); d != "" {
+				t.Fatalf("query %d r=%d (segments %v): %s", qi, r, v.Stats().SegmentSizes, d)
+			}
+			if r == MaxRadius {
+				total += len(got)
+			}
+		}
+	}
+	return total
+}
+
+// TestPDQMatchesOracle runs an index through its life — bulk build, withdrawals, adds over
+// many segments, merges, background merging, rebuild — and after each step compares every
+// radius query with a brute-force scan of the live notices.
+func TestPDQMatchesOracle(t *testing.T) {
+	for _, dist := range []string{"uniform", "clustered"} {
+		t.Run(dist, func(t *testing.T) {
+			t.Parallel()
+			rng := newRand(1)
+			c := genCorpus(rng, 100_000, 40, dist)
+			o := newOracle()
+			nBuild := len(c.notices) * 6 / 10
+			for _, n := range c.notices[:nBuild] {
+				o.add(n.ID, n.Hashes)
+			}
+			x, err := Build(c.notices[:nBuild], Options{ManualMerge: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			step := func(name string, wantSegments func(int) bool) {
+				t.Helper()
+				hits := checkPDQ(t, x, o, c.queries)
+				st := x.Stats()
+				if !wantSegments(st.Segments) {
+					t.Fatalf("%s: %d segments %v", name, st.Segments, st.SegmentSizes)
+				}
+				if hits < len(c.queries)*16 {
+					t.Fatalf("%s: only %d hits at r=31 for %d queries: planted duplicates lost?", name, hits, len(c.queries))
+				}
+				if st.Hashes[PDQ] != countPDQ(o) {
+					t.Fatalf("%s: Stats says %d PDQ hashes, oracle %d", name, st.Hashes[PDQ], countPDQ(o))
+				}
+				t.Logf("%s: %d hits at r=31, segments %v", name, hits, st.SegmentSizes)
+			}
+			one := func(n int) bool { return n == 1 }
+			many := func(n int) bool { return n > 10 }
+			step("build", one)
+
+			for _, n := range c.notices[:nBuild] {
+				if rng.IntN(10) == 0 {
+					mustRemove(t, x, o, n.ID)
+				}
+			}
+			step("withdrawals", one)
+
+			rest := c.notices[nBuild:]
+			added := rest[:len(rest)/2]
+			for i := 0; i < len(added); i++ {
+				if i%5 == 0 && i+3 <= len(added) {
+					if err := x.AddBatch(added[i : i+3]); err != nil {
+						t.Fatal(err)
+					}
+					for _, n := range added[i : i+3] {
+						o.add(n.ID, n.Hashes)
+					}
+					i += 2
+					continue
+				}
+				mustAdd(t, x, o, added[i].ID, added[i].Hashes)
+			}
+			step("adds in many segments", many)
+
+			for i, n := range c.notices[:nBuild+len(added)] {
+				if _, live := o.notices[n.ID]; live && i%7 == 0 {
+					mustRemove(t, x, o, n.ID)
+				}
+			}
+			step("withdrawals across segments", many)
+
+			x.Compact()
+			step("compacted", one)
+			if st := x.Stats(); st.Removed != 0 {
+				t.Fatalf("compacted index still holds %d removed hashes", st.Removed)
+			}
+
+			// Background merging: the rest one notice at a time, with removals in between.
+			bg, err := Build(o.all(), Options{MergeFactor: 2})
+			if err != nil {
+				t.Fatal(err)
+			}
+			x = bg
+			for i, n := range rest[len(rest)/2:] {
+				mustAdd(t, x, o, n.ID, n.Hashes)
+				if i%9 == 4 {
+					mustRemove(t, x, o, n.ID)
+				}
+			}
+			x.WaitMerges()
+			step("background merges", func(n int) bool { return n >= 1 && n <= 12 })
+
+			x, err = Build(o.all(), Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			step("rebuilt", one)
+		})
+	}
+}
+
+func countPDQ(o *oracle) int {
+	n := 0
+	for _, hs := range o.notices {
+		for _, h := range hs {
+			if h.Kind == PDQ {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// TestPDQTableGeometries checks the table itself against a scan for every radius 0..31 and
+// for geometries the chooser may pick at any size: slots straddling words, 1 or 2 flipped
+// bits per slot (≤15 slots need 2 at radius 31), and the scan plan. (11 slots, chosen only
+// above ≈20 M hashes, differ only in width, and their 64 MiB directories are slow to build
+// under -race.)
+func TestPDQTableGeometries(t *testing.T) {
+	rng := newRand(2)
+	const n = 20_000
+	full := make([]uint64, 0, 4*n)
+	var queries [][4]uint64
+	for len(queries) < 30 {
+		q := [4]uint64{rng.Uint64(), rng.Uint64(), rng.Uint64(), rng.Uint64()}
+		queries = append(queries, q)
+		for d := 0; d <= maxPlanted; d++ {
+			h := q
+			for _, b := range rng.Perm(256)[:d] {
+				h[b/64] ^= 1 << (b % 64)
+			}
+			full = append(full, h[:]...)
+		}
+	}
+	for len(full) < 4*n {
+		full = append(full, rng.Uint64())
+	}
+	for _, m := range []int{0, 12, 13, 14, 16, 19, 24, 32} {
+		t.Run(fmt.Sprintf("slots=%d", m), func(t *testing.T) {
+			var g *geometry
+			stored := slices.Clone(full)
+			if m > 0 {
+				g = geometryFor(n, m)
+				copy(stored[4*(n-1100):], boundaryHashes(rng, queries[0], g))
+			}
+			var tasks []func()
+			tb := plannedPDQTableGeometry(stored, g, &tasks)
+			parallel(len(tasks), 2, func(i int) { tasks[i]() })
+			for qi := range queries {
+				q := &queries[qi]
+				for r := 0; r <= MaxRadius; r++ {
+					got := tb.search(q, r, nil)
+					want := tb.scan(q, r, nil)
+					slices.SortFunc(got, func(a, b pdqMatch) int { return int(a.id) - int(b.id) })
+					if !slices.Equal(got, want) {
+						t.Fatalf("query %d r=%d: got %d matches, scan %d", qi, r, len(got), len(want))
+					}
+				}
+			}
+		})
+	}
+}
+
+// boundaryHashes returns, for every radius's plan, the hashes multi-index hashing finds
+// hardest: every slot s differs from q by exactly tₛ+1 bits (found by no slot: must be
+// beyond the radius), and the same with one slot at tₛ (found by that slot alone).
+func boundaryHashes(rng *rand.Rand, q [4]uint64, g *geometry) []uint64 {
+	var out []uint64
+	offs := make([]uint, len(g.widths))
+	for s := 1; s < len(offs); s++ {
+		offs[s] = offs[s-1] + g.widths[s-1]
+	}
+	flip := func(h *[4]uint64, s, k int) {
+		for _, b := range rng.Perm(int(g.widths[s]))[:k] {
+			p := (offs[s] + uint(b)) % 256
+			h[p/64] ^= 1 << (p % 64)
+		}
+	}
+	for r := range g.plan {
+		plan := g.plan[r]
+		for only := -1; only < len(plan); only++ {
+			h := q
+			for s := range plan {
+				k := int(plan[s]) + 1
+				if s == only {
+					k--
+				}
+				flip(&h, s, k)
+			}
+			out = append(out, h[:]...)
+		}
+	}
+	return out
+}
+
+// TestChooseGeometry checks the invariants exactness rests on, for the sizes the index
+// meets: slots cover all 256 bits, and every radius's plan satisfies the pigeonhole bound.
+func TestChooseGeometry(t *testing.T) {
+	for _, n := range []int{0, 100, 1023, 1024, 5000, 65_536, 1 << 20, 10_000_000, 100_000_000} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			g := chooseGeometry(n)
+			if n < scanBelow && g != nil {
+				t.Fatalf("%d hashes: want a scan, got %d slots", n, len(g.widths))
+			}
+			if g == nil {
+				if n >= 1<<16 {
+					t.Fatalf("%d hashes: no geometry (a scan would be slow)", n)
+				}
+				return
+			}
+			sum, dir := uint(0), 0.0
+			for _, w := range g.widths {
+				sum += w
+				dir += float64(uint64(4) << w)
+			}
+			if sum != 256 {
+				t.Fatalf("slot widths %v sum to %d bits", g.widths, sum)
+			}
+			if dir/float64(n) > maxDirPerHash {
+				t.Fatalf("directories use %.1f bytes a hash", dir/float64(n))
+			}
+			for r, plan := range g.plan {
+				s := 0
+				for _, ts := range plan {
+					if ts > 2 {
+						t.Fatalf("r=%d: a slot flips %d bits; probes enumerate at most 2", r, ts)
+					}
+					s += int(ts)
+				}
+				if s < r+1-len(plan) {
+					t.Fatalf("r=%d: Σt = %d < r+1-m = %d: matches could be missed", r, s, r+1-len(plan))
+				}
+			}
+			t.Logf("%d hashes: %d slots %v, %.0f lines a query", n, len(g.widths), g.plan[MaxRadius], g.lines)
+		})
+	}
+}
+
+// TestMatchPDQErrors checks that bad queries are refused with a message saying what to fix.
+func TestMatchPDQErrors(t *testing.T) {
+	x := New(Options{})
+	tests := []struct {
+		name   string
+		hash   []byte
+		radius int
+		want   error
+	}{
+		{"short hash", make([]byte, 31), 31, ErrInvalidHash},
+		{"negative radius", make([]byte, 32), -1, ErrRadius},
+		{"radius above 31", make([]byte, 32), 32, ErrRadius},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := x.MatchPDQ(tc.hash, tc.radius); !errors.Is(err, tc.want) {
+				t.Fatalf("got %v, want %v", err, tc.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,261 @@
+package matchindex
+
+import (
+	"slices"
+	"sync"
+)
+
+// Building a PDQ table: choosing its geometry from a cost model, then sorting every hash
+// into each slot's table.
+
+// Geometry limits. Slots of up to 24 bits keep directories ≤ 64 MiB each; 11 slots at the
+// least keep tₛ ≤ 2 for every radius ≤ 31 (Σtₛ ≥ 21 needs 2 on 10 of 11 slots).
+const (
+	minSlots       = 11
+	maxSlots       = 32
+	maxSlotWidth   = 24
+	scanBelow      = 1024 // hashes: scan smaller tables
+	maxDirPerHash  = 8.0  // bytes of directory per stored hash a geometry may use
+	probeLineCost  = 1.0  // a directory read: one cache line
+	bucketOverhang = 0.75 // lines a bucket touches beyond its bytes/64 (random alignment)
+)
+
+// geometry is a slot layout and its probe plans.
+type geometry struct {
+	widths []uint
+	plan   [MaxRadius + 1][]uint8
+	lines  float64 // modelled cache lines per query at radius MaxRadius
+}
+
+// slotWidths cuts 256 bits into m slots whose widths differ by at most one.
+func slotWidths(m int) []uint {
+	b, rem := 256/m, 256%m
+	w := make([]uint, m)
+	for i := range w {
+		w[i] = uint(b)
+		if i < rem {
+			w[i]++
+		}
+	}
+	return w
+}
+
+// probeLines models the cache lines touched by the probes at exactly distance t in a slot of
+// the given width over n hashes: C(width, t) probes, each a directory line plus the bucket.
+func probeLines(n int, width uint, t int) float64 {
+	per := float64(n) / float64(uint64(1)<<width)
+	bucket := per*16/64 + bucketOverhang*min(per, 1)
+	return float64(binomial(int(width), t)) * (probeLineCost + bucket)
+}
+
+func binomial(n, k int) int {
+	c := 1
+	for i := range k {
+		c = c * (n - i) / (i + 1)
+	}
+	return c
+}
+
+// planFor chooses tₛ for radius r greedily: start at 0 everywhere and raise, one step at a
+// time, the slot where the next step costs the fewest lines, until Σtₛ ≥ r+1−m.
+func planFor(n int, widths []uint, r int) []uint8 {
+	m := len(widths)
+	t := make([]uint8, m)
+	for need := r + 1 - m; need > 0; need-- {
+		best, bestCost := -1, 0.0
+		for s, w := range widths {
+			if t[s] >= 2 {
+				continue
+			}
+			if c := probeLines(n, w, int(t[s])+1); best < 0 || c < bestCost {
+				best, bestCost = s, c
+			}
+		}
+		t[best]++
+	}
+	return t
+}
+
+// chooseGeometry returns the slot layout with the fewest modelled lines per radius-31 query
+// among those whose directories fit maxDirPerHash, or nil when a scan is cheaper.
+func chooseGeometry(n int) *geometry {
+	if n < scanBelow {
+		return nil
+	}
+	var best *geometry
+	for m := minSlots; m <= maxSlots; m++ {
+		widths := slotWidths(m)
+		if widths[0] > maxSlotWidth {
+			continue
+		}
+		dir := 0.0
+		for _, w := range widths {
+			dir += float64(uint64(4) << w)
+		}
+		if dir/float64(n) > maxDirPerHash {
+			continue
+		}
+		if g := geometryFor(n, m); best == nil || g.lines < best.lines {
+			best = g
+		}
+	}
+	if best == nil || best.lines >= float64(n)/2 { // a scan reads 32 bytes a hash
+		return nil
+	}
+	return best
+}
+
+// geometryFor returns m slots with their probe plans for n hashes.
+func geometryFor(n, m int) *geometry {
+	g := &geometry{widths: slotWidths(m)}
+	for r := range g.plan {
+		g.plan[r] = planFor(n, g.widths, r)
+	}
+	g.lines = probeCost(n, g.widths, g.plan[MaxRadius])
+	return g
+}
+
+// probeCost is the modelled lines per query of a plan.
+func probeCost(n int, widths []uint, plan []uint8) float64 {
+	c := 0.0
+	for s, w := range widths {
+		for t := 0; t <= int(plan[s]); t++ {
+			c += probeLines(n, w, t)
+		}
+	}
+	return c
+}
+
+// newPDQTable indexes the hashes in full (4 words each, entry order), building the slot
+// tables on up to workers goroutines. full is kept, not copied.
+func newPDQTable(full []uint64, workers int) *pdqTable {
+	var tasks []func()
+	t := plannedPDQTable(full, &tasks)
+	parallel(len(tasks), workers, func(i int) { tasks[i]() })
+	return t
+}
+
+// plannedPDQTable returns a table over full with the geometry chooseGeometry picks, whose
+// slots are built when the tasks it appends have run.
+func plannedPDQTable(full []uint64, tasks *[]func()) *pdqTable {
+	return plannedPDQTableGeometry(full, chooseGeometry(len(full)/4), tasks)
+}
+
+// plannedPDQTableGeometry is plannedPDQTable with a given geometry (nil: scan).
+func plannedPDQTableGeometry(full []uint64, g *geometry, tasks *[]func()) *pdqTable {
+	t := &pdqTable{full: full}
+	if g == nil {
+		return t
+	}
+	t.plan = g.plan
+	t.slots = make([]pdqSlot, len(g.widths))
+	off := uint(0)
+	scratch := &sync.Pool{} // *slotScratch, shared by the slot builds of this table
+	for s, w := range g.widths {
+		t.slots[s] = pdqSlot{off: off, width: w}
+		off += w
+		*tasks = append(*tasks, func() { t.buildSlot(&t.slots[s], scratch) })
+	}
+	return t
+}
+
+// parallel runs fn(0..n-1) on up to workers goroutines.
+func parallel(n, workers int, fn func(i int)) {
+	if workers <= 1 || n <= 1 {
+		for i := range n {
+			fn(i)
+		}
+		return
+	}
+	var wg sync.WaitGroup
+	next := make(chan int, n)
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	for range min(workers, n) {
+		wg.Go(func() {
+			for i := range next {
+				fn(i)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// buildSlot sorts every hash by the slot's key into a new entries array (counting sort:
+// stable, so a bucket is in id order) and fills its directory.
+func (t *pdqTable) buildSlot(sl *pdqSlot, scratch *sync.Pool) {
+	n := len(t.full) / 4
+	dir := make([]uint32, 1<<sl.width+1)
+	for i := range n {
+		dir[sl.key((*[4]uint64)(t.full[4*i:]))+1]++
+	}
+	for k := 1; k < len(dir); k++ {
+		dir[k] += dir[k-1]
+	}
+	ents := make([]pdqEntry, n)
+	if n >= radixFrom && sl.width >= 12 {
+		sc, _ := scratch.Get().(*slotScratch)
+		if sc == nil {
+			sc = &slotScratch{tmp: make([]pdqEntry, n), keys: make([]uint32, n)}
+		}
+		t.scatterTwoPass(sl, dir, ents, sc)
+		scratch.Put(sc)
+	} else {
+		cur := slices.Clone(dir[:len(dir)-1])
+		for i := range n {
+			h := (*[4]uint64)(t.full[4*i:])
+			k := sl.key(h)
+			a, b := sl.inline(h)
+			ents[cur[k]] = pdqEntry{a: a, b: b, id: uint32(i)}
+			cur[k]++
+		}
+	}
+	sl.dir, sl.ents = dir, ents
+}
+
+// radixFrom is the table size from which slots are sorted in two passes: one write per
+// entry to a random place among 160 MB costs a TLB miss as well as a cache miss (measured:
+// ≈0.6 s a slot at 10 M in one pass, ≈0.15 s in two).
+const radixFrom = 1 << 21
+
+// slotScratch is the two-pass sort's buffer, reused from slot to slot: on the measured
+// machine first-touching fresh memory costs 1.3–5 µs a 4 KiB page, so a new 200 MB buffer
+// per slot cost more than the sort.
+type slotScratch struct {
+	tmp  []pdqEntry
+	keys []uint32
+}
+
+// scatterTwoPass places every entry at its key's place in ents (dir is filled) in two
+// passes that each write to few places at a time: first by the key's top 8 bits into tmp
+// (256 sequential streams), then each of those 256 parts — whose destination in ents is a
+// window small enough to stay in cache — by the whole key. Both passes are stable.
+func (t *pdqTable) scatterTwoPass(sl *pdqSlot, dir []uint32, ents []pdqEntry, sc *slotScratch) {
+	n := len(ents)
+	low := sl.width - 8
+	tmp, keys := sc.tmp, sc.keys
+	var cur [256]uint32
+	for p := range cur {
+		cur[p] = dir[p<<low]
+	}
+	for i := range n {
+		h := (*[4]uint64)(t.full[4*i:])
+		k := sl.key(h)
+		a, b := sl.inline(h)
+		j := cur[k>>low]
+		tmp[j], keys[j] = pdqEntry{a: a, b: b, id: uint32(i)}, k
+		cur[k>>low]++
+	}
+	next := make([]uint32, 1<<low)
+	for p := range 256 {
+		base := uint32(p) << low
+		copy(next, dir[base:base+1<<low])
+		for j := dir[base]; j < dir[base+1<<low]; j++ {
+			k := keys[j] - base
+			ents[next[k]] = tmp[j]
+			next[k]++
+		}
+	}
+}

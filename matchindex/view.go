@@ -1,0 +1,182 @@
+package matchindex
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"sync"
+)
+
+// deadSet is the set of removed notice handles: a bitset in 4 KiB chunks, copied on write,
+// so a Remove copies one chunk and the chunk list, never the whole set, and a view keeps the
+// set it was published with.
+type deadSet struct{ chunks [][]uint64 }
+
+const deadChunkBits = 15 // handles per chunk: 2¹⁵ bits = 4 KiB
+
+func (d *deadSet) has(h uint32) bool {
+	c := int(h >> deadChunkBits)
+	if d == nil || c >= len(d.chunks) || d.chunks[c] == nil {
+		return false
+	}
+	i := h & (1<<deadChunkBits - 1)
+	return d.chunks[c][i/64]&(1<<(i%64)) != 0
+}
+
+// with returns a copy of d that also holds h.
+func (d *deadSet) with(h uint32) *deadSet {
+	c := int(h >> deadChunkBits)
+	n := &deadSet{}
+	if d != nil {
+		n.chunks = slices.Clone(d.chunks)
+	}
+	if c >= len(n.chunks) {
+		n.chunks = append(n.chunks, make([][]uint64, c+1-len(n.chunks))...)
+	}
+	if n.chunks[c] == nil {
+		n.chunks[c] = make([]uint64, 1<<deadChunkBits/64)
+	} else {
+		n.chunks[c] = slices.Clone(n.chunks[c])
+	}
+	i := h & (1<<deadChunkBits - 1)
+	n.chunks[c][i/64] |= 1 << (i % 64)
+	return n
+}
+
+func (d *deadSet) bytes() int64 {
+	if d == nil {
+		return 0
+	}
+	b := int64(len(d.chunks)) * 24
+	for _, c := range d.chunks {
+		b += int64(len(c)) * 8
+	}
+	return b
+}
+
+// view is one consistent state of the index: published whole through an atomic pointer,
+// never modified afterwards. A notice is in exactly one segment of the view, so every
+// notice is wholly present or wholly absent (or in the dead set: absent).
+type view struct {
+	segs     []*segment
+	deadSize []int    // per segment: hashes + frames of its removed notices
+	dead     *deadSet // removed notices, filtered out of every answer
+	names    []string // notice id of each handle (append-only; never rewritten)
+}
+
+// View is a consistent snapshot of the index for a series of queries: no notice added or
+// removed after it was taken is seen, and every notice is wholly present or absent. It is
+// cheap to take and safe to use from any goroutine.
+type View struct{ v *view }
+
+// matchBuf recycles per-segment match lists across queries.
+var matchBuf = sync.Pool{New: func() any { s := make([]pdqMatch, 0, 64); return &s }}
+
+// Lookup returns every stored hash of an exact kind (SHA256, MD5, URLSHA256) equal to value,
+// sorted by notice id and position.
+func (v View) Lookup(kind Kind, value []byte) ([]Hit, error) {
+	if !kind.exact() {
+		return nil, fmt.Errorf("%w: Lookup takes SHA256, MD5 or URL_SHA256, not %s (use MatchPDQ or MatchVideo)",
+			ErrInvalidHash, kind)
+	}
+	if err := checkValue(kind, value); err != nil {
+		return nil, err
+	}
+	var q [4]uint64
+	w := kind.words()
+	loadWords(q[:w], value)
+	var hits []Hit
+	var refs []uint32
+	for _, s := range v.v.segs {
+		t := s.exact[kind]
+		if t == nil {
+			continue
+		}
+		refs = t.lookup(q[:w], refs[:0])
+		for _, e := range refs {
+			h, pos := s.cols[kind].owner(e)
+			if !v.v.dead.has(h) {
+				hits = append(hits, Hit{NoticeID: v.v.names[h], Position: pos})
+			}
+		}
+	}
+	slices.SortFunc(hits, byNoticePosition)
+	return hits, nil
+}
+
+// MatchPDQ returns every stored PDQ hash within Hamming distance radius (0..MaxRadius; PDQ's
+// threshold is 31) of the 32-byte hash, exactly, with its distance, sorted by distance, then
+// notice id and position. The caller refuses queries of PDQ quality below 50 (DESIGN.md §3).
+func (v View) MatchPDQ(hash []byte, radius int) ([]Hit, error) {
+	if err := checkValue(PDQ, hash); err != nil {
+		return nil, err
+	}
+	if radius < 0 || radius > MaxRadius {
+		return nil, fmt.Errorf("%w: radius %d, want 0..%d", ErrRadius, radius, MaxRadius)
+	}
+	q := pdqWords(hash)
+	var hits []Hit
+	mb := matchBuf.Get().(*[]pdqMatch)
+	for _, s := range v.v.segs {
+		ms := s.image.search(&q, radius, (*mb)[:0])
+		for _, m := range ms {
+			h, pos := s.cols[PDQ].owner(m.id)
+			if !v.v.dead.has(h) {
+				hits = append(hits, Hit{NoticeID: v.v.names[h], Position: pos, Distance: int(m.dist)})
+			}
+		}
+		*mb = ms
+	}
+	matchBuf.Put(mb)
+	slices.SortFunc(hits, func(a, b Hit) int {
+		if c := cmp.Compare(a.Distance, b.Distance); c != 0 {
+			return c
+		}
+		return byNoticePosition(a, b)
+	})
+	return hits, nil
+}
+
+func byNoticePosition(a, b Hit) int {
+	if c := cmp.Compare(a.NoticeID, b.NoticeID); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.Position, b.Position)
+}
+
+// Notices returns how many notices the view holds.
+func (v View) Notices() int {
+	n := 0
+	for i, s := range v.v.segs {
+		n += len(s.handles)
+		if v.v.deadSize[i] > 0 {
+			for _, h := range s.handles {
+				if v.v.dead.has(h) {
+					n--
+				}
+			}
+		}
+	}
+	return n
+}
+
+// segmentOf returns the index of the segment of v holding handle h, or -1.
+func (v *view) segmentOf(h uint32) (seg, at int) {
+	for i, s := range v.segs {
+		if j := s.find(h); j >= 0 {
+			return i, j
+		}
+	}
+	return -1, -1
+}
+
+// deadSizeOf sums the sizes of the notices of s that dead holds.
+func deadSizeOf(s *segment, dead *deadSet) int {
+	n := 0
+	for i, h := range s.handles {
+		if dead.has(h) {
+			n += int(s.sizes[i])
+		}
+	}
+	return n
+}
