@@ -60,6 +60,8 @@ type Client struct {
 	Registry concordv1.RegistryServiceClient
 	Notices  concordv1.NoticeServiceClient
 	Log      concordv1.LogServiceClient
+	Actions  concordv1.ActionServiceClient
+	Matches  concordv1.MatchServiceClient
 
 	meMu sync.Mutex
 	me   *concordv1.Partner // cached WhoAmI
@@ -111,7 +113,7 @@ func Dial(cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("client: %w", err)
 	}
 	c := &Client{conn: conn, Registry: concordv1.NewRegistryServiceClient(conn), Notices: concordv1.NewNoticeServiceClient(conn),
-		Log: concordv1.NewLogServiceClient(conn)}
+		Log: concordv1.NewLogServiceClient(conn), Actions: concordv1.NewActionServiceClient(conn), Matches: concordv1.NewMatchServiceClient(conn)}
 	if cfg.LogKeyFile != "" {
 		if c.logKey, err = pki.LoadLogVerifier(cfg.LogKeyFile); err != nil {
 			conn.Close()

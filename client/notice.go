@@ -178,3 +178,30 @@ func (c *Client) WithdrawNotice(ctx context.Context, noticeID, reason string, re
 	}
 	return resp, c.checkReceipt(ctx, resp.GetReceipt(), env)
 }
+
+// SignActionReport signs r, filling in report_id, reporter and created_at if empty.
+func (c *Client) SignActionReport(ctx context.Context, r *concordv1.ActionReport) (*concordv1.Envelope, error) {
+	if err := c.fillStatement(ctx, &r.Reporter, nil); err != nil {
+		return nil, err
+	}
+	if r.ReportId == "" {
+		r.ReportId = NewID()
+	}
+	if r.CreatedAt == nil {
+		r.CreatedAt = timestamppb.Now()
+	}
+	return dsse.SignMessage(dsse.PayloadTypeActionReport, r, *c.signer)
+}
+
+// ReportAction signs r (see SignActionReport), reports it and verifies the receipt.
+func (c *Client) ReportAction(ctx context.Context, r *concordv1.ActionReport) (*concordv1.ReportActionResponse, error) {
+	env, err := c.SignActionReport(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.Actions.ReportAction(ctx, &concordv1.ReportActionRequest{Envelope: env})
+	if err != nil {
+		return nil, err
+	}
+	return resp, c.checkReceipt(ctx, resp.GetReceipt(), env)
+}

@@ -35,6 +35,8 @@ var (
 	PayloadTypeObjection = PayloadType("objection")
 	// PayloadTypeWithdrawal is the payload type of a signed concordv1.Withdrawal.
 	PayloadTypeWithdrawal = PayloadType("withdrawal")
+	// PayloadTypeActionReport is the payload type of a signed concordv1.ActionReport.
+	PayloadTypeActionReport = PayloadType("action-report")
 )
 
 var kindPattern = regexp.MustCompile(`^[a-z][a-z-]*$`)

@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -119,6 +120,84 @@ func BenchmarkIngest(b *testing.B) {
 			elapsed := time.Since(start).Seconds()
 			b.ReportMetric(float64(b.N)/elapsed, "notices/s")
 			b.ReportMetric(float64(b.N*size)/elapsed, "hashes/s")
+		})
+	}
+}
+
+// BenchmarkFeedLatency measures the time from a notice's commit to its delivery to 100
+// concurrent watchers (DESIGN.md §6: p99 ≤ 50 ms), and the submit rate while they watch, beside
+// the submit rate with no watcher in the same run. The commit time is the leader's time stamp of
+// the statement, taken just before the raft append: the figure includes the fsync, so it is an
+// upper bound of commit-to-delivery.
+func BenchmarkFeedLatency(b *testing.B) {
+	const watchers = 100
+	for _, withWatchers := range []bool{false, true} {
+		b.Run(fmt.Sprintf("watchers=%d", map[bool]int{false: 0, true: watchers}[withWatchers]), func(b *testing.B) {
+			n := servertest.Start(b, servertest.Options{})
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			var (
+				mu        sync.Mutex
+				latencies []time.Duration
+				received  sync.WaitGroup
+			)
+			if withWatchers {
+				c := n.Client(b, "videoshare")
+				for range watchers {
+					stream, err := c.Notices.WatchNotices(ctx, &concordv1.WatchNoticesRequest{})
+					if err != nil {
+						b.Fatal(err)
+					}
+					received.Add(1)
+					go func() {
+						defer received.Done()
+						got := 0
+						for got < b.N {
+							msg, err := stream.Recv()
+							if err != nil {
+								return
+							}
+							if ev := msg.GetEvent(); ev != nil {
+								d := time.Since(ev.GetAt().AsTime())
+								mu.Lock()
+								latencies = append(latencies, d)
+								mu.Unlock()
+								got++
+							}
+						}
+					}()
+				}
+				time.Sleep(200 * time.Millisecond) // every stream open
+			}
+			fr := n.Client(b, "fr-pharos")
+			envs := make([]*concordv1.Envelope, b.N)
+			for i := range envs {
+				env, err := fr.SignNotice(ctx, glorificationNotice(fmt.Sprint("feed bench ", i, " ", withWatchers)))
+				if err != nil {
+					b.Fatal(err)
+				}
+				envs[i] = env
+			}
+			b.ResetTimer()
+			start := time.Now()
+			for _, env := range envs {
+				if _, err := fr.Notices.SubmitNotice(ctx, &concordv1.SubmitNoticeRequest{Envelope: env}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "notices/s")
+			if !withWatchers {
+				return
+			}
+			received.Wait()
+			b.StopTimer()
+			slices.Sort(latencies)
+			q := func(p float64) float64 {
+				return float64(latencies[min(int(p*float64(len(latencies))), len(latencies)-1)].Microseconds()) / 1000
+			}
+			b.ReportMetric(q(0.50), "p50_ms")
+			b.ReportMetric(q(0.99), "p99_ms")
+			b.ReportMetric(float64(len(latencies)), "deliveries")
 		})
 	}
 }

@@ -17,8 +17,11 @@ import (
 	"concord/internal/mtls"
 	"concord/internal/pki"
 	"concord/internal/registryfile"
+	"concord/matchindex"
+	"concord/server/action"
 	"concord/server/authz"
 	"concord/server/fsm"
+	"concord/server/match"
 	"concord/server/notice"
 	"concord/server/raftnode"
 	"concord/server/ratelimit"
@@ -64,6 +67,9 @@ type Config struct {
 	ReadyTimeout time.Duration
 	// LogKeyFile is the transparency log's note signer key (see pki.Layout.LogKey). Required.
 	LogKeyFile string
+	// FeedMaxLag is how many events a notice watcher may fall behind before it is told to
+	// resume (default notice.DefaultMaxLag).
+	FeedMaxLag uint64
 }
 
 func (c *Config) setDefaults() error {
@@ -104,6 +110,7 @@ func (c *Config) setDefaults() error {
 type Server struct {
 	cfg    Config
 	fsm    *fsm.FSM
+	index  *match.Index
 	node   *raftnode.Node
 	health *health.Server
 	grpc   *grpc.Server
@@ -112,6 +119,7 @@ type Server struct {
 	httpLn net.Listener
 
 	errc     chan error
+	stopping chan struct{} // closed at shutdown: long-lived streams end
 	stopOnce sync.Once
 	stopErr  error
 }
@@ -130,11 +138,13 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, errc: make(chan error, 2), health: health.NewServer()}
+	s := &Server{cfg: cfg, errc: make(chan error, 2), health: health.NewServer(), stopping: make(chan struct{})}
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	if s.fsm, err = fsm.New(cfg.Logger); err != nil {
 		return nil, err
 	}
+	s.index = match.NewIndex(matchindex.Options{}, cfg.Logger)
+	s.fsm.Attach(s.index)
 	if s.node, err = raftnode.Open(raftnode.Config{DataDir: cfg.DataDir, Logger: cfg.Logger}, s.fsm); err != nil {
 		return nil, err
 	}
@@ -181,8 +191,21 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
+	noticeSvc.MaxLag = cfg.FeedMaxLag
+	noticeSvc.Stopping = s.stopping
+	actionSvc, err := action.New(s.fsm.State, s.node, pub, cfg.Now)
+	if err != nil {
+		return nil, err
+	}
+	matchSvc, err := match.New(s.fsm.State, s.index.Current, cfg.Now)
+	if err != nil {
+		return nil, err
+	}
 	logSvc := transparency.NewService(s.fsm.State, s.fsm.Tree, pub)
-	services := transport.Services{Registry: regSvc, Notice: noticeSvc, LogGRPC: logSvc.GRPC(), LogConnect: logSvc.Connect()}
+	logSvc.Stopping = s.stopping
+	services := transport.Services{Registry: regSvc, NoticeGRPC: noticeSvc.GRPC(), NoticeConnect: noticeSvc.Connect(), Action: actionSvc,
+		MatchGRPC: matchSvc.GRPC(), MatchConnect: matchSvc.Connect(),
+		LogGRPC: logSvc.GRPC(), LogConnect: logSvc.Connect()}
 	if s.grpc, err = transport.NewGRPC(opts, services); err != nil {
 		return nil, err
 	}
@@ -214,6 +237,9 @@ func (s *Server) GRPCAddr() string { return s.grpcLn.Addr().String() }
 // HTTPAddr is the HTTPS port's address.
 func (s *Server) HTTPAddr() string { return s.httpLn.Addr().String() }
 
+// Snapshot takes a raft snapshot of the node's state now, compacting its log.
+func (s *Server) Snapshot() error { return s.node.Snapshot() }
+
 // Done returns a channel that receives the error of a port that stopped serving on its own.
 func (s *Server) Done() <-chan error { return s.errc }
 
@@ -222,6 +248,7 @@ func (s *Server) Done() <-chan error { return s.errc }
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.stopOnce.Do(func() {
 		s.health.Shutdown()
+		close(s.stopping)
 		done := make(chan struct{})
 		go func() { s.grpc.GracefulStop(); close(done) }()
 		httpErr := s.http.Shutdown(ctx)

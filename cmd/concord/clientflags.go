@@ -128,3 +128,6 @@ func readInput(path string) ([]byte, error) {
 	}
 	return b, nil
 }
+
+// protojsonMarshal is a message in the proto3 JSON mapping, on one line.
+func protojsonMarshal(m proto.Message) ([]byte, error) { return protojson.Marshal(m) }

@@ -155,4 +155,3 @@ func readHashList(path string) ([]*concordv1.Hash, error) {
 	}
 	return out, nil
 }
-

@@ -96,6 +96,8 @@ func run(args []string) int {
 		return 0
 	case errors.Is(err, errUsage):
 		return 2
+	case errors.Is(err, errMatched):
+		return 3
 	default:
 		fmt.Fprintf(os.Stderr, "concord %s: %v\n", c.name, err)
 		return 1

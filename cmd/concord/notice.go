@@ -243,20 +243,22 @@ func chunkHashes(all []*concordv1.Hash, size int) [][]*concordv1.Hash {
 	return append(out, all)
 }
 
-// noticeStatementFlags parses the flags of endorse, object and withdraw, whose one argument is
-// the notice id.
+// noticeStatementFlags parses the flags of a command whose one argument is a notice id, given
+// before, between or after the flags.
 func noticeStatementFlags(fs *flag.FlagSet, cf *clientFlags, args []string) (string, error) {
 	cf.register(fs)
-	// Accept the id before or after the flags.
 	var id string
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		id, args = args[0], args[1:]
-	}
-	if err := parseFlags(fs, args); err != nil {
-		return "", err
-	}
-	if id == "" && fs.NArg() > 0 {
-		id = fs.Arg(0)
+	for {
+		if err := parseFlags(fs, args); err != nil {
+			return "", err
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		if id != "" {
+			return "", fmt.Errorf("one notice id only: got %q and %q", id, fs.Arg(0))
+		}
+		id, args = fs.Arg(0), fs.Args()[1:]
 	}
 	if id == "" {
 		fs.Usage()

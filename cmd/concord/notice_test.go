@@ -24,7 +24,12 @@ func cli(t *testing.T, n *servertest.Node, partner string, args ...string) (stri
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	full := append(args, "--addr", n.GRPCAddr(), "--as", partner, "--pki", n.PKI.Dir)
+	// The connection flags go right after the command's name (flags stop at the first argument).
+	at := 1
+	if len(args) > 1 && (args[0] == "notice" || args[0] == "action") {
+		at = 2
+	}
+	full := append(append(append([]string{}, args[:at]...), "--addr", n.GRPCAddr(), "--as", partner, "--pki", n.PKI.Dir), args[at:]...)
 	cmd := exec.CommandContext(ctx, concordBinary, full...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -41,6 +46,7 @@ type cliError struct {
 }
 
 func (e *cliError) Error() string { return e.err.Error() + ": " + strings.TrimSpace(e.stderr) }
+func (e *cliError) Unwrap() error { return e.err }
 
 func mustCLI(t *testing.T, n *servertest.Node, partner string, args ...string) string {
 	t.Helper()

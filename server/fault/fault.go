@@ -48,6 +48,9 @@ func Exhausted(format string, args ...any) error {
 	return newf(codes.ResourceExhausted, format, args...)
 }
 
+// Aborted reports an operation the caller must start again (ABORTED), e.g. a stream to resume.
+func Aborted(format string, args ...any) error { return newf(codes.Aborted, format, args...) }
+
 // Unavailable reports a temporary condition worth retrying (e.g. not the leader yet).
 func Unavailable(format string, args ...any) error {
 	return newf(codes.Unavailable, format, args...)

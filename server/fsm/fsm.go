@@ -35,6 +35,8 @@ const (
 	SubmitNoticeType MessageType = 3
 	// NoticeStatementType carries a statev1.NoticeStatement (endorsement, objection, withdrawal).
 	NoticeStatementType MessageType = 4
+	// ReportActionType carries a statev1.NoticeStatement whose payload is an ActionReport.
+	ReportActionType MessageType = 5
 )
 
 func (t MessageType) String() string {
@@ -47,6 +49,8 @@ func (t MessageType) String() string {
 		return "SubmitNotice"
 	case NoticeStatementType:
 		return "NoticeStatement"
+	case ReportActionType:
+		return "ReportAction"
 	}
 	return fmt.Sprintf("MessageType(%d)", uint8(t))
 }

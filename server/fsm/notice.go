@@ -90,3 +90,22 @@ func (f *FSM) noticeRetired(index uint64, id string) {
 		d.NoticeRetired(index, id)
 	}
 }
+
+func init() { registerCommand(ReportActionType, (*FSM).applyReportAction) }
+
+// applyReportAction returns the accepted *concordv1.ActionRecord or an error.
+func (f *FSM) applyReportAction(body []byte, index uint64) any {
+	var cmd statev1.NoticeStatement
+	if err := decode(body, &cmd); err != nil {
+		return err
+	}
+	var r concordv1.ActionReport
+	if err := decode(cmd.GetEnvelope().GetPayload(), &r); err != nil {
+		return fmt.Errorf("action report payload: %w", err)
+	}
+	rec, err := f.State().ReportAction(index, &r, &cmd)
+	if err != nil {
+		return err
+	}
+	return rec
+}

@@ -49,6 +49,11 @@ type Service struct {
 	receipts  Receipts
 	now       func() time.Time
 	validator protovalidate.Validator
+
+	// MaxLag overrides DefaultMaxLag (set before serving).
+	MaxLag uint64
+	// Stopping, closed when the node shuts down, ends every watch stream (set before serving).
+	Stopping <-chan struct{}
 }
 
 // Receipts proves that a log entry was logged (see transparency.Publisher).

@@ -38,6 +38,8 @@ type Options struct {
 	Now func() time.Time
 	// Logger (default: discard).
 	Logger *slog.Logger
+	// FeedMaxLag (default: the server's).
+	FeedMaxLag uint64
 }
 
 // Start starts a node and stops it when the test ends.
@@ -97,6 +99,7 @@ func Prepare(t testing.TB, opts Options) *Node {
 		RateBurst:  opts.RateBurst,
 		Logger:     logger,
 		Now:        opts.Now,
+		FeedMaxLag: opts.FeedMaxLag,
 	}
 	return n
 }

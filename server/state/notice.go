@@ -280,6 +280,15 @@ func submitNoticeTxn(txn WriteTxn, idx uint64, n *concordv1.Notice, cmd *statev1
 	if err := txn.Insert(tableNotices, rec); err != nil {
 		return nil, "", false, fmt.Errorf("insert notice %s: %w", n.GetNoticeId(), err)
 	}
+	newEvent := &concordv1.NoticeEvent{Type: concordv1.NoticeEventType_NOTICE_EVENT_TYPE_NEW, NoticeId: n.GetNoticeId(), By: n.GetIssuer(), Changes: rec.GetJurisdictions()}
+	for _, js := range rec.GetJurisdictions() {
+		if js.GetStatus() == concordv1.AdoptionStatus_ADOPTION_STATUS_RECOGNISED {
+			newEvent.RecognisedIn = append(newEvent.RecognisedIn, js.GetJurisdiction())
+		}
+	}
+	if err := appendEventTxn(txn, idx, rec.GetLogIndex(), cmd.GetAt(), newEvent); err != nil {
+		return nil, "", false, err
+	}
 	if old := n.GetSupersedes(); old != "" {
 		prev, err := noticeRowTxn(txn, old)
 		if err != nil {
@@ -292,6 +301,12 @@ func submitNoticeTxn(txn WriteTxn, idx uint64, n *concordv1.Notice, cmd *statev1
 		touch(next, idx, cmd.GetAt())
 		if err := txn.Insert(tableNotices, next); err != nil {
 			return nil, "", false, fmt.Errorf("supersede notice %s: %w", old, err)
+		}
+		if err := appendEventTxn(txn, idx, rec.GetLogIndex(), cmd.GetAt(), &concordv1.NoticeEvent{
+			Type: concordv1.NoticeEventType_NOTICE_EVENT_TYPE_SUPERSEDED, NoticeId: old, By: n.GetIssuer(),
+			Changes: next.GetJurisdictions(), SupersededBy: n.GetNoticeId(),
+		}); err != nil {
+			return nil, "", false, err
 		}
 	}
 	if err := bumpIndexTxn(txn, tableNotices, idx); err != nil {
@@ -364,6 +379,18 @@ func noticeStatementTxn(txn WriteTxn, idx uint64, st Statement, cmd *statev1.Not
 	}
 	logIdx, err := appendLogTxn(txn, idx, cmd.GetAt(), statementEntry(cmd.GetEnvelope(), cmd.GetSignerKeyId()), st.NoticeID())
 	if err != nil {
+		return nil, false, err
+	}
+	ev := &concordv1.NoticeEvent{NoticeId: st.NoticeID(), By: st.Author()}
+	switch s := st.(type) {
+	case *withdrawalStatement:
+		ev.Type, ev.Reinstate, ev.Changes = concordv1.NoticeEventType_NOTICE_EVENT_TYPE_WITHDRAWN, s.GetReinstate(), next.GetJurisdictions()
+	case *endorsementStatement:
+		ev.Type, ev.Changes = concordv1.NoticeEventType_NOTICE_EVENT_TYPE_ENDORSED, []*concordv1.JurisdictionState{js}
+	case *objectionStatement:
+		ev.Type, ev.Changes = concordv1.NoticeEventType_NOTICE_EVENT_TYPE_OBJECTED, []*concordv1.JurisdictionState{js}
+	}
+	if err := appendEventTxn(txn, idx, logIdx, cmd.GetAt(), ev); err != nil {
 		return nil, false, err
 	}
 	if err := txn.Insert(tableStatements, &statev1.AppliedStatement{

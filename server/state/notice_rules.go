@@ -220,30 +220,7 @@ func coveredCategories(j *concordv1.Jurisdiction, categories []concordv1.Categor
 // the key when it verified the signature; checking again at apply time closes the race with a
 // revocation committed in between.
 func checkStatementSignerTxn(txn ReadTxn, author, signerKeyID string, at time.Time) (*concordv1.Partner, error) {
-	p, err := partnerRowTxn(txn, author)
-	if err != nil {
-		return nil, err
-	}
-	if p == nil {
-		return nil, fault.Denied("partner %q is not registered", author)
-	}
-	if !slices.Contains(p.GetRoles(), concordv1.Role_ROLE_AUTHORITY) {
-		return nil, fault.Denied("partner %q does not hold ROLE_AUTHORITY: only authorities issue, endorse, object to and withdraw notices", author)
-	}
-	k, err := signingKeyTxn(txn, signerKeyID)
-	if err != nil {
-		return nil, err
-	}
-	if k == nil {
-		return nil, fault.Denied("signing key %s is not registered", signerKeyID)
-	}
-	if k.GetPartnerId() != author {
-		return nil, fault.Denied("signing key %s belongs to partner %q, not to %q: sign with your own key", signerKeyID, k.GetPartnerId(), author)
-	}
-	if why := keyUnusable(k, at); why != "" {
-		return nil, fault.Denied("signing key %s %s", signerKeyID, why)
-	}
-	return p, nil
+	return checkSignerRoleTxn(txn, author, signerKeyID, at, concordv1.Role_ROLE_AUTHORITY, "only authorities issue, endorse, object to and withdraw notices")
 }
 
 // deriveJurisdictions computes a new notice's state in every registered jurisdiction, sorted by

@@ -27,7 +27,7 @@ const (
 )
 
 // noticeTables are the tables whose last change is the notices index.
-var noticeTables = []string{tableNotices, tableStatements}
+var noticeTables = []string{tableNotices, tableStatements, tableEvents}
 
 func noticesTableSchema() *memdb.TableSchema {
 	id := func(r *concordv1.NoticeRecord) string { return r.GetNotice().GetNoticeId() }

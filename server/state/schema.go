@@ -23,6 +23,8 @@ func schema() *memdb.DBSchema {
 		noticesTableSchema,
 		statementsTableSchema,
 		logTableSchema,
+		eventsTableSchema,
+		actionsTableSchema,
 	} {
 		t := fn()
 		if _, dup := db.Tables[t.Name]; dup {

@@ -36,6 +36,7 @@ var (
 			{Jurisdiction: "FR", Status: concordv1.AdoptionStatus_ADOPTION_STATUS_ISSUING},
 		},
 	}
+	testAction  = &concordv1.ActionRecord{Report: &concordv1.ActionReport{ReportId: "01A0000000000000000000000A", NoticeId: testNoticeID, Reporter: "videoshare"}}
 	testApplied = &statev1.AppliedStatement{StatementId: "01J0000000000000000000000B", NoticeId: testNoticeID}
 )
 
@@ -132,6 +133,40 @@ func TestSchemaIndexers(t *testing.T) {
 				read: []any{uint64(7)}, readKey: []byte{0, 0, 0, 0, 0, 0, 0, 7},
 				write: &statev1.LogRow{Index: 258}, writeKey: []byte{0, 0, 0, 0, 0, 0, 1, 2},
 				prefix: []any{""}, prefixKey: []byte{},
+				wrongWrite: &concordv1.Partner{Id: "x"},
+			},
+		},
+		tableEvents: {
+			indexID: {
+				read: []any{uint64(3)}, readKey: []byte{0, 0, 0, 0, 0, 0, 0, 3},
+				write: &concordv1.NoticeEvent{Cursor: 3, NoticeId: testNoticeID}, writeKey: []byte{0, 0, 0, 0, 0, 0, 0, 3},
+				prefix: []any{""}, prefixKey: []byte{},
+				wrongWrite: &concordv1.Partner{Id: "x"},
+			},
+			indexOfNotice: {
+				read: []any{testNoticeID}, readKey: []byte(testNoticeID + "\x00"),
+				write: &concordv1.NoticeEvent{Cursor: 3, NoticeId: testNoticeID}, writeKey: []byte(testNoticeID + "\x00"),
+				prefix: []any{"01J"}, prefixKey: []byte("01J"),
+				wrongWrite: &concordv1.Partner{Id: "x"},
+			},
+		},
+		tableActions: {
+			indexID: {
+				read: []any{"01A0000000000000000000000A"}, readKey: []byte("01A0000000000000000000000A\x00"),
+				write: testAction, writeKey: []byte("01A0000000000000000000000A\x00"),
+				prefix: []any{"01A"}, prefixKey: []byte("01A"),
+				wrongWrite: &concordv1.Partner{Id: "x"},
+			},
+			indexOfNotice: {
+				read: []any{testNoticeID}, readKey: []byte(testNoticeID + "\x00"),
+				write: testAction, writeKey: []byte(testNoticeID + "\x00"),
+				prefix: []any{"01J"}, prefixKey: []byte("01J"),
+				wrongWrite: &concordv1.Partner{Id: "x"},
+			},
+			indexReporter: {
+				read: []any{"videoshare"}, readKey: []byte("videoshare\x00"),
+				write: testAction, writeKey: []byte("videoshare\x00"),
+				prefix: []any{"video"}, prefixKey: []byte("video"),
 				wrongWrite: &concordv1.Partner{Id: "x"},
 			},
 		},

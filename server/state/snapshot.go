@@ -26,15 +26,17 @@ const maxRecordBytes = 64 << 20
 type recordType byte
 
 const (
-	metaRecord          recordType = 1 // statev1.Meta, always the first record
-	indexRecord         recordType = 2 // IndexEntry, see marshalIndexEntry
-	partnerRecord       recordType = 3 // concordv1.Partner, without signing keys
-	signingKeyRecord    recordType = 4 // concordv1.SigningKey
-	jurisdictionRecord  recordType = 5 // concordv1.Jurisdiction
-	appliedChangeRecord recordType = 6 // statev1.AppliedChange
-	noticeRecord        recordType = 7 // concordv1.NoticeRecord
-	statementRecord     recordType = 8 // statev1.AppliedStatement
-	logRecord           recordType = 9 // statev1.LogRow
+	metaRecord          recordType = 1  // statev1.Meta, always the first record
+	indexRecord         recordType = 2  // IndexEntry, see marshalIndexEntry
+	partnerRecord       recordType = 3  // concordv1.Partner, without signing keys
+	signingKeyRecord    recordType = 4  // concordv1.SigningKey
+	jurisdictionRecord  recordType = 5  // concordv1.Jurisdiction
+	appliedChangeRecord recordType = 6  // statev1.AppliedChange
+	noticeRecord        recordType = 7  // concordv1.NoticeRecord
+	statementRecord     recordType = 8  // statev1.AppliedStatement
+	logRecord           recordType = 9  // statev1.LogRow
+	eventRecord         recordType = 10 // concordv1.NoticeEvent
+	actionRecord        recordType = 11 // concordv1.ActionRecord
 )
 
 // persister writes one table's rows, in primary key order, so that equal states give
@@ -70,6 +72,8 @@ func init() {
 	registerProtoTable[*concordv1.NoticeRecord](tableNotices, noticeRecord)
 	registerProtoTable[*statev1.AppliedStatement](tableStatements, statementRecord)
 	registerProtoTable[*statev1.LogRow](tableLog, logRecord)
+	registerProtoTable[*concordv1.NoticeEvent](tableEvents, eventRecord)
+	registerProtoTable[*concordv1.ActionRecord](tableActions, actionRecord)
 }
 
 func registerTable(table string, rt recordType, marshal func(any) ([]byte, error), restore restorer) {

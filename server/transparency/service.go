@@ -27,6 +27,10 @@ type Service struct {
 	state func() *state.Store
 	tree  func() *translog.Tree
 	pub   *Publisher
+
+	// Stopping, closed when the node shuts down, ends every following stream (set before
+	// serving).
+	Stopping <-chan struct{}
 }
 
 // NewService returns the log service over the state's entries, the tree derived from them and
@@ -162,6 +166,8 @@ func (s *Service) entries(ctx context.Context, req *concordv1.GetEntriesRequest,
 				return nil
 			}
 			return ctx.Err()
+		case <-s.Stopping:
+			return fault.Unavailable("the node is shutting down: resume with start=%d on another node or later", next)
 		case <-grown:
 		case <-st.AbandonCh():
 		}

@@ -46,8 +46,10 @@ func NewConnect(o Options, s Services, chain PeerChainFunc) (*connect.Server, er
 	c := &connectInterceptor{o: o, chain: chain}
 	srv := connect.NewServer(c.intercept, validate.NewServerInterceptor())
 	concordv1connect.RegisterRegistryServiceHandler(srv, s.Registry)
-	concordv1connect.RegisterNoticeServiceHandler(srv, s.Notice)
+	concordv1connect.RegisterNoticeServiceHandler(srv, s.NoticeConnect)
 	concordv1connect.RegisterLogServiceHandler(srv, s.LogConnect)
+	concordv1connect.RegisterActionServiceHandler(srv, s.Action)
+	concordv1connect.RegisterMatchServiceHandler(srv, s.MatchConnect)
 	registerHealth(srv, o)
 	grpcreflect.Register(srv)
 	return srv, nil

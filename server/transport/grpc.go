@@ -69,8 +69,10 @@ func NewGRPC(o Options, s Services) (*grpc.Server, error) {
 		),
 	)
 	concordv1.RegisterRegistryServiceServer(srv, s.Registry)
-	concordv1.RegisterNoticeServiceServer(srv, s.Notice)
+	concordv1.RegisterNoticeServiceServer(srv, s.NoticeGRPC)
 	concordv1.RegisterLogServiceServer(srv, s.LogGRPC)
+	concordv1.RegisterActionServiceServer(srv, s.Action)
+	concordv1.RegisterMatchServiceServer(srv, s.MatchGRPC)
 	healthpb.RegisterHealthServer(srv, o.Health)
 	reflection.Register(srv)
 	return srv, nil

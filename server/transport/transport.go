@@ -38,19 +38,23 @@ type RegistryService interface {
 	concordv1connect.RegistryServiceHandler
 }
 
-// NoticeService is the notices' core handler.
-type NoticeService interface {
-	concordv1.NoticeServiceServer
-	concordv1connect.NoticeServiceHandler
+// ActionService is the action reports' core handler.
+type ActionService interface {
+	concordv1.ActionServiceServer
+	concordv1connect.ActionServiceHandler
 }
 
 // Services are the core handlers both ports serve. A service with a streaming method has one
 // handler per transport: their streaming signatures differ.
 type Services struct {
-	Registry   RegistryService
-	Notice     NoticeService
-	LogGRPC    concordv1.LogServiceServer
-	LogConnect concordv1connect.LogServiceHandler
+	Registry      RegistryService
+	NoticeGRPC    concordv1.NoticeServiceServer
+	NoticeConnect concordv1connect.NoticeServiceHandler
+	Action        ActionService
+	MatchGRPC     concordv1.MatchServiceServer
+	MatchConnect  concordv1connect.MatchServiceHandler
+	LogGRPC       concordv1.LogServiceServer
+	LogConnect    concordv1connect.LogServiceHandler
 }
 
 func (o *Options) check() error {

@@ -207,6 +207,68 @@ func (NoticeView) EnumDescriptor() ([]byte, []int) {
 	return file_concord_v1_notice_proto_rawDescGZIP(), []int{2}
 }
 
+// NoticeEventType is what happened to a notice.
+type NoticeEventType int32
+
+const (
+	NoticeEventType_NOTICE_EVENT_TYPE_UNSPECIFIED NoticeEventType = 0
+	// A new notice (jurisdictions that recognise it are among its changes).
+	NoticeEventType_NOTICE_EVENT_TYPE_NEW      NoticeEventType = 1
+	NoticeEventType_NOTICE_EVENT_TYPE_ENDORSED NoticeEventType = 2
+	NoticeEventType_NOTICE_EVENT_TYPE_OBJECTED NoticeEventType = 3
+	// Withdrawn by its issuer; see reinstate.
+	NoticeEventType_NOTICE_EVENT_TYPE_WITHDRAWN NoticeEventType = 4
+	// Replaced by a newer notice (superseded_by).
+	NoticeEventType_NOTICE_EVENT_TYPE_SUPERSEDED NoticeEventType = 5
+)
+
+// Enum value maps for NoticeEventType.
+var (
+	NoticeEventType_name = map[int32]string{
+		0: "NOTICE_EVENT_TYPE_UNSPECIFIED",
+		1: "NOTICE_EVENT_TYPE_NEW",
+		2: "NOTICE_EVENT_TYPE_ENDORSED",
+		3: "NOTICE_EVENT_TYPE_OBJECTED",
+		4: "NOTICE_EVENT_TYPE_WITHDRAWN",
+		5: "NOTICE_EVENT_TYPE_SUPERSEDED",
+	}
+	NoticeEventType_value = map[string]int32{
+		"NOTICE_EVENT_TYPE_UNSPECIFIED": 0,
+		"NOTICE_EVENT_TYPE_NEW":         1,
+		"NOTICE_EVENT_TYPE_ENDORSED":    2,
+		"NOTICE_EVENT_TYPE_OBJECTED":    3,
+		"NOTICE_EVENT_TYPE_WITHDRAWN":   4,
+		"NOTICE_EVENT_TYPE_SUPERSEDED":  5,
+	}
+)
+
+func (x NoticeEventType) Enum() *NoticeEventType {
+	p := new(NoticeEventType)
+	*p = x
+	return p
+}
+
+func (x NoticeEventType) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (NoticeEventType) Descriptor() protoreflect.EnumDescriptor {
+	return file_concord_v1_notice_proto_enumTypes[3].Descriptor()
+}
+
+func (NoticeEventType) Type() protoreflect.EnumType {
+	return &file_concord_v1_notice_proto_enumTypes[3]
+}
+
+func (x NoticeEventType) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use NoticeEventType.Descriptor instead.
+func (NoticeEventType) EnumDescriptor() ([]byte, []int) {
+	return file_concord_v1_notice_proto_rawDescGZIP(), []int{3}
+}
+
 // Notice is the statement an authority signs to issue a removal notice. Its serialized bytes are
 // the payload of a DSSE envelope of type application/vnd.concord.notice.v1+protobuf.
 type Notice struct {
@@ -1720,6 +1782,369 @@ func (x *ListNoticesResponse) GetIndex() uint64 {
 	return 0
 }
 
+type WatchNoticesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Resume after this cursor (the cursor of the last event received). Unset: start at the
+	// current end of the feed (only new events), or from the beginning with from_start.
+	After     *uint64 `protobuf:"varint,1,opt,name=after,proto3,oneof" json:"after,omitempty"`
+	FromStart bool    `protobuf:"varint,2,opt,name=from_start,json=fromStart,proto3" json:"from_start,omitempty"`
+	// Only events of notices covered in one of these jurisdictions (status anything but
+	// NOT_COVERED there).
+	Jurisdictions []string `protobuf:"bytes,3,rep,name=jurisdictions,proto3" json:"jurisdictions,omitempty"`
+	// Only events of notices with one of these categories.
+	Categories []Category `protobuf:"varint,4,rep,packed,name=categories,proto3,enum=concord.v1.Category" json:"categories,omitempty"`
+	// Seconds between heartbeats when no event comes: 1 to 300, default 15.
+	HeartbeatSeconds uint32 `protobuf:"varint,5,opt,name=heartbeat_seconds,json=heartbeatSeconds,proto3" json:"heartbeat_seconds,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *WatchNoticesRequest) Reset() {
+	*x = WatchNoticesRequest{}
+	mi := &file_concord_v1_notice_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchNoticesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchNoticesRequest) ProtoMessage() {}
+
+func (x *WatchNoticesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_concord_v1_notice_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchNoticesRequest.ProtoReflect.Descriptor instead.
+func (*WatchNoticesRequest) Descriptor() ([]byte, []int) {
+	return file_concord_v1_notice_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *WatchNoticesRequest) GetAfter() uint64 {
+	if x != nil && x.After != nil {
+		return *x.After
+	}
+	return 0
+}
+
+func (x *WatchNoticesRequest) GetFromStart() bool {
+	if x != nil {
+		return x.FromStart
+	}
+	return false
+}
+
+func (x *WatchNoticesRequest) GetJurisdictions() []string {
+	if x != nil {
+		return x.Jurisdictions
+	}
+	return nil
+}
+
+func (x *WatchNoticesRequest) GetCategories() []Category {
+	if x != nil {
+		return x.Categories
+	}
+	return nil
+}
+
+func (x *WatchNoticesRequest) GetHeartbeatSeconds() uint32 {
+	if x != nil {
+		return x.HeartbeatSeconds
+	}
+	return 0
+}
+
+type WatchNoticesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Message:
+	//
+	//	*WatchNoticesResponse_Event
+	//	*WatchNoticesResponse_Heartbeat
+	Message       isWatchNoticesResponse_Message `protobuf_oneof:"message"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchNoticesResponse) Reset() {
+	*x = WatchNoticesResponse{}
+	mi := &file_concord_v1_notice_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchNoticesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchNoticesResponse) ProtoMessage() {}
+
+func (x *WatchNoticesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_concord_v1_notice_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchNoticesResponse.ProtoReflect.Descriptor instead.
+func (*WatchNoticesResponse) Descriptor() ([]byte, []int) {
+	return file_concord_v1_notice_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *WatchNoticesResponse) GetMessage() isWatchNoticesResponse_Message {
+	if x != nil {
+		return x.Message
+	}
+	return nil
+}
+
+func (x *WatchNoticesResponse) GetEvent() *NoticeEvent {
+	if x != nil {
+		if x, ok := x.Message.(*WatchNoticesResponse_Event); ok {
+			return x.Event
+		}
+	}
+	return nil
+}
+
+func (x *WatchNoticesResponse) GetHeartbeat() *Heartbeat {
+	if x != nil {
+		if x, ok := x.Message.(*WatchNoticesResponse_Heartbeat); ok {
+			return x.Heartbeat
+		}
+	}
+	return nil
+}
+
+type isWatchNoticesResponse_Message interface {
+	isWatchNoticesResponse_Message()
+}
+
+type WatchNoticesResponse_Event struct {
+	Event *NoticeEvent `protobuf:"bytes,1,opt,name=event,proto3,oneof"`
+}
+
+type WatchNoticesResponse_Heartbeat struct {
+	// Nothing happened; the feed is at cursor (pass it to resume).
+	Heartbeat *Heartbeat `protobuf:"bytes,2,opt,name=heartbeat,proto3,oneof"`
+}
+
+func (*WatchNoticesResponse_Event) isWatchNoticesResponse_Message() {}
+
+func (*WatchNoticesResponse_Heartbeat) isWatchNoticesResponse_Message() {}
+
+// Heartbeat tells a watcher the stream is alive and how far the feed has reached.
+type Heartbeat struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Cursor        uint64                 `protobuf:"varint,1,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	At            *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=at,proto3" json:"at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Heartbeat) Reset() {
+	*x = Heartbeat{}
+	mi := &file_concord_v1_notice_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Heartbeat) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Heartbeat) ProtoMessage() {}
+
+func (x *Heartbeat) ProtoReflect() protoreflect.Message {
+	mi := &file_concord_v1_notice_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
+func (*Heartbeat) Descriptor() ([]byte, []int) {
+	return file_concord_v1_notice_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *Heartbeat) GetCursor() uint64 {
+	if x != nil {
+		return x.Cursor
+	}
+	return 0
+}
+
+func (x *Heartbeat) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
+// NoticeEvent is one change to a notice, in commit order.
+type NoticeEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Pass it to WatchNoticesRequest.after to resume after this event. Cursors start at 1 and grow
+	// by one per event of the whole feed (a watcher sees those its filters and sharing restrictions
+	// let through, so it sees gaps).
+	Cursor uint64 `protobuf:"varint,1,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	// Unique and stable: an idempotency key for the receiver.
+	EventId  string                 `protobuf:"bytes,2,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	Type     NoticeEventType        `protobuf:"varint,3,opt,name=type,proto3,enum=concord.v1.NoticeEventType" json:"type,omitempty"`
+	NoticeId string                 `protobuf:"bytes,4,opt,name=notice_id,json=noticeId,proto3" json:"notice_id,omitempty"`
+	At       *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=at,proto3" json:"at,omitempty"`
+	// The partner whose statement caused the event.
+	By string `protobuf:"bytes,6,opt,name=by,proto3" json:"by,omitempty"`
+	// The jurisdictions whose state changed, as they are after the event.
+	Changes []*JurisdictionState `protobuf:"bytes,7,rep,name=changes,proto3" json:"changes,omitempty"`
+	// The notice as it is when the event is delivered (SUMMARY view); changes holds the states
+	// the event itself produced.
+	Notice *NoticeRecord `protobuf:"bytes,8,opt,name=notice,proto3" json:"notice,omitempty"`
+	// WITHDRAWN: whether platforms should reinstate what they removed.
+	Reinstate bool `protobuf:"varint,9,opt,name=reinstate,proto3" json:"reinstate,omitempty"`
+	// SUPERSEDED: the notice that replaced this one.
+	SupersededBy string `protobuf:"bytes,10,opt,name=superseded_by,json=supersededBy,proto3" json:"superseded_by,omitempty"`
+	// RECOGNISED jurisdictions of a NEW notice (also in changes), for convenience.
+	RecognisedIn []string `protobuf:"bytes,11,rep,name=recognised_in,json=recognisedIn,proto3" json:"recognised_in,omitempty"`
+	// The transparency log entry of the statement that caused the event.
+	LogIndex      uint64 `protobuf:"varint,12,opt,name=log_index,json=logIndex,proto3" json:"log_index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NoticeEvent) Reset() {
+	*x = NoticeEvent{}
+	mi := &file_concord_v1_notice_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NoticeEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NoticeEvent) ProtoMessage() {}
+
+func (x *NoticeEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_concord_v1_notice_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NoticeEvent.ProtoReflect.Descriptor instead.
+func (*NoticeEvent) Descriptor() ([]byte, []int) {
+	return file_concord_v1_notice_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *NoticeEvent) GetCursor() uint64 {
+	if x != nil {
+		return x.Cursor
+	}
+	return 0
+}
+
+func (x *NoticeEvent) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *NoticeEvent) GetType() NoticeEventType {
+	if x != nil {
+		return x.Type
+	}
+	return NoticeEventType_NOTICE_EVENT_TYPE_UNSPECIFIED
+}
+
+func (x *NoticeEvent) GetNoticeId() string {
+	if x != nil {
+		return x.NoticeId
+	}
+	return ""
+}
+
+func (x *NoticeEvent) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
+func (x *NoticeEvent) GetBy() string {
+	if x != nil {
+		return x.By
+	}
+	return ""
+}
+
+func (x *NoticeEvent) GetChanges() []*JurisdictionState {
+	if x != nil {
+		return x.Changes
+	}
+	return nil
+}
+
+func (x *NoticeEvent) GetNotice() *NoticeRecord {
+	if x != nil {
+		return x.Notice
+	}
+	return nil
+}
+
+func (x *NoticeEvent) GetReinstate() bool {
+	if x != nil {
+		return x.Reinstate
+	}
+	return false
+}
+
+func (x *NoticeEvent) GetSupersededBy() string {
+	if x != nil {
+		return x.SupersededBy
+	}
+	return ""
+}
+
+func (x *NoticeEvent) GetRecognisedIn() []string {
+	if x != nil {
+		return x.RecognisedIn
+	}
+	return nil
+}
+
+func (x *NoticeEvent) GetLogIndex() uint64 {
+	if x != nil {
+		return x.LogIndex
+	}
+	return 0
+}
+
 var File_concord_v1_notice_proto protoreflect.FileDescriptor
 
 const file_concord_v1_notice_proto_rawDesc = "" +
@@ -1872,7 +2297,39 @@ const file_concord_v1_notice_proto_rawDesc = "" +
 	"\x13ListNoticesResponse\x122\n" +
 	"\anotices\x18\x01 \x03(\v2\x18.concord.v1.NoticeRecordR\anotices\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x12\x14\n" +
-	"\x05index\x18\x03 \x01(\x04R\x05index*}\n" +
+	"\x05index\x18\x03 \x01(\x04R\x05index\"\x9b\x02\n" +
+	"\x13WatchNoticesRequest\x12\x19\n" +
+	"\x05after\x18\x01 \x01(\x04H\x00R\x05after\x88\x01\x01\x12\x1d\n" +
+	"\n" +
+	"from_start\x18\x02 \x01(\bR\tfromStart\x12>\n" +
+	"\rjurisdictions\x18\x03 \x03(\tB\x18\xbaH\x15\x92\x01\x12\x10d\"\x0er\f2\n" +
+	"^[A-Z]{2}$R\rjurisdictions\x12I\n" +
+	"\n" +
+	"categories\x18\x04 \x03(\x0e2\x14.concord.v1.CategoryB\x13\xbaH\x10\x92\x01\r\x10\a\x18\x01\"\a\x82\x01\x04\x10\x01 \x00R\n" +
+	"categories\x125\n" +
+	"\x11heartbeat_seconds\x18\x05 \x01(\rB\b\xbaH\x05*\x03\x18\xac\x02R\x10heartbeatSecondsB\b\n" +
+	"\x06_after\"\x89\x01\n" +
+	"\x14WatchNoticesResponse\x12/\n" +
+	"\x05event\x18\x01 \x01(\v2\x17.concord.v1.NoticeEventH\x00R\x05event\x125\n" +
+	"\theartbeat\x18\x02 \x01(\v2\x15.concord.v1.HeartbeatH\x00R\theartbeatB\t\n" +
+	"\amessage\"O\n" +
+	"\tHeartbeat\x12\x16\n" +
+	"\x06cursor\x18\x01 \x01(\x04R\x06cursor\x12*\n" +
+	"\x02at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"\xba\x03\n" +
+	"\vNoticeEvent\x12\x16\n" +
+	"\x06cursor\x18\x01 \x01(\x04R\x06cursor\x12\x19\n" +
+	"\bevent_id\x18\x02 \x01(\tR\aeventId\x12/\n" +
+	"\x04type\x18\x03 \x01(\x0e2\x1b.concord.v1.NoticeEventTypeR\x04type\x12\x1b\n" +
+	"\tnotice_id\x18\x04 \x01(\tR\bnoticeId\x12*\n" +
+	"\x02at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12\x0e\n" +
+	"\x02by\x18\x06 \x01(\tR\x02by\x127\n" +
+	"\achanges\x18\a \x03(\v2\x1d.concord.v1.JurisdictionStateR\achanges\x120\n" +
+	"\x06notice\x18\b \x01(\v2\x18.concord.v1.NoticeRecordR\x06notice\x12\x1c\n" +
+	"\treinstate\x18\t \x01(\bR\treinstate\x12#\n" +
+	"\rsuperseded_by\x18\n" +
+	" \x01(\tR\fsupersededBy\x12#\n" +
+	"\rrecognised_in\x18\v \x03(\tR\frecognisedIn\x12\x1b\n" +
+	"\tlog_index\x18\f \x01(\x04R\blogIndex*}\n" +
 	"\vNoticeState\x12\x1c\n" +
 	"\x18NOTICE_STATE_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13NOTICE_STATE_ACTIVE\x10\x01\x12\x1a\n" +
@@ -1891,7 +2348,14 @@ const file_concord_v1_notice_proto_rawDesc = "" +
 	"NoticeView\x12\x1b\n" +
 	"\x17NOTICE_VIEW_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13NOTICE_VIEW_SUMMARY\x10\x01\x12\x14\n" +
-	"\x10NOTICE_VIEW_FULL\x10\x022\xd0\x04\n" +
+	"\x10NOTICE_VIEW_FULL\x10\x02*\xd2\x01\n" +
+	"\x0fNoticeEventType\x12!\n" +
+	"\x1dNOTICE_EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x19\n" +
+	"\x15NOTICE_EVENT_TYPE_NEW\x10\x01\x12\x1e\n" +
+	"\x1aNOTICE_EVENT_TYPE_ENDORSED\x10\x02\x12\x1e\n" +
+	"\x1aNOTICE_EVENT_TYPE_OBJECTED\x10\x03\x12\x1f\n" +
+	"\x1bNOTICE_EVENT_TYPE_WITHDRAWN\x10\x04\x12 \n" +
+	"\x1cNOTICE_EVENT_TYPE_SUPERSEDED\x10\x052\xb3\x05\n" +
 	"\rNoticeService\x12]\n" +
 	"\fSubmitNotice\x12\x1f.concord.v1.SubmitNoticeRequest\x1a .concord.v1.SubmitNoticeResponse\"\n" +
 	"\xea\xe0\x18\x03\n" +
@@ -1906,7 +2370,9 @@ const file_concord_v1_notice_proto_rawDesc = "" +
 	"\xea\xe0\x18\x03\n" +
 	"\x01\x01\x90\x02\x02\x12V\n" +
 	"\tGetNotice\x12\x1c.concord.v1.GetNoticeRequest\x1a\x1d.concord.v1.GetNoticeResponse\"\f\xea\xe0\x18\x05\n" +
-	"\x03\x01\x02\x03\x90\x02\x01\x12\\\n" +
+	"\x03\x01\x02\x03\x90\x02\x01\x12a\n" +
+	"\fWatchNotices\x12\x1f.concord.v1.WatchNoticesRequest\x1a .concord.v1.WatchNoticesResponse\"\f\xea\xe0\x18\x05\n" +
+	"\x03\x01\x02\x03\x90\x02\x010\x01\x12\\\n" +
 	"\vListNotices\x12\x1e.concord.v1.ListNoticesRequest\x1a\x1f.concord.v1.ListNoticesResponse\"\f\xea\xe0\x18\x05\n" +
 	"\x03\x01\x02\x03\x90\x02\x01B\"Z concord/gen/concord/v1;concordv1b\x06proto3"
 
@@ -1922,99 +2388,114 @@ func file_concord_v1_notice_proto_rawDescGZIP() []byte {
 	return file_concord_v1_notice_proto_rawDescData
 }
 
-var file_concord_v1_notice_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_concord_v1_notice_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_concord_v1_notice_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_concord_v1_notice_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_concord_v1_notice_proto_goTypes = []any{
 	(NoticeState)(0),               // 0: concord.v1.NoticeState
 	(AdoptionStatus)(0),            // 1: concord.v1.AdoptionStatus
 	(NoticeView)(0),                // 2: concord.v1.NoticeView
-	(*Notice)(nil),                 // 3: concord.v1.Notice
-	(*CounterNarrative)(nil),       // 4: concord.v1.CounterNarrative
-	(*Endorsement)(nil),            // 5: concord.v1.Endorsement
-	(*Objection)(nil),              // 6: concord.v1.Objection
-	(*Withdrawal)(nil),             // 7: concord.v1.Withdrawal
-	(*JurisdictionState)(nil),      // 8: concord.v1.JurisdictionState
-	(*NoticeRecord)(nil),           // 9: concord.v1.NoticeRecord
-	(*SubmitNoticeRequest)(nil),    // 10: concord.v1.SubmitNoticeRequest
-	(*SubmitNoticeResponse)(nil),   // 11: concord.v1.SubmitNoticeResponse
-	(*EndorseNoticeRequest)(nil),   // 12: concord.v1.EndorseNoticeRequest
-	(*EndorseNoticeResponse)(nil),  // 13: concord.v1.EndorseNoticeResponse
-	(*ObjectToNoticeRequest)(nil),  // 14: concord.v1.ObjectToNoticeRequest
-	(*ObjectToNoticeResponse)(nil), // 15: concord.v1.ObjectToNoticeResponse
-	(*WithdrawNoticeRequest)(nil),  // 16: concord.v1.WithdrawNoticeRequest
-	(*WithdrawNoticeResponse)(nil), // 17: concord.v1.WithdrawNoticeResponse
-	(*GetNoticeRequest)(nil),       // 18: concord.v1.GetNoticeRequest
-	(*GetNoticeResponse)(nil),      // 19: concord.v1.GetNoticeResponse
-	(*ListNoticesRequest)(nil),     // 20: concord.v1.ListNoticesRequest
-	(*ListNoticesResponse)(nil),    // 21: concord.v1.ListNoticesResponse
-	(Category)(0),                  // 22: concord.v1.Category
-	(*Hash)(nil),                   // 23: concord.v1.Hash
-	(TLP)(0),                       // 24: concord.v1.TLP
-	(*durationpb.Duration)(nil),    // 25: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),  // 26: google.protobuf.Timestamp
-	(*Envelope)(nil),               // 27: concord.v1.Envelope
-	(*Receipt)(nil),                // 28: concord.v1.Receipt
+	(NoticeEventType)(0),           // 3: concord.v1.NoticeEventType
+	(*Notice)(nil),                 // 4: concord.v1.Notice
+	(*CounterNarrative)(nil),       // 5: concord.v1.CounterNarrative
+	(*Endorsement)(nil),            // 6: concord.v1.Endorsement
+	(*Objection)(nil),              // 7: concord.v1.Objection
+	(*Withdrawal)(nil),             // 8: concord.v1.Withdrawal
+	(*JurisdictionState)(nil),      // 9: concord.v1.JurisdictionState
+	(*NoticeRecord)(nil),           // 10: concord.v1.NoticeRecord
+	(*SubmitNoticeRequest)(nil),    // 11: concord.v1.SubmitNoticeRequest
+	(*SubmitNoticeResponse)(nil),   // 12: concord.v1.SubmitNoticeResponse
+	(*EndorseNoticeRequest)(nil),   // 13: concord.v1.EndorseNoticeRequest
+	(*EndorseNoticeResponse)(nil),  // 14: concord.v1.EndorseNoticeResponse
+	(*ObjectToNoticeRequest)(nil),  // 15: concord.v1.ObjectToNoticeRequest
+	(*ObjectToNoticeResponse)(nil), // 16: concord.v1.ObjectToNoticeResponse
+	(*WithdrawNoticeRequest)(nil),  // 17: concord.v1.WithdrawNoticeRequest
+	(*WithdrawNoticeResponse)(nil), // 18: concord.v1.WithdrawNoticeResponse
+	(*GetNoticeRequest)(nil),       // 19: concord.v1.GetNoticeRequest
+	(*GetNoticeResponse)(nil),      // 20: concord.v1.GetNoticeResponse
+	(*ListNoticesRequest)(nil),     // 21: concord.v1.ListNoticesRequest
+	(*ListNoticesResponse)(nil),    // 22: concord.v1.ListNoticesResponse
+	(*WatchNoticesRequest)(nil),    // 23: concord.v1.WatchNoticesRequest
+	(*WatchNoticesResponse)(nil),   // 24: concord.v1.WatchNoticesResponse
+	(*Heartbeat)(nil),              // 25: concord.v1.Heartbeat
+	(*NoticeEvent)(nil),            // 26: concord.v1.NoticeEvent
+	(Category)(0),                  // 27: concord.v1.Category
+	(*Hash)(nil),                   // 28: concord.v1.Hash
+	(TLP)(0),                       // 29: concord.v1.TLP
+	(*durationpb.Duration)(nil),    // 30: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),  // 31: google.protobuf.Timestamp
+	(*Envelope)(nil),               // 32: concord.v1.Envelope
+	(*Receipt)(nil),                // 33: concord.v1.Receipt
 }
 var file_concord_v1_notice_proto_depIdxs = []int32{
-	22, // 0: concord.v1.Notice.categories:type_name -> concord.v1.Category
-	23, // 1: concord.v1.Notice.hashes:type_name -> concord.v1.Hash
-	24, // 2: concord.v1.Notice.tlp:type_name -> concord.v1.TLP
-	25, // 3: concord.v1.Notice.removal_deadline:type_name -> google.protobuf.Duration
-	4,  // 4: concord.v1.Notice.counter_narratives:type_name -> concord.v1.CounterNarrative
-	26, // 5: concord.v1.Notice.created_at:type_name -> google.protobuf.Timestamp
-	26, // 6: concord.v1.Endorsement.created_at:type_name -> google.protobuf.Timestamp
-	26, // 7: concord.v1.Objection.created_at:type_name -> google.protobuf.Timestamp
-	26, // 8: concord.v1.Withdrawal.created_at:type_name -> google.protobuf.Timestamp
+	27, // 0: concord.v1.Notice.categories:type_name -> concord.v1.Category
+	28, // 1: concord.v1.Notice.hashes:type_name -> concord.v1.Hash
+	29, // 2: concord.v1.Notice.tlp:type_name -> concord.v1.TLP
+	30, // 3: concord.v1.Notice.removal_deadline:type_name -> google.protobuf.Duration
+	5,  // 4: concord.v1.Notice.counter_narratives:type_name -> concord.v1.CounterNarrative
+	31, // 5: concord.v1.Notice.created_at:type_name -> google.protobuf.Timestamp
+	31, // 6: concord.v1.Endorsement.created_at:type_name -> google.protobuf.Timestamp
+	31, // 7: concord.v1.Objection.created_at:type_name -> google.protobuf.Timestamp
+	31, // 8: concord.v1.Withdrawal.created_at:type_name -> google.protobuf.Timestamp
 	1,  // 9: concord.v1.JurisdictionState.status:type_name -> concord.v1.AdoptionStatus
-	22, // 10: concord.v1.JurisdictionState.covered_categories:type_name -> concord.v1.Category
-	26, // 11: concord.v1.JurisdictionState.action_deadline:type_name -> google.protobuf.Timestamp
-	26, // 12: concord.v1.JurisdictionState.objection_window_closes_at:type_name -> google.protobuf.Timestamp
-	26, // 13: concord.v1.JurisdictionState.changed_at:type_name -> google.protobuf.Timestamp
-	3,  // 14: concord.v1.NoticeRecord.notice:type_name -> concord.v1.Notice
-	27, // 15: concord.v1.NoticeRecord.envelope:type_name -> concord.v1.Envelope
+	27, // 10: concord.v1.JurisdictionState.covered_categories:type_name -> concord.v1.Category
+	31, // 11: concord.v1.JurisdictionState.action_deadline:type_name -> google.protobuf.Timestamp
+	31, // 12: concord.v1.JurisdictionState.objection_window_closes_at:type_name -> google.protobuf.Timestamp
+	31, // 13: concord.v1.JurisdictionState.changed_at:type_name -> google.protobuf.Timestamp
+	4,  // 14: concord.v1.NoticeRecord.notice:type_name -> concord.v1.Notice
+	32, // 15: concord.v1.NoticeRecord.envelope:type_name -> concord.v1.Envelope
 	0,  // 16: concord.v1.NoticeRecord.state:type_name -> concord.v1.NoticeState
-	26, // 17: concord.v1.NoticeRecord.accepted_at:type_name -> google.protobuf.Timestamp
-	26, // 18: concord.v1.NoticeRecord.updated_at:type_name -> google.protobuf.Timestamp
-	8,  // 19: concord.v1.NoticeRecord.jurisdictions:type_name -> concord.v1.JurisdictionState
-	27, // 20: concord.v1.NoticeRecord.statements:type_name -> concord.v1.Envelope
-	7,  // 21: concord.v1.NoticeRecord.withdrawal:type_name -> concord.v1.Withdrawal
-	27, // 22: concord.v1.SubmitNoticeRequest.envelope:type_name -> concord.v1.Envelope
-	9,  // 23: concord.v1.SubmitNoticeResponse.notice:type_name -> concord.v1.NoticeRecord
-	28, // 24: concord.v1.SubmitNoticeResponse.receipt:type_name -> concord.v1.Receipt
-	27, // 25: concord.v1.EndorseNoticeRequest.envelope:type_name -> concord.v1.Envelope
-	9,  // 26: concord.v1.EndorseNoticeResponse.notice:type_name -> concord.v1.NoticeRecord
-	28, // 27: concord.v1.EndorseNoticeResponse.receipt:type_name -> concord.v1.Receipt
-	27, // 28: concord.v1.ObjectToNoticeRequest.envelope:type_name -> concord.v1.Envelope
-	9,  // 29: concord.v1.ObjectToNoticeResponse.notice:type_name -> concord.v1.NoticeRecord
-	28, // 30: concord.v1.ObjectToNoticeResponse.receipt:type_name -> concord.v1.Receipt
-	27, // 31: concord.v1.WithdrawNoticeRequest.envelope:type_name -> concord.v1.Envelope
-	9,  // 32: concord.v1.WithdrawNoticeResponse.notice:type_name -> concord.v1.NoticeRecord
-	28, // 33: concord.v1.WithdrawNoticeResponse.receipt:type_name -> concord.v1.Receipt
+	31, // 17: concord.v1.NoticeRecord.accepted_at:type_name -> google.protobuf.Timestamp
+	31, // 18: concord.v1.NoticeRecord.updated_at:type_name -> google.protobuf.Timestamp
+	9,  // 19: concord.v1.NoticeRecord.jurisdictions:type_name -> concord.v1.JurisdictionState
+	32, // 20: concord.v1.NoticeRecord.statements:type_name -> concord.v1.Envelope
+	8,  // 21: concord.v1.NoticeRecord.withdrawal:type_name -> concord.v1.Withdrawal
+	32, // 22: concord.v1.SubmitNoticeRequest.envelope:type_name -> concord.v1.Envelope
+	10, // 23: concord.v1.SubmitNoticeResponse.notice:type_name -> concord.v1.NoticeRecord
+	33, // 24: concord.v1.SubmitNoticeResponse.receipt:type_name -> concord.v1.Receipt
+	32, // 25: concord.v1.EndorseNoticeRequest.envelope:type_name -> concord.v1.Envelope
+	10, // 26: concord.v1.EndorseNoticeResponse.notice:type_name -> concord.v1.NoticeRecord
+	33, // 27: concord.v1.EndorseNoticeResponse.receipt:type_name -> concord.v1.Receipt
+	32, // 28: concord.v1.ObjectToNoticeRequest.envelope:type_name -> concord.v1.Envelope
+	10, // 29: concord.v1.ObjectToNoticeResponse.notice:type_name -> concord.v1.NoticeRecord
+	33, // 30: concord.v1.ObjectToNoticeResponse.receipt:type_name -> concord.v1.Receipt
+	32, // 31: concord.v1.WithdrawNoticeRequest.envelope:type_name -> concord.v1.Envelope
+	10, // 32: concord.v1.WithdrawNoticeResponse.notice:type_name -> concord.v1.NoticeRecord
+	33, // 33: concord.v1.WithdrawNoticeResponse.receipt:type_name -> concord.v1.Receipt
 	2,  // 34: concord.v1.GetNoticeRequest.view:type_name -> concord.v1.NoticeView
-	9,  // 35: concord.v1.GetNoticeResponse.notice:type_name -> concord.v1.NoticeRecord
+	10, // 35: concord.v1.GetNoticeResponse.notice:type_name -> concord.v1.NoticeRecord
 	1,  // 36: concord.v1.ListNoticesRequest.statuses:type_name -> concord.v1.AdoptionStatus
-	22, // 37: concord.v1.ListNoticesRequest.categories:type_name -> concord.v1.Category
+	27, // 37: concord.v1.ListNoticesRequest.categories:type_name -> concord.v1.Category
 	0,  // 38: concord.v1.ListNoticesRequest.states:type_name -> concord.v1.NoticeState
-	26, // 39: concord.v1.ListNoticesRequest.updated_since:type_name -> google.protobuf.Timestamp
+	31, // 39: concord.v1.ListNoticesRequest.updated_since:type_name -> google.protobuf.Timestamp
 	2,  // 40: concord.v1.ListNoticesRequest.view:type_name -> concord.v1.NoticeView
-	9,  // 41: concord.v1.ListNoticesResponse.notices:type_name -> concord.v1.NoticeRecord
-	10, // 42: concord.v1.NoticeService.SubmitNotice:input_type -> concord.v1.SubmitNoticeRequest
-	12, // 43: concord.v1.NoticeService.EndorseNotice:input_type -> concord.v1.EndorseNoticeRequest
-	14, // 44: concord.v1.NoticeService.ObjectToNotice:input_type -> concord.v1.ObjectToNoticeRequest
-	16, // 45: concord.v1.NoticeService.WithdrawNotice:input_type -> concord.v1.WithdrawNoticeRequest
-	18, // 46: concord.v1.NoticeService.GetNotice:input_type -> concord.v1.GetNoticeRequest
-	20, // 47: concord.v1.NoticeService.ListNotices:input_type -> concord.v1.ListNoticesRequest
-	11, // 48: concord.v1.NoticeService.SubmitNotice:output_type -> concord.v1.SubmitNoticeResponse
-	13, // 49: concord.v1.NoticeService.EndorseNotice:output_type -> concord.v1.EndorseNoticeResponse
-	15, // 50: concord.v1.NoticeService.ObjectToNotice:output_type -> concord.v1.ObjectToNoticeResponse
-	17, // 51: concord.v1.NoticeService.WithdrawNotice:output_type -> concord.v1.WithdrawNoticeResponse
-	19, // 52: concord.v1.NoticeService.GetNotice:output_type -> concord.v1.GetNoticeResponse
-	21, // 53: concord.v1.NoticeService.ListNotices:output_type -> concord.v1.ListNoticesResponse
-	48, // [48:54] is the sub-list for method output_type
-	42, // [42:48] is the sub-list for method input_type
-	42, // [42:42] is the sub-list for extension type_name
-	42, // [42:42] is the sub-list for extension extendee
-	0,  // [0:42] is the sub-list for field type_name
+	10, // 41: concord.v1.ListNoticesResponse.notices:type_name -> concord.v1.NoticeRecord
+	27, // 42: concord.v1.WatchNoticesRequest.categories:type_name -> concord.v1.Category
+	26, // 43: concord.v1.WatchNoticesResponse.event:type_name -> concord.v1.NoticeEvent
+	25, // 44: concord.v1.WatchNoticesResponse.heartbeat:type_name -> concord.v1.Heartbeat
+	31, // 45: concord.v1.Heartbeat.at:type_name -> google.protobuf.Timestamp
+	3,  // 46: concord.v1.NoticeEvent.type:type_name -> concord.v1.NoticeEventType
+	31, // 47: concord.v1.NoticeEvent.at:type_name -> google.protobuf.Timestamp
+	9,  // 48: concord.v1.NoticeEvent.changes:type_name -> concord.v1.JurisdictionState
+	10, // 49: concord.v1.NoticeEvent.notice:type_name -> concord.v1.NoticeRecord
+	11, // 50: concord.v1.NoticeService.SubmitNotice:input_type -> concord.v1.SubmitNoticeRequest
+	13, // 51: concord.v1.NoticeService.EndorseNotice:input_type -> concord.v1.EndorseNoticeRequest
+	15, // 52: concord.v1.NoticeService.ObjectToNotice:input_type -> concord.v1.ObjectToNoticeRequest
+	17, // 53: concord.v1.NoticeService.WithdrawNotice:input_type -> concord.v1.WithdrawNoticeRequest
+	19, // 54: concord.v1.NoticeService.GetNotice:input_type -> concord.v1.GetNoticeRequest
+	23, // 55: concord.v1.NoticeService.WatchNotices:input_type -> concord.v1.WatchNoticesRequest
+	21, // 56: concord.v1.NoticeService.ListNotices:input_type -> concord.v1.ListNoticesRequest
+	12, // 57: concord.v1.NoticeService.SubmitNotice:output_type -> concord.v1.SubmitNoticeResponse
+	14, // 58: concord.v1.NoticeService.EndorseNotice:output_type -> concord.v1.EndorseNoticeResponse
+	16, // 59: concord.v1.NoticeService.ObjectToNotice:output_type -> concord.v1.ObjectToNoticeResponse
+	18, // 60: concord.v1.NoticeService.WithdrawNotice:output_type -> concord.v1.WithdrawNoticeResponse
+	20, // 61: concord.v1.NoticeService.GetNotice:output_type -> concord.v1.GetNoticeResponse
+	24, // 62: concord.v1.NoticeService.WatchNotices:output_type -> concord.v1.WatchNoticesResponse
+	22, // 63: concord.v1.NoticeService.ListNotices:output_type -> concord.v1.ListNoticesResponse
+	57, // [57:64] is the sub-list for method output_type
+	50, // [50:57] is the sub-list for method input_type
+	50, // [50:50] is the sub-list for extension type_name
+	50, // [50:50] is the sub-list for extension extendee
+	0,  // [0:50] is the sub-list for field type_name
 }
 
 func init() { file_concord_v1_notice_proto_init() }
@@ -2025,13 +2506,18 @@ func file_concord_v1_notice_proto_init() {
 	file_concord_v1_log_proto_init()
 	file_concord_v1_options_proto_init()
 	file_concord_v1_types_proto_init()
+	file_concord_v1_notice_proto_msgTypes[19].OneofWrappers = []any{}
+	file_concord_v1_notice_proto_msgTypes[20].OneofWrappers = []any{
+		(*WatchNoticesResponse_Event)(nil),
+		(*WatchNoticesResponse_Heartbeat)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_concord_v1_notice_proto_rawDesc), len(file_concord_v1_notice_proto_rawDesc)),
-			NumEnums:      3,
-			NumMessages:   19,
+			NumEnums:      4,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

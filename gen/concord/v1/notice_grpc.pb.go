@@ -24,6 +24,7 @@ const (
 	NoticeService_ObjectToNotice_FullMethodName = "/concord.v1.NoticeService/ObjectToNotice"
 	NoticeService_WithdrawNotice_FullMethodName = "/concord.v1.NoticeService/WithdrawNotice"
 	NoticeService_GetNotice_FullMethodName      = "/concord.v1.NoticeService/GetNotice"
+	NoticeService_WatchNotices_FullMethodName   = "/concord.v1.NoticeService/WatchNotices"
 	NoticeService_ListNotices_FullMethodName    = "/concord.v1.NoticeService/ListNotices"
 )
 
@@ -54,6 +55,15 @@ type NoticeServiceClient interface {
 	WithdrawNotice(ctx context.Context, in *WithdrawNoticeRequest, opts ...grpc.CallOption) (*WithdrawNoticeResponse, error)
 	// GetNotice returns one notice with its signed envelope and its state in every jurisdiction.
 	GetNotice(ctx context.Context, in *GetNoticeRequest, opts ...grpc.CallOption) (*GetNoticeResponse, error)
+	// WatchNotices streams, as soon as they are committed, the events of the notices the caller may
+	// see: new notices (with the jurisdictions that recognise them), endorsements, objections,
+	// withdrawals (with the reinstate instruction) and supersessions. Each event carries a cursor;
+	// pass the last one received to resume after a disconnect or a server restart: no event is
+	// lost, and none is sent twice on one stream (after a resume, an event may come again only if
+	// its cursor is after the one given; treat event ids as idempotency keys). Heartbeats come
+	// every heartbeat_seconds when nothing happens. A watcher that reads too slowly is ended with
+	// ABORTED and the cursor to resume from; it never slows down writers or other watchers.
+	WatchNotices(ctx context.Context, in *WatchNoticesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchNoticesResponse], error)
 	// ListNotices lists the notices the caller may see, in notice_id order, a page at a time.
 	// Pagination is stable: a notice appears on at most one page, however the notices change
 	// between calls.
@@ -118,6 +128,25 @@ func (c *noticeServiceClient) GetNotice(ctx context.Context, in *GetNoticeReques
 	return out, nil
 }
 
+func (c *noticeServiceClient) WatchNotices(ctx context.Context, in *WatchNoticesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchNoticesResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &NoticeService_ServiceDesc.Streams[0], NoticeService_WatchNotices_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchNoticesRequest, WatchNoticesResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type NoticeService_WatchNoticesClient = grpc.ServerStreamingClient[WatchNoticesResponse]
+
 func (c *noticeServiceClient) ListNotices(ctx context.Context, in *ListNoticesRequest, opts ...grpc.CallOption) (*ListNoticesResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListNoticesResponse)
@@ -155,6 +184,15 @@ type NoticeServiceServer interface {
 	WithdrawNotice(context.Context, *WithdrawNoticeRequest) (*WithdrawNoticeResponse, error)
 	// GetNotice returns one notice with its signed envelope and its state in every jurisdiction.
 	GetNotice(context.Context, *GetNoticeRequest) (*GetNoticeResponse, error)
+	// WatchNotices streams, as soon as they are committed, the events of the notices the caller may
+	// see: new notices (with the jurisdictions that recognise them), endorsements, objections,
+	// withdrawals (with the reinstate instruction) and supersessions. Each event carries a cursor;
+	// pass the last one received to resume after a disconnect or a server restart: no event is
+	// lost, and none is sent twice on one stream (after a resume, an event may come again only if
+	// its cursor is after the one given; treat event ids as idempotency keys). Heartbeats come
+	// every heartbeat_seconds when nothing happens. A watcher that reads too slowly is ended with
+	// ABORTED and the cursor to resume from; it never slows down writers or other watchers.
+	WatchNotices(*WatchNoticesRequest, grpc.ServerStreamingServer[WatchNoticesResponse]) error
 	// ListNotices lists the notices the caller may see, in notice_id order, a page at a time.
 	// Pagination is stable: a notice appears on at most one page, however the notices change
 	// between calls.
@@ -183,6 +221,9 @@ func (UnimplementedNoticeServiceServer) WithdrawNotice(context.Context, *Withdra
 }
 func (UnimplementedNoticeServiceServer) GetNotice(context.Context, *GetNoticeRequest) (*GetNoticeResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetNotice not implemented")
+}
+func (UnimplementedNoticeServiceServer) WatchNotices(*WatchNoticesRequest, grpc.ServerStreamingServer[WatchNoticesResponse]) error {
+	return status.Error(codes.Unimplemented, "method WatchNotices not implemented")
 }
 func (UnimplementedNoticeServiceServer) ListNotices(context.Context, *ListNoticesRequest) (*ListNoticesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListNotices not implemented")
@@ -298,6 +339,17 @@ func _NoticeService_GetNotice_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _NoticeService_WatchNotices_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchNoticesRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(NoticeServiceServer).WatchNotices(m, &grpc.GenericServerStream[WatchNoticesRequest, WatchNoticesResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type NoticeService_WatchNoticesServer = grpc.ServerStreamingServer[WatchNoticesResponse]
+
 func _NoticeService_ListNotices_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ListNoticesRequest)
 	if err := dec(in); err != nil {
@@ -348,6 +400,12 @@ var NoticeService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _NoticeService_ListNotices_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "WatchNotices",
+			Handler:       _NoticeService_WatchNotices_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "concord/v1/notice.proto",
 }

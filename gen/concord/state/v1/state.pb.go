@@ -408,8 +408,9 @@ func (x *SubmitNotice) GetAt() *timestamppb.Timestamp {
 	return nil
 }
 
-// NoticeStatement applies a signed endorsement, objection or withdrawal (told apart by the
-// envelope's payload type) whose signature the service verified.
+// NoticeStatement applies a signed statement about a notice — endorsement, objection,
+// withdrawal (told apart by the envelope's payload type), or action report — whose signature the
+// service verified.
 type NoticeStatement struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Envelope      *v1.Envelope           `protobuf:"bytes,1,opt,name=envelope,proto3" json:"envelope,omitempty"`

@@ -37,6 +37,8 @@ const (
 	NoticeServiceWithdrawNoticeProcedure = "/concord.v1.NoticeService/WithdrawNotice"
 	// NoticeServiceGetNoticeProcedure is the procedure name of the NoticeService's GetNotice RPC.
 	NoticeServiceGetNoticeProcedure = "/concord.v1.NoticeService/GetNotice"
+	// NoticeServiceWatchNoticesProcedure is the procedure name of the NoticeService's WatchNotices RPC.
+	NoticeServiceWatchNoticesProcedure = "/concord.v1.NoticeService/WatchNotices"
 	// NoticeServiceListNoticesProcedure is the procedure name of the NoticeService's ListNotices RPC.
 	NoticeServiceListNoticesProcedure = "/concord.v1.NoticeService/ListNotices"
 )
@@ -82,6 +84,14 @@ var (
 			IdempotencyLevel: connect.IdempotencyNoSideEffects,
 		}
 	})
+	noticeServiceWatchNoticesSpec = sync.OnceValue(func() connect.Spec {
+		return connect.Spec{
+			StreamType:       connect.StreamTypeServer,
+			Schema:           v1.File_concord_v1_notice_proto.Services().ByName("NoticeService").Methods().ByName("WatchNotices"),
+			Procedure:        NoticeServiceWatchNoticesProcedure,
+			IdempotencyLevel: connect.IdempotencyNoSideEffects,
+		}
+	})
 	noticeServiceListNoticesSpec = sync.OnceValue(func() connect.Spec {
 		return connect.Spec{
 			StreamType:       connect.StreamTypeUnary,
@@ -111,6 +121,15 @@ type NoticeServiceClient interface {
 	WithdrawNotice(context.Context, *v1.WithdrawNoticeRequest) (*v1.WithdrawNoticeResponse, error)
 	// GetNotice returns one notice with its signed envelope and its state in every jurisdiction.
 	GetNotice(context.Context, *v1.GetNoticeRequest) (*v1.GetNoticeResponse, error)
+	// WatchNotices streams, as soon as they are committed, the events of the notices the caller may
+	// see: new notices (with the jurisdictions that recognise them), endorsements, objections,
+	// withdrawals (with the reinstate instruction) and supersessions. Each event carries a cursor;
+	// pass the last one received to resume after a disconnect or a server restart: no event is
+	// lost, and none is sent twice on one stream (after a resume, an event may come again only if
+	// its cursor is after the one given; treat event ids as idempotency keys). Heartbeats come
+	// every heartbeat_seconds when nothing happens. A watcher that reads too slowly is ended with
+	// ABORTED and the cursor to resume from; it never slows down writers or other watchers.
+	WatchNotices(context.Context, *v1.WatchNoticesRequest) (NoticeServiceWatchNoticesClientStream, error)
 	// ListNotices lists the notices the caller may see, in notice_id order, a page at a time.
 	// Pagination is stable: a notice appears on at most one page, however the notices change
 	// between calls.
@@ -121,6 +140,27 @@ type NoticeServiceClient interface {
 // service clients may share a single connect.Client.
 func NewNoticeServiceClient(client *connect.Client) NoticeServiceClient {
 	return &noticeServiceClient{client: client}
+}
+
+// NoticeServiceWatchNoticesClientStream is the client stream for the NoticeService's WatchNotices
+// RPC.
+type NoticeServiceWatchNoticesClientStream struct {
+	stream connect.ClientStream
+}
+
+// Receive returns the next response message from the server.
+func (s NoticeServiceWatchNoticesClientStream) Receive() (*v1.WatchNoticesResponse, error) {
+	var res v1.WatchNoticesResponse
+	if err := s.stream.Receive(&res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+// Close releases the stream's resources. It is idempotent and is typically deferred to clean up a
+// stream abandoned before io.EOF.
+func (s NoticeServiceWatchNoticesClientStream) Close() error {
+	return s.stream.Close()
 }
 
 // NoticeServiceHandler is an implementation of the concord.v1.NoticeService service.
@@ -142,6 +182,15 @@ type NoticeServiceHandler interface {
 	WithdrawNotice(context.Context, *v1.WithdrawNoticeRequest) (*v1.WithdrawNoticeResponse, error)
 	// GetNotice returns one notice with its signed envelope and its state in every jurisdiction.
 	GetNotice(context.Context, *v1.GetNoticeRequest) (*v1.GetNoticeResponse, error)
+	// WatchNotices streams, as soon as they are committed, the events of the notices the caller may
+	// see: new notices (with the jurisdictions that recognise them), endorsements, objections,
+	// withdrawals (with the reinstate instruction) and supersessions. Each event carries a cursor;
+	// pass the last one received to resume after a disconnect or a server restart: no event is
+	// lost, and none is sent twice on one stream (after a resume, an event may come again only if
+	// its cursor is after the one given; treat event ids as idempotency keys). Heartbeats come
+	// every heartbeat_seconds when nothing happens. A watcher that reads too slowly is ended with
+	// ABORTED and the cursor to resume from; it never slows down writers or other watchers.
+	WatchNotices(context.Context, *v1.WatchNoticesRequest, NoticeServiceWatchNoticesServerStream) error
 	// ListNotices lists the notices the caller may see, in notice_id order, a page at a time.
 	// Pagination is stable: a notice appears on at most one page, however the notices change
 	// between calls.
@@ -158,8 +207,25 @@ func RegisterNoticeServiceHandler(server *connect.Server, svc NoticeServiceHandl
 		connect.Method{Spec: noticeServiceObjectToNoticeSpec(), Handler: adapter.objectToNotice},
 		connect.Method{Spec: noticeServiceWithdrawNoticeSpec(), Handler: adapter.withdrawNotice},
 		connect.Method{Spec: noticeServiceGetNoticeSpec(), Handler: adapter.getNotice},
+		connect.Method{Spec: noticeServiceWatchNoticesSpec(), Handler: adapter.watchNotices},
 		connect.Method{Spec: noticeServiceListNoticesSpec(), Handler: adapter.listNotices},
 	)
+}
+
+// NoticeServiceWatchNoticesServerStream is the server stream for the NoticeService's WatchNotices
+// RPC.
+type NoticeServiceWatchNoticesServerStream struct {
+	stream connect.ServerStream
+}
+
+// SendHeaders flushes the response headers without a message. The first Send does this implicitly.
+func (s NoticeServiceWatchNoticesServerStream) SendHeaders() error {
+	return s.stream.SendHeaders()
+}
+
+// Send sends a response message to the client.
+func (s NoticeServiceWatchNoticesServerStream) Send(res *v1.WatchNoticesResponse) error {
+	return s.stream.Send(res)
 }
 
 // UnimplementedNoticeServiceHandler returns CodeUnimplemented from all methods.
@@ -183,6 +249,10 @@ func (UnimplementedNoticeServiceHandler) WithdrawNotice(context.Context, *v1.Wit
 
 func (UnimplementedNoticeServiceHandler) GetNotice(context.Context, *v1.GetNoticeRequest) (*v1.GetNoticeResponse, error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, "concord.v1.NoticeService.GetNotice is not implemented")
+}
+
+func (UnimplementedNoticeServiceHandler) WatchNotices(context.Context, *v1.WatchNoticesRequest, NoticeServiceWatchNoticesServerStream) error {
+	return connect.NewError(connect.CodeUnimplemented, "concord.v1.NoticeService.WatchNotices is not implemented")
 }
 
 func (UnimplementedNoticeServiceHandler) ListNotices(context.Context, *v1.ListNoticesRequest) (*v1.ListNoticesResponse, error) {
@@ -231,6 +301,14 @@ func (c *noticeServiceClient) GetNotice(ctx context.Context, req *v1.GetNoticeRe
 		return nil, err
 	}
 	return &res, nil
+}
+
+func (c *noticeServiceClient) WatchNotices(ctx context.Context, req *v1.WatchNoticesRequest) (NoticeServiceWatchNoticesClientStream, error) {
+	stream, err := c.client.CallServerStream(ctx, noticeServiceWatchNoticesSpec(), req)
+	if err != nil {
+		return NoticeServiceWatchNoticesClientStream{}, err
+	}
+	return NoticeServiceWatchNoticesClientStream{stream: stream}, nil
 }
 
 func (c *noticeServiceClient) ListNotices(ctx context.Context, req *v1.ListNoticesRequest) (*v1.ListNoticesResponse, error) {
@@ -301,6 +379,14 @@ func (h noticeServiceHandler) getNotice(ctx context.Context, _ connect.Spec, str
 		return err
 	}
 	return stream.Send(res)
+}
+
+func (h noticeServiceHandler) watchNotices(ctx context.Context, _ connect.Spec, stream connect.ServerStream) error {
+	var req v1.WatchNoticesRequest
+	if err := stream.Receive(&req); err != nil {
+		return err
+	}
+	return h.svc.WatchNotices(ctx, &req, NoticeServiceWatchNoticesServerStream{stream: stream})
 }
 
 func (h noticeServiceHandler) listNotices(ctx context.Context, _ connect.Spec, stream connect.ServerStream) error {

@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file concord/v1/notice.proto.
  */
 export const file_concord_v1_notice: GenFile = /*@__PURE__*/
-  fileDesc("Chdjb25jb3JkL3YxL25vdGljZS5wcm90bxIKY29uY29yZC52MSKYBwoGTm90aWNlEjIKCW5vdGljZV9pZBgBIAEoCUIfukgcchoyGF5bMC05QS1ISktNTlAtVFYtWl17MjZ9JBIZCgZpc3N1ZXIYAiABKAlCCbpIBnIEEAIYPxInCgxqdXJpc2RpY3Rpb24YAyABKAlCEbpIDnIMMgpeW0EtWl17Mn0kEh4KC2xlZ2FsX2Jhc2lzGAQgASgJQgm6SAZyBBADGGQSPwoKY2F0ZWdvcmllcxgFIAMoDjIULmNvbmNvcmQudjEuQ2F0ZWdvcnlCFbpIEpIBDwgBEAcYASIHggEEEAEgABItCgZoYXNoZXMYBiADKAsyEC5jb25jb3JkLnYxLkhhc2hCC7pICJIBBQgBEJBOEhkKB2NvbnRleHQYByABKAlCCLpIBXIDGKAfEiYKA3RscBgIIAEoDjIPLmNvbmNvcmQudjEuVExQQgi6SAWCAQIQARJKCg1zaGFyaW5nX2dyb3VwGAkgAygJQjO6SDCSAS0QZBgBIidyJRACGD8yH15bYS16MC05XShbYS16MC05LV0qW2EtejAtOV0pPyQSRAoQcmVtb3ZhbF9kZWFkbGluZRgKIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkIPukgMqgEJIgUIgOeEDyoAEh4KFnByZXNlcnZhdGlvbl9yZXF1ZXN0ZWQYCyABKAgSQgoSY291bnRlcl9uYXJyYXRpdmVzGAwgAygLMhwuY29uY29yZC52MS5Db3VudGVyTmFycmF0aXZlQgi6SAWSAQIQFBI2CgpzdXBlcnNlZGVzGA0gASgJQiK6SB9yHTIbXihbMC05QS1ISktNTlAtVFYtWl17MjZ9KT8kEi4KCmNyZWF0ZWRfYXQYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wOuQBukjgARrdAQoUbm90aWNlLnNoYXJpbmdfZ3JvdXASZHNoYXJpbmdfZ3JvdXAgaXMgcmVxdWlyZWQgd2l0aCBUTFBfQU1CRVJfU1RSSUNUIGFuZCBUTFBfUkVELCBhbmQgbXVzdCBiZSBlbXB0eSB3aXRoIHRoZSBvdGhlciBsZXZlbHMaXyh0aGlzLnRscCA9PSA0IHx8IHRoaXMudGxwID09IDUpID8gc2l6ZSh0aGlzLnNoYXJpbmdfZ3JvdXApID4gMCA6IHNpemUodGhpcy5zaGFyaW5nX2dyb3VwKSA9PSAwIoMBChBDb3VudGVyTmFycmF0aXZlEhgKA3VybBgBIAEoCUILukgIcgYY0A+IAQESPAoIbGFuZ3VhZ2UYAiABKAlCKrpIJ3IlMiNeW2EtekEtWl17MiwzfSgtW2EtekEtWjAtOV17Miw4fSkqJBIXCgV0aXRsZRgDIAEoCUIIukgFcgMYyAEijgIKC0VuZG9yc2VtZW50EjcKDmVuZG9yc2VtZW50X2lkGAEgASgJQh+6SBxyGjIYXlswLTlBLUhKS01OUC1UVi1aXXsyNn0kEjIKCW5vdGljZV9pZBgCIAEoCUIfukgcchoyGF5bMC05QS1ISktNTlAtVFYtWl17MjZ9JBIZCgZhdXRob3IYAyABKAlCCbpIBnIEEAIYPxInCgxqdXJpc2RpY3Rpb24YBCABKAlCEbpIDnIMMgpeW0EtWl17Mn0kEh4KC2xlZ2FsX2Jhc2lzGAUgASgJQgm6SAZyBBADGGQSLgoKY3JlYXRlZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAihgIKCU9iamVjdGlvbhI1CgxvYmplY3Rpb25faWQYASABKAlCH7pIHHIaMhheWzAtOUEtSEpLTU5QLVRWLVpdezI2fSQSMgoJbm90aWNlX2lkGAIgASgJQh+6SBxyGjIYXlswLTlBLUhKS01OUC1UVi1aXXsyNn0kEhkKBmF1dGhvchgDIAEoCUIJukgGcgQQAhg/EicKDGp1cmlzZGljdGlvbhgEIAEoCUIRukgOcgwyCl5bQS1aXXsyfSQSGgoGcmVhc29uGAUgASgJQgq6SAdyBRABGNAPEi4KCmNyZWF0ZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIvIBCgpXaXRoZHJhd2FsEjYKDXdpdGhkcmF3YWxfaWQYASABKAlCH7pIHHIaMhheWzAtOUEtSEpLTU5QLVRWLVpdezI2fSQSMgoJbm90aWNlX2lkGAIgASgJQh+6SBxyGjIYXlswLTlBLUhKS01OUC1UVi1aXXsyNn0kEhkKBmF1dGhvchgDIAEoCUIJukgGcgQQAhg/EhoKBnJlYXNvbhgEIAEoCUIKukgHcgUQARjQDxIRCglyZWluc3RhdGUYBSABKAgSLgoKY3JlYXRlZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi0QMKEUp1cmlzZGljdGlvblN0YXRlEhQKDGp1cmlzZGljdGlvbhgBIAEoCRIqCgZzdGF0dXMYAiABKA4yGi5jb25jb3JkLnYxLkFkb3B0aW9uU3RhdHVzEhIKCmFjdGlvbmFibGUYAyABKAgSMAoSY292ZXJlZF9jYXRlZ29yaWVzGAQgAygOMhQuY29uY29yZC52MS5DYXRlZ29yeRIbChNjb3ZlcmluZ19wcm92aXNpb25zGAUgAygJEhMKC2xlZ2FsX2Jhc2lzGAYgASgJEjMKD2FjdGlvbl9kZWFkbGluZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASPgoab2JqZWN0aW9uX3dpbmRvd19jbG9zZXNfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDHN0YXRlbWVudF9pZBgJIAEoCRIYChBzdGF0ZW1lbnRfYXV0aG9yGAogASgJEg4KBnJlYXNvbhgLIAEoCRIuCgpjaGFuZ2VkX2F0GAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIdChVvYmplY3Rpb25fd2luZG93X29wZW4YDSABKAgi8wMKDE5vdGljZVJlY29yZBIiCgZub3RpY2UYASABKAsyEi5jb25jb3JkLnYxLk5vdGljZRImCghlbnZlbG9wZRgCIAEoCzIULmNvbmNvcmQudjEuRW52ZWxvcGUSJgoFc3RhdGUYAyABKA4yFy5jb25jb3JkLnYxLk5vdGljZVN0YXRlEhIKCmhhc2hfY291bnQYBCABKA0SLwoLYWNjZXB0ZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhYKDmFjY2VwdGVkX2luZGV4GAYgASgEEi4KCnVwZGF0ZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDXVwZGF0ZWRfaW5kZXgYCCABKAQSNAoNanVyaXNkaWN0aW9ucxgJIAMoCzIdLmNvbmNvcmQudjEuSnVyaXNkaWN0aW9uU3RhdGUSKAoKc3RhdGVtZW50cxgKIAMoCzIULmNvbmNvcmQudjEuRW52ZWxvcGUSKgoKd2l0aGRyYXdhbBgLIAEoCzIWLmNvbmNvcmQudjEuV2l0aGRyYXdhbBIVCg1zdXBlcnNlZGVkX2J5GAwgASgJEhUKDXNpZ25lcl9rZXlfaWQYDSABKAkSEQoJbG9nX2luZGV4GA4gASgEIkUKE1N1Ym1pdE5vdGljZVJlcXVlc3QSLgoIZW52ZWxvcGUYASABKAsyFC5jb25jb3JkLnYxLkVudmVsb3BlQga6SAPIAQEiZgoUU3VibWl0Tm90aWNlUmVzcG9uc2USKAoGbm90aWNlGAEgASgLMhguY29uY29yZC52MS5Ob3RpY2VSZWNvcmQSJAoHcmVjZWlwdBgCIAEoCzITLmNvbmNvcmQudjEuUmVjZWlwdCJGChRFbmRvcnNlTm90aWNlUmVxdWVzdBIuCghlbnZlbG9wZRgBIAEoCzIULmNvbmNvcmQudjEuRW52ZWxvcGVCBrpIA8gBASJ2ChVFbmRvcnNlTm90aWNlUmVzcG9uc2USKAoGbm90aWNlGAEgASgLMhguY29uY29yZC52MS5Ob3RpY2VSZWNvcmQSDQoFaW5kZXgYAiABKAQSJAoHcmVjZWlwdBgDIAEoCzITLmNvbmNvcmQudjEuUmVjZWlwdCJHChVPYmplY3RUb05vdGljZVJlcXVlc3QSLgoIZW52ZWxvcGUYASABKAsyFC5jb25jb3JkLnYxLkVudmVsb3BlQga6SAPIAQEidwoWT2JqZWN0VG9Ob3RpY2VSZXNwb25zZRIoCgZub3RpY2UYASABKAsyGC5jb25jb3JkLnYxLk5vdGljZVJlY29yZBINCgVpbmRleBgCIAEoBBIkCgdyZWNlaXB0GAMgASgLMhMuY29uY29yZC52MS5SZWNlaXB0IkcKFVdpdGhkcmF3Tm90aWNlUmVxdWVzdBIuCghlbnZlbG9wZRgBIAEoCzIULmNvbmNvcmQudjEuRW52ZWxvcGVCBrpIA8gBASJ3ChZXaXRoZHJhd05vdGljZVJlc3BvbnNlEigKBm5vdGljZRgBIAEoCzIYLmNvbmNvcmQudjEuTm90aWNlUmVjb3JkEg0KBWluZGV4GAIgASgEEiQKB3JlY2VpcHQYAyABKAsyEy5jb25jb3JkLnYxLlJlY2VpcHQidgoQR2V0Tm90aWNlUmVxdWVzdBIyCglub3RpY2VfaWQYASABKAlCH7pIHHIaMhheWzAtOUEtSEpLTU5QLVRWLVpdezI2fSQSLgoEdmlldxgCIAEoDjIWLmNvbmNvcmQudjEuTm90aWNlVmlld0IIukgFggECEAEiPQoRR2V0Tm90aWNlUmVzcG9uc2USKAoGbm90aWNlGAEgASgLMhguY29uY29yZC52MS5Ob3RpY2VSZWNvcmQi5gQKEkxpc3ROb3RpY2VzUmVxdWVzdBIqCgxqdXJpc2RpY3Rpb24YASABKAlCFLpIEXIPMg1eKFtBLVpdezJ9KT8kEkEKCHN0YXR1c2VzGAIgAygOMhouY29uY29yZC52MS5BZG9wdGlvblN0YXR1c0ITukgQkgENEAcYASIHggEEEAEgABI9CgpjYXRlZ29yaWVzGAMgAygOMhQuY29uY29yZC52MS5DYXRlZ29yeUITukgQkgENEAcYASIHggEEEAEgABI8CgZzdGF0ZXMYBCADKA4yFy5jb25jb3JkLnYxLk5vdGljZVN0YXRlQhO6SBCSAQ0QAxgBIgeCAQQQASAAEhcKBmlzc3VlchgFIAEoCUIHukgEcgIYPxIxCg11cGRhdGVkX3NpbmNlGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIdCglwYWdlX3NpemUYByABKAVCCrpIBxoFGOgHKAASHAoKcGFnZV90b2tlbhgIIAEoCUIIukgFcgMYyAESLgoEdmlldxgJIAEoDjIWLmNvbmNvcmQudjEuTm90aWNlVmlld0IIukgFggECEAE6qgG6SKYBGqMBCidsaXN0X25vdGljZXMuc3RhdHVzZXNfbmVlZF9qdXJpc2RpY3Rpb24SQ3N0YXR1c2VzIGZpbHRlciB0aGUgc3RhdGUgaW4gb25lIGp1cmlzZGljdGlvbjogc2V0IGp1cmlzZGljdGlvbiB0b28aM3NpemUodGhpcy5zdGF0dXNlcykgPT0gMCB8fCB0aGlzLmp1cmlzZGljdGlvbiAhPSAnJyJoChNMaXN0Tm90aWNlc1Jlc3BvbnNlEikKB25vdGljZXMYASADKAsyGC5jb25jb3JkLnYxLk5vdGljZVJlY29yZBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkSDQoFaW5kZXgYAyABKAQqfQoLTm90aWNlU3RhdGUSHAoYTk9USUNFX1NUQVRFX1VOU1BFQ0lGSUVEEAASFwoTTk9USUNFX1NUQVRFX0FDVElWRRABEhoKFk5PVElDRV9TVEFURV9XSVRIRFJBV04QAhIbChdOT1RJQ0VfU1RBVEVfU1VQRVJTRURFRBADKocCCg5BZG9wdGlvblN0YXR1cxIfChtBRE9QVElPTl9TVEFUVVNfVU5TUEVDSUZJRUQQABIbChdBRE9QVElPTl9TVEFUVVNfSVNTVUlORxABEh4KGkFET1BUSU9OX1NUQVRVU19SRUNPR05JU0VEEAISHAoYQURPUFRJT05fU1RBVFVTX0VORE9SU0VEEAMSGwoXQURPUFRJT05fU1RBVFVTX1BFTkRJTkcQBBIcChhBRE9QVElPTl9TVEFUVVNfT0JKRUNURUQQBRIfChtBRE9QVElPTl9TVEFUVVNfTk9UX0NPVkVSRUQQBhIdChlBRE9QVElPTl9TVEFUVVNfV0lUSERSQVdOEAcqWAoKTm90aWNlVmlldxIbChdOT1RJQ0VfVklFV19VTlNQRUNJRklFRBAAEhcKE05PVElDRV9WSUVXX1NVTU1BUlkQARIUChBOT1RJQ0VfVklFV19GVUxMEAIy0AQKDU5vdGljZVNlcnZpY2USXQoMU3VibWl0Tm90aWNlEh8uY29uY29yZC52MS5TdWJtaXROb3RpY2VSZXF1ZXN0GiAuY29uY29yZC52MS5TdWJtaXROb3RpY2VSZXNwb25zZSIKkAIC6uAYAwoBARJgCg1FbmRvcnNlTm90aWNlEiAuY29uY29yZC52MS5FbmRvcnNlTm90aWNlUmVxdWVzdBohLmNvbmNvcmQudjEuRW5kb3JzZU5vdGljZVJlc3BvbnNlIgqQAgLq4BgDCgEBEmMKDk9iamVjdFRvTm90aWNlEiEuY29uY29yZC52MS5PYmplY3RUb05vdGljZVJlcXVlc3QaIi5jb25jb3JkLnYxLk9iamVjdFRvTm90aWNlUmVzcG9uc2UiCpACAurgGAMKAQESYwoOV2l0aGRyYXdOb3RpY2USIS5jb25jb3JkLnYxLldpdGhkcmF3Tm90aWNlUmVxdWVzdBoiLmNvbmNvcmQudjEuV2l0aGRyYXdOb3RpY2VSZXNwb25zZSIKkAIC6uAYAwoBARJWCglHZXROb3RpY2USHC5jb25jb3JkLnYxLkdldE5vdGljZVJlcXVlc3QaHS5jb25jb3JkLnYxLkdldE5vdGljZVJlc3BvbnNlIgyQAgHq4BgFCgMBAgMSXAoLTGlzdE5vdGljZXMSHi5jb25jb3JkLnYxLkxpc3ROb3RpY2VzUmVxdWVzdBofLmNvbmNvcmQudjEuTGlzdE5vdGljZXNSZXNwb25zZSIMkAIB6uAYBQoDAQIDQiJaIGNvbmNvcmQvZ2VuL2NvbmNvcmQvdjE7Y29uY29yZHYxYgZwcm90bzM", [file_buf_validate_validate, file_concord_v1_log, file_concord_v1_options, file_concord_v1_types, file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("Chdjb25jb3JkL3YxL25vdGljZS5wcm90bxIKY29uY29yZC52MSKYBwoGTm90aWNlEjIKCW5vdGljZV9pZBgBIAEoCUIfukgcchoyGF5bMC05QS1ISktNTlAtVFYtWl17MjZ9JBIZCgZpc3N1ZXIYAiABKAlCCbpIBnIEEAIYPxInCgxqdXJpc2RpY3Rpb24YAyABKAlCEbpIDnIMMgpeW0EtWl17Mn0kEh4KC2xlZ2FsX2Jhc2lzGAQgASgJQgm6SAZyBBADGGQSPwoKY2F0ZWdvcmllcxgFIAMoDjIULmNvbmNvcmQudjEuQ2F0ZWdvcnlCFbpIEpIBDwgBEAcYASIHggEEEAEgABItCgZoYXNoZXMYBiADKAsyEC5jb25jb3JkLnYxLkhhc2hCC7pICJIBBQgBEJBOEhkKB2NvbnRleHQYByABKAlCCLpIBXIDGKAfEiYKA3RscBgIIAEoDjIPLmNvbmNvcmQudjEuVExQQgi6SAWCAQIQARJKCg1zaGFyaW5nX2dyb3VwGAkgAygJQjO6SDCSAS0QZBgBIidyJRACGD8yH15bYS16MC05XShbYS16MC05LV0qW2EtejAtOV0pPyQSRAoQcmVtb3ZhbF9kZWFkbGluZRgKIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkIPukgMqgEJIgUIgOeEDyoAEh4KFnByZXNlcnZhdGlvbl9yZXF1ZXN0ZWQYCyABKAgSQgoSY291bnRlcl9uYXJyYXRpdmVzGAwgAygLMhwuY29uY29yZC52MS5Db3VudGVyTmFycmF0aXZlQgi6SAWSAQIQFBI2CgpzdXBlcnNlZGVzGA0gASgJQiK6SB9yHTIbXihbMC05QS1ISktNTlAtVFYtWl17MjZ9KT8kEi4KCmNyZWF0ZWRfYXQYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wOuQBukjgARrdAQoUbm90aWNlLnNoYXJpbmdfZ3JvdXASZHNoYXJpbmdfZ3JvdXAgaXMgcmVxdWlyZWQgd2l0aCBUTFBfQU1CRVJfU1RSSUNUIGFuZCBUTFBfUkVELCBhbmQgbXVzdCBiZSBlbXB0eSB3aXRoIHRoZSBvdGhlciBsZXZlbHMaXyh0aGlzLnRscCA9PSA0IHx8IHRoaXMudGxwID09IDUpID8gc2l6ZSh0aGlzLnNoYXJpbmdfZ3JvdXApID4gMCA6IHNpemUodGhpcy5zaGFyaW5nX2dyb3VwKSA9PSAwIoMBChBDb3VudGVyTmFycmF0aXZlEhgKA3VybBgBIAEoCUILukgIcgYY0A+IAQESPAoIbGFuZ3VhZ2UYAiABKAlCKrpIJ3IlMiNeW2EtekEtWl17MiwzfSgtW2EtekEtWjAtOV17Miw4fSkqJBIXCgV0aXRsZRgDIAEoCUIIukgFcgMYyAEijgIKC0VuZG9yc2VtZW50EjcKDmVuZG9yc2VtZW50X2lkGAEgASgJQh+6SBxyGjIYXlswLTlBLUhKS01OUC1UVi1aXXsyNn0kEjIKCW5vdGljZV9pZBgCIAEoCUIfukgcchoyGF5bMC05QS1ISktNTlAtVFYtWl17MjZ9JBIZCgZhdXRob3IYAyABKAlCCbpIBnIEEAIYPxInCgxqdXJpc2RpY3Rpb24YBCABKAlCEbpIDnIMMgpeW0EtWl17Mn0kEh4KC2xlZ2FsX2Jhc2lzGAUgASgJQgm6SAZyBBADGGQSLgoKY3JlYXRlZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAihgIKCU9iamVjdGlvbhI1CgxvYmplY3Rpb25faWQYASABKAlCH7pIHHIaMhheWzAtOUEtSEpLTU5QLVRWLVpdezI2fSQSMgoJbm90aWNlX2lkGAIgASgJQh+6SBxyGjIYXlswLTlBLUhKS01OUC1UVi1aXXsyNn0kEhkKBmF1dGhvchgDIAEoCUIJukgGcgQQAhg/EicKDGp1cmlzZGljdGlvbhgEIAEoCUIRukgOcgwyCl5bQS1aXXsyfSQSGgoGcmVhc29uGAUgASgJQgq6SAdyBRABGNAPEi4KCmNyZWF0ZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIvIBCgpXaXRoZHJhd2FsEjYKDXdpdGhkcmF3YWxfaWQYASABKAlCH7pIHHIaMhheWzAtOUEtSEpLTU5QLVRWLVpdezI2fSQSMgoJbm90aWNlX2lkGAIgASgJQh+6SBxyGjIYXlswLTlBLUhKS01OUC1UVi1aXXsyNn0kEhkKBmF1dGhvchgDIAEoCUIJukgGcgQQAhg/EhoKBnJlYXNvbhgEIAEoCUIKukgHcgUQARjQDxIRCglyZWluc3RhdGUYBSABKAgSLgoKY3JlYXRlZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi0QMKEUp1cmlzZGljdGlvblN0YXRlEhQKDGp1cmlzZGljdGlvbhgBIAEoCRIqCgZzdGF0dXMYAiABKA4yGi5jb25jb3JkLnYxLkFkb3B0aW9uU3RhdHVzEhIKCmFjdGlvbmFibGUYAyABKAgSMAoSY292ZXJlZF9jYXRlZ29yaWVzGAQgAygOMhQuY29uY29yZC52MS5DYXRlZ29yeRIbChNjb3ZlcmluZ19wcm92aXNpb25zGAUgAygJEhMKC2xlZ2FsX2Jhc2lzGAYgASgJEjMKD2FjdGlvbl9kZWFkbGluZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASPgoab2JqZWN0aW9uX3dpbmRvd19jbG9zZXNfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDHN0YXRlbWVudF9pZBgJIAEoCRIYChBzdGF0ZW1lbnRfYXV0aG9yGAogASgJEg4KBnJlYXNvbhgLIAEoCRIuCgpjaGFuZ2VkX2F0GAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIdChVvYmplY3Rpb25fd2luZG93X29wZW4YDSABKAgi8wMKDE5vdGljZVJlY29yZBIiCgZub3RpY2UYASABKAsyEi5jb25jb3JkLnYxLk5vdGljZRImCghlbnZlbG9wZRgCIAEoCzIULmNvbmNvcmQudjEuRW52ZWxvcGUSJgoFc3RhdGUYAyABKA4yFy5jb25jb3JkLnYxLk5vdGljZVN0YXRlEhIKCmhhc2hfY291bnQYBCABKA0SLwoLYWNjZXB0ZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhYKDmFjY2VwdGVkX2luZGV4GAYgASgEEi4KCnVwZGF0ZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDXVwZGF0ZWRfaW5kZXgYCCABKAQSNAoNanVyaXNkaWN0aW9ucxgJIAMoCzIdLmNvbmNvcmQudjEuSnVyaXNkaWN0aW9uU3RhdGUSKAoKc3RhdGVtZW50cxgKIAMoCzIULmNvbmNvcmQudjEuRW52ZWxvcGUSKgoKd2l0aGRyYXdhbBgLIAEoCzIWLmNvbmNvcmQudjEuV2l0aGRyYXdhbBIVCg1zdXBlcnNlZGVkX2J5GAwgASgJEhUKDXNpZ25lcl9rZXlfaWQYDSABKAkSEQoJbG9nX2luZGV4GA4gASgEIkUKE1N1Ym1pdE5vdGljZVJlcXVlc3QSLgoIZW52ZWxvcGUYASABKAsyFC5jb25jb3JkLnYxLkVudmVsb3BlQga6SAPIAQEiZgoUU3VibWl0Tm90aWNlUmVzcG9uc2USKAoGbm90aWNlGAEgASgLMhguY29uY29yZC52MS5Ob3RpY2VSZWNvcmQSJAoHcmVjZWlwdBgCIAEoCzITLmNvbmNvcmQudjEuUmVjZWlwdCJGChRFbmRvcnNlTm90aWNlUmVxdWVzdBIuCghlbnZlbG9wZRgBIAEoCzIULmNvbmNvcmQudjEuRW52ZWxvcGVCBrpIA8gBASJ2ChVFbmRvcnNlTm90aWNlUmVzcG9uc2USKAoGbm90aWNlGAEgASgLMhguY29uY29yZC52MS5Ob3RpY2VSZWNvcmQSDQoFaW5kZXgYAiABKAQSJAoHcmVjZWlwdBgDIAEoCzITLmNvbmNvcmQudjEuUmVjZWlwdCJHChVPYmplY3RUb05vdGljZVJlcXVlc3QSLgoIZW52ZWxvcGUYASABKAsyFC5jb25jb3JkLnYxLkVudmVsb3BlQga6SAPIAQEidwoWT2JqZWN0VG9Ob3RpY2VSZXNwb25zZRIoCgZub3RpY2UYASABKAsyGC5jb25jb3JkLnYxLk5vdGljZVJlY29yZBINCgVpbmRleBgCIAEoBBIkCgdyZWNlaXB0GAMgASgLMhMuY29uY29yZC52MS5SZWNlaXB0IkcKFVdpdGhkcmF3Tm90aWNlUmVxdWVzdBIuCghlbnZlbG9wZRgBIAEoCzIULmNvbmNvcmQudjEuRW52ZWxvcGVCBrpIA8gBASJ3ChZXaXRoZHJhd05vdGljZVJlc3BvbnNlEigKBm5vdGljZRgBIAEoCzIYLmNvbmNvcmQudjEuTm90aWNlUmVjb3JkEg0KBWluZGV4GAIgASgEEiQKB3JlY2VpcHQYAyABKAsyEy5jb25jb3JkLnYxLlJlY2VpcHQidgoQR2V0Tm90aWNlUmVxdWVzdBIyCglub3RpY2VfaWQYASABKAlCH7pIHHIaMhheWzAtOUEtSEpLTU5QLVRWLVpdezI2fSQSLgoEdmlldxgCIAEoDjIWLmNvbmNvcmQudjEuTm90aWNlVmlld0IIukgFggECEAEiPQoRR2V0Tm90aWNlUmVzcG9uc2USKAoGbm90aWNlGAEgASgLMhguY29uY29yZC52MS5Ob3RpY2VSZWNvcmQi5gQKEkxpc3ROb3RpY2VzUmVxdWVzdBIqCgxqdXJpc2RpY3Rpb24YASABKAlCFLpIEXIPMg1eKFtBLVpdezJ9KT8kEkEKCHN0YXR1c2VzGAIgAygOMhouY29uY29yZC52MS5BZG9wdGlvblN0YXR1c0ITukgQkgENEAcYASIHggEEEAEgABI9CgpjYXRlZ29yaWVzGAMgAygOMhQuY29uY29yZC52MS5DYXRlZ29yeUITukgQkgENEAcYASIHggEEEAEgABI8CgZzdGF0ZXMYBCADKA4yFy5jb25jb3JkLnYxLk5vdGljZVN0YXRlQhO6SBCSAQ0QAxgBIgeCAQQQASAAEhcKBmlzc3VlchgFIAEoCUIHukgEcgIYPxIxCg11cGRhdGVkX3NpbmNlGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIdCglwYWdlX3NpemUYByABKAVCCrpIBxoFGOgHKAASHAoKcGFnZV90b2tlbhgIIAEoCUIIukgFcgMYyAESLgoEdmlldxgJIAEoDjIWLmNvbmNvcmQudjEuTm90aWNlVmlld0IIukgFggECEAE6qgG6SKYBGqMBCidsaXN0X25vdGljZXMuc3RhdHVzZXNfbmVlZF9qdXJpc2RpY3Rpb24SQ3N0YXR1c2VzIGZpbHRlciB0aGUgc3RhdGUgaW4gb25lIGp1cmlzZGljdGlvbjogc2V0IGp1cmlzZGljdGlvbiB0b28aM3NpemUodGhpcy5zdGF0dXNlcykgPT0gMCB8fCB0aGlzLmp1cmlzZGljdGlvbiAhPSAnJyJoChNMaXN0Tm90aWNlc1Jlc3BvbnNlEikKB25vdGljZXMYASADKAsyGC5jb25jb3JkLnYxLk5vdGljZVJlY29yZBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkSDQoFaW5kZXgYAyABKAQi3AEKE1dhdGNoTm90aWNlc1JlcXVlc3QSEgoFYWZ0ZXIYASABKARIAIgBARISCgpmcm9tX3N0YXJ0GAIgASgIEi8KDWp1cmlzZGljdGlvbnMYAyADKAlCGLpIFZIBEhBkIg5yDDIKXltBLVpdezJ9JBI9CgpjYXRlZ29yaWVzGAQgAygOMhQuY29uY29yZC52MS5DYXRlZ29yeUITukgQkgENEAcYASIHggEEEAEgABIjChFoZWFydGJlYXRfc2Vjb25kcxgFIAEoDUIIukgFKgMYrAJCCAoGX2FmdGVyIncKFFdhdGNoTm90aWNlc1Jlc3BvbnNlEigKBWV2ZW50GAEgASgLMhcuY29uY29yZC52MS5Ob3RpY2VFdmVudEgAEioKCWhlYXJ0YmVhdBgCIAEoCzIVLmNvbmNvcmQudjEuSGVhcnRiZWF0SABCCQoHbWVzc2FnZSJDCglIZWFydGJlYXQSDgoGY3Vyc29yGAEgASgEEiYKAmF0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLPAgoLTm90aWNlRXZlbnQSDgoGY3Vyc29yGAEgASgEEhAKCGV2ZW50X2lkGAIgASgJEikKBHR5cGUYAyABKA4yGy5jb25jb3JkLnYxLk5vdGljZUV2ZW50VHlwZRIRCglub3RpY2VfaWQYBCABKAkSJgoCYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgoKAmJ5GAYgASgJEi4KB2NoYW5nZXMYByADKAsyHS5jb25jb3JkLnYxLkp1cmlzZGljdGlvblN0YXRlEigKBm5vdGljZRgIIAEoCzIYLmNvbmNvcmQudjEuTm90aWNlUmVjb3JkEhEKCXJlaW5zdGF0ZRgJIAEoCBIVCg1zdXBlcnNlZGVkX2J5GAogASgJEhUKDXJlY29nbmlzZWRfaW4YCyADKAkSEQoJbG9nX2luZGV4GAwgASgEKn0KC05vdGljZVN0YXRlEhwKGE5PVElDRV9TVEFURV9VTlNQRUNJRklFRBAAEhcKE05PVElDRV9TVEFURV9BQ1RJVkUQARIaChZOT1RJQ0VfU1RBVEVfV0lUSERSQVdOEAISGwoXTk9USUNFX1NUQVRFX1NVUEVSU0VERUQQAyqHAgoOQWRvcHRpb25TdGF0dXMSHwobQURPUFRJT05fU1RBVFVTX1VOU1BFQ0lGSUVEEAASGwoXQURPUFRJT05fU1RBVFVTX0lTU1VJTkcQARIeChpBRE9QVElPTl9TVEFUVVNfUkVDT0dOSVNFRBACEhwKGEFET1BUSU9OX1NUQVRVU19FTkRPUlNFRBADEhsKF0FET1BUSU9OX1NUQVRVU19QRU5ESU5HEAQSHAoYQURPUFRJT05fU1RBVFVTX09CSkVDVEVEEAUSHwobQURPUFRJT05fU1RBVFVTX05PVF9DT1ZFUkVEEAYSHQoZQURPUFRJT05fU1RBVFVTX1dJVEhEUkFXThAHKlgKCk5vdGljZVZpZXcSGwoXTk9USUNFX1ZJRVdfVU5TUEVDSUZJRUQQABIXChNOT1RJQ0VfVklFV19TVU1NQVJZEAESFAoQTk9USUNFX1ZJRVdfRlVMTBACKtIBCg9Ob3RpY2VFdmVudFR5cGUSIQodTk9USUNFX0VWRU5UX1RZUEVfVU5TUEVDSUZJRUQQABIZChVOT1RJQ0VfRVZFTlRfVFlQRV9ORVcQARIeChpOT1RJQ0VfRVZFTlRfVFlQRV9FTkRPUlNFRBACEh4KGk5PVElDRV9FVkVOVF9UWVBFX09CSkVDVEVEEAMSHwobTk9USUNFX0VWRU5UX1RZUEVfV0lUSERSQVdOEAQSIAocTk9USUNFX0VWRU5UX1RZUEVfU1VQRVJTRURFRBAFMrMFCg1Ob3RpY2VTZXJ2aWNlEl0KDFN1Ym1pdE5vdGljZRIfLmNvbmNvcmQudjEuU3VibWl0Tm90aWNlUmVxdWVzdBogLmNvbmNvcmQudjEuU3VibWl0Tm90aWNlUmVzcG9uc2UiCpACAurgGAMKAQESYAoNRW5kb3JzZU5vdGljZRIgLmNvbmNvcmQudjEuRW5kb3JzZU5vdGljZVJlcXVlc3QaIS5jb25jb3JkLnYxLkVuZG9yc2VOb3RpY2VSZXNwb25zZSIKkAIC6uAYAwoBARJjCg5PYmplY3RUb05vdGljZRIhLmNvbmNvcmQudjEuT2JqZWN0VG9Ob3RpY2VSZXF1ZXN0GiIuY29uY29yZC52MS5PYmplY3RUb05vdGljZVJlc3BvbnNlIgqQAgLq4BgDCgEBEmMKDldpdGhkcmF3Tm90aWNlEiEuY29uY29yZC52MS5XaXRoZHJhd05vdGljZVJlcXVlc3QaIi5jb25jb3JkLnYxLldpdGhkcmF3Tm90aWNlUmVzcG9uc2UiCpACAurgGAMKAQESVgoJR2V0Tm90aWNlEhwuY29uY29yZC52MS5HZXROb3RpY2VSZXF1ZXN0Gh0uY29uY29yZC52MS5HZXROb3RpY2VSZXNwb25zZSIMkAIB6uAYBQoDAQIDEmEKDFdhdGNoTm90aWNlcxIfLmNvbmNvcmQudjEuV2F0Y2hOb3RpY2VzUmVxdWVzdBogLmNvbmNvcmQudjEuV2F0Y2hOb3RpY2VzUmVzcG9uc2UiDJACAergGAUKAwECAzABElwKC0xpc3ROb3RpY2VzEh4uY29uY29yZC52MS5MaXN0Tm90aWNlc1JlcXVlc3QaHy5jb25jb3JkLnYxLkxpc3ROb3RpY2VzUmVzcG9uc2UiDJACAergGAUKAwECA0IiWiBjb25jb3JkL2dlbi9jb25jb3JkL3YxO2NvbmNvcmR2MWIGcHJvdG8z", [file_buf_validate_validate, file_concord_v1_log, file_concord_v1_options, file_concord_v1_types, file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * Notice is the statement an authority signs to issue a removal notice. Its serialized bytes are
@@ -875,6 +875,203 @@ export const ListNoticesResponseSchema: GenMessage<ListNoticesResponse> = /*@__P
   messageDesc(file_concord_v1_notice, 18);
 
 /**
+ * @generated from message concord.v1.WatchNoticesRequest
+ */
+export type WatchNoticesRequest = Message<"concord.v1.WatchNoticesRequest"> & {
+  /**
+   * Resume after this cursor (the cursor of the last event received). Unset: start at the
+   * current end of the feed (only new events), or from the beginning with from_start.
+   *
+   * @generated from field: optional uint64 after = 1;
+   */
+  after?: bigint | undefined;
+
+  /**
+   * @generated from field: bool from_start = 2;
+   */
+  fromStart: boolean;
+
+  /**
+   * Only events of notices covered in one of these jurisdictions (status anything but
+   * NOT_COVERED there).
+   *
+   * @generated from field: repeated string jurisdictions = 3;
+   */
+  jurisdictions: string[];
+
+  /**
+   * Only events of notices with one of these categories.
+   *
+   * @generated from field: repeated concord.v1.Category categories = 4;
+   */
+  categories: Category[];
+
+  /**
+   * Seconds between heartbeats when no event comes: 1 to 300, default 15.
+   *
+   * @generated from field: uint32 heartbeat_seconds = 5;
+   */
+  heartbeatSeconds: number;
+};
+
+/**
+ * Describes the message concord.v1.WatchNoticesRequest.
+ * Use `create(WatchNoticesRequestSchema)` to create a new message.
+ */
+export const WatchNoticesRequestSchema: GenMessage<WatchNoticesRequest> = /*@__PURE__*/
+  messageDesc(file_concord_v1_notice, 19);
+
+/**
+ * @generated from message concord.v1.WatchNoticesResponse
+ */
+export type WatchNoticesResponse = Message<"concord.v1.WatchNoticesResponse"> & {
+  /**
+   * @generated from oneof concord.v1.WatchNoticesResponse.message
+   */
+  message: {
+    /**
+     * @generated from field: concord.v1.NoticeEvent event = 1;
+     */
+    value: NoticeEvent;
+    case: "event";
+  } | {
+    /**
+     * Nothing happened; the feed is at cursor (pass it to resume).
+     *
+     * @generated from field: concord.v1.Heartbeat heartbeat = 2;
+     */
+    value: Heartbeat;
+    case: "heartbeat";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message concord.v1.WatchNoticesResponse.
+ * Use `create(WatchNoticesResponseSchema)` to create a new message.
+ */
+export const WatchNoticesResponseSchema: GenMessage<WatchNoticesResponse> = /*@__PURE__*/
+  messageDesc(file_concord_v1_notice, 20);
+
+/**
+ * Heartbeat tells a watcher the stream is alive and how far the feed has reached.
+ *
+ * @generated from message concord.v1.Heartbeat
+ */
+export type Heartbeat = Message<"concord.v1.Heartbeat"> & {
+  /**
+   * @generated from field: uint64 cursor = 1;
+   */
+  cursor: bigint;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp at = 2;
+   */
+  at?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message concord.v1.Heartbeat.
+ * Use `create(HeartbeatSchema)` to create a new message.
+ */
+export const HeartbeatSchema: GenMessage<Heartbeat> = /*@__PURE__*/
+  messageDesc(file_concord_v1_notice, 21);
+
+/**
+ * NoticeEvent is one change to a notice, in commit order.
+ *
+ * @generated from message concord.v1.NoticeEvent
+ */
+export type NoticeEvent = Message<"concord.v1.NoticeEvent"> & {
+  /**
+   * Pass it to WatchNoticesRequest.after to resume after this event. Cursors start at 1 and grow
+   * by one per event of the whole feed (a watcher sees those its filters and sharing restrictions
+   * let through, so it sees gaps).
+   *
+   * @generated from field: uint64 cursor = 1;
+   */
+  cursor: bigint;
+
+  /**
+   * Unique and stable: an idempotency key for the receiver.
+   *
+   * @generated from field: string event_id = 2;
+   */
+  eventId: string;
+
+  /**
+   * @generated from field: concord.v1.NoticeEventType type = 3;
+   */
+  type: NoticeEventType;
+
+  /**
+   * @generated from field: string notice_id = 4;
+   */
+  noticeId: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp at = 5;
+   */
+  at?: Timestamp | undefined;
+
+  /**
+   * The partner whose statement caused the event.
+   *
+   * @generated from field: string by = 6;
+   */
+  by: string;
+
+  /**
+   * The jurisdictions whose state changed, as they are after the event.
+   *
+   * @generated from field: repeated concord.v1.JurisdictionState changes = 7;
+   */
+  changes: JurisdictionState[];
+
+  /**
+   * The notice as it is when the event is delivered (SUMMARY view); changes holds the states
+   * the event itself produced.
+   *
+   * @generated from field: concord.v1.NoticeRecord notice = 8;
+   */
+  notice?: NoticeRecord | undefined;
+
+  /**
+   * WITHDRAWN: whether platforms should reinstate what they removed.
+   *
+   * @generated from field: bool reinstate = 9;
+   */
+  reinstate: boolean;
+
+  /**
+   * SUPERSEDED: the notice that replaced this one.
+   *
+   * @generated from field: string superseded_by = 10;
+   */
+  supersededBy: string;
+
+  /**
+   * RECOGNISED jurisdictions of a NEW notice (also in changes), for convenience.
+   *
+   * @generated from field: repeated string recognised_in = 11;
+   */
+  recognisedIn: string[];
+
+  /**
+   * The transparency log entry of the statement that caused the event.
+   *
+   * @generated from field: uint64 log_index = 12;
+   */
+  logIndex: bigint;
+};
+
+/**
+ * Describes the message concord.v1.NoticeEvent.
+ * Use `create(NoticeEventSchema)` to create a new message.
+ */
+export const NoticeEventSchema: GenMessage<NoticeEvent> = /*@__PURE__*/
+  messageDesc(file_concord_v1_notice, 22);
+
+/**
  * NoticeState is a notice's life-cycle state.
  *
  * @generated from enum concord.v1.NoticeState
@@ -1017,6 +1214,55 @@ export const NoticeViewSchema: GenEnum<NoticeView> = /*@__PURE__*/
   enumDesc(file_concord_v1_notice, 2);
 
 /**
+ * NoticeEventType is what happened to a notice.
+ *
+ * @generated from enum concord.v1.NoticeEventType
+ */
+export enum NoticeEventType {
+  /**
+   * @generated from enum value: NOTICE_EVENT_TYPE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * A new notice (jurisdictions that recognise it are among its changes).
+   *
+   * @generated from enum value: NOTICE_EVENT_TYPE_NEW = 1;
+   */
+  NEW = 1,
+
+  /**
+   * @generated from enum value: NOTICE_EVENT_TYPE_ENDORSED = 2;
+   */
+  ENDORSED = 2,
+
+  /**
+   * @generated from enum value: NOTICE_EVENT_TYPE_OBJECTED = 3;
+   */
+  OBJECTED = 3,
+
+  /**
+   * Withdrawn by its issuer; see reinstate.
+   *
+   * @generated from enum value: NOTICE_EVENT_TYPE_WITHDRAWN = 4;
+   */
+  WITHDRAWN = 4,
+
+  /**
+   * Replaced by a newer notice (superseded_by).
+   *
+   * @generated from enum value: NOTICE_EVENT_TYPE_SUPERSEDED = 5;
+   */
+  SUPERSEDED = 5,
+}
+
+/**
+ * Describes the enum concord.v1.NoticeEventType.
+ */
+export const NoticeEventTypeSchema: GenEnum<NoticeEventType> = /*@__PURE__*/
+  enumDesc(file_concord_v1_notice, 3);
+
+/**
  * NoticeService carries removal notices: an authority issues one under its own law, the
  * authorities of other partner jurisdictions endorse it under theirs or object to it, and the
  * issuer may withdraw it. Every write is a statement signed by the calling authority's signing
@@ -1082,6 +1328,23 @@ export const NoticeService: GenService<{
     methodKind: "unary";
     input: typeof GetNoticeRequestSchema;
     output: typeof GetNoticeResponseSchema;
+  },
+  /**
+   * WatchNotices streams, as soon as they are committed, the events of the notices the caller may
+   * see: new notices (with the jurisdictions that recognise them), endorsements, objections,
+   * withdrawals (with the reinstate instruction) and supersessions. Each event carries a cursor;
+   * pass the last one received to resume after a disconnect or a server restart: no event is
+   * lost, and none is sent twice on one stream (after a resume, an event may come again only if
+   * its cursor is after the one given; treat event ids as idempotency keys). Heartbeats come
+   * every heartbeat_seconds when nothing happens. A watcher that reads too slowly is ended with
+   * ABORTED and the cursor to resume from; it never slows down writers or other watchers.
+   *
+   * @generated from rpc concord.v1.NoticeService.WatchNotices
+   */
+  watchNotices: {
+    methodKind: "server_streaming";
+    input: typeof WatchNoticesRequestSchema;
+    output: typeof WatchNoticesResponseSchema;
   },
   /**
    * ListNotices lists the notices the caller may see, in notice_id order, a page at a time.

@@ -1,0 +1,247 @@
+package match
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"time"
+
+	concordv1 "concord/gen/concord/v1"
+	"concord/gen/concord/v1/concordv1connect"
+	"concord/matchindex"
+	"concord/server/fault"
+	"concord/server/signed"
+	"concord/server/state"
+
+	"buf.build/go/protovalidate"
+	"google.golang.org/grpc"
+)
+
+// DefaultMaxDistance is the PDQ match threshold: Meta's recommended 31 bits of 256.
+const DefaultMaxDistance = 31
+
+// MinQuality is the lowest PDQ quality a query is matched at.
+const MinQuality = state.MinPDQQuality
+
+// Service implements MatchService; GRPC and Connect give each transport its streaming method.
+type Service struct {
+	state     func() *state.Store
+	index     func() *matchindex.Index
+	now       func() time.Time
+	validator protovalidate.Validator
+}
+
+// New returns the match service over the state and the index derived from it.
+func New(st func() *state.Store, index func() *matchindex.Index, now func() time.Time) (*Service, error) {
+	v, err := protovalidate.New()
+	if err != nil {
+		return nil, fmt.Errorf("match: protovalidate: %w", err)
+	}
+	if now == nil {
+		now = time.Now
+	}
+	return &Service{state: st, index: index, now: now, validator: v}, nil
+}
+
+// Match answers one batch.
+func (s *Service) Match(ctx context.Context, req *concordv1.MatchRequest) (*concordv1.MatchResponse, error) {
+	c, err := signed.Caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return s.match(c.PartnerID, req)
+}
+
+// noticeView is what one batch needs of a notice: whether the caller may see it, and its
+// match template (everything but the hit's own fields).
+type noticeView struct {
+	visible  bool
+	template *concordv1.NoticeMatch
+}
+
+func (s *Service) match(partner string, req *concordv1.MatchRequest) (*concordv1.MatchResponse, error) {
+	st := s.state()
+	// One view for the whole batch: every hash is matched against the same index.
+	view := s.index().View()
+	radius := int(req.GetMaxPdqDistance())
+	if radius == 0 {
+		radius = DefaultMaxDistance
+	}
+	now := s.now()
+	notices := map[string]*noticeView{}
+	lookupNotice := func(id string) (*noticeView, error) {
+		if nv, ok := notices[id]; ok {
+			return nv, nil
+		}
+		rec, err := st.Notice(nil, id)
+		if err != nil {
+			return nil, err
+		}
+		nv := &noticeView{}
+		// In force and visible: the index may briefly lag the store after a withdrawal.
+		if rec != nil && rec.GetState() == concordv1.NoticeState_NOTICE_STATE_ACTIVE && state.NoticeVisibleTo(rec, partner) {
+			nv.visible = true
+			nv.template = template(rec, now)
+		}
+		notices[id] = nv
+		return nv, nil
+	}
+	resp := &concordv1.MatchResponse{RequestId: req.GetRequestId(), Index: st.NoticesIndex(), Results: make([]*concordv1.HashResult, len(req.GetHashes()))}
+	for i, h := range req.GetHashes() {
+		res := &concordv1.HashResult{}
+		resp.Results[i] = res
+		kind := matchindex.Kind(h.GetKind())
+		var hits []matchindex.Hit
+		var videoHits []matchindex.VideoHit
+		var err error
+		switch h.GetKind() {
+		case concordv1.HashKind_HASH_KIND_SHA256, concordv1.HashKind_HASH_KIND_MD5, concordv1.HashKind_HASH_KIND_URL_SHA256:
+			hits, err = view.Lookup(kind, h.GetValue())
+		case concordv1.HashKind_HASH_KIND_PDQ, concordv1.HashKind_HASH_KIND_PDQ_VIDEO:
+			if h.GetQuality() < MinQuality {
+				res.LowQuality = true
+				res.Note = fmt.Sprintf("PDQ quality %d is below %d: such a hash matches unrelated content, so it was not matched; hash a better copy", h.GetQuality(), MinQuality)
+				continue
+			}
+			if h.GetKind() == concordv1.HashKind_HASH_KIND_PDQ {
+				hits, err = view.MatchPDQ(h.GetValue(), radius)
+			} else {
+				videoHits, err = view.MatchVideo(h.GetValue())
+			}
+		default:
+			return nil, fault.Invalid("hashes[%d].kind %v is not a hash kind", i, h.GetKind())
+		}
+		if err != nil {
+			if errors.Is(err, matchindex.ErrInvalidHash) || errors.Is(err, matchindex.ErrRadius) {
+				return nil, fault.Invalid("hashes[%d]: %v", i, err)
+			}
+			return nil, err
+		}
+		for _, hit := range hits {
+			nv, err := lookupNotice(hit.NoticeID)
+			if err != nil {
+				return nil, err
+			}
+			if !nv.visible {
+				continue
+			}
+			m := cloneMatch(nv.template)
+			m.HashPosition, m.Kind, m.Distance = uint32(hit.Position), h.GetKind(), int32(hit.Distance)
+			res.Matches = append(res.Matches, m)
+		}
+		for _, hit := range videoHits {
+			nv, err := lookupNotice(hit.NoticeID)
+			if err != nil {
+				return nil, err
+			}
+			if !nv.visible {
+				continue
+			}
+			m := cloneMatch(nv.template)
+			m.HashPosition, m.Kind = uint32(hit.Position), h.GetKind()
+			m.QueryMatchPercent, m.StoredMatchPercent = float32(hit.QueryPercent), float32(hit.StoredPercent)
+			res.Matches = append(res.Matches, m)
+		}
+		sort.SliceStable(res.Matches, func(a, b int) bool {
+			ma, mb := res.Matches[a], res.Matches[b]
+			if ma.GetDistance() != mb.GetDistance() {
+				return ma.GetDistance() < mb.GetDistance()
+			}
+			if ma.GetNoticeId() != mb.GetNoticeId() {
+				return ma.GetNoticeId() < mb.GetNoticeId()
+			}
+			return ma.GetHashPosition() < mb.GetHashPosition()
+		})
+	}
+	return resp, nil
+}
+
+// template is the part of a match that depends on the notice only.
+func template(rec *concordv1.NoticeRecord, now time.Time) *concordv1.NoticeMatch {
+	n := rec.GetNotice()
+	m := &concordv1.NoticeMatch{
+		NoticeId:              n.GetNoticeId(),
+		Issuer:                n.GetIssuer(),
+		IssuingJurisdiction:   n.GetJurisdiction(),
+		Categories:            n.GetCategories(),
+		Tlp:                   n.GetTlp(),
+		AcceptedAt:            rec.GetAcceptedAt(),
+		PreservationRequested: n.GetPreservationRequested(),
+		CounterNarratives:     n.GetCounterNarratives(),
+	}
+	for _, js := range rec.GetJurisdictions() {
+		if js.GetActionable() {
+			m.Obligations = append(m.Obligations, &concordv1.Obligation{
+				Jurisdiction: js.GetJurisdiction(), Status: js.GetStatus(), LegalBasis: js.GetLegalBasis(), ActionDeadline: js.GetActionDeadline(),
+			})
+		} else {
+			m.NotActionableIn = append(m.NotActionableIn, js.GetJurisdiction())
+		}
+	}
+	return m
+}
+
+// cloneMatch copies the top level of a template: its lists and messages are shared with the
+// other hits of the batch, which only the serializer reads.
+func cloneMatch(t *concordv1.NoticeMatch) *concordv1.NoticeMatch {
+	return &concordv1.NoticeMatch{
+		NoticeId: t.NoticeId, Issuer: t.Issuer, IssuingJurisdiction: t.IssuingJurisdiction,
+		Categories: t.Categories, Tlp: t.Tlp, AcceptedAt: t.AcceptedAt, Obligations: t.Obligations,
+		NotActionableIn: t.NotActionableIn, PreservationRequested: t.PreservationRequested,
+		CounterNarratives: t.CounterNarratives,
+	}
+}
+
+// stream answers a MatchStream: one response per request, in order.
+func (s *Service) stream(ctx context.Context, recv func() (*concordv1.MatchStreamRequest, error), send func(*concordv1.MatchStreamResponse) error) error {
+	c, err := signed.Caller(ctx)
+	if err != nil {
+		return err
+	}
+	for {
+		req, err := recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := s.validator.Validate(req); err != nil {
+			return fault.Invalid("%v", err)
+		}
+		resp, err := s.match(c.PartnerID, req.GetBatch())
+		if err != nil {
+			return err
+		}
+		if err := send(&concordv1.MatchStreamResponse{Batch: resp}); err != nil {
+			return err
+		}
+	}
+}
+
+// GRPC is the service for the gRPC port.
+func (s *Service) GRPC() concordv1.MatchServiceServer { return grpcMatch{s: s} }
+
+// Connect is the service for the HTTPS port.
+func (s *Service) Connect() concordv1connect.MatchServiceHandler { return connectMatch{s} }
+
+type grpcMatch struct {
+	concordv1.UnimplementedMatchServiceServer
+	s *Service
+}
+
+func (g grpcMatch) Match(ctx context.Context, req *concordv1.MatchRequest) (*concordv1.MatchResponse, error) {
+	return g.s.Match(ctx, req)
+}
+
+func (g grpcMatch) MatchStream(stream grpc.BidiStreamingServer[concordv1.MatchStreamRequest, concordv1.MatchStreamResponse]) error {
+	return g.s.stream(stream.Context(), stream.Recv, stream.Send)
+}
+
+type connectMatch struct{ *Service }
+
+func (c connectMatch) MatchStream(ctx context.Context, stream concordv1connect.MatchServiceMatchStreamServerStream) error {
+	return c.stream(ctx, stream.Receive, stream.Send)
+}
