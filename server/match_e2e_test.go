@@ -218,6 +218,42 @@ func TestMatchExactKindsAndLowQuality(t *testing.T) {
 		t.Errorf("a quality-20 PDQ query is not flagged: %v", res[4])
 	}
 
+	// A video (its frames' PDQ hashes) matches a query sharing at least 80 % of its frames.
+	r := rand.New(rand.NewPCG(1, 2))
+	var frames [][32]byte
+	for range 10 {
+		var f [32]byte
+		for j := range f {
+			f[j] = byte(r.Uint32())
+		}
+		frames = append(frames, f)
+	}
+	video := func(fs [][32]byte) *concordv1.Hash {
+		var v []byte
+		for _, f := range fs {
+			v = append(v, f[:]...)
+		}
+		return &concordv1.Hash{Kind: concordv1.HashKind_HASH_KIND_PDQ_VIDEO, Value: v, Quality: 90}
+	}
+	videoNotice := glorificationNotice()
+	videoNotice.Hashes = []*concordv1.Hash{video(frames)}
+	if _, err := n.Client(t, "fr-pharos").SubmitNotice(ctx, videoNotice); err != nil {
+		t.Fatal(err)
+	}
+	near := append([][32]byte{}, frames[:8]...)
+	near = append(near, flip(r, frames[8], 5), flip(r, frames[9], 60)) // 9 of 10 frames match
+	far := append(append([][32]byte{}, frames[:7]...), flip(r, frames[7], 80), flip(r, frames[8], 80), flip(r, frames[9], 80))
+	vr, err := n.Client(t, "videoshare").Matches.Match(ctx, &concordv1.MatchRequest{Hashes: []*concordv1.Hash{video(near), video(far)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := vr.GetResults()[0].GetMatches(); len(m) != 1 || m[0].GetQueryMatchPercent() != 90 || m[0].GetKind() != concordv1.HashKind_HASH_KIND_PDQ_VIDEO {
+		t.Errorf("a video sharing 9 of 10 frames: %v", m)
+	}
+	if m := vr.GetResults()[1].GetMatches(); len(m) != 0 {
+		t.Errorf("a video sharing 7 of 10 frames matched: %v", m)
+	}
+
 	// The stream answers each batch in order.
 	stream, err := n.Client(t, "videoshare").Matches.MatchStream(ctx)
 	if err != nil {

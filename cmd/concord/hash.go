@@ -42,8 +42,9 @@ type jsonHash struct {
 
 func runHash(ctx context.Context, args []string) error {
 	fs := newFlags("hash", "hash [flags] FILE|DIR...", `
-Computes, on this machine, the hashes Concord shares for each file: SHA-256, MD5, and PDQ with
-its quality for images (JPEG, PNG, GIF, WebP). Nothing is sent anywhere. Directories are walked.
+Computes, on this machine, the hashes Concord shares for each file: SHA-256, MD5, PDQ with its
+quality for images (JPEG, PNG, GIF, WebP), and vPDQ (PDQ_VIDEO: one frame a second, through
+ffmpeg, which must be installed) for videos. Nothing is sent anywhere. Directories are walked.
 --url hashes a URL (normalised, then SHA-256) for blocking lists. --json output can be given
 back to 'concord notice submit --list'.`, `
 concord hash photo.jpg clips/
@@ -145,6 +146,13 @@ func hashFile(path string) fileResult {
 	if res.PDQErr != nil && !errors.Is(res.PDQErr, pdq.ErrUnsupportedFormat) {
 		r.PDQError = res.PDQErr.Error()
 	}
+	if isVideo(path) {
+		if v, err := videoHash(context.Background(), path); err == nil {
+			r.Hashes = append(r.Hashes, jsonHash{Kind: kindName(v.GetKind()), Hex: hex.EncodeToString(v.GetValue()), Quality: int(v.GetQuality())})
+		} else {
+			r.PDQError = videoNote(path, err)
+		}
+	}
 	return r
 }
 
@@ -205,6 +213,14 @@ func fileHashes(path string) ([]*concordv1.Hash, error) {
 	var out []*concordv1.Hash
 	for _, h := range res.Shareable() {
 		out = append(out, h.Proto())
+	}
+	if isVideo(path) {
+		v, err := videoHash(context.Background(), path)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, videoNote(path, err))
+		} else {
+			out = append(out, v)
+		}
 	}
 	return out, nil
 }

@@ -117,3 +117,23 @@ func TestHashCommandURLAndErrors(t *testing.T) {
 		t.Fatalf("an ftp URL: %v\n%s", err, out)
 	}
 }
+
+func TestHashVideoWithoutFFmpegSaysSo(t *testing.T) {
+	video := filepath.Join(t.TempDir(), "clip.mp4")
+	if err := os.WriteFile(video, []byte("not really a video"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(concordBinary, "hash", "--json", video)
+	cmd.Env = append(os.Environ(), "PATH="+t.TempDir()) // no ffmpeg to be found
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var results []fileResult
+	if err := json.Unmarshal(out, &results); err != nil || len(results) != 1 {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if !strings.Contains(results[0].PDQError, "ffmpeg") || len(results[0].Hashes) != 2 {
+		t.Fatalf("a video without ffmpeg: %+v; want its SHA-256 and MD5, and a note naming ffmpeg", results[0])
+	}
+}

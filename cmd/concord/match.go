@@ -147,9 +147,17 @@ func hashForMatch(path string) ([]*concordv1.Hash, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([]*concordv1.Hash, 0, len(res.Hashes))
+	out := make([]*concordv1.Hash, 0, len(res.Hashes)+1)
 	for _, h := range res.Hashes {
 		out = append(out, h.Proto())
+	}
+	if isVideo(path) {
+		v, err := videoHash(context.Background(), path)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, videoNote(path, err))
+		} else {
+			out = append(out, v)
+		}
 	}
 	return out, nil
 }

@@ -182,7 +182,7 @@ func (s *Store) ReportAction(idx uint64, r *concordv1.ActionReport, cmd *statev1
 	if orig != nil {
 		return proto.CloneOf(orig), nil
 	}
-	logIdx, err := appendLogTxn(txn, idx, cmd.GetAt(), statementEntry(cmd.GetEnvelope(), cmd.GetSignerKeyId()), r.GetNoticeId())
+	logIdx, _, err := appendLogTxn(txn, idx, cmd.GetAt(), statementEntry(cmd.GetEnvelope(), cmd.GetSignerKeyId()), r.GetNoticeId())
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package state
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 
@@ -26,23 +27,34 @@ func logTableSchema() *memdb.TableSchema {
 }
 
 // appendLogTxn appends a log entry for a statement accepted at raft index raftIdx, at the
-// leader-stamped time at, and returns its index. The entry's bytes are built here, once: they are
-// the leaf, served byte for byte from then on.
-func appendLogTxn(txn WriteTxn, raftIdx uint64, at *timestamppb.Timestamp, entry *concordv1.LogEntry, noticeID string) (uint64, error) {
+// leader-stamped time at, and returns its index and bytes. The entry's bytes are built here,
+// once: they are the leaf, served byte for byte from then on.
+func appendLogTxn(txn WriteTxn, raftIdx uint64, at *timestamppb.Timestamp, entry *concordv1.LogEntry, noticeID string) (uint64, []byte, error) {
 	n, err := logSizeTxn(txn)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	entry.Index = n
 	entry.AcceptedAt = at
 	b, err := deterministic.Marshal(entry)
 	if err != nil {
-		return 0, fmt.Errorf("log entry %d: %w", n, err)
+		return 0, nil, fmt.Errorf("log entry %d: %w", n, err)
 	}
 	if err := txn.Insert(tableLog, &statev1.LogRow{Index: n, Entry: b, NoticeId: noticeID}); err != nil {
-		return 0, fmt.Errorf("log entry %d: %w", n, err)
+		return 0, nil, fmt.Errorf("log entry %d: %w", n, err)
 	}
-	return n, bumpIndexTxn(txn, tableLog, raftIdx)
+	return n, b, bumpIndexTxn(txn, tableLog, raftIdx)
+}
+
+// sharedEnvelope returns env with its payload pointing into entry, the log entry that carries
+// it, when entry does carry it: a large notice is then held in memory once, not twice.
+func sharedEnvelope(env *concordv1.Envelope, entry []byte) *concordv1.Envelope {
+	p := env.GetPayload()
+	off := bytes.Index(entry, p)
+	if off < 0 {
+		return env
+	}
+	return &concordv1.Envelope{Payload: entry[off : off+len(p) : off+len(p)], PayloadType: env.GetPayloadType(), Signatures: env.GetSignatures()}
 }
 
 // statementEntry is the log entry of a signed statement.

@@ -274,9 +274,11 @@ func submitNoticeTxn(txn WriteTxn, idx uint64, n *concordv1.Notice, cmd *statev1
 		Jurisdictions: deriveJurisdictions(js, n, at),
 		SignerKeyId:   cmd.GetSignerKeyId(),
 	}
-	if rec.LogIndex, err = appendLogTxn(txn, idx, cmd.GetAt(), statementEntry(cmd.GetEnvelope(), cmd.GetSignerKeyId()), n.GetNoticeId()); err != nil {
+	var entry []byte
+	if rec.LogIndex, entry, err = appendLogTxn(txn, idx, cmd.GetAt(), statementEntry(cmd.GetEnvelope(), cmd.GetSignerKeyId()), n.GetNoticeId()); err != nil {
 		return nil, "", false, err
 	}
+	rec.Envelope = sharedEnvelope(rec.GetEnvelope(), entry)
 	if err := txn.Insert(tableNotices, rec); err != nil {
 		return nil, "", false, fmt.Errorf("insert notice %s: %w", n.GetNoticeId(), err)
 	}
@@ -377,7 +379,7 @@ func noticeStatementTxn(txn WriteTxn, idx uint64, st Statement, cmd *statev1.Not
 	if err := txn.Insert(tableNotices, next); err != nil {
 		return nil, false, fmt.Errorf("update notice %s: %w", st.NoticeID(), err)
 	}
-	logIdx, err := appendLogTxn(txn, idx, cmd.GetAt(), statementEntry(cmd.GetEnvelope(), cmd.GetSignerKeyId()), st.NoticeID())
+	logIdx, _, err := appendLogTxn(txn, idx, cmd.GetAt(), statementEntry(cmd.GetEnvelope(), cmd.GetSignerKeyId()), st.NoticeID())
 	if err != nil {
 		return nil, false, err
 	}

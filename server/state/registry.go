@@ -284,7 +284,7 @@ func bootstrapRegistryTxn(txn WriteTxn, idx uint64, cmd *statev1.BootstrapRegist
 		}
 	}
 	// The first log entry: the registry as loaded, so that a mirror rebuilds it from the log.
-	_, err = appendLogTxn(txn, idx, cmd.GetAt(), &concordv1.LogEntry{Body: &concordv1.LogEntry_Bootstrap{Bootstrap: &concordv1.BootstrapRegistryEntry{
+	_, _, err = appendLogTxn(txn, idx, cmd.GetAt(), &concordv1.LogEntry{Body: &concordv1.LogEntry_Bootstrap{Bootstrap: &concordv1.BootstrapRegistryEntry{
 		Partners: cmd.GetPartners(), Jurisdictions: cmd.GetJurisdictions(), SigningKeys: cmd.GetSigningKeys(),
 	}}}, "")
 	return err
@@ -333,7 +333,7 @@ func registryChangeTxn(txn WriteTxn, idx uint64, change *concordv1.RegistryChang
 		return nil, err
 	}
 
-	logIdx, err := appendLogTxn(txn, idx, cmd.GetAt(), statementEntry(cmd.GetEnvelope(), cmd.GetSignerKeyId()), "")
+	logIdx, _, err := appendLogTxn(txn, idx, cmd.GetAt(), statementEntry(cmd.GetEnvelope(), cmd.GetSignerKeyId()), "")
 	if err != nil {
 		return nil, err
 	}

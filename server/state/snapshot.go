@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 
+	"concord/dsse"
 	statev1 "concord/gen/concord/state/v1"
 	concordv1 "concord/gen/concord/v1"
 
@@ -69,7 +70,21 @@ func init() {
 	registerProtoTable[*concordv1.SigningKey](tableSigningKeys, signingKeyRecord)
 	registerProtoTable[*concordv1.Jurisdiction](tableJurisdictions, jurisdictionRecord)
 	registerProtoTable[*statev1.AppliedChange](tableRegistryChanges, appliedChangeRecord)
-	registerProtoTable[*concordv1.NoticeRecord](tableNotices, noticeRecord)
+	// A notice's envelope is already in its log entry: it is persisted once, there, and
+	// attached again on restore (restoreNoticeEnvelopes).
+	registerTable(tableNotices, noticeRecord,
+		func(obj any) ([]byte, error) {
+			rec := shallowRecord(obj.(*concordv1.NoticeRecord))
+			rec.Envelope = nil
+			return deterministic.Marshal(rec)
+		},
+		func(txn *memdb.Txn, data []byte) error {
+			rec := &concordv1.NoticeRecord{}
+			if err := proto.Unmarshal(data, rec); err != nil {
+				return err
+			}
+			return txn.Insert(tableNotices, rec)
+		})
 	registerProtoTable[*statev1.AppliedStatement](tableStatements, statementRecord)
 	registerProtoTable[*statev1.LogRow](tableLog, logRecord)
 	registerProtoTable[*concordv1.NoticeEvent](tableEvents, eventRecord)
@@ -205,6 +220,9 @@ func Restore(r io.Reader) (*Store, error) {
 			return nil, fmt.Errorf("restore snapshot: record %d (type %d): %w", n, rt, err)
 		}
 	}
+	if err := restoreNoticeEnvelopes(txn); err != nil {
+		return nil, fmt.Errorf("restore snapshot: %w", err)
+	}
 	regIdx, err := maxIndexTxn(txn, registryTables...)
 	if err != nil {
 		return nil, err
@@ -257,4 +275,37 @@ func unmarshalIndexEntry(b []byte) (*IndexEntry, error) {
 		return nil, errors.New("index entry without a key")
 	}
 	return e, nil
+}
+
+// restoreNoticeEnvelopes attaches to every restored notice the envelope of its log entry,
+// sharing the entry's bytes.
+func restoreNoticeEnvelopes(txn *memdb.Txn) error {
+	iter, err := txn.Get(tableNotices, indexIDPrefix, "")
+	if err != nil {
+		return err
+	}
+	var recs []*concordv1.NoticeRecord
+	for raw := iter.Next(); raw != nil; raw = iter.Next() {
+		recs = append(recs, raw.(*concordv1.NoticeRecord))
+	}
+	for _, rec := range recs {
+		raw, err := txn.First(tableLog, indexID, rec.GetLogIndex())
+		if err != nil {
+			return err
+		}
+		if raw == nil {
+			return fmt.Errorf("notice %s: its log entry %d is missing", rec.GetNotice().GetNoticeId(), rec.GetLogIndex())
+		}
+		row := raw.(*statev1.LogRow)
+		var entry concordv1.LogEntry
+		if err := proto.Unmarshal(row.GetEntry(), &entry); err != nil {
+			return fmt.Errorf("notice %s: log entry %d: %w", rec.GetNotice().GetNoticeId(), rec.GetLogIndex(), err)
+		}
+		if entry.GetStatement().GetPayloadType() != dsse.PayloadTypeNotice {
+			return fmt.Errorf("notice %s: log entry %d holds a %s", rec.GetNotice().GetNoticeId(), rec.GetLogIndex(), entry.GetStatement().GetPayloadType())
+		}
+		// The record is the restore transaction's own object, not yet visible to any reader.
+		rec.Envelope = sharedEnvelope(entry.GetStatement(), row.GetEntry())
+	}
+	return nil
 }

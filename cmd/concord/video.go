@@ -1,0 +1,47 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	concordv1 "concord/gen/concord/v1"
+	"concord/hashing/vpdq"
+)
+
+// videoExtensions are the files `concord hash`, `match` and `notice submit --file` also hash
+// with vPDQ (frames decoded by ffmpeg).
+var videoExtensions = map[string]bool{".mp4": true, ".m4v": true, ".mov": true, ".mkv": true, ".webm": true, ".avi": true, ".mpg": true, ".mpeg": true, ".ts": true, ".flv": true, ".3gp": true}
+
+func isVideo(path string) bool { return videoExtensions[strings.ToLower(filepath.Ext(path))] }
+
+// videoHash computes a video's PDQ_VIDEO hash: the PDQ hashes of its frames sampled at one per
+// second, frames below quality 50 left out. Its quality is the lowest of the frames kept. It
+// returns (nil, reason) when there is none: ffmpeg missing, no usable frame.
+func videoHash(ctx context.Context, path string) (*concordv1.Hash, error) {
+	frames, err := vpdq.HashFile(ctx, path, vpdq.Options{})
+	if err != nil {
+		return nil, err
+	}
+	value, err := vpdq.Encode(frames)
+	if err != nil {
+		return nil, err
+	}
+	quality := 100
+	for _, f := range frames {
+		if f.Quality >= vpdq.MinQuality {
+			quality = min(quality, f.Quality)
+		}
+	}
+	return &concordv1.Hash{Kind: concordv1.HashKind_HASH_KIND_PDQ_VIDEO, Value: value, Quality: int32(quality)}, nil
+}
+
+// videoNote explains, once, why a video got no vPDQ hash.
+func videoNote(path string, err error) string {
+	if errors.Is(err, vpdq.ErrFFmpegNotFound) {
+		return fmt.Sprintf("%s: no vPDQ hash: %v (the exact hashes are kept)", path, err)
+	}
+	return fmt.Sprintf("%s: no vPDQ hash: %v", path, err)
+}
