@@ -21,6 +21,7 @@ import (
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/retry"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/timeout"
+	formats "github.com/transparency-dev/formats/note"
 	"golang.org/x/mod/sumdb/note"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -45,6 +46,11 @@ type Config struct {
 	// LogKeyFile is the hub's transparency-log verifier key (log.pub). The write helpers need it:
 	// they verify every receipt before reporting success.
 	LogKeyFile string
+	// Witnesses are the verifier keys ("name+hash+key") of the log witnesses this client trusts,
+	// and WitnessQuorum how many of them must have cosigned a checkpoint for WitnessedCheckpoint
+	// (and a mirror) to accept it.
+	Witnesses     []string
+	WitnessQuorum int
 	// Timeout bounds each call that has no earlier deadline (default 30 s).
 	Timeout time.Duration
 	// Retries is how often an idempotent call is retried on Unavailable (default 3; -1 none).
@@ -66,9 +72,11 @@ type Client struct {
 	meMu sync.Mutex
 	me   *concordv1.Partner // cached WhoAmI
 
-	logKey note.Verifier
-	cpMu   sync.Mutex
-	lastCP *translog.Checkpoint // the largest checkpoint verified so far
+	logKey    note.Verifier
+	witnesses []note.Verifier
+	quorum    int
+	cpMu      sync.Mutex
+	lastCP    *translog.Checkpoint // the largest checkpoint verified so far
 }
 
 // Dial connects to a node. The connection is established lazily, on the first call.
@@ -120,6 +128,19 @@ func Dial(cfg Config) (*Client, error) {
 			return nil, err
 		}
 	}
+	for _, w := range cfg.Witnesses {
+		v, err := formats.NewVerifierForCosignatureV1(w)
+		if err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("client: witness key %q: %w", w, err)
+		}
+		c.witnesses = append(c.witnesses, v)
+	}
+	if cfg.WitnessQuorum > len(c.witnesses) {
+		conn.Close()
+		return nil, fmt.Errorf("client: a quorum of %d witnesses, but %d are trusted", cfg.WitnessQuorum, len(c.witnesses))
+	}
+	c.quorum = cfg.WitnessQuorum
 	if cfg.SigningKeyFile != "" {
 		key, err := pki.LoadSigningKey(cfg.SigningKeyFile)
 		if err != nil {

@@ -125,3 +125,27 @@ func parseUnverified(signed string) (*note.Note, error) {
 	}
 	return n, nil
 }
+
+// OpenCosignedCheckpoint verifies a checkpoint signed by the log key and cosigned by at least
+// quorum of the witnesses (C2SP tlog-cosignature verifiers), each counted once.
+func OpenCosignedCheckpoint(signed string, logKey note.Verifier, witnesses []note.Verifier, quorum int) (Checkpoint, error) {
+	cp, _, err := OpenCheckpoint(signed, logKey)
+	if err != nil {
+		return Checkpoint{}, err
+	}
+	if quorum <= 0 {
+		return cp, nil
+	}
+	n, err := note.Open([]byte(signed), note.VerifierList(witnesses...))
+	if err != nil {
+		return Checkpoint{}, fmt.Errorf("checkpoint of %d entries: no cosignature of a trusted witness verifies (%d required): %w", cp.Size, quorum, err)
+	}
+	names := map[string]bool{}
+	for _, s := range n.Sigs {
+		names[s.Name] = true
+	}
+	if len(names) < quorum {
+		return Checkpoint{}, fmt.Errorf("checkpoint of %d entries: %d trusted witnesses cosigned it, %d required", cp.Size, len(names), quorum)
+	}
+	return cp, nil
+}

@@ -25,6 +25,8 @@ import (
 type clientFlags struct {
 	addr, ca, cert, key, signingKey string
 	logKey                          string
+	witnesses                       repeatFlag
+	quorum                          int
 	as, pkiDir                      string
 	timeout                         time.Duration
 	json                            bool
@@ -46,6 +48,8 @@ func (f *clientFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.key, "key", os.Getenv("CONCORD_KEY"), "PEM file of your certificate's key ($CONCORD_KEY)")
 	fs.StringVar(&f.signingKey, "signing-key", os.Getenv("CONCORD_SIGNING_KEY"), "your Ed25519 statement-signing key, PKCS#8 PEM ($CONCORD_SIGNING_KEY)")
 	fs.StringVar(&f.logKey, "log-key", os.Getenv("CONCORD_LOG_KEY"), "the hub's transparency-log verifier key (log.pub): receipts of writes are verified with it ($CONCORD_LOG_KEY)")
+	fs.Var(&f.witnesses, "witness", "a trusted log witness: its verifier key, or a file holding it (repeatable)")
+	fs.IntVar(&f.quorum, "quorum", 0, "how many trusted witnesses must have cosigned a checkpoint for a mirror to follow it")
 	fs.DurationVar(&f.timeout, "timeout", 30*time.Second, "deadline of each call")
 	fs.BoolVar(&f.json, "json", false, "print JSON (proto3 JSON mapping) instead of text")
 }
@@ -90,7 +94,18 @@ func (f *clientFlags) dial(needSigner bool) (*client.Client, error) {
 			return nil, fmt.Errorf("%w (run 'concord dev' or 'concord certs init' for a dev PKI)", err)
 		}
 	}
-	cfg := client.Config{Addr: f.addr, TLS: mtls.Files{CA: f.ca, Cert: f.cert, Key: f.key}, Timeout: f.timeout, LogKeyFile: f.logKey}
+	cfg := client.Config{Addr: f.addr, TLS: mtls.Files{CA: f.ca, Cert: f.cert, Key: f.key}, Timeout: f.timeout, LogKeyFile: f.logKey, WitnessQuorum: f.quorum}
+	for _, w := range f.witnesses {
+		key := w
+		if !strings.Contains(w, "+") {
+			b, err := os.ReadFile(w)
+			if err != nil {
+				return nil, fmt.Errorf("--witness: %w", err)
+			}
+			key = strings.TrimSpace(string(b))
+		}
+		cfg.Witnesses = append(cfg.Witnesses, key)
+	}
 	if needSigner || f.signingKey != "" {
 		if _, err := os.Stat(f.signingKey); err == nil || needSigner {
 			cfg.SigningKeyFile = f.signingKey

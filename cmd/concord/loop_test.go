@@ -129,3 +129,18 @@ func TestPlatformLoopCommands(t *testing.T) {
 		t.Fatalf("csv report:\n%s", csvOut)
 	}
 }
+
+func asExit(err error, exit **exec.ExitError) bool { return errors.As(err, exit) }
+
+// startNodeWithNotices starts a node holding a few notices, one of them TLP:RED for de-bka only,
+// and one with the PDQ of a reference image.
+func startNodeWithNotices(t *testing.T) *servertest.Node {
+	t.Helper()
+	n := servertest.Start(t, servertest.Options{})
+	img := "../../hashing/pdq/testdata/pixels/bridge-mods/high-contrast.png"
+	mustCLI(t, n, "fr-pharos", "notice", "submit", "--basis", "fr.lcen.6-1", "--category", "ATTACK_FOOTAGE", "--file", img)
+	mustCLI(t, n, "de-bka", "notice", "submit", "--basis", "de.stgb.140", "--category", "GLORIFICATION", "--hash", "sha256:"+strings.Repeat("cd", 32))
+	mustCLI(t, n, "fr-pharos", "notice", "submit", "--basis", "fr.cp.421-2-5", "--category", "GLORIFICATION", "--hash", "sha256:"+strings.Repeat("ef", 32),
+		"--tlp", "RED", "--share-with", "de-bka")
+	return n
+}

@@ -98,6 +98,8 @@ func run(args []string) int {
 		return 2
 	case errors.Is(err, errMatched):
 		return 3
+	case errors.Is(err, errSplitView):
+		return 4
 	default:
 		fmt.Fprintf(os.Stderr, "concord %s: %v\n", c.name, err)
 		return 1

@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"concord/client"
 	concordv1 "concord/gen/concord/v1"
 	"concord/hashing"
 )
@@ -46,6 +47,7 @@ concord match --as videoshare --json --fail-on-match photo.jpg`)
 	batch := fs.Int("batch", 1000, "hashes per request (at most 10000)")
 	failOnMatch := fs.Bool("fail-on-match", false, "exit with status 3 if any file matched")
 	quiet := fs.Bool("quiet", false, "no progress on standard error")
+	mirrorDir := fs.String("mirror", "", "match against this verified mirror (see 'concord mirror') instead of the hub: no network call")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -60,11 +62,11 @@ concord match --as videoshare --json --fail-on-match photo.jpg`)
 	if err != nil {
 		return err
 	}
-	c, err := cf.dial(false)
+	matchBatch, closeMatcher, err := matcher(ctx, &cf, *mirrorDir)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
+	defer closeMatcher()
 	progress := newProgress(os.Stderr, len(files), !*quiet && len(files) > 1)
 	results := make([]*fileMatch, len(files))
 	// Pending hashes of the current batch, and which file each belongs to.
@@ -74,11 +76,9 @@ concord match --as videoshare --json --fail-on-match photo.jpg`)
 		if len(pending) == 0 {
 			return nil
 		}
-		callCtx, cancel := context.WithTimeout(ctx, cf.timeout)
-		resp, err := c.Matches.Match(callCtx, &concordv1.MatchRequest{Hashes: pending, MaxPdqDistance: int32(*maxDistance)})
-		cancel()
+		resp, err := matchBatch(&concordv1.MatchRequest{Hashes: pending, MaxPdqDistance: int32(*maxDistance)})
 		if err != nil {
-			return callError("match", err)
+			return err
 		}
 		for i, r := range resp.GetResults() {
 			fm := results[owners[i]]
@@ -133,6 +133,41 @@ concord match --as videoshare --json --fail-on-match photo.jpg`)
 		return errMatched
 	}
 	return nil
+}
+
+// matcher answers batches from the hub, or from a local mirror.
+func matcher(ctx context.Context, cf *clientFlags, mirrorDir string) (func(*concordv1.MatchRequest) (*concordv1.MatchResponse, error), func(), error) {
+	if mirrorDir != "" {
+		key, err := logVerifier(cf)
+		if err != nil {
+			return nil, nil, err
+		}
+		if _, err := os.Stat(mirrorDir); err != nil {
+			return nil, nil, err
+		}
+		m, err := client.OpenMirror(mirrorDir, key, "")
+		if err != nil {
+			return nil, nil, err
+		}
+		if m.Checkpoint() == nil {
+			m.Close()
+			return nil, nil, fmt.Errorf("mirror %s holds no verified checkpoint yet: run 'concord mirror --once' first", mirrorDir)
+		}
+		return m.Match, func() { m.Close() }, nil
+	}
+	c, err := cf.dial(false)
+	if err != nil {
+		return nil, nil, err
+	}
+	return func(req *concordv1.MatchRequest) (*concordv1.MatchResponse, error) {
+		callCtx, cancel := context.WithTimeout(ctx, cf.timeout)
+		defer cancel()
+		resp, err := c.Matches.Match(callCtx, req)
+		if err != nil {
+			return nil, callError("match", err)
+		}
+		return resp, nil
+	}, func() { c.Close() }, nil
 }
 
 // hashForMatch hashes a file for matching: every hash, including a low-quality PDQ (the hub

@@ -26,7 +26,7 @@ func cli(t *testing.T, n *servertest.Node, partner string, args ...string) (stri
 	defer cancel()
 	// The connection flags go right after the command's name (flags stop at the first argument).
 	at := 1
-	if len(args) > 1 && (args[0] == "notice" || args[0] == "action") {
+	if len(args) > 1 && (args[0] == "notice" || args[0] == "action" || args[0] == "log") {
 		at = 2
 	}
 	full := append(append(append([]string{}, args[:at]...), "--addr", n.GRPCAddr(), "--as", partner, "--pki", n.PKI.Dir), args[at:]...)

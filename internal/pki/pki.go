@@ -62,6 +62,16 @@ func (l Layout) SigningKey(id string) string { return filepath.Join(l.PartnerDir
 // SigningPub is a partner's Ed25519 statement-signing public key, as the registry lists it.
 func (l Layout) SigningPub(id string) string { return filepath.Join(l.PartnerDir(id), "signing.pub") }
 
+// WitnessKey is the partner's witness key, a note signer key: with it the partner cosigns the
+// log's checkpoints (concord witness).
+func (l Layout) WitnessKey(id string) string { return filepath.Join(l.PartnerDir(id), "witness.key") }
+
+// WitnessPub is the witness key's verifier key, as the registry's witness_key holds it.
+func (l Layout) WitnessPub(id string) string { return filepath.Join(l.PartnerDir(id), "witness.pub") }
+
+// WitnessName is the name of a partner's witness key: "<id>.witness.<trust-domain>".
+func WitnessName(trustDomain, id string) string { return id + ".witness." + trustDomain }
+
 // LogKey is the hub's transparency-log signing key, a note signer key ("PRIVATE+KEY+...").
 func (l Layout) LogKey() string { return filepath.Join(l.Dir, "log.key") }
 
@@ -143,7 +153,7 @@ func Init(opts Options) (*Report, error) {
 	if err := in.leaf(l.ServerCert(), l.ServerKey(), server); err != nil {
 		return nil, err
 	}
-	if err := in.logKey(LogOrigin(opts.TrustDomain)); err != nil {
+	if err := in.noteKey(l.LogKey(), l.LogPub(), LogOrigin(opts.TrustDomain)); err != nil {
 		return nil, err
 	}
 	for _, id := range opts.PartnerIDs {
@@ -159,6 +169,9 @@ func Init(opts Options) (*Report, error) {
 			return nil, err
 		}
 		if err := in.signingKey(l.SigningKey(id), l.SigningPub(id)); err != nil {
+			return nil, err
+		}
+		if err := in.noteKey(l.WitnessKey(id), l.WitnessPub(id), WitnessName(opts.TrustDomain, id)); err != nil {
 			return nil, err
 		}
 	}
@@ -310,9 +323,9 @@ func (in *initer) signingKey(keyPath, pubPath string) error {
 	return nil
 }
 
-// logKey creates the log's note signer key and its verifier key, unless they exist.
-func (in *initer) logKey(origin string) error {
-	keyPath, pubPath := in.layout.LogKey(), in.layout.LogPub()
+// noteKey creates a note signer key named name (the log's, a witness's) and its verifier key,
+// unless they exist.
+func (in *initer) noteKey(keyPath, pubPath, name string) error {
 	if _, err := os.Lstat(keyPath); err == nil {
 		in.note(keyPath, false)
 		if _, err := os.Lstat(pubPath); err == nil {
@@ -335,9 +348,9 @@ func (in *initer) logKey(origin string) error {
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("pki: %w", err)
 	}
-	skey, vkey, err := note.GenerateKey(rand.Reader, origin)
+	skey, vkey, err := note.GenerateKey(rand.Reader, name)
 	if err != nil {
-		return fmt.Errorf("pki: generate the log key: %w", err)
+		return fmt.Errorf("pki: generate the key %s: %w", name, err)
 	}
 	if err := writeNew(keyPath, []byte(skey+"\n"), 0o600); err != nil {
 		return err
@@ -362,6 +375,9 @@ func logVerifierKey(skey string) (string, error) {
 	}
 	return note.NewEd25519VerifierKey(parts[2], ed25519.NewKeyFromSeed(raw[1:]).Public().(ed25519.PublicKey))
 }
+
+// LoadNoteKey reads a note signer key (the log's, a witness's) and derives its verifier.
+func LoadNoteKey(path string) (note.Signer, note.Verifier, error) { return LoadLogKey(path) }
 
 // LoadLogKey reads the log's note signer key and derives its verifier. Like every private key,
 // it must not be readable by group or others.

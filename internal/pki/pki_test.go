@@ -51,7 +51,7 @@ func TestInitCreatesAVerifiablePKI(t *testing.T) {
 	r := mustInit(t, Options{Dir: dir, PartnerIDs: []string{"fr-pharos", "hub-ops"}, ServerHosts: []string{"concord.internal"}})
 	want := []string{l.CAKey(), l.CACert(), l.ServerKey(), l.ServerCert(), l.LogKey(), l.LogPub()}
 	for _, id := range []string{"fr-pharos", "hub-ops"} {
-		want = append(want, l.PartnerKey(id), l.PartnerCert(id), l.SigningKey(id), l.SigningPub(id))
+		want = append(want, l.PartnerKey(id), l.PartnerCert(id), l.SigningKey(id), l.SigningPub(id), l.WitnessKey(id), l.WitnessPub(id))
 	}
 	if got := created(r); strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("created:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -153,7 +153,7 @@ func TestInitNeverOverwritesAKey(t *testing.T) {
 	}
 	// A new partner: only its files are created, signed by the same CA.
 	got := created(mustInit(t, Options{Dir: dir, PartnerIDs: []string{"fr-pharos", "de-bka"}}))
-	if len(got) != 4 || filepath.Dir(got[0]) != l.PartnerDir("de-bka") {
+	if len(got) != 6 || filepath.Dir(got[0]) != l.PartnerDir("de-bka") {
 		t.Fatalf("adding de-bka created %v", got)
 	}
 	// A lost certificate is issued again for the same key.

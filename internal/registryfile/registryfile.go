@@ -105,6 +105,9 @@ type partner struct {
 	Jurisdiction string       `yaml:"jurisdiction"`
 	Roles        []string     `yaml:"roles"`
 	SigningKeys  []signingKey `yaml:"signing_keys"`
+	// The partner's witness verifier key ("name+hash+key"), inline or in a file.
+	WitnessKey     string `yaml:"witness_key"`
+	WitnessKeyFile string `yaml:"witness_key_file"`
 }
 
 type signingKey struct {
@@ -216,7 +219,21 @@ func (p partner) proto(baseDir string) (*concordv1.Partner, error) {
 	if err != nil {
 		return nil, fmt.Errorf("roles: %w", err)
 	}
-	out := &concordv1.Partner{Id: p.ID, DisplayName: p.DisplayName, Jurisdiction: p.Jurisdiction, Roles: roles}
+	out := &concordv1.Partner{Id: p.ID, DisplayName: p.DisplayName, Jurisdiction: p.Jurisdiction, Roles: roles, WitnessKey: strings.TrimSpace(p.WitnessKey)}
+	switch {
+	case p.WitnessKey != "" && p.WitnessKeyFile != "":
+		return nil, errors.New("give witness_key or witness_key_file, not both")
+	case p.WitnessKeyFile != "":
+		path := p.WitnessKeyFile
+		if !filepath.IsAbs(path) {
+			path = filepath.Join(baseDir, path)
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("witness_key_file: %w", err)
+		}
+		out.WitnessKey = strings.TrimSpace(string(data))
+	}
 	for i, k := range p.SigningKeys {
 		key, err := k.proto(baseDir)
 		if err != nil {

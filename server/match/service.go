@@ -62,14 +62,18 @@ type noticeView struct {
 }
 
 func (s *Service) match(partner string, req *concordv1.MatchRequest) (*concordv1.MatchResponse, error) {
-	st := s.state()
+	return Answer(s.state(), s.index(), partner, req, s.now())
+}
+
+// Answer matches a batch for partner against index and the state it derives from. The hub
+// answers with it, and so does a partner's verified mirror, with the same code.
+func Answer(st *state.Store, index *matchindex.Index, partner string, req *concordv1.MatchRequest, now time.Time) (*concordv1.MatchResponse, error) {
 	// One view for the whole batch: every hash is matched against the same index.
-	view := s.index().View()
+	view := index.View()
 	radius := int(req.GetMaxPdqDistance())
 	if radius == 0 {
 		radius = DefaultMaxDistance
 	}
-	now := s.now()
 	notices := map[string]*noticeView{}
 	lookupNotice := func(id string) (*noticeView, error) {
 		if nv, ok := notices[id]; ok {

@@ -12,6 +12,7 @@ import (
 	concordv1 "concord/gen/concord/v1"
 	"concord/server/fault"
 
+	formats "github.com/transparency-dev/formats/note"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
@@ -105,6 +106,9 @@ func checkSignerTxn(txn ReadTxn, author, signerKeyID string, at time.Time) error
 func checkUpsertPartnerTxn(txn ReadTxn, p *concordv1.Partner, at time.Time) error {
 	if p.GetId() == "" {
 		return fault.Invalid("upsert_partner.id is empty")
+	}
+	if err := checkWitnessKey(p.GetWitnessKey()); err != nil {
+		return fault.Invalid("upsert_partner.witness_key: %v", err)
 	}
 	if len(p.GetSigningKeys()) > 0 {
 		return fault.Invalid("upsert_partner.signing_keys must be empty: keys are added with add_signing_key")
@@ -292,4 +296,16 @@ func partnerRowTxn(txn ReadTxn, id string) (*concordv1.Partner, error) {
 
 func formatTime(ts *timestamppb.Timestamp) string {
 	return ts.AsTime().UTC().Format(time.RFC3339Nano)
+}
+
+// checkWitnessKey checks that a partner's witness key, if any, is a verifier key a C2SP
+// tlog-cosignature can be checked with.
+func checkWitnessKey(key string) error {
+	if key == "" {
+		return nil
+	}
+	if _, err := formats.NewVerifierForCosignatureV1(key); err != nil {
+		return fmt.Errorf("not a witness verifier key (name+hash+key, Ed25519): %w", err)
+	}
+	return nil
 }

@@ -43,6 +43,8 @@ type Publisher struct {
 
 	mu   sync.Mutex // serialises signing and writing the checkpoint file
 	last atomic.Pointer[Signed]
+
+	cosigs *cosignatures
 }
 
 // CheckpointFile is where a node keeps the last checkpoint it signed, in its data directory.
@@ -56,7 +58,8 @@ func Open(dataDir string, signer note.Signer, verifier note.Verifier, tree func(
 	if signer.Name() != verifier.Name() || signer.KeyHash() != verifier.KeyHash() {
 		return nil, errors.New("transparency: the log's signer and verifier keys differ")
 	}
-	p := &Publisher{tree: tree, entries: entries, signer: signer, verifier: verifier, path: filepath.Join(dataDir, CheckpointFile)}
+	p := &Publisher{tree: tree, entries: entries, signer: signer, verifier: verifier, path: filepath.Join(dataDir, CheckpointFile),
+		cosigs: newCosignatures(dataDir, verifier)}
 	b, err := os.ReadFile(p.path)
 	if errors.Is(err, os.ErrNotExist) {
 		return p, nil
@@ -79,7 +82,11 @@ func Open(dataDir string, signer note.Signer, verifier note.Verifier, tree func(
 	if root != cp.Root {
 		return nil, fmt.Errorf("transparency: the log's first %d entries do not have the root of the checkpoint this node signed: the log was changed; do not serve it", cp.Size)
 	}
-	p.last.Store(&Signed{Checkpoint: cp, Note: string(b)})
+	last := &Signed{Checkpoint: cp, Note: string(b)}
+	p.last.Store(last)
+	p.cosigs.mu.Lock()
+	p.cosigs.remember(last)
+	p.cosigs.mu.Unlock()
 	return p, nil
 }
 
@@ -140,6 +147,9 @@ func (p *Publisher) Latest(ctx context.Context, minSize int64) (*Signed, error) 
 	}
 	s := &Signed{Checkpoint: cp, Note: signed}
 	p.last.Store(s)
+	p.cosigs.mu.Lock()
+	p.cosigs.remember(s)
+	p.cosigs.mu.Unlock()
 	return s, nil
 }
 

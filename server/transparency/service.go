@@ -39,13 +39,21 @@ func NewService(st func() *state.Store, tree func() *translog.Tree, pub *Publish
 	return &Service{state: st, tree: tree, pub: pub}
 }
 
-// GetCheckpoint returns the latest signed checkpoint of the whole log.
-func (s *Service) GetCheckpoint(ctx context.Context, _ *concordv1.GetCheckpointRequest) (*concordv1.GetCheckpointResponse, error) {
+// GetCheckpoint returns the latest signed checkpoint of the whole log with its cosignatures, or
+// the newest carrying at least min_cosignatures.
+func (s *Service) GetCheckpoint(ctx context.Context, req *concordv1.GetCheckpointRequest) (*concordv1.GetCheckpointResponse, error) {
+	if min := req.GetMinCosignatures(); min > 0 {
+		cp, err := s.pub.cosigned(int(min))
+		if err != nil {
+			return nil, err
+		}
+		return &concordv1.GetCheckpointResponse{Checkpoint: cp.Proto()}, nil
+	}
 	cp, err := s.pub.Latest(ctx, 0)
 	if err != nil {
 		return nil, err
 	}
-	return &concordv1.GetCheckpointResponse{Checkpoint: cp.Proto()}, nil
+	return &concordv1.GetCheckpointResponse{Checkpoint: s.pub.withCosignatures(cp).Proto()}, nil
 }
 
 // sizeAndCheckpoint resolves a requested tree size: 0 means the latest signed checkpoint's,
@@ -202,6 +210,10 @@ type grpcLog struct {
 
 func (g grpcLog) GetCheckpoint(ctx context.Context, req *concordv1.GetCheckpointRequest) (*concordv1.GetCheckpointResponse, error) {
 	return g.s.GetCheckpoint(ctx, req)
+}
+
+func (g grpcLog) AddCosignature(ctx context.Context, req *concordv1.AddCosignatureRequest) (*concordv1.AddCosignatureResponse, error) {
+	return g.s.AddCosignature(ctx, req)
 }
 
 func (g grpcLog) GetInclusionProof(ctx context.Context, req *concordv1.GetInclusionProofRequest) (*concordv1.GetInclusionProofResponse, error) {

@@ -272,9 +272,12 @@ func (x *Checkpoint) GetRootHash() []byte {
 }
 
 type GetCheckpointRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The newest checkpoint carrying at least this many witness cosignatures (FailedPrecondition
+	// if none does yet). 0: the latest checkpoint, with the cosignatures it has.
+	MinCosignatures uint32 `protobuf:"varint,1,opt,name=min_cosignatures,json=minCosignatures,proto3" json:"min_cosignatures,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *GetCheckpointRequest) Reset() {
@@ -305,6 +308,13 @@ func (x *GetCheckpointRequest) ProtoReflect() protoreflect.Message {
 // Deprecated: Use GetCheckpointRequest.ProtoReflect.Descriptor instead.
 func (*GetCheckpointRequest) Descriptor() ([]byte, []int) {
 	return file_concord_v1_log_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *GetCheckpointRequest) GetMinCosignatures() uint32 {
+	if x != nil {
+		return x.MinCosignatures
+	}
+	return 0
 }
 
 type GetCheckpointResponse struct {
@@ -522,6 +532,106 @@ func (x *LogLeaf) GetLeafHash() []byte {
 	return nil
 }
 
+type AddCosignatureRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The hub's checkpoint note with the witness's cosignature line(s) (the hub's own signature
+	// may be left on it or not).
+	CosignedCheckpoint string `protobuf:"bytes,1,opt,name=cosigned_checkpoint,json=cosignedCheckpoint,proto3" json:"cosigned_checkpoint,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *AddCosignatureRequest) Reset() {
+	*x = AddCosignatureRequest{}
+	mi := &file_concord_v1_log_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddCosignatureRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddCosignatureRequest) ProtoMessage() {}
+
+func (x *AddCosignatureRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_concord_v1_log_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddCosignatureRequest.ProtoReflect.Descriptor instead.
+func (*AddCosignatureRequest) Descriptor() ([]byte, []int) {
+	return file_concord_v1_log_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *AddCosignatureRequest) GetCosignedCheckpoint() string {
+	if x != nil {
+		return x.CosignedCheckpoint
+	}
+	return ""
+}
+
+type AddCosignatureResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The checkpoint with every cosignature the hub now holds for it.
+	Checkpoint *Checkpoint `protobuf:"bytes,1,opt,name=checkpoint,proto3" json:"checkpoint,omitempty"`
+	// How many distinct witnesses have cosigned it.
+	Cosignatures  uint32 `protobuf:"varint,2,opt,name=cosignatures,proto3" json:"cosignatures,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddCosignatureResponse) Reset() {
+	*x = AddCosignatureResponse{}
+	mi := &file_concord_v1_log_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddCosignatureResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddCosignatureResponse) ProtoMessage() {}
+
+func (x *AddCosignatureResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_concord_v1_log_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddCosignatureResponse.ProtoReflect.Descriptor instead.
+func (*AddCosignatureResponse) Descriptor() ([]byte, []int) {
+	return file_concord_v1_log_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *AddCosignatureResponse) GetCheckpoint() *Checkpoint {
+	if x != nil {
+		return x.Checkpoint
+	}
+	return nil
+}
+
+func (x *AddCosignatureResponse) GetCosignatures() uint32 {
+	if x != nil {
+		return x.Cosignatures
+	}
+	return 0
+}
+
 type GetInclusionProofRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Index uint64                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
@@ -533,7 +643,7 @@ type GetInclusionProofRequest struct {
 
 func (x *GetInclusionProofRequest) Reset() {
 	*x = GetInclusionProofRequest{}
-	mi := &file_concord_v1_log_proto_msgTypes[8]
+	mi := &file_concord_v1_log_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -545,7 +655,7 @@ func (x *GetInclusionProofRequest) String() string {
 func (*GetInclusionProofRequest) ProtoMessage() {}
 
 func (x *GetInclusionProofRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_log_proto_msgTypes[8]
+	mi := &file_concord_v1_log_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -558,7 +668,7 @@ func (x *GetInclusionProofRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetInclusionProofRequest.ProtoReflect.Descriptor instead.
 func (*GetInclusionProofRequest) Descriptor() ([]byte, []int) {
-	return file_concord_v1_log_proto_rawDescGZIP(), []int{8}
+	return file_concord_v1_log_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GetInclusionProofRequest) GetIndex() uint64 {
@@ -589,7 +699,7 @@ type GetInclusionProofResponse struct {
 
 func (x *GetInclusionProofResponse) Reset() {
 	*x = GetInclusionProofResponse{}
-	mi := &file_concord_v1_log_proto_msgTypes[9]
+	mi := &file_concord_v1_log_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -601,7 +711,7 @@ func (x *GetInclusionProofResponse) String() string {
 func (*GetInclusionProofResponse) ProtoMessage() {}
 
 func (x *GetInclusionProofResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_log_proto_msgTypes[9]
+	mi := &file_concord_v1_log_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -614,7 +724,7 @@ func (x *GetInclusionProofResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetInclusionProofResponse.ProtoReflect.Descriptor instead.
 func (*GetInclusionProofResponse) Descriptor() ([]byte, []int) {
-	return file_concord_v1_log_proto_rawDescGZIP(), []int{9}
+	return file_concord_v1_log_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetInclusionProofResponse) GetIndex() uint64 {
@@ -656,7 +766,7 @@ type GetConsistencyProofRequest struct {
 
 func (x *GetConsistencyProofRequest) Reset() {
 	*x = GetConsistencyProofRequest{}
-	mi := &file_concord_v1_log_proto_msgTypes[10]
+	mi := &file_concord_v1_log_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -668,7 +778,7 @@ func (x *GetConsistencyProofRequest) String() string {
 func (*GetConsistencyProofRequest) ProtoMessage() {}
 
 func (x *GetConsistencyProofRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_log_proto_msgTypes[10]
+	mi := &file_concord_v1_log_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -681,7 +791,7 @@ func (x *GetConsistencyProofRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsistencyProofRequest.ProtoReflect.Descriptor instead.
 func (*GetConsistencyProofRequest) Descriptor() ([]byte, []int) {
-	return file_concord_v1_log_proto_rawDescGZIP(), []int{10}
+	return file_concord_v1_log_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetConsistencyProofRequest) GetOldSize() uint64 {
@@ -711,7 +821,7 @@ type GetConsistencyProofResponse struct {
 
 func (x *GetConsistencyProofResponse) Reset() {
 	*x = GetConsistencyProofResponse{}
-	mi := &file_concord_v1_log_proto_msgTypes[11]
+	mi := &file_concord_v1_log_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -723,7 +833,7 @@ func (x *GetConsistencyProofResponse) String() string {
 func (*GetConsistencyProofResponse) ProtoMessage() {}
 
 func (x *GetConsistencyProofResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_log_proto_msgTypes[11]
+	mi := &file_concord_v1_log_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -736,7 +846,7 @@ func (x *GetConsistencyProofResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsistencyProofResponse.ProtoReflect.Descriptor instead.
 func (*GetConsistencyProofResponse) Descriptor() ([]byte, []int) {
-	return file_concord_v1_log_proto_rawDescGZIP(), []int{11}
+	return file_concord_v1_log_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetConsistencyProofResponse) GetOldSize() uint64 {
@@ -785,7 +895,7 @@ type Receipt struct {
 
 func (x *Receipt) Reset() {
 	*x = Receipt{}
-	mi := &file_concord_v1_log_proto_msgTypes[12]
+	mi := &file_concord_v1_log_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -797,7 +907,7 @@ func (x *Receipt) String() string {
 func (*Receipt) ProtoMessage() {}
 
 func (x *Receipt) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_log_proto_msgTypes[12]
+	mi := &file_concord_v1_log_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -810,7 +920,7 @@ func (x *Receipt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Receipt.ProtoReflect.Descriptor instead.
 func (*Receipt) Descriptor() ([]byte, []int) {
-	return file_concord_v1_log_proto_rawDescGZIP(), []int{12}
+	return file_concord_v1_log_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Receipt) GetIndex() uint64 {
@@ -872,8 +982,9 @@ const file_concord_v1_log_proto_rawDesc = "" +
 	"\x04note\x18\x01 \x01(\tR\x04note\x12\x16\n" +
 	"\x06origin\x18\x02 \x01(\tR\x06origin\x12\x12\n" +
 	"\x04size\x18\x03 \x01(\x04R\x04size\x12\x1b\n" +
-	"\troot_hash\x18\x04 \x01(\fR\brootHash\"\x16\n" +
-	"\x14GetCheckpointRequest\"O\n" +
+	"\troot_hash\x18\x04 \x01(\fR\brootHash\"J\n" +
+	"\x14GetCheckpointRequest\x122\n" +
+	"\x10min_cosignatures\x18\x01 \x01(\rB\a\xbaH\x04*\x02\x18dR\x0fminCosignatures\"O\n" +
 	"\x15GetCheckpointResponse\x126\n" +
 	"\n" +
 	"checkpoint\x18\x01 \x01(\v2\x16.concord.v1.CheckpointR\n" +
@@ -887,7 +998,14 @@ const file_concord_v1_log_proto_rawDesc = "" +
 	"\aLogLeaf\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x14\n" +
 	"\x05entry\x18\x02 \x01(\fR\x05entry\x12\x1b\n" +
-	"\tleaf_hash\x18\x03 \x01(\fR\bleafHash\"M\n" +
+	"\tleaf_hash\x18\x03 \x01(\fR\bleafHash\"U\n" +
+	"\x15AddCosignatureRequest\x12<\n" +
+	"\x13cosigned_checkpoint\x18\x01 \x01(\tB\v\xbaH\br\x06\x10\x01\x18\x80\x80\x01R\x12cosignedCheckpoint\"t\n" +
+	"\x16AddCosignatureResponse\x126\n" +
+	"\n" +
+	"checkpoint\x18\x01 \x01(\v2\x16.concord.v1.CheckpointR\n" +
+	"checkpoint\x12\"\n" +
+	"\fcosignatures\x18\x02 \x01(\rR\fcosignatures\"M\n" +
 	"\x18GetInclusionProofRequest\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x1b\n" +
 	"\ttree_size\x18\x02 \x01(\x04R\btreeSize\"\x9e\x01\n" +
@@ -915,7 +1033,7 @@ const file_concord_v1_log_proto_rawDesc = "" +
 	"checkpoint\x18\x03 \x01(\v2\x16.concord.v1.CheckpointR\n" +
 	"checkpoint\x12\x1b\n" +
 	"\tleaf_hash\x18\x04 \x01(\fR\bleafHash\x12\x14\n" +
-	"\x05entry\x18\x05 \x01(\fR\x05entry2\xb7\x03\n" +
+	"\x05entry\x18\x05 \x01(\fR\x05entry2\x9f\x04\n" +
 	"\n" +
 	"LogService\x12c\n" +
 	"\rGetCheckpoint\x12 .concord.v1.GetCheckpointRequest\x1a!.concord.v1.GetCheckpointResponse\"\r\xea\xe0\x18\x06\n" +
@@ -924,7 +1042,9 @@ const file_concord_v1_log_proto_rawDesc = "" +
 	"GetEntries\x12\x1d.concord.v1.GetEntriesRequest\x1a\x1e.concord.v1.GetEntriesResponse\"\r\xea\xe0\x18\x06\n" +
 	"\x04\x01\x02\x03\x04\x90\x02\x010\x01\x12o\n" +
 	"\x11GetInclusionProof\x12$.concord.v1.GetInclusionProofRequest\x1a%.concord.v1.GetInclusionProofResponse\"\r\xea\xe0\x18\x06\n" +
-	"\x04\x01\x02\x03\x04\x90\x02\x01\x12u\n" +
+	"\x04\x01\x02\x03\x04\x90\x02\x01\x12f\n" +
+	"\x0eAddCosignature\x12!.concord.v1.AddCosignatureRequest\x1a\".concord.v1.AddCosignatureResponse\"\r\xea\xe0\x18\x06\n" +
+	"\x04\x01\x02\x03\x04\x90\x02\x02\x12u\n" +
 	"\x13GetConsistencyProof\x12&.concord.v1.GetConsistencyProofRequest\x1a'.concord.v1.GetConsistencyProofResponse\"\r\xea\xe0\x18\x06\n" +
 	"\x04\x01\x02\x03\x04\x90\x02\x01B\"Z concord/gen/concord/v1;concordv1b\x06proto3"
 
@@ -940,7 +1060,7 @@ func file_concord_v1_log_proto_rawDescGZIP() []byte {
 	return file_concord_v1_log_proto_rawDescData
 }
 
-var file_concord_v1_log_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_concord_v1_log_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_concord_v1_log_proto_goTypes = []any{
 	(*LogEntry)(nil),                    // 0: concord.v1.LogEntry
 	(*BootstrapRegistryEntry)(nil),      // 1: concord.v1.BootstrapRegistryEntry
@@ -950,42 +1070,47 @@ var file_concord_v1_log_proto_goTypes = []any{
 	(*GetEntriesRequest)(nil),           // 5: concord.v1.GetEntriesRequest
 	(*GetEntriesResponse)(nil),          // 6: concord.v1.GetEntriesResponse
 	(*LogLeaf)(nil),                     // 7: concord.v1.LogLeaf
-	(*GetInclusionProofRequest)(nil),    // 8: concord.v1.GetInclusionProofRequest
-	(*GetInclusionProofResponse)(nil),   // 9: concord.v1.GetInclusionProofResponse
-	(*GetConsistencyProofRequest)(nil),  // 10: concord.v1.GetConsistencyProofRequest
-	(*GetConsistencyProofResponse)(nil), // 11: concord.v1.GetConsistencyProofResponse
-	(*Receipt)(nil),                     // 12: concord.v1.Receipt
-	(*timestamppb.Timestamp)(nil),       // 13: google.protobuf.Timestamp
-	(*Envelope)(nil),                    // 14: concord.v1.Envelope
-	(*Partner)(nil),                     // 15: concord.v1.Partner
-	(*Jurisdiction)(nil),                // 16: concord.v1.Jurisdiction
-	(*SigningKey)(nil),                  // 17: concord.v1.SigningKey
+	(*AddCosignatureRequest)(nil),       // 8: concord.v1.AddCosignatureRequest
+	(*AddCosignatureResponse)(nil),      // 9: concord.v1.AddCosignatureResponse
+	(*GetInclusionProofRequest)(nil),    // 10: concord.v1.GetInclusionProofRequest
+	(*GetInclusionProofResponse)(nil),   // 11: concord.v1.GetInclusionProofResponse
+	(*GetConsistencyProofRequest)(nil),  // 12: concord.v1.GetConsistencyProofRequest
+	(*GetConsistencyProofResponse)(nil), // 13: concord.v1.GetConsistencyProofResponse
+	(*Receipt)(nil),                     // 14: concord.v1.Receipt
+	(*timestamppb.Timestamp)(nil),       // 15: google.protobuf.Timestamp
+	(*Envelope)(nil),                    // 16: concord.v1.Envelope
+	(*Partner)(nil),                     // 17: concord.v1.Partner
+	(*Jurisdiction)(nil),                // 18: concord.v1.Jurisdiction
+	(*SigningKey)(nil),                  // 19: concord.v1.SigningKey
 }
 var file_concord_v1_log_proto_depIdxs = []int32{
-	13, // 0: concord.v1.LogEntry.accepted_at:type_name -> google.protobuf.Timestamp
-	14, // 1: concord.v1.LogEntry.statement:type_name -> concord.v1.Envelope
+	15, // 0: concord.v1.LogEntry.accepted_at:type_name -> google.protobuf.Timestamp
+	16, // 1: concord.v1.LogEntry.statement:type_name -> concord.v1.Envelope
 	1,  // 2: concord.v1.LogEntry.bootstrap:type_name -> concord.v1.BootstrapRegistryEntry
-	15, // 3: concord.v1.BootstrapRegistryEntry.partners:type_name -> concord.v1.Partner
-	16, // 4: concord.v1.BootstrapRegistryEntry.jurisdictions:type_name -> concord.v1.Jurisdiction
-	17, // 5: concord.v1.BootstrapRegistryEntry.signing_keys:type_name -> concord.v1.SigningKey
+	17, // 3: concord.v1.BootstrapRegistryEntry.partners:type_name -> concord.v1.Partner
+	18, // 4: concord.v1.BootstrapRegistryEntry.jurisdictions:type_name -> concord.v1.Jurisdiction
+	19, // 5: concord.v1.BootstrapRegistryEntry.signing_keys:type_name -> concord.v1.SigningKey
 	2,  // 6: concord.v1.GetCheckpointResponse.checkpoint:type_name -> concord.v1.Checkpoint
 	7,  // 7: concord.v1.GetEntriesResponse.leaves:type_name -> concord.v1.LogLeaf
-	2,  // 8: concord.v1.GetInclusionProofResponse.checkpoint:type_name -> concord.v1.Checkpoint
-	2,  // 9: concord.v1.GetConsistencyProofResponse.checkpoint:type_name -> concord.v1.Checkpoint
-	2,  // 10: concord.v1.Receipt.checkpoint:type_name -> concord.v1.Checkpoint
-	3,  // 11: concord.v1.LogService.GetCheckpoint:input_type -> concord.v1.GetCheckpointRequest
-	5,  // 12: concord.v1.LogService.GetEntries:input_type -> concord.v1.GetEntriesRequest
-	8,  // 13: concord.v1.LogService.GetInclusionProof:input_type -> concord.v1.GetInclusionProofRequest
-	10, // 14: concord.v1.LogService.GetConsistencyProof:input_type -> concord.v1.GetConsistencyProofRequest
-	4,  // 15: concord.v1.LogService.GetCheckpoint:output_type -> concord.v1.GetCheckpointResponse
-	6,  // 16: concord.v1.LogService.GetEntries:output_type -> concord.v1.GetEntriesResponse
-	9,  // 17: concord.v1.LogService.GetInclusionProof:output_type -> concord.v1.GetInclusionProofResponse
-	11, // 18: concord.v1.LogService.GetConsistencyProof:output_type -> concord.v1.GetConsistencyProofResponse
-	15, // [15:19] is the sub-list for method output_type
-	11, // [11:15] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	2,  // 8: concord.v1.AddCosignatureResponse.checkpoint:type_name -> concord.v1.Checkpoint
+	2,  // 9: concord.v1.GetInclusionProofResponse.checkpoint:type_name -> concord.v1.Checkpoint
+	2,  // 10: concord.v1.GetConsistencyProofResponse.checkpoint:type_name -> concord.v1.Checkpoint
+	2,  // 11: concord.v1.Receipt.checkpoint:type_name -> concord.v1.Checkpoint
+	3,  // 12: concord.v1.LogService.GetCheckpoint:input_type -> concord.v1.GetCheckpointRequest
+	5,  // 13: concord.v1.LogService.GetEntries:input_type -> concord.v1.GetEntriesRequest
+	10, // 14: concord.v1.LogService.GetInclusionProof:input_type -> concord.v1.GetInclusionProofRequest
+	8,  // 15: concord.v1.LogService.AddCosignature:input_type -> concord.v1.AddCosignatureRequest
+	12, // 16: concord.v1.LogService.GetConsistencyProof:input_type -> concord.v1.GetConsistencyProofRequest
+	4,  // 17: concord.v1.LogService.GetCheckpoint:output_type -> concord.v1.GetCheckpointResponse
+	6,  // 18: concord.v1.LogService.GetEntries:output_type -> concord.v1.GetEntriesResponse
+	11, // 19: concord.v1.LogService.GetInclusionProof:output_type -> concord.v1.GetInclusionProofResponse
+	9,  // 20: concord.v1.LogService.AddCosignature:output_type -> concord.v1.AddCosignatureResponse
+	13, // 21: concord.v1.LogService.GetConsistencyProof:output_type -> concord.v1.GetConsistencyProofResponse
+	17, // [17:22] is the sub-list for method output_type
+	12, // [12:17] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_concord_v1_log_proto_init() }
@@ -1005,7 +1130,7 @@ func file_concord_v1_log_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_concord_v1_log_proto_rawDesc), len(file_concord_v1_log_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -22,6 +22,7 @@ const (
 	LogService_GetCheckpoint_FullMethodName       = "/concord.v1.LogService/GetCheckpoint"
 	LogService_GetEntries_FullMethodName          = "/concord.v1.LogService/GetEntries"
 	LogService_GetInclusionProof_FullMethodName   = "/concord.v1.LogService/GetInclusionProof"
+	LogService_AddCosignature_FullMethodName      = "/concord.v1.LogService/AddCosignature"
 	LogService_GetConsistencyProof_FullMethodName = "/concord.v1.LogService/GetConsistencyProof"
 )
 
@@ -43,6 +44,10 @@ type LogServiceClient interface {
 	GetEntries(ctx context.Context, in *GetEntriesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[GetEntriesResponse], error)
 	// GetInclusionProof proves that entry index is in the tree of size tree_size.
 	GetInclusionProof(ctx context.Context, in *GetInclusionProofRequest, opts ...grpc.CallOption) (*GetInclusionProofResponse, error)
+	// AddCosignature hands the hub a witness's cosignature (C2SP tlog-cosignature) of one of its
+	// checkpoints. The caller must be the partner whose registered witness_key made it. The hub
+	// serves it with the checkpoint from then on.
+	AddCosignature(ctx context.Context, in *AddCosignatureRequest, opts ...grpc.CallOption) (*AddCosignatureResponse, error)
 	// GetConsistencyProof proves that the tree of size old_size is a prefix of the tree of size
 	// new_size.
 	GetConsistencyProof(ctx context.Context, in *GetConsistencyProofRequest, opts ...grpc.CallOption) (*GetConsistencyProofResponse, error)
@@ -95,6 +100,16 @@ func (c *logServiceClient) GetInclusionProof(ctx context.Context, in *GetInclusi
 	return out, nil
 }
 
+func (c *logServiceClient) AddCosignature(ctx context.Context, in *AddCosignatureRequest, opts ...grpc.CallOption) (*AddCosignatureResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AddCosignatureResponse)
+	err := c.cc.Invoke(ctx, LogService_AddCosignature_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *logServiceClient) GetConsistencyProof(ctx context.Context, in *GetConsistencyProofRequest, opts ...grpc.CallOption) (*GetConsistencyProofResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(GetConsistencyProofResponse)
@@ -123,6 +138,10 @@ type LogServiceServer interface {
 	GetEntries(*GetEntriesRequest, grpc.ServerStreamingServer[GetEntriesResponse]) error
 	// GetInclusionProof proves that entry index is in the tree of size tree_size.
 	GetInclusionProof(context.Context, *GetInclusionProofRequest) (*GetInclusionProofResponse, error)
+	// AddCosignature hands the hub a witness's cosignature (C2SP tlog-cosignature) of one of its
+	// checkpoints. The caller must be the partner whose registered witness_key made it. The hub
+	// serves it with the checkpoint from then on.
+	AddCosignature(context.Context, *AddCosignatureRequest) (*AddCosignatureResponse, error)
 	// GetConsistencyProof proves that the tree of size old_size is a prefix of the tree of size
 	// new_size.
 	GetConsistencyProof(context.Context, *GetConsistencyProofRequest) (*GetConsistencyProofResponse, error)
@@ -144,6 +163,9 @@ func (UnimplementedLogServiceServer) GetEntries(*GetEntriesRequest, grpc.ServerS
 }
 func (UnimplementedLogServiceServer) GetInclusionProof(context.Context, *GetInclusionProofRequest) (*GetInclusionProofResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetInclusionProof not implemented")
+}
+func (UnimplementedLogServiceServer) AddCosignature(context.Context, *AddCosignatureRequest) (*AddCosignatureResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AddCosignature not implemented")
 }
 func (UnimplementedLogServiceServer) GetConsistencyProof(context.Context, *GetConsistencyProofRequest) (*GetConsistencyProofResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetConsistencyProof not implemented")
@@ -216,6 +238,24 @@ func _LogService_GetInclusionProof_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _LogService_AddCosignature_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AddCosignatureRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LogServiceServer).AddCosignature(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LogService_AddCosignature_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LogServiceServer).AddCosignature(ctx, req.(*AddCosignatureRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _LogService_GetConsistencyProof_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(GetConsistencyProofRequest)
 	if err := dec(in); err != nil {
@@ -248,6 +288,10 @@ var LogService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetInclusionProof",
 			Handler:    _LogService_GetInclusionProof_Handler,
+		},
+		{
+			MethodName: "AddCosignature",
+			Handler:    _LogService_AddCosignature_Handler,
 		},
 		{
 			MethodName: "GetConsistencyProof",

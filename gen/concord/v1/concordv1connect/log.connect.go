@@ -31,6 +31,8 @@ const (
 	// LogServiceGetInclusionProofProcedure is the procedure name of the LogService's GetInclusionProof
 	// RPC.
 	LogServiceGetInclusionProofProcedure = "/concord.v1.LogService/GetInclusionProof"
+	// LogServiceAddCosignatureProcedure is the procedure name of the LogService's AddCosignature RPC.
+	LogServiceAddCosignatureProcedure = "/concord.v1.LogService/AddCosignature"
 	// LogServiceGetConsistencyProofProcedure is the procedure name of the LogService's
 	// GetConsistencyProof RPC.
 	LogServiceGetConsistencyProofProcedure = "/concord.v1.LogService/GetConsistencyProof"
@@ -61,6 +63,14 @@ var (
 			IdempotencyLevel: connect.IdempotencyNoSideEffects,
 		}
 	})
+	logServiceAddCosignatureSpec = sync.OnceValue(func() connect.Spec {
+		return connect.Spec{
+			StreamType:       connect.StreamTypeUnary,
+			Schema:           v1.File_concord_v1_log_proto.Services().ByName("LogService").Methods().ByName("AddCosignature"),
+			Procedure:        LogServiceAddCosignatureProcedure,
+			IdempotencyLevel: connect.IdempotencyIdempotent,
+		}
+	})
 	logServiceGetConsistencyProofSpec = sync.OnceValue(func() connect.Spec {
 		return connect.Spec{
 			StreamType:       connect.StreamTypeUnary,
@@ -81,6 +91,10 @@ type LogServiceClient interface {
 	GetEntries(context.Context, *v1.GetEntriesRequest) (LogServiceGetEntriesClientStream, error)
 	// GetInclusionProof proves that entry index is in the tree of size tree_size.
 	GetInclusionProof(context.Context, *v1.GetInclusionProofRequest) (*v1.GetInclusionProofResponse, error)
+	// AddCosignature hands the hub a witness's cosignature (C2SP tlog-cosignature) of one of its
+	// checkpoints. The caller must be the partner whose registered witness_key made it. The hub
+	// serves it with the checkpoint from then on.
+	AddCosignature(context.Context, *v1.AddCosignatureRequest) (*v1.AddCosignatureResponse, error)
 	// GetConsistencyProof proves that the tree of size old_size is a prefix of the tree of size
 	// new_size.
 	GetConsistencyProof(context.Context, *v1.GetConsistencyProofRequest) (*v1.GetConsistencyProofResponse, error)
@@ -122,6 +136,10 @@ type LogServiceHandler interface {
 	GetEntries(context.Context, *v1.GetEntriesRequest, LogServiceGetEntriesServerStream) error
 	// GetInclusionProof proves that entry index is in the tree of size tree_size.
 	GetInclusionProof(context.Context, *v1.GetInclusionProofRequest) (*v1.GetInclusionProofResponse, error)
+	// AddCosignature hands the hub a witness's cosignature (C2SP tlog-cosignature) of one of its
+	// checkpoints. The caller must be the partner whose registered witness_key made it. The hub
+	// serves it with the checkpoint from then on.
+	AddCosignature(context.Context, *v1.AddCosignatureRequest) (*v1.AddCosignatureResponse, error)
 	// GetConsistencyProof proves that the tree of size old_size is a prefix of the tree of size
 	// new_size.
 	GetConsistencyProof(context.Context, *v1.GetConsistencyProofRequest) (*v1.GetConsistencyProofResponse, error)
@@ -134,6 +152,7 @@ func RegisterLogServiceHandler(server *connect.Server, svc LogServiceHandler) {
 		connect.Method{Spec: logServiceGetCheckpointSpec(), Handler: adapter.getCheckpoint},
 		connect.Method{Spec: logServiceGetEntriesSpec(), Handler: adapter.getEntries},
 		connect.Method{Spec: logServiceGetInclusionProofSpec(), Handler: adapter.getInclusionProof},
+		connect.Method{Spec: logServiceAddCosignatureSpec(), Handler: adapter.addCosignature},
 		connect.Method{Spec: logServiceGetConsistencyProofSpec(), Handler: adapter.getConsistencyProof},
 	)
 }
@@ -168,6 +187,10 @@ func (UnimplementedLogServiceHandler) GetInclusionProof(context.Context, *v1.Get
 	return nil, connect.NewError(connect.CodeUnimplemented, "concord.v1.LogService.GetInclusionProof is not implemented")
 }
 
+func (UnimplementedLogServiceHandler) AddCosignature(context.Context, *v1.AddCosignatureRequest) (*v1.AddCosignatureResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, "concord.v1.LogService.AddCosignature is not implemented")
+}
+
 func (UnimplementedLogServiceHandler) GetConsistencyProof(context.Context, *v1.GetConsistencyProofRequest) (*v1.GetConsistencyProofResponse, error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, "concord.v1.LogService.GetConsistencyProof is not implemented")
 }
@@ -195,6 +218,14 @@ func (c *logServiceClient) GetEntries(ctx context.Context, req *v1.GetEntriesReq
 func (c *logServiceClient) GetInclusionProof(ctx context.Context, req *v1.GetInclusionProofRequest) (*v1.GetInclusionProofResponse, error) {
 	var res v1.GetInclusionProofResponse
 	if err := c.client.CallUnary(ctx, logServiceGetInclusionProofSpec(), req, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+func (c *logServiceClient) AddCosignature(ctx context.Context, req *v1.AddCosignatureRequest) (*v1.AddCosignatureResponse, error) {
+	var res v1.AddCosignatureResponse
+	if err := c.client.CallUnary(ctx, logServiceAddCosignatureSpec(), req, &res); err != nil {
 		return nil, err
 	}
 	return &res, nil
@@ -236,6 +267,18 @@ func (h logServiceHandler) getInclusionProof(ctx context.Context, _ connect.Spec
 		return err
 	}
 	res, err := h.svc.GetInclusionProof(ctx, &req)
+	if err != nil {
+		return err
+	}
+	return stream.Send(res)
+}
+
+func (h logServiceHandler) addCosignature(ctx context.Context, _ connect.Spec, stream connect.ServerStream) error {
+	var req v1.AddCosignatureRequest
+	if err := stream.Receive(&req); err != nil {
+		return err
+	}
+	res, err := h.svc.AddCosignature(ctx, &req)
 	if err != nil {
 		return err
 	}

@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file concord/v1/log.proto.
  */
 export const file_concord_v1_log: GenFile = /*@__PURE__*/
-  fileDesc("ChRjb25jb3JkL3YxL2xvZy5wcm90bxIKY29uY29yZC52MSLNAQoITG9nRW50cnkSDQoFaW5kZXgYASABKAQSLwoLYWNjZXB0ZWRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEikKCXN0YXRlbWVudBgKIAEoCzIULmNvbmNvcmQudjEuRW52ZWxvcGVIABI3Cglib290c3RyYXAYCyABKAsyIi5jb25jb3JkLnYxLkJvb3RzdHJhcFJlZ2lzdHJ5RW50cnlIABIVCg1zaWduZXJfa2V5X2lkGAwgASgJQgYKBGJvZHkingEKFkJvb3RzdHJhcFJlZ2lzdHJ5RW50cnkSJQoIcGFydG5lcnMYASADKAsyEy5jb25jb3JkLnYxLlBhcnRuZXISLwoNanVyaXNkaWN0aW9ucxgCIAMoCzIYLmNvbmNvcmQudjEuSnVyaXNkaWN0aW9uEiwKDHNpZ25pbmdfa2V5cxgDIAMoCzIWLmNvbmNvcmQudjEuU2lnbmluZ0tleSJLCgpDaGVja3BvaW50EgwKBG5vdGUYASABKAkSDgoGb3JpZ2luGAIgASgJEgwKBHNpemUYAyABKAQSEQoJcm9vdF9oYXNoGAQgASgMIhYKFEdldENoZWNrcG9pbnRSZXF1ZXN0IkMKFUdldENoZWNrcG9pbnRSZXNwb25zZRIqCgpjaGVja3BvaW50GAEgASgLMhYuY29uY29yZC52MS5DaGVja3BvaW50Ij8KEUdldEVudHJpZXNSZXF1ZXN0Eg0KBXN0YXJ0GAEgASgEEgsKA2VuZBgCIAEoBBIOCgZmb2xsb3cYAyABKAgiOQoSR2V0RW50cmllc1Jlc3BvbnNlEiMKBmxlYXZlcxgBIAMoCzITLmNvbmNvcmQudjEuTG9nTGVhZiI6CgdMb2dMZWFmEg0KBWluZGV4GAEgASgEEg0KBWVudHJ5GAIgASgMEhEKCWxlYWZfaGFzaBgDIAEoDCI8ChhHZXRJbmNsdXNpb25Qcm9vZlJlcXVlc3QSDQoFaW5kZXgYASABKAQSEQoJdHJlZV9zaXplGAIgASgEInkKGUdldEluY2x1c2lvblByb29mUmVzcG9uc2USDQoFaW5kZXgYASABKAQSEQoJdHJlZV9zaXplGAIgASgEEg4KBmhhc2hlcxgDIAMoDBIqCgpjaGVja3BvaW50GAQgASgLMhYuY29uY29yZC52MS5DaGVja3BvaW50IkkKGkdldENvbnNpc3RlbmN5UHJvb2ZSZXF1ZXN0EhkKCG9sZF9zaXplGAEgASgEQge6SAQyAigBEhAKCG5ld19zaXplGAIgASgEIn0KG0dldENvbnNpc3RlbmN5UHJvb2ZSZXNwb25zZRIQCghvbGRfc2l6ZRgBIAEoBBIQCghuZXdfc2l6ZRgCIAEoBBIOCgZoYXNoZXMYAyADKAwSKgoKY2hlY2twb2ludBgEIAEoCzIWLmNvbmNvcmQudjEuQ2hlY2twb2ludCJ/CgdSZWNlaXB0Eg0KBWluZGV4GAEgASgEEhcKD2luY2x1c2lvbl9wcm9vZhgCIAMoDBIqCgpjaGVja3BvaW50GAMgASgLMhYuY29uY29yZC52MS5DaGVja3BvaW50EhEKCWxlYWZfaGFzaBgEIAEoDBINCgVlbnRyeRgFIAEoDDK3AwoKTG9nU2VydmljZRJjCg1HZXRDaGVja3BvaW50EiAuY29uY29yZC52MS5HZXRDaGVja3BvaW50UmVxdWVzdBohLmNvbmNvcmQudjEuR2V0Q2hlY2twb2ludFJlc3BvbnNlIg2QAgHq4BgGCgQBAgMEElwKCkdldEVudHJpZXMSHS5jb25jb3JkLnYxLkdldEVudHJpZXNSZXF1ZXN0Gh4uY29uY29yZC52MS5HZXRFbnRyaWVzUmVzcG9uc2UiDZACAergGAYKBAECAwQwARJvChFHZXRJbmNsdXNpb25Qcm9vZhIkLmNvbmNvcmQudjEuR2V0SW5jbHVzaW9uUHJvb2ZSZXF1ZXN0GiUuY29uY29yZC52MS5HZXRJbmNsdXNpb25Qcm9vZlJlc3BvbnNlIg2QAgHq4BgGCgQBAgMEEnUKE0dldENvbnNpc3RlbmN5UHJvb2YSJi5jb25jb3JkLnYxLkdldENvbnNpc3RlbmN5UHJvb2ZSZXF1ZXN0GicuY29uY29yZC52MS5HZXRDb25zaXN0ZW5jeVByb29mUmVzcG9uc2UiDZACAergGAYKBAECAwRCIlogY29uY29yZC9nZW4vY29uY29yZC92MTtjb25jb3JkdjFiBnByb3RvMw", [file_buf_validate_validate, file_concord_v1_options, file_concord_v1_types, file_google_protobuf_timestamp]);
+  fileDesc("ChRjb25jb3JkL3YxL2xvZy5wcm90bxIKY29uY29yZC52MSLNAQoITG9nRW50cnkSDQoFaW5kZXgYASABKAQSLwoLYWNjZXB0ZWRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEikKCXN0YXRlbWVudBgKIAEoCzIULmNvbmNvcmQudjEuRW52ZWxvcGVIABI3Cglib290c3RyYXAYCyABKAsyIi5jb25jb3JkLnYxLkJvb3RzdHJhcFJlZ2lzdHJ5RW50cnlIABIVCg1zaWduZXJfa2V5X2lkGAwgASgJQgYKBGJvZHkingEKFkJvb3RzdHJhcFJlZ2lzdHJ5RW50cnkSJQoIcGFydG5lcnMYASADKAsyEy5jb25jb3JkLnYxLlBhcnRuZXISLwoNanVyaXNkaWN0aW9ucxgCIAMoCzIYLmNvbmNvcmQudjEuSnVyaXNkaWN0aW9uEiwKDHNpZ25pbmdfa2V5cxgDIAMoCzIWLmNvbmNvcmQudjEuU2lnbmluZ0tleSJLCgpDaGVja3BvaW50EgwKBG5vdGUYASABKAkSDgoGb3JpZ2luGAIgASgJEgwKBHNpemUYAyABKAQSEQoJcm9vdF9oYXNoGAQgASgMIjkKFEdldENoZWNrcG9pbnRSZXF1ZXN0EiEKEG1pbl9jb3NpZ25hdHVyZXMYASABKA1CB7pIBCoCGGQiQwoVR2V0Q2hlY2twb2ludFJlc3BvbnNlEioKCmNoZWNrcG9pbnQYASABKAsyFi5jb25jb3JkLnYxLkNoZWNrcG9pbnQiPwoRR2V0RW50cmllc1JlcXVlc3QSDQoFc3RhcnQYASABKAQSCwoDZW5kGAIgASgEEg4KBmZvbGxvdxgDIAEoCCI5ChJHZXRFbnRyaWVzUmVzcG9uc2USIwoGbGVhdmVzGAEgAygLMhMuY29uY29yZC52MS5Mb2dMZWFmIjoKB0xvZ0xlYWYSDQoFaW5kZXgYASABKAQSDQoFZW50cnkYAiABKAwSEQoJbGVhZl9oYXNoGAMgASgMIkEKFUFkZENvc2lnbmF0dXJlUmVxdWVzdBIoChNjb3NpZ25lZF9jaGVja3BvaW50GAEgASgJQgu6SAhyBhABGICAASJaChZBZGRDb3NpZ25hdHVyZVJlc3BvbnNlEioKCmNoZWNrcG9pbnQYASABKAsyFi5jb25jb3JkLnYxLkNoZWNrcG9pbnQSFAoMY29zaWduYXR1cmVzGAIgASgNIjwKGEdldEluY2x1c2lvblByb29mUmVxdWVzdBINCgVpbmRleBgBIAEoBBIRCgl0cmVlX3NpemUYAiABKAQieQoZR2V0SW5jbHVzaW9uUHJvb2ZSZXNwb25zZRINCgVpbmRleBgBIAEoBBIRCgl0cmVlX3NpemUYAiABKAQSDgoGaGFzaGVzGAMgAygMEioKCmNoZWNrcG9pbnQYBCABKAsyFi5jb25jb3JkLnYxLkNoZWNrcG9pbnQiSQoaR2V0Q29uc2lzdGVuY3lQcm9vZlJlcXVlc3QSGQoIb2xkX3NpemUYASABKARCB7pIBDICKAESEAoIbmV3X3NpemUYAiABKAQifQobR2V0Q29uc2lzdGVuY3lQcm9vZlJlc3BvbnNlEhAKCG9sZF9zaXplGAEgASgEEhAKCG5ld19zaXplGAIgASgEEg4KBmhhc2hlcxgDIAMoDBIqCgpjaGVja3BvaW50GAQgASgLMhYuY29uY29yZC52MS5DaGVja3BvaW50In8KB1JlY2VpcHQSDQoFaW5kZXgYASABKAQSFwoPaW5jbHVzaW9uX3Byb29mGAIgAygMEioKCmNoZWNrcG9pbnQYAyABKAsyFi5jb25jb3JkLnYxLkNoZWNrcG9pbnQSEQoJbGVhZl9oYXNoGAQgASgMEg0KBWVudHJ5GAUgASgMMp8ECgpMb2dTZXJ2aWNlEmMKDUdldENoZWNrcG9pbnQSIC5jb25jb3JkLnYxLkdldENoZWNrcG9pbnRSZXF1ZXN0GiEuY29uY29yZC52MS5HZXRDaGVja3BvaW50UmVzcG9uc2UiDZACAergGAYKBAECAwQSXAoKR2V0RW50cmllcxIdLmNvbmNvcmQudjEuR2V0RW50cmllc1JlcXVlc3QaHi5jb25jb3JkLnYxLkdldEVudHJpZXNSZXNwb25zZSINkAIB6uAYBgoEAQIDBDABEm8KEUdldEluY2x1c2lvblByb29mEiQuY29uY29yZC52MS5HZXRJbmNsdXNpb25Qcm9vZlJlcXVlc3QaJS5jb25jb3JkLnYxLkdldEluY2x1c2lvblByb29mUmVzcG9uc2UiDZACAergGAYKBAECAwQSZgoOQWRkQ29zaWduYXR1cmUSIS5jb25jb3JkLnYxLkFkZENvc2lnbmF0dXJlUmVxdWVzdBoiLmNvbmNvcmQudjEuQWRkQ29zaWduYXR1cmVSZXNwb25zZSINkAIC6uAYBgoEAQIDBBJ1ChNHZXRDb25zaXN0ZW5jeVByb29mEiYuY29uY29yZC52MS5HZXRDb25zaXN0ZW5jeVByb29mUmVxdWVzdBonLmNvbmNvcmQudjEuR2V0Q29uc2lzdGVuY3lQcm9vZlJlc3BvbnNlIg2QAgHq4BgGCgQBAgMEQiJaIGNvbmNvcmQvZ2VuL2NvbmNvcmQvdjE7Y29uY29yZHYxYgZwcm90bzM", [file_buf_validate_validate, file_concord_v1_options, file_concord_v1_types, file_google_protobuf_timestamp]);
 
 /**
  * LogEntry is one leaf of the log. The leaf is the entry's serialized bytes exactly as served
@@ -149,6 +149,13 @@ export const CheckpointSchema: GenMessage<Checkpoint> = /*@__PURE__*/
  * @generated from message concord.v1.GetCheckpointRequest
  */
 export type GetCheckpointRequest = Message<"concord.v1.GetCheckpointRequest"> & {
+  /**
+   * The newest checkpoint carrying at least this many witness cosignatures (FailedPrecondition
+   * if none does yet). 0: the latest checkpoint, with the cosignatures it has.
+   *
+   * @generated from field: uint32 min_cosignatures = 1;
+   */
+  minCosignatures: number;
 };
 
 /**
@@ -260,6 +267,52 @@ export const LogLeafSchema: GenMessage<LogLeaf> = /*@__PURE__*/
   messageDesc(file_concord_v1_log, 7);
 
 /**
+ * @generated from message concord.v1.AddCosignatureRequest
+ */
+export type AddCosignatureRequest = Message<"concord.v1.AddCosignatureRequest"> & {
+  /**
+   * The hub's checkpoint note with the witness's cosignature line(s) (the hub's own signature
+   * may be left on it or not).
+   *
+   * @generated from field: string cosigned_checkpoint = 1;
+   */
+  cosignedCheckpoint: string;
+};
+
+/**
+ * Describes the message concord.v1.AddCosignatureRequest.
+ * Use `create(AddCosignatureRequestSchema)` to create a new message.
+ */
+export const AddCosignatureRequestSchema: GenMessage<AddCosignatureRequest> = /*@__PURE__*/
+  messageDesc(file_concord_v1_log, 8);
+
+/**
+ * @generated from message concord.v1.AddCosignatureResponse
+ */
+export type AddCosignatureResponse = Message<"concord.v1.AddCosignatureResponse"> & {
+  /**
+   * The checkpoint with every cosignature the hub now holds for it.
+   *
+   * @generated from field: concord.v1.Checkpoint checkpoint = 1;
+   */
+  checkpoint?: Checkpoint | undefined;
+
+  /**
+   * How many distinct witnesses have cosigned it.
+   *
+   * @generated from field: uint32 cosignatures = 2;
+   */
+  cosignatures: number;
+};
+
+/**
+ * Describes the message concord.v1.AddCosignatureResponse.
+ * Use `create(AddCosignatureResponseSchema)` to create a new message.
+ */
+export const AddCosignatureResponseSchema: GenMessage<AddCosignatureResponse> = /*@__PURE__*/
+  messageDesc(file_concord_v1_log, 9);
+
+/**
  * @generated from message concord.v1.GetInclusionProofRequest
  */
 export type GetInclusionProofRequest = Message<"concord.v1.GetInclusionProofRequest"> & {
@@ -281,7 +334,7 @@ export type GetInclusionProofRequest = Message<"concord.v1.GetInclusionProofRequ
  * Use `create(GetInclusionProofRequestSchema)` to create a new message.
  */
 export const GetInclusionProofRequestSchema: GenMessage<GetInclusionProofRequest> = /*@__PURE__*/
-  messageDesc(file_concord_v1_log, 8);
+  messageDesc(file_concord_v1_log, 10);
 
 /**
  * @generated from message concord.v1.GetInclusionProofResponse
@@ -317,7 +370,7 @@ export type GetInclusionProofResponse = Message<"concord.v1.GetInclusionProofRes
  * Use `create(GetInclusionProofResponseSchema)` to create a new message.
  */
 export const GetInclusionProofResponseSchema: GenMessage<GetInclusionProofResponse> = /*@__PURE__*/
-  messageDesc(file_concord_v1_log, 9);
+  messageDesc(file_concord_v1_log, 11);
 
 /**
  * @generated from message concord.v1.GetConsistencyProofRequest
@@ -341,7 +394,7 @@ export type GetConsistencyProofRequest = Message<"concord.v1.GetConsistencyProof
  * Use `create(GetConsistencyProofRequestSchema)` to create a new message.
  */
 export const GetConsistencyProofRequestSchema: GenMessage<GetConsistencyProofRequest> = /*@__PURE__*/
-  messageDesc(file_concord_v1_log, 10);
+  messageDesc(file_concord_v1_log, 12);
 
 /**
  * @generated from message concord.v1.GetConsistencyProofResponse
@@ -375,7 +428,7 @@ export type GetConsistencyProofResponse = Message<"concord.v1.GetConsistencyProo
  * Use `create(GetConsistencyProofResponseSchema)` to create a new message.
  */
 export const GetConsistencyProofResponseSchema: GenMessage<GetConsistencyProofResponse> = /*@__PURE__*/
-  messageDesc(file_concord_v1_log, 11);
+  messageDesc(file_concord_v1_log, 13);
 
 /**
  * Receipt proves that a write was logged: the entry's index, its inclusion proof, and a signed
@@ -420,7 +473,7 @@ export type Receipt = Message<"concord.v1.Receipt"> & {
  * Use `create(ReceiptSchema)` to create a new message.
  */
 export const ReceiptSchema: GenMessage<Receipt> = /*@__PURE__*/
-  messageDesc(file_concord_v1_log, 12);
+  messageDesc(file_concord_v1_log, 14);
 
 /**
  * LogService serves Concord's transparency log: every accepted statement, in commit order, as a
@@ -463,6 +516,18 @@ export const LogService: GenService<{
     methodKind: "unary";
     input: typeof GetInclusionProofRequestSchema;
     output: typeof GetInclusionProofResponseSchema;
+  },
+  /**
+   * AddCosignature hands the hub a witness's cosignature (C2SP tlog-cosignature) of one of its
+   * checkpoints. The caller must be the partner whose registered witness_key made it. The hub
+   * serves it with the checkpoint from then on.
+   *
+   * @generated from rpc concord.v1.LogService.AddCosignature
+   */
+  addCosignature: {
+    methodKind: "unary";
+    input: typeof AddCosignatureRequestSchema;
+    output: typeof AddCosignatureResponseSchema;
   },
   /**
    * GetConsistencyProof proves that the tree of size old_size is a prefix of the tree of size

@@ -1,0 +1,261 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"text/tabwriter"
+	"time"
+
+	"concord/client"
+	concordv1 "concord/gen/concord/v1"
+	"concord/internal/pki"
+	"concord/translog"
+
+	"golang.org/x/mod/sumdb/note"
+)
+
+func init() {
+	register(command{name: "log", summary: "read and verify the transparency log (log verify, log checkpoint)", run: runLog})
+	register(command{name: "mirror", summary: "keep a local, verified copy of the log for offline matching", run: runMirror})
+}
+
+func runLog(ctx context.Context, args []string) error {
+	return runGroup(ctx, "log", `
+Concord's transparency log holds every accepted statement, in commit order, as a leaf of a
+Merkle tree whose checkpoints the hub signs. These commands check it with nothing but the hub's
+log key (log.pub).`, `
+concord log verify --as observatory
+concord log verify --dir mirror/ --log-key log.pub`,
+		[]subcommand{
+			{"verify", "replay the whole log, re-verifying every signature and the tree", runLogVerify},
+			{"checkpoint", "print the latest signed checkpoint, verified", runLogCheckpoint},
+		}, args)
+}
+
+// logVerifier loads the log key from --log-key or, with --as, the dev PKI's log.pub.
+func logVerifier(cf *clientFlags) (note.Verifier, error) {
+	path := cf.logKey
+	if path == "" && cf.as != "" {
+		path = pki.Layout{Dir: cf.pkiDir}.LogPub()
+	}
+	if path == "" {
+		return nil, errors.New("--log-key is required: the hub's log verifier key (log.pub), the only thing the check trusts")
+	}
+	return pki.LoadLogVerifier(path)
+}
+
+func runLogVerify(ctx context.Context, args []string) error {
+	fs := newFlags("log verify", "log verify [--dir MIRROR] [flags]", `
+Replays the whole log from entry 0 — from a node, or from a mirror directory (--dir) without any
+network call — re-verifying every entry: its bytes against its leaf hash, each statement's
+signature against the signer's key as the registry stood at that point of the log, the state
+each statement leads to, and the tree against the latest signed checkpoint. Prints a summary
+(entries per kind and per signer, first and last time). Exits with status 1, naming the entry,
+at the first discrepancy.`, `
+concord log verify --as observatory
+concord log verify --dir /var/lib/concord-mirror --log-key log.pub`)
+	var cf clientFlags
+	cf.register(fs)
+	dir := fs.String("dir", "", "verify this mirror directory instead of a node's log")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	key, err := logVerifier(&cf)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	var stats client.ReplayStats
+	var cp *translog.Checkpoint
+	if *dir != "" {
+		if _, err := os.Stat(*dir); err != nil {
+			return err
+		}
+		m, err := client.OpenMirror(*dir, key, "")
+		if err != nil {
+			return err
+		}
+		defer m.Close()
+		stats, cp = m.Stats(), m.Checkpoint()
+		if cp == nil {
+			return fmt.Errorf("mirror %s holds no verified checkpoint yet: run 'concord mirror' first", *dir)
+		}
+	} else {
+		c, err := cf.dial(false)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		stats, cp, err = verifyFromNode(ctx, c, key)
+		if err != nil {
+			return err
+		}
+	}
+	printLogSummary(os.Stdout, stats, cp, time.Since(start))
+	return nil
+}
+
+// verifyFromNode replays the node's whole log up to its latest checkpoint.
+func verifyFromNode(ctx context.Context, c *client.Client, key note.Verifier) (client.ReplayStats, *translog.Checkpoint, error) {
+	resp, err := c.Log.GetCheckpoint(ctx, &concordv1.GetCheckpointRequest{})
+	if err != nil {
+		return client.ReplayStats{}, nil, callError("get checkpoint", err)
+	}
+	cp, _, err := translog.OpenCheckpoint(resp.GetCheckpoint().GetNote(), key)
+	if err != nil {
+		return client.ReplayStats{}, nil, err
+	}
+	r, err := client.NewReplayer(nil)
+	if err != nil {
+		return client.ReplayStats{}, nil, err
+	}
+	stream, err := c.Log.GetEntries(ctx, &concordv1.GetEntriesRequest{End: uint64(cp.Size)})
+	if err != nil {
+		return client.ReplayStats{}, nil, callError("get entries", err)
+	}
+	for {
+		msg, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return client.ReplayStats{}, nil, callError("get entries", err)
+		}
+		for _, l := range msg.GetLeaves() {
+			if err := r.Add(l.GetIndex(), l.GetEntry(), l.GetLeafHash()); err != nil {
+				return client.ReplayStats{}, nil, err
+			}
+		}
+	}
+	if err := r.CheckCheckpoint(cp); err != nil {
+		return client.ReplayStats{}, nil, err
+	}
+	return r.Stats(), &cp, nil
+}
+
+func printLogSummary(w io.Writer, s client.ReplayStats, cp *translog.Checkpoint, took time.Duration) {
+	fmt.Fprintf(w, "OK: %d entries verified in %v; the tree has the root of the checkpoint of %d entries signed by %s.\n",
+		s.Entries, took.Round(time.Millisecond), cp.Size, cp.Origin)
+	if s.Restricted > 0 {
+		fmt.Fprintf(w, "%d entries are restricted for you (sharing groups): checked as leaf hashes only.\n", s.Restricted)
+	}
+	if s.NotApplied > 0 {
+		fmt.Fprintf(w, "%d signed statements depend on restricted entries and were verified but not replayed.\n", s.NotApplied)
+	}
+	fmt.Fprintf(w, "First entry %s, last %s.\n\n", s.First.UTC().Format(time.RFC3339), s.Last.UTC().Format(time.RFC3339))
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "KIND\tENTRIES")
+	for _, k := range sortedKeys(s.ByKind) {
+		fmt.Fprintf(tw, "%s\t%d\n", k, s.ByKind[k])
+	}
+	fmt.Fprintln(tw, "\nSIGNER\tSTATEMENTS")
+	for _, k := range sortedKeys(s.BySigner) {
+		fmt.Fprintf(tw, "%s\t%d\n", k, s.BySigner[k])
+	}
+	tw.Flush()
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func runLogCheckpoint(ctx context.Context, args []string) error {
+	fs := newFlags("log checkpoint", "log checkpoint [flags]", `
+Prints the hub's latest signed checkpoint (a C2SP tlog-checkpoint signed note) after verifying
+its signature with the log key.`, `
+concord log checkpoint --as observatory`)
+	var cf clientFlags
+	cf.register(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	key, err := logVerifier(&cf)
+	if err != nil {
+		return err
+	}
+	return withClient(ctx, &cf, false, func(ctx context.Context, c *client.Client) error {
+		resp, err := c.Log.GetCheckpoint(ctx, &concordv1.GetCheckpointRequest{})
+		if err != nil {
+			return callError("get checkpoint", err)
+		}
+		if _, _, err := translog.OpenCheckpoint(resp.GetCheckpoint().GetNote(), key); err != nil {
+			return err
+		}
+		if cf.json {
+			return printJSON(os.Stdout, resp.GetCheckpoint())
+		}
+		fmt.Print(resp.GetCheckpoint().GetNote())
+		return nil
+	})
+}
+
+func runMirror(ctx context.Context, args []string) error {
+	fs := newFlags("mirror", "mirror --dir DIR [flags]", `
+Keeps in DIR a local copy of the transparency log as you may see it, verified entry by entry
+(signatures, leaf hashes, checkpoints signed with the log key and their roots), and the state
+rebuilt from it: 'concord match --mirror DIR' then matches files with no network call, so the
+hub never learns what you looked up. Follows the log until Ctrl-C; --once syncs and exits.`, `
+concord mirror --as videoshare --dir /var/lib/concord-mirror
+concord match --mirror /var/lib/concord-mirror uploads/`)
+	var cf clientFlags
+	cf.register(fs)
+	dir := fs.String("dir", "", "the mirror's directory (required)")
+	once := fs.Bool("once", false, "sync once and exit")
+	interval := fs.Duration("interval", 5*time.Second, "how often to look for new entries")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *dir == "" {
+		return errors.New("--dir is required")
+	}
+	key, err := logVerifier(&cf)
+	if err != nil {
+		return err
+	}
+	c, err := cf.dial(false)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	me, err := c.Me(ctx)
+	if err != nil {
+		return callError("who am I", err)
+	}
+	start := time.Now()
+	m, err := client.OpenMirror(*dir, key, me.GetId())
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	fmt.Fprintf(os.Stderr, "mirror %s: %d entries on disk, checked in %v\n", *dir, m.Size(), time.Since(start).Round(time.Millisecond))
+	last := time.Now()
+	from := m.Size()
+	progress := func(have, want int64) {
+		if time.Since(last) < time.Second && have < want {
+			return
+		}
+		last = time.Now()
+		rate := float64(have-from) / time.Since(start).Seconds()
+		fmt.Fprintf(os.Stderr, "\rmirror: %d/%d entries (%.0f entries/s)", have, want, rate)
+		if have == want {
+			fmt.Fprintln(os.Stderr)
+		}
+	}
+	if *once {
+		if err := m.Sync(ctx, c, progress); err != nil {
+			return err
+		}
+		fmt.Printf("mirror %s holds %d entries, verified against the checkpoint of %d entries\n", *dir, m.Size(), m.Checkpoint().Size)
+		return nil
+	}
+	return m.Follow(ctx, c, *interval, progress)
+}
