@@ -213,7 +213,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s.http = transport.NewHTTPServer(transport.NewHTTPHandler(connectSrv, opts), opts)
+	s.http = transport.NewHTTPServer(transport.NewHTTPHandler(connectSrv, opts, logSvc.TilesHandler(cfg.Logger)), opts)
 	s.http.ErrorLog = slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn)
 
 	if s.grpcLn, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {

@@ -82,6 +82,16 @@ func (t *Tree) reader() tlog.HashReader {
 	})
 }
 
+// ReadHashes returns the stored hashes at indexes (tlog's storage order): a Tree is a
+// tlog.HashReader, so tlog.ReadTileData serves the log's tiles from it.
+func (t *Tree) ReadHashes(indexes []int64) ([]Hash, error) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.reader().ReadHashes(indexes)
+}
+
+var _ tlog.HashReader = (*Tree)(nil)
+
 // ErrBeyondTree reports a size or index the tree has not reached.
 var ErrBeyondTree = errors.New("beyond the tree")
 

@@ -3,6 +3,7 @@ package transport
 import (
 	"context"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -10,11 +11,13 @@ import (
 	"time"
 
 	"concord/gen/concord/v1/concordv1connect"
+	"concord/server/fault"
 
 	"connectrpc.com/connect/v2"
 	"connectrpc.com/connect/v2/connecthttp"
 	"connectrpc.com/grpcreflect/v2"
 	"connectrpc.com/validate"
+	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -55,15 +58,94 @@ func NewConnect(o Options, s Services, chain PeerChainFunc) (*connect.Server, er
 	return srv, nil
 }
 
-// NewHTTPHandler mounts srv for Connect, gRPC-Web and gRPC, with request size limits.
-func NewHTTPHandler(srv *connect.Server, o Options) http.Handler {
+// LogTilesPrefix is where the HTTPS port serves the transparency log's C2SP tlog-tiles read
+// paths: /log/checkpoint, /log/tile/...
+const LogTilesPrefix = "/log"
+
+// NewHTTPHandler mounts srv for Connect, gRPC-Web and gRPC, with request size limits, and, unless
+// logTiles is nil, the log's tiles under LogTilesPrefix (plain GET requests, authorized as
+// LogService.GetEntries, whose data they are). o is what NewConnect was given.
+func NewHTTPHandler(srv *connect.Server, o Options, logTiles http.Handler) http.Handler {
 	if o.MaxMessageBytes <= 0 {
 		o.MaxMessageBytes = DefaultMaxMessageBytes
 	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
 	mux := http.NewServeMux()
 	connecthttp.Mount(mux, srv, connecthttp.WithReadMaxBytes(o.MaxMessageBytes))
+	if logTiles != nil {
+		mux.Handle(LogTilesPrefix+"/", authorizeHTTP(o, concordv1connect.LogServiceGetEntriesProcedure,
+			http.StripPrefix(LogTilesPrefix, logTiles)))
+	}
 	return mux
 }
+
+// authorizeHTTP checks a plain HTTP request of the HTTPS port as the connect interceptor checks a
+// call of procedure: the certificate names a partner, the registry gives it one of procedure's
+// roles, the partner is within its rate limit. next finds the caller on the request's context.
+func authorizeHTTP(o Options, procedure string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		var chain []*x509.Certificate
+		if r.TLS != nil {
+			chain = r.TLS.PeerCertificates
+		}
+		ctx, err := o.Policy.Authorize(r.Context(), procedure, nil, chain)
+		if err == nil {
+			err = o.Limiter.Allow(callerID(ctx))
+		}
+		if err != nil {
+			refuseHTTP(ctx, o.Logger, rec, err)
+		} else {
+			next.ServeHTTP(rec, r.WithContext(ctx))
+		}
+		level := slog.LevelInfo
+		if rec.status >= http.StatusInternalServerError {
+			level = slog.LevelError
+		} else if rec.status >= http.StatusBadRequest {
+			level = slog.LevelWarn
+		}
+		o.Logger.Log(ctx, level, "finished call", "protocol", "http", "method", r.Method+" "+r.URL.Path,
+			"partner", callerID(ctx), "status", rec.status, "duration", time.Since(start))
+	})
+}
+
+// refuseHTTP answers a request the policy or the rate limit refused, in plain text.
+func refuseHTTP(ctx context.Context, logger *slog.Logger, w http.ResponseWriter, err error) {
+	status, msg := http.StatusInternalServerError, "internal error: the hub logged the details"
+	var f *fault.Error
+	if errors.As(err, &f) {
+		switch f.Code {
+		case codes.Unauthenticated:
+			status, msg = http.StatusUnauthorized, f.Msg
+		case codes.PermissionDenied:
+			status, msg = http.StatusForbidden, f.Msg
+		case codes.ResourceExhausted:
+			status, msg = http.StatusTooManyRequests, f.Msg
+			w.Header().Set("Retry-After", "1")
+		}
+	}
+	if status == http.StatusInternalServerError {
+		logger.ErrorContext(ctx, "internal error", "err", err)
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	http.Error(w, msg, status)
+}
+
+// statusRecorder keeps the status a handler answered with, for the log.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(status int) {
+	r.status = status
+	r.ResponseWriter.WriteHeader(status)
+}
+
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
 // NewHTTPServer returns the HTTPS port's http.Server (HTTP/2 and HTTP/1.1 over TLS 1.3 with a
 // client certificate required).
