@@ -173,7 +173,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil, err
 	}
 	policy := authz.NewPolicy(cfg.TrustDomain, func(id string) (*concordv1.Partner, error) {
-		return s.fsm.State().Partner(nil, id)
+		return s.fsm.State().PartnerRow(id) // read-only: the policy only reads roles
 	})
 	limit := cfg.RateLimit
 	if limit < 0 {

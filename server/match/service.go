@@ -68,6 +68,9 @@ func (s *Service) match(partner string, req *concordv1.MatchRequest) (*concordv1
 // Answer matches a batch for partner against index and the state it derives from. The hub
 // answers with it, and so does a partner's verified mirror, with the same code.
 func Answer(st *state.Store, index *matchindex.Index, partner string, req *concordv1.MatchRequest, now time.Time) (*concordv1.MatchResponse, error) {
+	if err := ValidateRequest(req); err != nil {
+		return nil, err
+	}
 	// One view for the whole batch: every hash is matched against the same index.
 	view := index.View()
 	radius := int(req.GetMaxPdqDistance())
@@ -79,7 +82,7 @@ func Answer(st *state.Store, index *matchindex.Index, partner string, req *conco
 		if nv, ok := notices[id]; ok {
 			return nv, nil
 		}
-		rec, err := st.Notice(nil, id)
+		rec, err := st.NoticeRow(id)
 		if err != nil {
 			return nil, err
 		}
@@ -212,8 +215,8 @@ func (s *Service) stream(ctx context.Context, recv func() (*concordv1.MatchStrea
 		if err != nil {
 			return err
 		}
-		if err := s.validator.Validate(req); err != nil {
-			return fault.Invalid("%v", err)
+		if req.GetBatch() == nil {
+			return fault.Invalid("batch: value is required")
 		}
 		resp, err := s.match(c.PartnerID, req.GetBatch())
 		if err != nil {

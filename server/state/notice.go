@@ -35,6 +35,12 @@ func (s *Store) Notice(ws memdb.WatchSet, id string) (*concordv1.NoticeRecord, e
 	return shallowRecord(raw.(*concordv1.NoticeRecord)), nil
 }
 
+// NoticeRow returns the stored record of notice id, or nil: read-only, never modify it or
+// anything it holds. It costs no copy, for the match path.
+func (s *Store) NoticeRow(id string) (*concordv1.NoticeRecord, error) {
+	return noticeRowTxn(s.db.Txn(false), id)
+}
+
 // NoticesIndex returns the raft index of the last change to any notice.
 func (s *Store) NoticesIndex() uint64 {
 	idx, err := maxIndexTxn(s.db.Txn(false), noticeTables...)

@@ -57,6 +57,12 @@ func sortKeys(keys []*concordv1.SigningKey) {
 	slices.SortFunc(keys, func(a, b *concordv1.SigningKey) int { return cmp.Compare(a.GetKeyId(), b.GetKeyId()) })
 }
 
+// PartnerRow returns the stored partner row, without its signing keys, or nil: read-only, never
+// modify it. It costs no copy, for the authorization of every call.
+func (s *Store) PartnerRow(id string) (*concordv1.Partner, error) {
+	return partnerRowTxn(s.db.Txn(false), id)
+}
+
 // Partners returns every partner with its signing keys, sorted by id.
 func (s *Store) Partners(ws memdb.WatchSet) ([]*concordv1.Partner, error) {
 	txn := s.db.Txn(false)

@@ -173,7 +173,7 @@ func (c *connectInterceptor) intercept(next connect.ServerFunc) connect.ServerFu
 				c.o.Logger.ErrorContext(ctx, "panic in handler", "panic", p, "stack", string(debug.Stack()))
 				err = connect.NewError(connect.CodeInternal, "internal error: the hub logged the details")
 			}
-			c.log(ctx, spec.Procedure, start, err)
+			c.log(ctx, spec, start, err)
 		}()
 		md, _ := spec.Schema.(protoreflect.MethodDescriptor)
 		ctx, err = c.o.Policy.Authorize(ctx, spec.Procedure, md, c.chain(ctx))
@@ -187,8 +187,11 @@ func (c *connectInterceptor) intercept(next connect.ServerFunc) connect.ServerFu
 	}
 }
 
-func (c *connectInterceptor) log(ctx context.Context, procedure string, start time.Time, err error) {
+func (c *connectInterceptor) log(ctx context.Context, spec connect.Spec, start time.Time, err error) {
 	level, code := slog.LevelInfo, "ok"
+	if spec.IdempotencyLevel == connect.IdempotencyNoSideEffects {
+		level = slog.LevelDebug // as on the gRPC port: successful reads at debug level
+	}
 	if err != nil {
 		level, code = slog.LevelWarn, connect.CodeOf(err).String()
 		switch connect.CodeOf(err) {
@@ -196,7 +199,7 @@ func (c *connectInterceptor) log(ctx context.Context, procedure string, start ti
 			level = slog.LevelError
 		}
 	}
-	c.o.Logger.Log(ctx, level, "finished call", "protocol", "connect", "method", procedure,
+	c.o.Logger.Log(ctx, level, "finished call", "protocol", "connect", "method", spec.Procedure,
 		"partner", callerID(ctx), "code", code, "duration", time.Since(start))
 }
 

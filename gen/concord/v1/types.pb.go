@@ -941,16 +941,13 @@ var File_concord_v1_types_proto protoreflect.FileDescriptor
 const file_concord_v1_types_proto_rawDesc = "" +
 	"\n" +
 	"\x16concord/v1/types.proto\x12\n" +
-	"concord.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x84\x05\n" +
+	"concord.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd9\x04\n" +
 	"\x04Hash\x124\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x14.concord.v1.HashKindB\n" +
 	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\x04kind\x12!\n" +
 	"\x05value\x18\x02 \x01(\fB\v\xbaH\bz\x06\x10\x10\x18\x80\x80\x04R\x05value\x12#\n" +
-	"\aquality\x18\x03 \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x00R\aquality:\xfd\x03\xbaH\xf9\x03\x1a\x89\x01\n" +
-	"\x12hash.sha256_length\x125a SHA256 or URL_SHA256 hash value is exactly 32 bytes\x1a<(this.kind != 1 && this.kind != 5) || size(this.value) == 32\x1ab\n" +
-	"\x0fhash.md5_length\x12%an MD5 hash value is exactly 16 bytes\x1a(this.kind != 2 || size(this.value) == 16\x1aa\n" +
-	"\x0fhash.pdq_length\x12$a PDQ hash value is exactly 32 bytes\x1a(this.kind != 3 || size(this.value) == 32\x1a\xa3\x01\n" +
-	"\x15hash.pdq_video_length\x12Ba PDQ_VIDEO hash value is a non-empty list of 32-byte frame hashes\x1aFthis.kind != 4 || (size(this.value) > 0 && size(this.value) % 32 == 0)\"\xdf\x01\n" +
+	"\aquality\x18\x03 \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x00R\aquality:\xd2\x03\xbaH\xce\x03\x1a\xcb\x03\n" +
+	"\x11hash.value_length\x1a\xb5\x03(this.kind == 1 || this.kind == 5) && size(this.value) != 32 ? 'a SHA256 or URL_SHA256 hash value is exactly 32 bytes' : this.kind == 2 && size(this.value) != 16 ? 'an MD5 hash value is exactly 16 bytes' : this.kind == 3 && size(this.value) != 32 ? 'a PDQ hash value is exactly 32 bytes' : this.kind == 4 && (size(this.value) == 0 || size(this.value) % 32 != 0) ? 'a PDQ_VIDEO hash value is a non-empty list of 32-byte frame hashes' : ''\"\xdf\x01\n" +
 	"\bEnvelope\x12&\n" +
 	"\apayload\x18\x01 \x01(\fB\f\xbaH\tz\a\x10\x01\x18\x80\x80\xe0\x01R\apayload\x12h\n" +
 	"\fpayload_type\x18\x02 \x01(\tBE\xbaHBr@\x18\x80\x012;^application/vnd\\.concord\\.[a-z][a-z-]*\\.v[0-9]+\\+protobuf$R\vpayloadType\x12A\n" +
