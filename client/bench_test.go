@@ -43,9 +43,14 @@ func BenchmarkMirrorCatchUp(b *testing.B) {
 			b.Fatal(err)
 		}
 		r.Attach(match.NewIndex(matchindex.Options{}, nil))
+		batch := make([]client.Leaf, 0, 256)
 		for i, e := range entries {
-			if err := r.Add(uint64(i), e, nil); err != nil {
-				b.Fatal(err)
+			batch = append(batch, client.Leaf{Index: uint64(i), Entry: e})
+			if len(batch) == cap(batch) || i == len(entries)-1 {
+				if err := r.AddBatch(batch); err != nil {
+					b.Fatal(err)
+				}
+				batch = batch[:0]
 			}
 		}
 		b.ReportMetric(float64(len(entries))/time.Since(start).Seconds(), "entries/s")

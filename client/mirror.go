@@ -98,7 +98,15 @@ func (m *Mirror) load() error {
 	m.file = f
 	r := bufio.NewReaderSize(f, 1<<20)
 	var good int64
-	for {
+	var batch []Leaf
+	flush := func() error {
+		if err := m.replay.AddBatch(batch); err != nil {
+			return fmt.Errorf("mirror %s: %w", path, err)
+		}
+		batch = batch[:0]
+		return nil
+	}
+	for next := uint64(0); ; next++ {
 		kind, entry, leaf, n, err := readMirrorRecord(r)
 		if errors.Is(err, io.EOF) {
 			break
@@ -108,15 +116,21 @@ func (m *Mirror) load() error {
 			if errors.Is(err, io.ErrUnexpectedEOF) {
 				break
 			}
-			return fmt.Errorf("mirror %s: entry %d: %w", path, m.replay.Tree().Size(), err)
+			return fmt.Errorf("mirror %s: entry %d: %w", path, next, err)
 		}
 		if kind == recordLeafHashes {
 			entry = nil
 		}
-		if err := m.replay.Add(uint64(m.replay.Tree().Size()), entry, leaf); err != nil {
-			return fmt.Errorf("mirror %s: %w", path, err)
+		batch = append(batch, Leaf{Index: next, Entry: entry, LeafHash: leaf})
+		if len(batch) == 256 {
+			if err := flush(); err != nil {
+				return err
+			}
 		}
 		good += n
+	}
+	if err := flush(); err != nil {
+		return err
 	}
 	if err := f.Truncate(good); err != nil {
 		return fmt.Errorf("mirror: %w", err)
@@ -221,10 +235,8 @@ func (m *Mirror) Sync(ctx context.Context, c *Client, progress func(have, want i
 			if err != nil {
 				return fmt.Errorf("mirror: get entries: %w", err)
 			}
-			for _, l := range msg.GetLeaves() {
-				if err := m.append(l); err != nil {
-					return err
-				}
+			if err := m.appendBatch(msg.GetLeaves()); err != nil {
+				return err
 			}
 			if progress != nil {
 				progress(m.Size(), cp.Size)
@@ -248,25 +260,31 @@ func (m *Mirror) Sync(ctx context.Context, c *Client, progress func(have, want i
 	return nil
 }
 
-// append checks one leaf and adds it to the file (buffered until Sync flushes).
-func (m *Mirror) append(l *concordv1.LogLeaf) error {
-	entry, leaf := l.GetEntry(), l.GetLeafHash()
-	kind := byte(recordEntry)
-	if entry == nil {
-		kind = recordLeafHashes
-	} else {
-		h := translog.LeafHash(entry)
-		leaf = h[:]
+// appendBatch checks leaves and adds them to the file (buffered until Sync flushes).
+func (m *Mirror) appendBatch(leaves []*concordv1.LogLeaf) error {
+	batch := make([]Leaf, len(leaves))
+	for i, l := range leaves {
+		batch[i] = Leaf{Index: l.GetIndex(), Entry: l.GetEntry(), LeafHash: l.GetLeafHash()}
+		if l.GetEntry() != nil {
+			h := translog.LeafHash(l.GetEntry())
+			batch[i].LeafHash = h[:]
+		}
 	}
-	if err := m.replay.Add(l.GetIndex(), entry, leaf); err != nil {
-		return fmt.Errorf("mirror: refusing entry %d: %w", l.GetIndex(), err)
+	if err := m.replay.AddBatch(batch); err != nil {
+		return fmt.Errorf("mirror: refusing the batch from entry %d: %w", batch[0].Index, err)
 	}
-	var hdr [1 + binary.MaxVarintLen64]byte
-	hdr[0] = kind
-	n := 1 + binary.PutUvarint(hdr[1:], uint64(len(entry)))
-	for _, b := range [][]byte{hdr[:n], entry, leaf} {
-		if _, err := m.w.Write(b); err != nil {
-			return fmt.Errorf("mirror: %w", err)
+	for _, l := range batch {
+		kind := byte(recordEntry)
+		if l.Entry == nil {
+			kind = recordLeafHashes
+		}
+		var hdr [1 + binary.MaxVarintLen64]byte
+		hdr[0] = kind
+		n := 1 + binary.PutUvarint(hdr[1:], uint64(len(l.Entry)))
+		for _, b := range [][]byte{hdr[:n], l.Entry, l.LeafHash} {
+			if _, err := m.w.Write(b); err != nil {
+				return fmt.Errorf("mirror: %w", err)
+			}
 		}
 	}
 	return nil

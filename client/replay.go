@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
 	"time"
 
 	"concord/dsse"
@@ -76,6 +77,10 @@ func (r *Replayer) Stats() ReplayStats { return r.stats }
 // Add replays entry index: entry is its bytes, or nil for an entry seen only as its leaf hash.
 // leafHash, if given, must match the bytes. Entries must come in order, from 0.
 func (r *Replayer) Add(index uint64, entry, leafHash []byte) error {
+	return r.add(index, entry, leafHash, nil, nil)
+}
+
+func (r *Replayer) add(index uint64, entry, leafHash []byte, parsed *concordv1.LogEntry, checked *dsse.Checked) error {
 	if int64(index) != r.tree.Size() {
 		return fmt.Errorf("%w: entry %d comes after %d entries", ErrLogInvalid, index, r.tree.Size())
 	}
@@ -91,7 +96,7 @@ func (r *Replayer) Add(index uint64, entry, leafHash []byte) error {
 		if leafHash != nil && !bytes.Equal(leaf[:], leafHash) {
 			return fmt.Errorf("%w: entry %d: its bytes do not hash to its leaf hash (the stored entry was changed)", ErrLogInvalid, index)
 		}
-		if err := r.apply(index, entry); err != nil {
+		if err := r.apply(index, entry, parsed, checked); err != nil {
 			return err
 		}
 	}
@@ -102,10 +107,15 @@ func (r *Replayer) Add(index uint64, entry, leafHash []byte) error {
 	return nil
 }
 
-func (r *Replayer) apply(index uint64, b []byte) error {
-	var e concordv1.LogEntry
-	if err := proto.Unmarshal(b, &e); err != nil {
-		return fmt.Errorf("%w: entry %d does not parse: %v", ErrLogInvalid, index, err)
+// apply replays one entry's bytes; e, if given, is b parsed already, and checked the
+// signatures CheckSignatures verified ahead of time.
+func (r *Replayer) apply(index uint64, b []byte, parsed *concordv1.LogEntry, checked *dsse.Checked) error {
+	e := parsed
+	if e == nil {
+		e = &concordv1.LogEntry{}
+		if err := proto.Unmarshal(b, e); err != nil {
+			return fmt.Errorf("%w: entry %d does not parse: %v", ErrLogInvalid, index, err)
+		}
 	}
 	if e.GetIndex() != index {
 		return fmt.Errorf("%w: entry %d says it is entry %d", ErrLogInvalid, index, e.GetIndex())
@@ -136,7 +146,7 @@ func (r *Replayer) apply(index uint64, b []byte) error {
 		}
 	case *concordv1.LogEntry_Statement:
 		env := body.Statement
-		keys, err := dsse.Verify(env, env.GetPayloadType(), r.State().SigningKey, at.AsTime())
+		keys, err := dsse.VerifyChecked(env, env.GetPayloadType(), r.State().SigningKey, at.AsTime(), checked)
 		if err != nil {
 			return fmt.Errorf("%w: entry %d: signature: %v", ErrLogInvalid, index, err)
 		}
@@ -178,6 +188,67 @@ func (r *Replayer) apply(index uint64, b []byte) error {
 			return fmt.Errorf("%w: entry %d: the hub accepted it but the state rebuilt from the log refuses it: %v", ErrLogInvalid, index, resp)
 		}
 		r.stats.NotApplied++
+	}
+	return nil
+}
+
+// Leaf is one entry for AddBatch: its bytes, or only its leaf hash for a restricted entry.
+type Leaf struct {
+	Index    uint64
+	Entry    []byte
+	LeafHash []byte
+}
+
+// AddBatch replays entries in order, as Add does, while other cores parse the entries ahead and
+// check their signatures against the keys registered when the batch starts; the replay then only
+// judges each key as the registry stood at its entry. An entry signed with a key the batch itself
+// registers is verified in the replay, as Add would.
+func (r *Replayer) AddBatch(leaves []Leaf) error {
+	const chunk = 16
+	n := len(leaves)
+	parsed := make([]*concordv1.LogEntry, n)
+	checked := make([]*dsse.Checked, n)
+	chunks := (n + chunk - 1) / chunk
+	done := make([]chan struct{}, chunks)
+	for i := range done {
+		done[i] = make(chan struct{})
+	}
+	st := r.State()
+	next := make(chan int, chunks)
+	for c := range chunks {
+		next <- c
+	}
+	close(next)
+	workers := max(runtime.GOMAXPROCS(0)-1, 1) // the replay itself keeps one core busy
+	for range workers {
+		go func() {
+			for c := range next {
+				for i := c * chunk; i < min((c+1)*chunk, n); i++ {
+					if leaves[i].Entry == nil {
+						continue
+					}
+					e := &concordv1.LogEntry{}
+					if proto.Unmarshal(leaves[i].Entry, e) != nil {
+						continue // the replay reports it
+					}
+					parsed[i] = e
+					if env := e.GetStatement(); env != nil {
+						checked[i] = dsse.CheckSignatures(env, st.SigningKey)
+					}
+				}
+				close(done[c])
+			}
+		}()
+	}
+	for c := range chunks {
+		<-done[c]
+		for i := c * chunk; i < min((c+1)*chunk, n); i++ {
+			l := leaves[i]
+			if err := r.add(l.Index, l.Entry, l.LeafHash, parsed[i], checked[i]); err != nil {
+				// Let the workers finish their chunks; nobody reads them.
+				return err
+			}
+		}
 	}
 	return nil
 }

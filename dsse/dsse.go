@@ -8,6 +8,7 @@
 package dsse
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/binary"
@@ -170,6 +171,45 @@ type KeyLookup func(keyID string) (*concordv1.SigningKey, error)
 // It returns the keys in signature order; the first is the statement's signer. Every signature
 // must verify: an envelope with one bad signature is refused whole.
 func Verify(env *concordv1.Envelope, payloadType string, lookup KeyLookup, at time.Time) ([]*concordv1.SigningKey, error) {
+	return VerifyChecked(env, payloadType, lookup, at, nil)
+}
+
+// Checked records which of an envelope's signatures verified with which key bytes, checked
+// ahead of time by CheckSignatures, for that envelope only (its Digest).
+type Checked struct {
+	digest []byte
+	keys   map[string][]byte // key id → the public key its signature verified with
+}
+
+// CheckSignatures verifies env's signatures with the public keys lookup knows now, without
+// judging whether the keys may sign (Verify does): a replay of many envelopes checks their
+// signatures in parallel, then judges each key in order, as the registry stood at each.
+func CheckSignatures(env *concordv1.Envelope, lookup KeyLookup) *Checked {
+	out := &Checked{digest: Digest(env), keys: map[string][]byte{}}
+	pae := PAE(env.GetPayloadType(), env.GetPayload())
+	for _, sig := range env.GetSignatures() {
+		key, err := lookup(sig.GetKeyid())
+		if err != nil || key == nil || len(key.GetPublicKey()) != ed25519.PublicKeySize || len(sig.GetSig()) != ed25519.SignatureSize {
+			continue
+		}
+		if ed25519.Verify(key.GetPublicKey(), pae, sig.GetSig()) {
+			out.keys[sig.GetKeyid()] = key.GetPublicKey()
+		}
+	}
+	return out
+}
+
+// Len is how many signatures verified.
+func (c *Checked) Len() int {
+	if c == nil {
+		return 0
+	}
+	return len(c.keys)
+}
+
+// VerifyChecked is Verify for an envelope some of whose signatures CheckSignatures verified:
+// those are not verified again when the key is the same one (same id, same bytes).
+func VerifyChecked(env *concordv1.Envelope, payloadType string, lookup KeyLookup, at time.Time, checked *Checked) ([]*concordv1.SigningKey, error) {
 	if env.GetPayloadType() != payloadType {
 		return nil, fmt.Errorf("%w %q", ErrPayloadType, env.GetPayloadType())
 	}
@@ -180,6 +220,11 @@ func Verify(env *concordv1.Envelope, payloadType string, lookup KeyLookup, at ti
 	pae := PAE(env.GetPayloadType(), env.GetPayload())
 	keys := make([]*concordv1.SigningKey, 0, len(sigs))
 	seen := make(map[string]bool, len(sigs))
+	// A check made for other bytes than these counts for nothing.
+	var pre map[string][]byte
+	if checked != nil && bytes.Equal(checked.digest, Digest(env)) {
+		pre = checked.keys
+	}
 	for i, sig := range sigs {
 		id := sig.GetKeyid()
 		if seen[id] {
@@ -189,6 +234,10 @@ func Verify(env *concordv1.Envelope, payloadType string, lookup KeyLookup, at ti
 		key, err := usableKey(lookup, id, at)
 		if err != nil {
 			return nil, err
+		}
+		if pub, ok := pre[id]; ok && bytes.Equal(pub, key.GetPublicKey()) {
+			keys = append(keys, key)
+			continue
 		}
 		if len(sig.GetSig()) != ed25519.SignatureSize || !ed25519.Verify(key.GetPublicKey(), pae, sig.GetSig()) {
 			return nil, fmt.Errorf("%w: signature %d does not verify with key %s over the payload as sent (was the payload changed after signing?)", ErrBadSignature, i, id)

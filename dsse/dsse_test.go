@@ -206,3 +206,37 @@ func TestDigestSeparatesFields(t *testing.T) {
 		t.Fatal("moving a byte between fields kept the digest")
 	}
 }
+
+// TestVerifyChecked: a signature checked ahead of time is not checked again, but the key is
+// still judged at the statement's time, and a changed payload or another key is not excused.
+func TestVerifyChecked(t *testing.T) {
+	t.Parallel()
+	priv, key := newKey(t, 7)
+	ring := keyring{key.GetKeyId(): key}
+	env, err := Sign(PayloadTypeNotice, []byte("payload"), NewSigner(priv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checked := CheckSignatures(env, ring.lookup)
+	if checked.Len() != 1 {
+		t.Fatalf("CheckSignatures = %v, want the one signature", checked)
+	}
+	now := time.Now()
+	if _, err := VerifyChecked(env, PayloadTypeNotice, ring.lookup, now, checked); err != nil {
+		t.Fatalf("checked envelope: %v", err)
+	}
+	// The key revoked before the statement's time: refused, checked or not.
+	revoked := proto.CloneOf(key)
+	revoked.RevokedAt = timestamppb.New(now.Add(-time.Minute))
+	if _, err := VerifyChecked(env, PayloadTypeNotice, keyring{key.GetKeyId(): revoked}.lookup, now, checked); !errors.Is(err, ErrKeyRevoked) {
+		t.Fatalf("revoked key: %v, want ErrKeyRevoked", err)
+	}
+	// A payload changed after the check: CheckSignatures finds nothing, VerifyChecked verifies.
+	env.Payload = []byte("changed")
+	if c := CheckSignatures(env, ring.lookup); c.Len() != 0 {
+		t.Fatalf("CheckSignatures accepted a changed payload: %v", c)
+	}
+	if _, err := VerifyChecked(env, PayloadTypeNotice, ring.lookup, now, checked); !errors.Is(err, ErrBadSignature) {
+		t.Fatalf("changed payload with a stale check: %v, want ErrBadSignature", err)
+	}
+}

@@ -125,10 +125,12 @@ func verifyFromNode(ctx context.Context, c *client.Client, key note.Verifier) (c
 		if err != nil {
 			return client.ReplayStats{}, nil, callError("get entries", err)
 		}
-		for _, l := range msg.GetLeaves() {
-			if err := r.Add(l.GetIndex(), l.GetEntry(), l.GetLeafHash()); err != nil {
-				return client.ReplayStats{}, nil, err
-			}
+		batch := make([]client.Leaf, len(msg.GetLeaves()))
+		for i, l := range msg.GetLeaves() {
+			batch[i] = client.Leaf{Index: l.GetIndex(), Entry: l.GetEntry(), LeafHash: l.GetLeafHash()}
+		}
+		if err := r.AddBatch(batch); err != nil {
+			return client.ReplayStats{}, nil, err
 		}
 	}
 	if err := r.CheckCheckpoint(cp); err != nil {
