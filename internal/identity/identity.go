@@ -37,28 +37,9 @@ func PartnerURI(trustDomain, id string) *url.URL {
 // PartnerID returns the partner a certificate names in trustDomain. The certificate must carry
 // exactly one spiffe URI SAN, in that trust domain, of the form /partner/<id>.
 func PartnerID(cert *x509.Certificate, trustDomain string) (string, error) {
-	if cert == nil {
-		return "", errors.New("no certificate")
-	}
-	var spiffe []*url.URL
-	for _, u := range cert.URIs {
-		if u.Scheme == "spiffe" {
-			spiffe = append(spiffe, u)
-		}
-	}
-	switch len(spiffe) {
-	case 0:
-		return "", fmt.Errorf("the certificate has no spiffe URI SAN; want spiffe://%s%s<id>", trustDomain, partnerPathPrefix)
-	case 1:
-	default:
-		return "", fmt.Errorf("the certificate has %d spiffe URI SANs; want exactly one", len(spiffe))
-	}
-	u := spiffe[0]
-	if u.Host != trustDomain {
-		return "", fmt.Errorf("the certificate's URI %s is in trust domain %q; want %q", u, u.Host, trustDomain)
-	}
-	if u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.Port() != "" {
-		return "", fmt.Errorf("the certificate's URI %s has extra parts; want spiffe://%s%s<id>", u, trustDomain, partnerPathPrefix)
+	u, err := spiffeURI(cert, trustDomain, partnerPathPrefix)
+	if err != nil {
+		return "", err
 	}
 	id, ok := strings.CutPrefix(u.Path, partnerPathPrefix)
 	if !ok {
@@ -68,4 +49,68 @@ func PartnerID(cert *x509.Certificate, trustDomain string) (string, error) {
 		return "", fmt.Errorf("the certificate's URI %s: %w", u, err)
 	}
 	return id, nil
+}
+
+const nodePathPrefix = "/node/"
+
+// NodeURI is the URI SAN that names cluster node id in trustDomain. A node certificate carries it
+// instead of a partner URI: it lets its holder talk raft and call the cluster's internal service,
+// and grants nothing in the partner API.
+func NodeURI(trustDomain, id string) *url.URL {
+	return &url.URL{Scheme: "spiffe", Host: trustDomain, Path: nodePathPrefix + id}
+}
+
+// ValidNodeID reports why id cannot name a cluster node, or nil if it can. Node ids follow the
+// partner id rule (a DNS label), so they read well in URIs, logs and raft configurations.
+func ValidNodeID(id string) error {
+	if len(id) < 2 || len(id) > 63 || !partnerIDPattern.MatchString(id) {
+		return fmt.Errorf("node id %q: want 2 to 63 lower-case letters, digits and inner hyphens", id)
+	}
+	return nil
+}
+
+// NodeID returns the cluster node a certificate names in trustDomain: exactly one spiffe URI SAN,
+// in that trust domain, of the form /node/<id>.
+func NodeID(cert *x509.Certificate, trustDomain string) (string, error) {
+	u, err := spiffeURI(cert, trustDomain, nodePathPrefix)
+	if err != nil {
+		return "", err
+	}
+	id, ok := strings.CutPrefix(u.Path, nodePathPrefix)
+	if !ok {
+		return "", fmt.Errorf("the certificate's URI %s does not name a cluster node; want spiffe://%s%s<id>", u, trustDomain, nodePathPrefix)
+	}
+	if err := ValidNodeID(id); err != nil {
+		return "", fmt.Errorf("the certificate's URI %s: %w", u, err)
+	}
+	return id, nil
+}
+
+// spiffeURI returns the certificate's only spiffe URI SAN, checked to be in trustDomain and free
+// of extra parts; want is the path prefix named in error messages.
+func spiffeURI(cert *x509.Certificate, trustDomain, want string) (*url.URL, error) {
+	if cert == nil {
+		return nil, errors.New("no certificate")
+	}
+	var spiffe []*url.URL
+	for _, u := range cert.URIs {
+		if u.Scheme == "spiffe" {
+			spiffe = append(spiffe, u)
+		}
+	}
+	switch len(spiffe) {
+	case 0:
+		return nil, fmt.Errorf("the certificate has no spiffe URI SAN; want spiffe://%s%s<id>", trustDomain, want)
+	case 1:
+	default:
+		return nil, fmt.Errorf("the certificate has %d spiffe URI SANs; want exactly one", len(spiffe))
+	}
+	u := spiffe[0]
+	if u.Host != trustDomain {
+		return nil, fmt.Errorf("the certificate's URI %s is in trust domain %q; want %q", u, u.Host, trustDomain)
+	}
+	if u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.Port() != "" {
+		return nil, fmt.Errorf("the certificate's URI %s has extra parts; want spiffe://%s%s<id>", u, trustDomain, want)
+	}
+	return u, nil
 }

@@ -70,3 +70,43 @@ func TestValidPartnerID(t *testing.T) {
 		}
 	}
 }
+
+func TestNodeID(t *testing.T) {
+	uri := func(s string) []*url.URL {
+		u, err := url.Parse(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return []*url.URL{u}
+	}
+	tests := []struct {
+		name    string
+		uris    []*url.URL
+		want    string
+		wantErr string
+	}{
+		{"node", uri("spiffe://concord.example/node/node-1"), "node-1", ""},
+		{"a partner is not a node", uri("spiffe://concord.example/partner/fr-pharos"), "", "does not name a cluster node"},
+		{"other trust domain", uri("spiffe://evil.example/node/node-1"), "", "trust domain"},
+		{"nested path", uri("spiffe://concord.example/node/node-1/x"), "", "lower-case"},
+		{"no URI", nil, "", "no spiffe URI"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := NodeID(&x509.Certificate{URIs: tt.uris}, DefaultTrustDomain)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("NodeID = %q, %v; want an error containing %q", got, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("NodeID = %q, %v; want %q", got, err, tt.want)
+			}
+		})
+	}
+	// A node certificate never names a partner.
+	if _, err := PartnerID(&x509.Certificate{URIs: []*url.URL{NodeURI(DefaultTrustDomain, "node-1")}}, DefaultTrustDomain); err == nil {
+		t.Fatal("PartnerID accepted a node URI")
+	}
+}

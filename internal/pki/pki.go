@@ -62,6 +62,17 @@ func (l Layout) SigningKey(id string) string { return filepath.Join(l.PartnerDir
 // SigningPub is a partner's Ed25519 statement-signing public key, as the registry lists it.
 func (l Layout) SigningPub(id string) string { return filepath.Join(l.PartnerDir(id), "signing.pub") }
 
+// NodeDir holds one cluster node's files.
+func (l Layout) NodeDir(id string) string { return filepath.Join(l.Dir, "nodes", id) }
+
+// NodeCert is a cluster node's certificate (server and client authentication, URI SAN
+// spiffe://<trust-domain>/node/<id>): raft and the cluster's internal service run over mutual TLS
+// with it.
+func (l Layout) NodeCert(id string) string { return filepath.Join(l.NodeDir(id), "node.pem") }
+
+// NodeKey is a cluster node's private key.
+func (l Layout) NodeKey(id string) string { return filepath.Join(l.NodeDir(id), "node.key") }
+
 // WitnessKey is the partner's witness key, a note signer key: with it the partner cosigns the
 // log's checkpoints (concord witness).
 func (l Layout) WitnessKey(id string) string { return filepath.Join(l.PartnerDir(id), "witness.key") }
@@ -88,6 +99,8 @@ type Options struct {
 	TrustDomain string
 	// PartnerIDs get a client certificate and a signing key each.
 	PartnerIDs []string
+	// NodeIDs get a node certificate each, for raft and the cluster's internal service.
+	NodeIDs []string
 	// ServerHosts are added to the server certificate's names, beside localhost, 127.0.0.1 and ::1.
 	// They only apply when the server certificate is created or renewed.
 	ServerHosts []string
@@ -130,6 +143,11 @@ func Init(opts Options) (*Report, error) {
 			return nil, fmt.Errorf("pki: %w", err)
 		}
 	}
+	for _, id := range opts.NodeIDs {
+		if err := identity.ValidNodeID(id); err != nil {
+			return nil, fmt.Errorf("pki: %w", err)
+		}
+	}
 	l := Layout{Dir: opts.Dir}
 	if err := os.MkdirAll(l.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("pki: %w", err)
@@ -155,6 +173,20 @@ func Init(opts Options) (*Report, error) {
 	}
 	if err := in.noteKey(l.LogKey(), l.LogPub(), LogOrigin(opts.TrustDomain)); err != nil {
 		return nil, err
+	}
+	for _, id := range opts.NodeIDs {
+		if err := os.MkdirAll(l.NodeDir(id), 0o700); err != nil {
+			return nil, fmt.Errorf("pki: %w", err)
+		}
+		node := func(tmpl *x509.Certificate) {
+			tmpl.Subject = pkix.Name{CommonName: "Concord node " + id, Organization: []string{"Concord development"}}
+			// Both: a node accepts raft connections and opens them.
+			tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
+			tmpl.URIs = append(tmpl.URIs, identity.NodeURI(opts.TrustDomain, id))
+		}
+		if err := in.leaf(l.NodeCert(id), l.NodeKey(id), node); err != nil {
+			return nil, err
+		}
 	}
 	for _, id := range opts.PartnerIDs {
 		if err := os.MkdirAll(l.PartnerDir(id), 0o700); err != nil {

@@ -245,3 +245,34 @@ func TestSigningPublicKeyPEMRoundTrip(t *testing.T) {
 		t.Fatal("parsed garbage")
 	}
 }
+
+func TestInitIssuesNodeCertificates(t *testing.T) {
+	dir := t.TempDir()
+	l := Layout{Dir: dir}
+	mustInit(t, Options{Dir: dir, NodeIDs: []string{"node-1", "node-2"}, PartnerIDs: []string{"hub-ops"}})
+	roots := x509.NewCertPool()
+	roots.AddCert(readCert(t, l.CACert()))
+	for _, id := range []string{"node-1", "node-2"} {
+		info, err := os.Stat(l.NodeKey(id))
+		if err != nil || info.Mode().Perm() != 0o600 {
+			t.Fatalf("%s: %v, mode %v; want 0600", l.NodeKey(id), err, info)
+		}
+		cert := readCert(t, l.NodeCert(id))
+		// A node both accepts raft connections and opens them.
+		for _, usage := range []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth} {
+			if _, err := cert.Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{usage}}); err != nil {
+				t.Errorf("%s does not verify for usage %v: %v", id, usage, err)
+			}
+		}
+		got, err := identity.NodeID(cert, identity.DefaultTrustDomain)
+		if err != nil || got != id {
+			t.Fatalf("node certificate names %q, %v; want %s", got, err, id)
+		}
+		if _, err := identity.PartnerID(cert, identity.DefaultTrustDomain); err == nil {
+			t.Fatalf("node certificate %s names a partner", id)
+		}
+	}
+	if _, err := Init(Options{Dir: dir, NodeIDs: []string{"Node_1"}}); err == nil || !strings.Contains(err.Error(), "node id") {
+		t.Fatalf("Init with a bad node id: %v", err)
+	}
+}

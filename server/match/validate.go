@@ -2,11 +2,15 @@ package match
 
 import (
 	"fmt"
+	"time"
 	"unicode/utf8"
 
 	concordv1 "concord/gen/concord/v1"
 	"concord/server/fault"
 )
+
+// maxStaleness is the largest MatchRequest.max_staleness the .proto allows.
+const maxStaleness = time.Hour
 
 // ValidateRequest checks a MatchRequest against the constraints its .proto declares
 // (protovalidate), in plain Go: Match is the hot path, where the general evaluator cost more
@@ -21,6 +25,14 @@ func ValidateRequest(req *concordv1.MatchRequest) error {
 	}
 	if utf8.RuneCountInString(req.GetRequestId()) > 128 {
 		return fault.Invalid("request_id: at most 128 characters")
+	}
+	if s := req.GetMaxStaleness(); s != nil {
+		if err := s.CheckValid(); err != nil {
+			return fault.Invalid("max_staleness: %v", err)
+		}
+		if d := s.AsDuration(); d < 0 || d > maxStaleness {
+			return fault.Invalid("max_staleness: must be 0 to 1h, not %v", d)
+		}
 	}
 	for i, h := range req.GetHashes() {
 		if err := validateHash(h); err != nil {

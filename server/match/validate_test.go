@@ -4,10 +4,12 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+	"time"
 
 	concordv1 "concord/gen/concord/v1"
 
 	"buf.build/go/protovalidate"
+	"google.golang.org/protobuf/types/known/durationpb"
 )
 
 // TestValidateRequestAgreesWithProtovalidate generates requests, valid and broken in every way
@@ -31,6 +33,10 @@ func TestValidateRequestAgreesWithProtovalidate(t *testing.T) {
 		}
 		if r.IntN(20) == 0 {
 			req.RequestId = strings.Repeat("é", 120+r.IntN(16))
+		}
+		if r.IntN(10) == 0 {
+			stalenesses := []time.Duration{0, time.Nanosecond, time.Second, time.Hour, time.Hour + time.Nanosecond, 2 * time.Hour, -time.Nanosecond, -time.Second}
+			req.MaxStaleness = durationpb.New(stalenesses[r.IntN(len(stalenesses))])
 		}
 		for range r.IntN(4) {
 			kind := concordv1.HashKind(1 + r.IntN(5))

@@ -10,6 +10,7 @@ import (
 	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -30,7 +31,13 @@ type MatchRequest struct {
 	// Largest PDQ Hamming distance that counts as a match: 0 to 31; 0 means the default, 31.
 	MaxPdqDistance int32 `protobuf:"varint,2,opt,name=max_pdq_distance,json=maxPdqDistance,proto3" json:"max_pdq_distance,omitempty"`
 	// Echoed in the response, to pair them on a stream.
-	RequestId     string `protobuf:"bytes,3,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	RequestId string `protobuf:"bytes,3,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// How stale the answer may be. Unset: the answer reflects every write acknowledged before the
+	// request arrived (a follower first asks the leader how far the log goes). Set: a node that
+	// heard from the raft leader within this duration answers from its own state at once, which
+	// spreads matching over every node of a cluster; a node that did not falls back to the
+	// up-to-date answer. At most one hour.
+	MaxStaleness  *durationpb.Duration `protobuf:"bytes,4,opt,name=max_staleness,json=maxStaleness,proto3" json:"max_staleness,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -84,6 +91,13 @@ func (x *MatchRequest) GetRequestId() string {
 		return x.RequestId
 	}
 	return ""
+}
+
+func (x *MatchRequest) GetMaxStaleness() *durationpb.Duration {
+	if x != nil {
+		return x.MaxStaleness
+	}
+	return nil
 }
 
 // MatchStreamRequest is one batch sent on a MatchStream.
@@ -542,12 +556,14 @@ var File_concord_v1_match_proto protoreflect.FileDescriptor
 const file_concord_v1_match_proto_rawDesc = "" +
 	"\n" +
 	"\x16concord/v1/match.proto\x12\n" +
-	"concord.v1\x1a\x1bbuf/validate/validate.proto\x1a\x17concord/v1/notice.proto\x1a\x18concord/v1/options.proto\x1a\x16concord/v1/types.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa3\x01\n" +
+	"concord.v1\x1a\x1bbuf/validate/validate.proto\x1a\x17concord/v1/notice.proto\x1a\x18concord/v1/options.proto\x1a\x16concord/v1/types.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf2\x01\n" +
 	"\fMatchRequest\x125\n" +
 	"\x06hashes\x18\x01 \x03(\v2\x10.concord.v1.HashB\v\xbaH\b\x92\x01\x05\b\x01\x10\x90NR\x06hashes\x123\n" +
 	"\x10max_pdq_distance\x18\x02 \x01(\x05B\t\xbaH\x06\x1a\x04\x18\x1f(\x00R\x0emaxPdqDistance\x12'\n" +
 	"\n" +
-	"request_id\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\trequestId\"L\n" +
+	"request_id\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\trequestId\x12M\n" +
+	"\rmax_staleness\x18\x04 \x01(\v2\x19.google.protobuf.DurationB\r\xbaH\n" +
+	"\xaa\x01\a\"\x03\b\x90\x1c2\x00R\fmaxStaleness\"L\n" +
 	"\x12MatchStreamRequest\x126\n" +
 	"\x05batch\x18\x01 \x01(\v2\x18.concord.v1.MatchRequestB\x06\xbaH\x03\xc8\x01\x01R\x05batch\"F\n" +
 	"\x13MatchStreamResponse\x12/\n" +
@@ -618,36 +634,38 @@ var file_concord_v1_match_proto_goTypes = []any{
 	(*NoticeMatch)(nil),           // 5: concord.v1.NoticeMatch
 	(*Obligation)(nil),            // 6: concord.v1.Obligation
 	(*Hash)(nil),                  // 7: concord.v1.Hash
-	(HashKind)(0),                 // 8: concord.v1.HashKind
-	(Category)(0),                 // 9: concord.v1.Category
-	(TLP)(0),                      // 10: concord.v1.TLP
-	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
-	(*CounterNarrative)(nil),      // 12: concord.v1.CounterNarrative
-	(AdoptionStatus)(0),           // 13: concord.v1.AdoptionStatus
+	(*durationpb.Duration)(nil),   // 8: google.protobuf.Duration
+	(HashKind)(0),                 // 9: concord.v1.HashKind
+	(Category)(0),                 // 10: concord.v1.Category
+	(TLP)(0),                      // 11: concord.v1.TLP
+	(*timestamppb.Timestamp)(nil), // 12: google.protobuf.Timestamp
+	(*CounterNarrative)(nil),      // 13: concord.v1.CounterNarrative
+	(AdoptionStatus)(0),           // 14: concord.v1.AdoptionStatus
 }
 var file_concord_v1_match_proto_depIdxs = []int32{
 	7,  // 0: concord.v1.MatchRequest.hashes:type_name -> concord.v1.Hash
-	0,  // 1: concord.v1.MatchStreamRequest.batch:type_name -> concord.v1.MatchRequest
-	3,  // 2: concord.v1.MatchStreamResponse.batch:type_name -> concord.v1.MatchResponse
-	4,  // 3: concord.v1.MatchResponse.results:type_name -> concord.v1.HashResult
-	5,  // 4: concord.v1.HashResult.matches:type_name -> concord.v1.NoticeMatch
-	8,  // 5: concord.v1.NoticeMatch.kind:type_name -> concord.v1.HashKind
-	9,  // 6: concord.v1.NoticeMatch.categories:type_name -> concord.v1.Category
-	10, // 7: concord.v1.NoticeMatch.tlp:type_name -> concord.v1.TLP
-	11, // 8: concord.v1.NoticeMatch.accepted_at:type_name -> google.protobuf.Timestamp
-	6,  // 9: concord.v1.NoticeMatch.obligations:type_name -> concord.v1.Obligation
-	12, // 10: concord.v1.NoticeMatch.counter_narratives:type_name -> concord.v1.CounterNarrative
-	13, // 11: concord.v1.Obligation.status:type_name -> concord.v1.AdoptionStatus
-	11, // 12: concord.v1.Obligation.action_deadline:type_name -> google.protobuf.Timestamp
-	0,  // 13: concord.v1.MatchService.Match:input_type -> concord.v1.MatchRequest
-	1,  // 14: concord.v1.MatchService.MatchStream:input_type -> concord.v1.MatchStreamRequest
-	3,  // 15: concord.v1.MatchService.Match:output_type -> concord.v1.MatchResponse
-	2,  // 16: concord.v1.MatchService.MatchStream:output_type -> concord.v1.MatchStreamResponse
-	15, // [15:17] is the sub-list for method output_type
-	13, // [13:15] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	8,  // 1: concord.v1.MatchRequest.max_staleness:type_name -> google.protobuf.Duration
+	0,  // 2: concord.v1.MatchStreamRequest.batch:type_name -> concord.v1.MatchRequest
+	3,  // 3: concord.v1.MatchStreamResponse.batch:type_name -> concord.v1.MatchResponse
+	4,  // 4: concord.v1.MatchResponse.results:type_name -> concord.v1.HashResult
+	5,  // 5: concord.v1.HashResult.matches:type_name -> concord.v1.NoticeMatch
+	9,  // 6: concord.v1.NoticeMatch.kind:type_name -> concord.v1.HashKind
+	10, // 7: concord.v1.NoticeMatch.categories:type_name -> concord.v1.Category
+	11, // 8: concord.v1.NoticeMatch.tlp:type_name -> concord.v1.TLP
+	12, // 9: concord.v1.NoticeMatch.accepted_at:type_name -> google.protobuf.Timestamp
+	6,  // 10: concord.v1.NoticeMatch.obligations:type_name -> concord.v1.Obligation
+	13, // 11: concord.v1.NoticeMatch.counter_narratives:type_name -> concord.v1.CounterNarrative
+	14, // 12: concord.v1.Obligation.status:type_name -> concord.v1.AdoptionStatus
+	12, // 13: concord.v1.Obligation.action_deadline:type_name -> google.protobuf.Timestamp
+	0,  // 14: concord.v1.MatchService.Match:input_type -> concord.v1.MatchRequest
+	1,  // 15: concord.v1.MatchService.MatchStream:input_type -> concord.v1.MatchStreamRequest
+	3,  // 16: concord.v1.MatchService.Match:output_type -> concord.v1.MatchResponse
+	2,  // 17: concord.v1.MatchService.MatchStream:output_type -> concord.v1.MatchStreamResponse
+	16, // [16:18] is the sub-list for method output_type
+	14, // [14:16] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_concord_v1_match_proto_init() }

@@ -298,6 +298,10 @@ type Meta struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Format        uint32                 `protobuf:"varint,1,opt,name=format,proto3" json:"format,omitempty"`
 	RegistryIndex uint64                 `protobuf:"varint,2,opt,name=registry_index,json=registryIndex,proto3" json:"registry_index,omitempty"`
+	// The raft index of the last command applied to the state (0 in snapshots written before it
+	// was recorded). A node restored from the snapshot resumes counting from it, so that every
+	// node reports the same applied index at the same point of the log.
+	AppliedIndex  uint64 `protobuf:"varint,3,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -342,6 +346,13 @@ func (x *Meta) GetFormat() uint32 {
 func (x *Meta) GetRegistryIndex() uint64 {
 	if x != nil {
 		return x.RegistryIndex
+	}
+	return 0
+}
+
+func (x *Meta) GetAppliedIndex() uint64 {
+	if x != nil {
+		return x.AppliedIndex
 	}
 	return 0
 }
@@ -654,10 +665,11 @@ const file_concord_state_v1_state_proto_rawDesc = "" +
 	"\n" +
 	"IndexEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x04R\x05value\"E\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value\"j\n" +
 	"\x04Meta\x12\x16\n" +
 	"\x06format\x18\x01 \x01(\rR\x06format\x12%\n" +
-	"\x0eregistry_index\x18\x02 \x01(\x04R\rregistryIndex\"\x90\x01\n" +
+	"\x0eregistry_index\x18\x02 \x01(\x04R\rregistryIndex\x12#\n" +
+	"\rapplied_index\x18\x03 \x01(\x04R\fappliedIndex\"\x90\x01\n" +
 	"\fSubmitNotice\x120\n" +
 	"\benvelope\x18\x01 \x01(\v2\x14.concord.v1.EnvelopeR\benvelope\x12\"\n" +
 	"\rsigner_key_id\x18\x02 \x01(\tR\vsignerKeyId\x12*\n" +
