@@ -7,10 +7,12 @@
 package fsm
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 
 	statev1 "concord/gen/concord/state/v1"
@@ -88,6 +90,17 @@ type FSM struct {
 	state   atomic.Pointer[state.Store]
 	tree    atomic.Pointer[translog.Tree]
 	derived []Derived
+
+	// applied is the raft index of the last command applied (or of the snapshot restored).
+	// Raft's own applied index runs ahead of it: raft counts an entry as applied once it is
+	// handed to the FSM, and counts entries the FSM never sees (no-ops, barriers).
+	applied atomic.Uint64
+	// applyMu is held while a command is applied and while Capture copies the state, so that a
+	// capture's state, tree and applied index agree.
+	applyMu sync.Mutex
+	// appliedCh is closed, and cleared, when applied moves; WaitApplied waits on it.
+	waitMu    sync.Mutex
+	appliedCh chan struct{}
 }
 
 var _ raft.FSM = (*FSM)(nil)
@@ -145,12 +158,15 @@ func (f *FSM) Apply(log *raft.Log) any {
 	if !ok {
 		return f.malformed(log.Index, t, errors.New("unknown message type: was the entry written by a newer server?"))
 	}
+	f.applyMu.Lock()
 	resp := fn(f, log.Data[1:], log.Index)
 	if err := syncTree(f.Tree(), f.State()); err != nil {
 		// The tree is derived: a failure here is a bug, and the node must not sign checkpoints
 		// over a tree that disagrees with its entries.
 		panic(fmt.Sprintf("fsm: transparency log tree out of step at raft index %d: %v", log.Index, err))
 	}
+	f.setApplied(log.Index)
+	f.applyMu.Unlock()
 	if err, ok := resp.(error); ok {
 		var fe *fault.Error
 		if errors.Is(err, errBug) || !errors.As(err, &fe) {
@@ -163,6 +179,9 @@ func (f *FSM) Apply(log *raft.Log) any {
 }
 
 func (f *FSM) malformed(index uint64, t MessageType, err error) error {
+	f.applyMu.Lock()
+	f.setApplied(index)
+	f.applyMu.Unlock()
 	err = fmt.Errorf("%w at raft index %d (%v): %w", errBug, index, t, err)
 	f.logger.Error("raft command not applied", "index", index, "type", t.String(), "error", err)
 	return err
@@ -179,7 +198,9 @@ func decode(body []byte, msg proto.Message) error {
 // Snapshot returns a point-in-time copy of the store. raft calls Persist on it concurrently with
 // further Apply calls, which the copy does not see.
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
-	return &snapshot{snap: f.State().Snapshot()}, nil
+	snap := f.State().Snapshot()
+	snap.AppliedIndex = f.Applied()
+	return &snapshot{snap: snap}, nil
 }
 
 // Restore replaces the store with one read from a snapshot, then abandons the old store so that
@@ -199,10 +220,80 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 			return fmt.Errorf("restore: rebuild derived state: %w", err)
 		}
 	}
+	f.applyMu.Lock()
 	f.tree.Store(tree)
 	old := f.state.Swap(st)
+	f.setApplied(st.RestoredIndex())
+	f.applyMu.Unlock()
 	old.Abandon()
 	return nil
+}
+
+// Applied returns the raft index of the last command the FSM applied, or of the snapshot it was
+// restored from. Every node reports the same value at the same point of the log.
+func (f *FSM) Applied() uint64 { return f.applied.Load() }
+
+// setApplied records index as applied and wakes WaitApplied. Call it with applyMu held.
+func (f *FSM) setApplied(index uint64) {
+	f.applied.Store(index)
+	f.waitMu.Lock()
+	if f.appliedCh != nil {
+		close(f.appliedCh)
+		f.appliedCh = nil
+	}
+	f.waitMu.Unlock()
+}
+
+// WaitApplied returns once the FSM has applied index, or ctx's error.
+func (f *FSM) WaitApplied(ctx context.Context, index uint64) error {
+	for {
+		if f.Applied() >= index {
+			return nil
+		}
+		f.waitMu.Lock()
+		if f.appliedCh == nil {
+			f.appliedCh = make(chan struct{})
+		}
+		ch := f.appliedCh
+		f.waitMu.Unlock()
+		// Checked again after taking the channel: an apply in between closed an earlier one.
+		if f.Applied() >= index {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Capture is a consistent copy of the FSM at one point of the log: the state, its applied
+// index, and the transparency log's size and root there.
+type Capture struct {
+	State   *state.Snapshot
+	Applied uint64
+	LogSize int64
+	LogRoot translog.Hash
+}
+
+// Capture copies the state as it is now, between two commands. It is cheap (memdb snapshots
+// share their trees) and may run beside raft's own snapshots.
+func (f *FSM) Capture() (*Capture, error) {
+	f.applyMu.Lock()
+	defer f.applyMu.Unlock()
+	snap := f.State().Snapshot()
+	snap.AppliedIndex = f.Applied()
+	tree := f.Tree()
+	c := &Capture{State: snap, Applied: snap.AppliedIndex, LogSize: tree.Size()}
+	if c.LogSize > 0 {
+		root, err := tree.Root(c.LogSize)
+		if err != nil {
+			return nil, fmt.Errorf("capture: log root: %w", err)
+		}
+		c.LogRoot = root
+	}
+	return c, nil
 }
 
 type snapshot struct {

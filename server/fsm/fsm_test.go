@@ -2,9 +2,11 @@ package fsm
 
 import (
 	"bytes"
+	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -148,6 +150,16 @@ func persist(t *testing.T, f *FSM) []byte {
 	return sink.Bytes()
 }
 
+// stateBytes is the state alone, without the applied index an FSM snapshot records.
+func stateBytes(t *testing.T, f *FSM) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := f.State().Snapshot().Persist(&buf); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
 func TestApplySnapshotRestore(t *testing.T) {
 	t.Parallel()
 	f := newFSM(t)
@@ -220,12 +232,12 @@ func TestApplyReportsMalformedCommands(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			f := newFSM(t)
-			before := persist(t, f)
+			before := stateBytes(t, f)
 			r := f.Apply(&raft.Log{Index: 1, Data: data})
 			if err, ok := r.(error); !ok || fault.CodeOf(err) != codes.Internal {
 				t.Fatalf("Apply = %v, want an internal error value", r)
 			}
-			if !bytes.Equal(persist(t, f), before) {
+			if !bytes.Equal(stateBytes(t, f), before) {
 				t.Fatal("a malformed command changed the state")
 			}
 		})
@@ -262,5 +274,47 @@ func TestRestoreRefusesGarbage(t *testing.T) {
 	}
 	if f.State() != st {
 		t.Fatal("a failed restore replaced the store")
+	}
+}
+
+func TestAppliedIndexFollowsCommandsAndSnapshots(t *testing.T) {
+	t.Parallel()
+	f := newFSM(t)
+	cmds := commandLog(t)
+	waited := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		waited <- f.WaitApplied(ctx, uint64(len(cmds)))
+	}()
+	applyAll(t, f, cmds)
+	if err := <-waited; err != nil {
+		t.Fatalf("WaitApplied(%d): %v", len(cmds), err)
+	}
+	// The last command was refused: it still counts as applied.
+	if f.Applied() != uint64(len(cmds)) {
+		t.Fatalf("Applied = %d, want %d", f.Applied(), len(cmds))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := f.WaitApplied(ctx, uint64(len(cmds))+1); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("WaitApplied beyond the log: %v, want the context's deadline", err)
+	}
+
+	capture, err := f.Capture()
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, _ := f.Tree().Root(f.Tree().Size())
+	if capture.Applied != f.Applied() || capture.LogSize != f.Tree().Size() || capture.LogRoot != root {
+		t.Fatalf("capture at %d, log %d %x; want %d, %d %x", capture.Applied, capture.LogSize, capture.LogRoot, f.Applied(), f.Tree().Size(), root)
+	}
+	// A node restored from the snapshot reports the same applied index.
+	r := newFSM(t)
+	if err := r.Restore(io.NopCloser(bytes.NewReader(persist(t, f)))); err != nil {
+		t.Fatal(err)
+	}
+	if r.Applied() != f.Applied() {
+		t.Fatalf("restored Applied = %d, want %d", r.Applied(), f.Applied())
 	}
 }

@@ -72,3 +72,24 @@ func bumpIndexTxn(txn WriteTxn, table string, idx uint64) error {
 	}
 	return nil
 }
+
+// lastChangeTxn returns the highest index of any table: the raft index of the last command that
+// changed the state.
+func lastChangeTxn(txn ReadTxn) (uint64, error) {
+	iter, err := txn.Get(tableIndex, indexIDPrefix, "")
+	if err != nil {
+		return 0, fmt.Errorf("index table: %w", err)
+	}
+	var max uint64
+	for raw := iter.Next(); raw != nil; raw = iter.Next() {
+		max = maxU64(max, raw.(*IndexEntry).Value)
+	}
+	return max, nil
+}
+
+func maxU64(a, b uint64) uint64 {
+	if a > b {
+		return a
+	}
+	return b
+}

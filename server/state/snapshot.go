@@ -119,6 +119,10 @@ func registerProtoTable[M proto.Message](table string, rt recordType) {
 // after it was taken do not show in it.
 type Snapshot struct {
 	txn *memdb.Txn
+	// AppliedIndex is the raft index of the last command applied to the state the snapshot
+	// shows; Persist records it, and a store restored from the snapshot reports it (see
+	// Store.RestoredIndex). The FSM sets it.
+	AppliedIndex uint64
 }
 
 // Snapshot returns a consistent view of the store. It is cheap: memdb reads are immutable
@@ -136,7 +140,7 @@ func (snap *Snapshot) Persist(w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	meta, err := deterministic.Marshal(&statev1.Meta{Format: snapshotFormat, RegistryIndex: regIdx})
+	meta, err := deterministic.Marshal(&statev1.Meta{Format: snapshotFormat, RegistryIndex: regIdx, AppliedIndex: snap.AppliedIndex})
 	if err != nil {
 		return fmt.Errorf("snapshot meta: %w", err)
 	}
@@ -230,7 +234,16 @@ func Restore(r io.Reader) (*Store, error) {
 	if regIdx != meta.GetRegistryIndex() {
 		return nil, fmt.Errorf("restore snapshot: the rows give registry index %d but the meta record says %d: the snapshot is inconsistent", regIdx, meta.GetRegistryIndex())
 	}
+	// Older snapshots did not record the applied index: the last change to any table is the
+	// closest bound they hold.
+	applied := meta.GetAppliedIndex()
+	if applied == 0 {
+		if applied, err = lastChangeTxn(txn); err != nil {
+			return nil, err
+		}
+	}
 	txn.Commit()
+	s.restoredIndex = applied
 	return s, nil
 }
 

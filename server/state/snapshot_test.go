@@ -164,3 +164,37 @@ func equalProtos[M proto.Message](a, b []M) bool {
 	}
 	return true
 }
+
+func TestSnapshotKeepsTheAppliedIndex(t *testing.T) {
+	t.Parallel()
+	s := testBusyStore(t)
+	for _, tc := range []struct {
+		name    string
+		applied uint64
+		want    uint64
+	}{
+		// A refused command after the last change still counts as applied.
+		{"recorded", 9, 9},
+		// A snapshot that did not record it: the last change to any table.
+		{"not recorded", 0, 5},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			snap := s.Snapshot()
+			snap.AppliedIndex = tc.applied
+			var buf bytes.Buffer
+			if err := snap.Persist(&buf); err != nil {
+				t.Fatal(err)
+			}
+			r, err := Restore(&buf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.RestoredIndex() != tc.want {
+				t.Fatalf("RestoredIndex = %d, want %d", r.RestoredIndex(), tc.want)
+			}
+		})
+	}
+	if s.RestoredIndex() != 0 {
+		t.Fatalf("a store that was not restored reports RestoredIndex %d", s.RestoredIndex())
+	}
+}

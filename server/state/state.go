@@ -39,7 +39,14 @@ type Store struct {
 	// queries and feeds watching it re-read from the new one.
 	abandonCh   chan struct{}
 	abandonOnce sync.Once
+
+	// restoredIndex is the applied index of the snapshot the store was restored from.
+	restoredIndex uint64
 }
+
+// RestoredIndex is the raft index of the last command applied to the state of the snapshot this
+// store was restored from (0 for a store that was not restored).
+func (s *Store) RestoredIndex() uint64 { return s.restoredIndex }
 
 // New returns an empty store.
 func New() (*Store, error) {
