@@ -171,7 +171,7 @@ func checkSignerRoleTxn(txn ReadTxn, author, signerKeyID string, at time.Time, r
 func (s *Store) ReportAction(idx uint64, r *concordv1.ActionReport, cmd *statev1.NoticeStatement) (*concordv1.ActionRecord, error) {
 	txn := s.db.Txn(true)
 	defer txn.Abort()
-	at, err := commandTime(cmd.GetAt())
+	at, atTS, err := acceptedTimeTxn(txn, cmd.GetAt())
 	if err != nil {
 		return nil, err
 	}
@@ -182,11 +182,11 @@ func (s *Store) ReportAction(idx uint64, r *concordv1.ActionReport, cmd *statev1
 	if orig != nil {
 		return proto.CloneOf(orig), nil
 	}
-	logIdx, _, err := appendLogTxn(txn, idx, cmd.GetAt(), statementEntry(cmd.GetEnvelope(), cmd.GetSignerKeyId()), r.GetNoticeId())
+	logIdx, _, err := appendLogTxn(txn, idx, atTS, statementEntry(cmd.GetEnvelope(), cmd.GetSignerKeyId()), r.GetNoticeId())
 	if err != nil {
 		return nil, err
 	}
-	rec := &concordv1.ActionRecord{Report: r, AcceptedAt: cmd.GetAt(), LogIndex: logIdx, Envelope: cmd.GetEnvelope()}
+	rec := &concordv1.ActionRecord{Report: r, AcceptedAt: atTS, LogIndex: logIdx, Envelope: cmd.GetEnvelope()}
 	if err := txn.Insert(tableActions, rec); err != nil {
 		return nil, fmt.Errorf("insert action report %s: %w", r.GetReportId(), err)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"time"
 
 	statev1 "concord/gen/concord/state/v1"
 	concordv1 "concord/gen/concord/v1"
@@ -43,6 +44,9 @@ func appendLogTxn(txn WriteTxn, raftIdx uint64, at *timestamppb.Timestamp, entry
 	if err := txn.Insert(tableLog, &statev1.LogRow{Index: n, Entry: b, NoticeId: noticeID}); err != nil {
 		return 0, nil, fmt.Errorf("log entry %d: %w", n, err)
 	}
+	if err := txn.Insert(tableClock, &IndexEntry{Key: clockKey, Value: uint64(at.AsTime().UnixNano())}); err != nil {
+		return 0, nil, fmt.Errorf("log clock: %w", err)
+	}
 	return n, b, bumpIndexTxn(txn, tableLog, raftIdx)
 }
 
@@ -55,6 +59,44 @@ func sharedEnvelope(env *concordv1.Envelope, entry []byte) *concordv1.Envelope {
 		return env
 	}
 	return &concordv1.Envelope{Payload: entry[off : off+len(p) : off+len(p)], PayloadType: env.GetPayloadType(), Signatures: env.GetSignatures()}
+}
+
+// The clock table holds one row, clockKey: the accepted time of the last log entry, in Unix
+// nanoseconds. Accepted times never go back (see acceptedTimeTxn).
+const (
+	tableClock = "clock"
+	clockKey   = "accepted_at"
+)
+
+func clockTableSchema() *memdb.TableSchema {
+	return &memdb.TableSchema{
+		Name: tableClock,
+		Indexes: map[string]*memdb.IndexSchema{
+			indexID: {Name: indexID, Unique: true, Indexer: stringIndexer[*IndexEntry]{field: func(e *IndexEntry) string { return e.Key }}},
+		},
+	}
+}
+
+// acceptedTimeTxn is the time a command is accepted at: the leader's stamp, or the last entry's
+// accepted time if that is later. Commands are stamped before the raft round trip, so a
+// statement stamped first may commit second (a large notice, a leader change with clock skew);
+// taking the later time keeps accepted times in log order, and judges every rule (a key revoked
+// by the entry before, say) as of a time no earlier than any entry before it.
+func acceptedTimeTxn(txn ReadTxn, stamp *timestamppb.Timestamp) (time.Time, *timestamppb.Timestamp, error) {
+	at, err := commandTime(stamp)
+	if err != nil {
+		return time.Time{}, nil, err
+	}
+	raw, err := txn.First(tableClock, indexID, clockKey)
+	if err != nil {
+		return time.Time{}, nil, fmt.Errorf("log clock: %w", err)
+	}
+	if raw != nil {
+		if last := time.Unix(0, int64(raw.(*IndexEntry).Value)); last.After(at) {
+			at = last
+		}
+	}
+	return at, timestamppb.New(at), nil
 }
 
 // statementEntry is the log entry of a signed statement.

@@ -247,7 +247,7 @@ func (s *Store) SubmitNotice(idx uint64, n *concordv1.Notice, cmd *statev1.Submi
 }
 
 func submitNoticeTxn(txn WriteTxn, idx uint64, n *concordv1.Notice, cmd *statev1.SubmitNotice) (*concordv1.NoticeRecord, string, bool, error) {
-	at, err := commandTime(cmd.GetAt())
+	at, atTS, err := acceptedTimeTxn(txn, cmd.GetAt())
 	if err != nil {
 		return nil, "", false, err
 	}
@@ -273,15 +273,15 @@ func submitNoticeTxn(txn WriteTxn, idx uint64, n *concordv1.Notice, cmd *statev1
 		Envelope:      cmd.GetEnvelope(),
 		State:         concordv1.NoticeState_NOTICE_STATE_ACTIVE,
 		HashCount:     uint32(len(hashes)),
-		AcceptedAt:    cmd.GetAt(),
+		AcceptedAt:    atTS,
 		AcceptedIndex: idx,
-		UpdatedAt:     cmd.GetAt(),
+		UpdatedAt:     atTS,
 		UpdatedIndex:  idx,
 		Jurisdictions: deriveJurisdictions(js, n, at),
 		SignerKeyId:   cmd.GetSignerKeyId(),
 	}
 	var entry []byte
-	if rec.LogIndex, entry, err = appendLogTxn(txn, idx, cmd.GetAt(), statementEntry(cmd.GetEnvelope(), cmd.GetSignerKeyId()), n.GetNoticeId()); err != nil {
+	if rec.LogIndex, entry, err = appendLogTxn(txn, idx, atTS, statementEntry(cmd.GetEnvelope(), cmd.GetSignerKeyId()), n.GetNoticeId()); err != nil {
 		return nil, "", false, err
 	}
 	rec.Envelope = sharedEnvelope(rec.GetEnvelope(), entry)
@@ -294,7 +294,7 @@ func submitNoticeTxn(txn WriteTxn, idx uint64, n *concordv1.Notice, cmd *statev1
 			newEvent.RecognisedIn = append(newEvent.RecognisedIn, js.GetJurisdiction())
 		}
 	}
-	if err := appendEventTxn(txn, idx, rec.GetLogIndex(), cmd.GetAt(), newEvent); err != nil {
+	if err := appendEventTxn(txn, idx, rec.GetLogIndex(), atTS, newEvent); err != nil {
 		return nil, "", false, err
 	}
 	if old := n.GetSupersedes(); old != "" {
@@ -305,12 +305,12 @@ func submitNoticeTxn(txn WriteTxn, idx uint64, n *concordv1.Notice, cmd *statev1
 		next := shallowRecord(prev)
 		next.State = concordv1.NoticeState_NOTICE_STATE_SUPERSEDED
 		next.SupersededBy = n.GetNoticeId()
-		endObligations(next, cmd.GetAt(), "superseded by notice "+n.GetNoticeId())
-		touch(next, idx, cmd.GetAt())
+		endObligations(next, atTS, "superseded by notice "+n.GetNoticeId())
+		touch(next, idx, atTS)
 		if err := txn.Insert(tableNotices, next); err != nil {
 			return nil, "", false, fmt.Errorf("supersede notice %s: %w", old, err)
 		}
-		if err := appendEventTxn(txn, idx, rec.GetLogIndex(), cmd.GetAt(), &concordv1.NoticeEvent{
+		if err := appendEventTxn(txn, idx, rec.GetLogIndex(), atTS, &concordv1.NoticeEvent{
 			Type: concordv1.NoticeEventType_NOTICE_EVENT_TYPE_SUPERSEDED, NoticeId: old, By: n.GetIssuer(),
 			Changes: next.GetJurisdictions(), SupersededBy: n.GetNoticeId(),
 		}); err != nil {
@@ -339,7 +339,7 @@ func (s *Store) ApplyNoticeStatement(idx uint64, st Statement, cmd *statev1.Noti
 }
 
 func noticeStatementTxn(txn WriteTxn, idx uint64, st Statement, cmd *statev1.NoticeStatement) (*StatementResult, bool, error) {
-	at, err := commandTime(cmd.GetAt())
+	at, atTS, err := acceptedTimeTxn(txn, cmd.GetAt())
 	if err != nil {
 		return nil, false, err
 	}
@@ -355,12 +355,12 @@ func noticeStatementTxn(txn WriteTxn, idx uint64, st Statement, cmd *statev1.Not
 
 	next := shallowRecord(rec)
 	next.Statements = append(slices.Clip(rec.GetStatements()), cmd.GetEnvelope())
-	touch(next, idx, cmd.GetAt())
+	touch(next, idx, atTS)
 	switch s := st.(type) {
 	case *withdrawalStatement:
 		next.State = concordv1.NoticeState_NOTICE_STATE_WITHDRAWN
 		next.Withdrawal = s.Withdrawal
-		endObligations(next, cmd.GetAt(), "withdrawn by "+s.GetAuthor()+": "+s.GetReason())
+		endObligations(next, atTS, "withdrawn by "+s.GetAuthor()+": "+s.GetReason())
 	case *endorsementStatement:
 		js.Status = concordv1.AdoptionStatus_ADOPTION_STATUS_ENDORSED
 		js.Actionable = true
@@ -371,13 +371,13 @@ func noticeStatementTxn(txn WriteTxn, idx uint64, st Statement, cmd *statev1.Not
 		}
 		js.ActionDeadline = jurisdictionDeadline(j, at)
 		js.ObjectionWindowClosesAt = nil
-		setStatement(js, s.GetEndorsementId(), s.GetAuthor(), "", cmd.GetAt())
+		setStatement(js, s.GetEndorsementId(), s.GetAuthor(), "", atTS)
 		next.Jurisdictions = replaceJurisdiction(rec.GetJurisdictions(), js)
 	case *objectionStatement:
 		js.Status = concordv1.AdoptionStatus_ADOPTION_STATUS_OBJECTED
 		js.Actionable = false
 		js.ActionDeadline = nil
-		setStatement(js, s.GetObjectionId(), s.GetAuthor(), s.GetReason(), cmd.GetAt())
+		setStatement(js, s.GetObjectionId(), s.GetAuthor(), s.GetReason(), atTS)
 		next.Jurisdictions = replaceJurisdiction(rec.GetJurisdictions(), js)
 	default:
 		return nil, false, fmt.Errorf("notice statement %T: not handled", st)
@@ -385,7 +385,7 @@ func noticeStatementTxn(txn WriteTxn, idx uint64, st Statement, cmd *statev1.Not
 	if err := txn.Insert(tableNotices, next); err != nil {
 		return nil, false, fmt.Errorf("update notice %s: %w", st.NoticeID(), err)
 	}
-	logIdx, _, err := appendLogTxn(txn, idx, cmd.GetAt(), statementEntry(cmd.GetEnvelope(), cmd.GetSignerKeyId()), st.NoticeID())
+	logIdx, _, err := appendLogTxn(txn, idx, atTS, statementEntry(cmd.GetEnvelope(), cmd.GetSignerKeyId()), st.NoticeID())
 	if err != nil {
 		return nil, false, err
 	}
@@ -398,7 +398,7 @@ func noticeStatementTxn(txn WriteTxn, idx uint64, st Statement, cmd *statev1.Not
 	case *objectionStatement:
 		ev.Type, ev.Changes = concordv1.NoticeEventType_NOTICE_EVENT_TYPE_OBJECTED, []*concordv1.JurisdictionState{js}
 	}
-	if err := appendEventTxn(txn, idx, logIdx, cmd.GetAt(), ev); err != nil {
+	if err := appendEventTxn(txn, idx, logIdx, atTS, ev); err != nil {
 		return nil, false, err
 	}
 	if err := txn.Insert(tableStatements, &statev1.AppliedStatement{
@@ -407,7 +407,7 @@ func noticeStatementTxn(txn WriteTxn, idx uint64, st Statement, cmd *statev1.Not
 		PayloadType:    cmd.GetEnvelope().GetPayloadType(),
 		EnvelopeDigest: digest,
 		Index:          idx,
-		At:             cmd.GetAt(),
+		At:             atTS,
 		LogIndex:       logIdx,
 	}); err != nil {
 		return nil, false, fmt.Errorf("record statement %s: %w", st.ID(), err)

@@ -332,3 +332,36 @@ func TestListNoticesDrivers(t *testing.T) {
 		}
 	}
 }
+
+// TestAcceptedTimesFollowLogOrder: a command stamped earlier than the last entry is accepted at
+// the last entry's time, and judged as of it.
+func TestAcceptedTimesFollowLogOrder(t *testing.T) {
+	t.Parallel()
+	s := noticeStore(t)
+	late := testNotice(concordv1.Category_CATEGORY_INCITEMENT)
+	if _, err := submit(t, s, 2, late, t0.Add(2*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	early := testNotice(concordv1.Category_CATEGORY_INCITEMENT)
+	rec, err := submit(t, s, 3, early, t0.Add(time.Second)) // stamped first, committed second
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := rec.GetAcceptedAt().AsTime(); !got.Equal(t0.Add(2 * time.Second)) {
+		t.Fatalf("accepted at %v, want the previous entry's %v", got, t0.Add(2*time.Second))
+	}
+	var last time.Time
+	if err := s.LogRows(0, func(row *statev1.LogRow) bool {
+		var e concordv1.LogEntry
+		if err := proto.Unmarshal(row.GetEntry(), &e); err != nil {
+			t.Fatal(err)
+		}
+		if e.GetAcceptedAt().AsTime().Before(last) {
+			t.Fatalf("entry %d accepted at %v, before the entry before it (%v)", row.GetIndex(), e.GetAcceptedAt().AsTime(), last)
+		}
+		last = e.GetAcceptedAt().AsTime()
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+}

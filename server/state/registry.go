@@ -202,7 +202,7 @@ func bootstrapRegistryTxn(txn WriteTxn, idx uint64, cmd *statev1.BootstrapRegist
 	if done > 0 {
 		return fault.Precondition("the registry is already bootstrapped (at raft index %d): change it with signed registry changes", done)
 	}
-	at, err := commandTime(cmd.GetAt())
+	at, atTS, err := acceptedTimeTxn(txn, cmd.GetAt())
 	if err != nil {
 		return err
 	}
@@ -293,7 +293,7 @@ func bootstrapRegistryTxn(txn WriteTxn, idx uint64, cmd *statev1.BootstrapRegist
 		}
 	}
 	// The first log entry: the registry as loaded, so that a mirror rebuilds it from the log.
-	_, _, err = appendLogTxn(txn, idx, cmd.GetAt(), &concordv1.LogEntry{Body: &concordv1.LogEntry_Bootstrap{Bootstrap: &concordv1.BootstrapRegistryEntry{
+	_, _, err = appendLogTxn(txn, idx, atTS, &concordv1.LogEntry{Body: &concordv1.LogEntry_Bootstrap{Bootstrap: &concordv1.BootstrapRegistryEntry{
 		Partners: cmd.GetPartners(), Jurisdictions: cmd.GetJurisdictions(), SigningKeys: cmd.GetSigningKeys(),
 	}}}, "")
 	return err
@@ -315,7 +315,7 @@ func (s *Store) ApplyRegistryChange(idx uint64, change *concordv1.RegistryChange
 }
 
 func registryChangeTxn(txn WriteTxn, idx uint64, change *concordv1.RegistryChange, cmd *statev1.ApplyRegistryChange) (*statev1.AppliedChange, error) {
-	at, err := commandTime(cmd.GetAt())
+	at, atTS, err := acceptedTimeTxn(txn, cmd.GetAt())
 	if err != nil {
 		return nil, err
 	}
@@ -331,7 +331,7 @@ func registryChangeTxn(txn WriteTxn, idx uint64, change *concordv1.RegistryChang
 	case *concordv1.RegistryChange_AddSigningKey:
 		err = addSigningKeyTxn(txn, idx, c.AddSigningKey)
 	case *concordv1.RegistryChange_RevokeSigningKey:
-		err = revokeSigningKeyTxn(txn, idx, c.RevokeSigningKey, cmd.GetAt())
+		err = revokeSigningKeyTxn(txn, idx, c.RevokeSigningKey, atTS)
 	case *concordv1.RegistryChange_SetJurisdiction:
 		err = setJurisdictionTxn(txn, idx, c.SetJurisdiction)
 	default:
@@ -342,7 +342,7 @@ func registryChangeTxn(txn WriteTxn, idx uint64, change *concordv1.RegistryChang
 		return nil, err
 	}
 
-	logIdx, _, err := appendLogTxn(txn, idx, cmd.GetAt(), statementEntry(cmd.GetEnvelope(), cmd.GetSignerKeyId()), "")
+	logIdx, _, err := appendLogTxn(txn, idx, atTS, statementEntry(cmd.GetEnvelope(), cmd.GetSignerKeyId()), "")
 	if err != nil {
 		return nil, err
 	}
@@ -350,7 +350,7 @@ func registryChangeTxn(txn WriteTxn, idx uint64, change *concordv1.RegistryChang
 		ChangeId:       change.GetChangeId(),
 		EnvelopeDigest: digest,
 		Index:          idx,
-		At:             proto.CloneOf(cmd.GetAt()),
+		At:             atTS,
 		LogIndex:       logIdx,
 	}
 	if err := txn.Insert(tableRegistryChanges, applied); err != nil {

@@ -23,6 +23,7 @@ func schema() *memdb.DBSchema {
 		noticesTableSchema,
 		statementsTableSchema,
 		logTableSchema,
+		clockTableSchema,
 		eventsTableSchema,
 		actionsTableSchema,
 	} {

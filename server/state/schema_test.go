@@ -170,6 +170,14 @@ func TestSchemaIndexers(t *testing.T) {
 				wrongWrite: &concordv1.Partner{Id: "x"},
 			},
 		},
+		tableClock: {
+			indexID: {
+				read: []any{"accepted_at"}, readKey: []byte("accepted_at\x00"),
+				write: &IndexEntry{Key: "accepted_at", Value: 7}, writeKey: []byte("accepted_at\x00"),
+				prefix: []any{"acc"}, prefixKey: []byte("acc"),
+				wrongWrite: &concordv1.Partner{Id: "x"},
+			},
+		},
 		tableRegistryChanges: {
 			indexID: {
 				read: []any{"01J0000000000000000000000A"}, readKey: []byte("01J0000000000000000000000A\x00"),

@@ -38,6 +38,7 @@ const (
 	logRecord           recordType = 9  // statev1.LogRow
 	eventRecord         recordType = 10 // concordv1.NoticeEvent
 	actionRecord        recordType = 11 // concordv1.ActionRecord
+	clockRecord         recordType = 12 // IndexEntry: the log's clock
 )
 
 // persister writes one table's rows, in primary key order, so that equal states give
@@ -89,6 +90,7 @@ func init() {
 	registerProtoTable[*statev1.LogRow](tableLog, logRecord)
 	registerProtoTable[*concordv1.NoticeEvent](tableEvents, eventRecord)
 	registerProtoTable[*concordv1.ActionRecord](tableActions, actionRecord)
+	registerProtoTable[*IndexEntry](tableClock, clockRecord)
 }
 
 func registerTable(table string, rt recordType, marshal func(any) ([]byte, error), restore restorer) {
