@@ -39,6 +39,11 @@ type Mirror struct {
 	file    *os.File
 	w       *bufio.Writer
 	cp      *translog.Checkpoint
+	// synced is the size of the entries file that the last verified checkpoint covers.
+	synced int64
+	// broken is set when a sync failed after applying entries: the state holds entries no
+	// checkpoint vouches for, so the mirror refuses to answer until it is opened again.
+	broken error
 }
 
 // Files of a mirror directory.
@@ -87,9 +92,22 @@ func OpenMirror(dir string, logKey note.Verifier, partner string) (*Mirror, erro
 	return m, nil
 }
 
-// load replays DIR/entries and checks it against DIR/checkpoint. A torn last record (a crash
-// while appending) is cut off: those entries are fetched again.
+// load replays DIR/entries up to the size of DIR/checkpoint, the last checkpoint verified, and
+// checks the root. Entries past it — fetched by a sync that did not finish, or that a forked log
+// fed and its checkpoint did not vouch for — are cut off: they are fetched and checked again.
 func (m *Mirror) load() error {
+	var want int64
+	b, err := os.ReadFile(filepath.Join(m.dir, mirrorCheckpoint))
+	switch {
+	case err == nil:
+		cp, _, err := translog.OpenCheckpoint(string(b), m.logKey)
+		if err != nil {
+			return fmt.Errorf("mirror: stored checkpoint: %w", err)
+		}
+		m.cp, want = &cp, cp.Size
+	case !errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("mirror: %w", err)
+	}
 	path := filepath.Join(m.dir, mirrorEntries)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
@@ -106,16 +124,12 @@ func (m *Mirror) load() error {
 		batch = batch[:0]
 		return nil
 	}
-	for next := uint64(0); ; next++ {
+	for next := uint64(0); int64(next) < want; next++ {
 		kind, entry, leaf, n, err := readMirrorRecord(r)
-		if errors.Is(err, io.EOF) {
-			break
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			break // a torn tail: keep what is whole, fetch the rest again
 		}
 		if err != nil {
-			// A torn tail: keep what is whole.
-			if errors.Is(err, io.ErrUnexpectedEOF) {
-				break
-			}
 			return fmt.Errorf("mirror %s: entry %d: %w", path, next, err)
 		}
 		if kind == recordLeafHashes {
@@ -132,28 +146,22 @@ func (m *Mirror) load() error {
 	if err := flush(); err != nil {
 		return err
 	}
+	if m.Size() < want {
+		return fmt.Errorf("mirror %s: the stored checkpoint covers %d entries but only %d are stored: the entries file lost data; remove the mirror and sync it again", m.dir, want, m.Size())
+	}
 	if err := f.Truncate(good); err != nil {
 		return fmt.Errorf("mirror: %w", err)
 	}
 	if _, err := f.Seek(good, io.SeekStart); err != nil {
 		return fmt.Errorf("mirror: %w", err)
 	}
+	m.synced = good
 	m.w = bufio.NewWriterSize(f, 1<<20)
-	b, err := os.ReadFile(filepath.Join(m.dir, mirrorCheckpoint))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
+	if m.cp != nil {
+		if err := m.replay.CheckCheckpoint(*m.cp); err != nil {
+			return fmt.Errorf("mirror %s: %w", m.dir, err)
+		}
 	}
-	if err != nil {
-		return fmt.Errorf("mirror: %w", err)
-	}
-	cp, _, err := translog.OpenCheckpoint(string(b), m.logKey)
-	if err != nil {
-		return fmt.Errorf("mirror: stored checkpoint: %w", err)
-	}
-	if err := m.replay.CheckCheckpoint(cp); err != nil {
-		return fmt.Errorf("mirror %s: %w", m.dir, err)
-	}
-	m.cp = &cp
 	return nil
 }
 
@@ -212,6 +220,32 @@ func (m *Mirror) Close() error {
 // it lacks, stores them, and stores the checkpoint once its root is recomputed from them.
 // progress, if set, is called after each batch with the mirror's size and the target.
 func (m *Mirror) Sync(ctx context.Context, c *Client, progress func(have, want int64)) error {
+	if m.broken != nil {
+		return m.broken
+	}
+	if err := m.sync(ctx, c, progress); err != nil {
+		if m.Size() > m.committed() {
+			// Entries were applied that no checkpoint vouches for: forget them on disk, and
+			// answer nothing until reopened (which replays only what is vouched for).
+			m.w.Reset(m.file)
+			_ = m.file.Truncate(m.synced)
+			_, _ = m.file.Seek(m.synced, io.SeekStart)
+			m.broken = fmt.Errorf("mirror %s: a sync failed after applying unverified entries; open the mirror again: %w", m.dir, err)
+		}
+		return err
+	}
+	return nil
+}
+
+// committed is the number of entries the last verified checkpoint covers.
+func (m *Mirror) committed() int64 {
+	if m.cp == nil {
+		return 0
+	}
+	return m.cp.Size
+}
+
+func (m *Mirror) sync(ctx context.Context, c *Client, progress func(have, want int64)) error {
 	// With trusted witnesses, the mirror only follows checkpoints enough of them cosigned.
 	resp, err := c.Log.GetCheckpoint(ctx, &concordv1.GetCheckpointRequest{MinCosignatures: uint32(c.quorum)})
 	if err != nil {
@@ -221,6 +255,10 @@ func (m *Mirror) Sync(ctx context.Context, c *Client, progress func(have, want i
 	cp, err := translog.OpenCosignedCheckpoint(signed, m.logKey, c.witnesses, c.quorum)
 	if err != nil {
 		return fmt.Errorf("mirror: %w", err)
+	}
+	if cp.Size <= m.committed() {
+		// A node behind the one synced from last time: its tree must be a prefix of ours.
+		return m.replay.CheckCheckpoint(cp)
 	}
 	if m.Size() < cp.Size {
 		stream, err := c.Log.GetEntries(ctx, &concordv1.GetEntriesRequest{Start: uint64(m.Size()), End: uint64(cp.Size)})
@@ -235,6 +273,11 @@ func (m *Mirror) Sync(ctx context.Context, c *Client, progress func(have, want i
 			if err != nil {
 				return fmt.Errorf("mirror: get entries: %w", err)
 			}
+			for _, l := range msg.GetLeaves() {
+				if int64(l.GetIndex()) >= cp.Size {
+					return fmt.Errorf("mirror: %w: the hub sent entry %d beyond the checkpoint of %d entries", ErrLogInvalid, l.GetIndex(), cp.Size)
+				}
+			}
 			if err := m.appendBatch(msg.GetLeaves()); err != nil {
 				return err
 			}
@@ -243,8 +286,15 @@ func (m *Mirror) Sync(ctx context.Context, c *Client, progress func(have, want i
 			}
 		}
 	}
+	if m.Size() < cp.Size {
+		return fmt.Errorf("mirror: the hub sent %d entries of the %d its checkpoint covers", m.Size(), cp.Size)
+	}
 	if err := m.replay.CheckCheckpoint(cp); err != nil {
 		return err
+	}
+	// The same log as the one this client's receipts came from.
+	if err := c.CheckCheckpoint(ctx, cp); err != nil {
+		return fmt.Errorf("mirror: %w", err)
 	}
 	// The entries first, durably; then the checkpoint that vouches for them.
 	if err := m.w.Flush(); err != nil {
@@ -257,6 +307,9 @@ func (m *Mirror) Sync(ctx context.Context, c *Client, progress func(have, want i
 		return err
 	}
 	m.cp = &cp
+	if m.synced, err = m.file.Seek(0, io.SeekCurrent); err != nil {
+		return fmt.Errorf("mirror: %w", err)
+	}
 	return nil
 }
 
@@ -307,6 +360,9 @@ func (m *Mirror) Follow(ctx context.Context, c *Client, interval time.Duration, 
 // Match answers a match request from the mirror alone, as the hub would have answered this
 // partner when the mirror was last synced.
 func (m *Mirror) Match(req *concordv1.MatchRequest) (*concordv1.MatchResponse, error) {
+	if m.broken != nil {
+		return nil, m.broken
+	}
 	return match.Answer(m.replay.State(), m.index.Current(), m.partner, req, time.Now())
 }
 

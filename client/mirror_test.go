@@ -232,10 +232,32 @@ func TestMirrorRefusesWhatDoesNotVerify(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	honestSize := m.Size()
 	err = m.Sync(ctx, fork.Client(t, "videoshare"), nil)
 	if err == nil || !strings.Contains(err.Error(), "root") && !strings.Contains(err.Error(), "signature") {
 		t.Fatalf("syncing from a forked log: %v; want the fork detected", err)
 	}
+	// The fork's entries were applied before its root was found wrong: the mirror answers
+	// nothing until reopened, and reopened it holds only what the honest checkpoint vouches for.
+	if _, err := m.Match(&concordv1.MatchRequest{Hashes: []*concordv1.Hash{{Kind: concordv1.HashKind_HASH_KIND_SHA256, Value: make([]byte, 32)}}}); err == nil {
+		t.Fatal("a mirror that applied unverified entries still answers matches")
+	}
+	m.Close()
+	if m, err = client.OpenMirror(dir, logVerifier(t, n), ""); err != nil {
+		t.Fatalf("reopen after the fork: %v", err)
+	}
+	if m.Size() != honestSize {
+		t.Fatalf("reopened mirror holds %d entries, want the %d its checkpoint vouches for", m.Size(), honestSize)
+	}
+	forkSum := sha256.Sum256([]byte("fork 6"))
+	resp, err := m.Match(&concordv1.MatchRequest{Hashes: []*concordv1.Hash{{Kind: concordv1.HashKind_HASH_KIND_SHA256, Value: forkSum[:]}}})
+	if err != nil || len(resp.GetResults()[0].GetMatches()) != 0 {
+		t.Fatalf("the reopened mirror matches a hash only the fork has: %v, %v", resp, err)
+	}
+	if err := m.Sync(ctx, n.Client(t, "videoshare"), nil); err != nil {
+		t.Fatalf("the honest hub after the fork: %v", err)
+	}
+	m.Close()
 
 	// A statement changed after signing never enters a replay.
 	rp, err := client.NewReplayer(nil)
