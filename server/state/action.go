@@ -182,6 +182,9 @@ func (s *Store) ReportAction(idx uint64, r *concordv1.ActionReport, cmd *statev1
 	if orig != nil {
 		return proto.CloneOf(orig), nil
 	}
+	if err := checkCosignersTxn(txn, cmd.GetEnvelope(), at); err != nil {
+		return nil, err
+	}
 	logIdx, _, err := appendLogTxn(txn, idx, atTS, statementEntry(cmd.GetEnvelope(), cmd.GetSignerKeyId()), r.GetNoticeId())
 	if err != nil {
 		return nil, err

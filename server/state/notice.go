@@ -258,6 +258,9 @@ func submitNoticeTxn(txn WriteTxn, idx uint64, n *concordv1.Notice, cmd *statev1
 	if orig != nil {
 		return orig, "", true, nil
 	}
+	if err := checkCosignersTxn(txn, cmd.GetEnvelope(), at); err != nil {
+		return nil, "", false, err
+	}
 	js, err := jurisdictionsTxn(txn)
 	if err != nil {
 		return nil, "", false, err
@@ -351,6 +354,9 @@ func noticeStatementTxn(txn WriteTxn, idx uint64, st Statement, cmd *statev1.Not
 	if applied != nil {
 		res, err := replayedStatement(txn, applied)
 		return res, true, err
+	}
+	if err := checkCosignersTxn(txn, cmd.GetEnvelope(), at); err != nil {
+		return nil, false, err
 	}
 
 	next := shallowRecord(rec)

@@ -129,8 +129,34 @@ func checkNoticeTxn(txn ReadTxn, n *concordv1.Notice, signerKeyID string, at tim
 		if prev.GetState() != concordv1.NoticeState_NOTICE_STATE_ACTIVE {
 			return nil, fault.Precondition("supersedes: notice %s is already %s", old, stateName(prev.GetState()))
 		}
+		if !reachesAudience(n, prev.GetNotice()) {
+			return nil, fault.Precondition("supersedes: notice %s is seen by partners this notice's TLP and sharing group would hide it from: supersede it with a notice at least as widely shared, or withdraw it", old)
+		}
 	}
 	return nil, nil
+}
+
+// restricted reports whether a notice is seen only by its sharing group (and its issuer).
+func restricted(n *concordv1.Notice) bool {
+	return n.GetTlp() == concordv1.TLP_TLP_RED || n.GetTlp() == concordv1.TLP_TLP_AMBER_STRICT
+}
+
+// reachesAudience reports whether everyone who may see old may see next: a notice replaced by
+// one they cannot see would vanish for them, and its superseded_by would name a notice they may
+// not know of.
+func reachesAudience(next, old *concordv1.Notice) bool {
+	if !restricted(next) {
+		return true
+	}
+	if !restricted(old) {
+		return false
+	}
+	for _, p := range old.GetSharingGroup() {
+		if p != next.GetIssuer() && !slices.Contains(next.GetSharingGroup(), p) {
+			return false
+		}
+	}
+	return true
 }
 
 // checkNoticeHashes refuses low-quality perceptual hashes and duplicates. The shapes of the
@@ -221,6 +247,26 @@ func coveredCategories(j *concordv1.Jurisdiction, categories []concordv1.Categor
 // revocation committed in between.
 func checkStatementSignerTxn(txn ReadTxn, author, signerKeyID string, at time.Time) (*concordv1.Partner, error) {
 	return checkSignerRoleTxn(txn, author, signerKeyID, at, concordv1.Role_ROLE_AUTHORITY, "only authorities issue, endorse, object to and withdraw notices")
+}
+
+// checkCosignersTxn checks that every key that signed env is registered and may sign at at. The
+// service verified every signature; the first is the author's, checked with its role; a
+// co-signer's key revoked between that check and the commit must not slip through either
+// (a replay of the log judges every signature at the entry's time).
+func checkCosignersTxn(txn ReadTxn, env *concordv1.Envelope, at time.Time) error {
+	for i, sig := range env.GetSignatures() {
+		k, err := signingKeyTxn(txn, sig.GetKeyid())
+		if err != nil {
+			return err
+		}
+		if k == nil {
+			return fault.Denied("signature %d: signing key %s is not registered", i, sig.GetKeyid())
+		}
+		if why := keyUnusable(k, at); why != "" {
+			return fault.Denied("signature %d: signing key %s %s", i, sig.GetKeyid(), why)
+		}
+	}
+	return nil
 }
 
 // deriveJurisdictions computes a new notice's state in every registered jurisdiction, sorted by

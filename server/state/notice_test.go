@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -363,5 +364,51 @@ func TestAcceptedTimesFollowLogOrder(t *testing.T) {
 		return true
 	}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestSupersedeKeepsTheAudience: a notice is only replaced by one everyone who saw it may see.
+func TestSupersedeKeepsTheAudience(t *testing.T) {
+	t.Parallel()
+	s := noticeStore(t)
+	idx := uint64(1)
+	sub := func(n *concordv1.Notice) error {
+		idx++
+		_, err := submit(t, s, idx, n, t0)
+		return err
+	}
+	open := testNotice(concordv1.Category_CATEGORY_INCITEMENT)
+	if err := sub(open); err != nil {
+		t.Fatal(err)
+	}
+	red := testNotice(concordv1.Category_CATEGORY_INCITEMENT)
+	red.Tlp, red.SharingGroup, red.Supersedes = concordv1.TLP_TLP_RED, []string{"de-bka"}, open.GetNoticeId()
+	if err := sub(red); fault.CodeOf(err) != codes.FailedPrecondition {
+		t.Fatalf("an open notice superseded by a red one: %v; want FailedPrecondition", err)
+	}
+	red.Supersedes = ""
+	if err := sub(red); err != nil {
+		t.Fatal(err)
+	}
+	wider := testNotice(concordv1.Category_CATEGORY_INCITEMENT)
+	wider.Tlp, wider.SharingGroup, wider.Supersedes = concordv1.TLP_TLP_RED, []string{"de-bka", "videoshare"}, red.GetNoticeId()
+	if err := sub(wider); err != nil {
+		t.Fatalf("a red notice superseded by one shared more widely: %v", err)
+	}
+}
+
+// TestCosignerKeysAreJudgedAtCommit: a statement co-signed with a key revoked before it is
+// committed is refused by the state machine, as a replay of the log would refuse it.
+func TestCosignerKeysAreJudgedAtCommit(t *testing.T) {
+	t.Parallel()
+	s := noticeStore(t)
+	n := testNotice(concordv1.Category_CATEGORY_INCITEMENT)
+	env := envelopeOf(t, "application/vnd.concord.notice.v1+protobuf", n, pharosKeyID)
+	// de-bka's key co-signs; it was revoked an hour before.
+	mustApply(t, s, 2, revoke("de-bka", testKey("", "bka").GetKeyId()), t0.Add(-time.Hour))
+	env.Signatures = append(env.Signatures, &concordv1.Signature{Keyid: testKey("", "bka").GetKeyId(), Sig: env.Signatures[0].Sig})
+	cmd := &statev1.SubmitNotice{Envelope: env, SignerKeyId: pharosKeyID, At: timestamppb.New(t0)}
+	if _, _, _, err := s.SubmitNotice(3, n, cmd); fault.CodeOf(err) != codes.PermissionDenied || !strings.Contains(err.Error(), "revoked") {
+		t.Fatalf("co-signed with a revoked key: %v; want PermissionDenied saying revoked", err)
 	}
 }

@@ -324,6 +324,9 @@ func registryChangeTxn(txn WriteTxn, idx uint64, change *concordv1.RegistryChang
 	if err != nil || orig != nil {
 		return orig, err
 	}
+	if err := checkCosignersTxn(txn, cmd.GetEnvelope(), at); err != nil {
+		return nil, err
+	}
 
 	switch c := change.GetChange().(type) {
 	case *concordv1.RegistryChange_UpsertPartner:
