@@ -35,8 +35,12 @@ import (
 
 // Config says where a node is and who the partner is.
 type Config struct {
-	// Addr is the node's gRPC port, host:port.
+	// Addr is the node's gRPC port, host:port. For a cluster, give several nodes, separated by
+	// commas, or use Addrs: the client fails over between them.
 	Addr string
+	// Addrs are the gRPC ports of a cluster's nodes, tried in turn: a call that a node answers
+	// Unavailable (down, cut off, no leader) goes to the next one when it is retried.
+	Addrs []string
 	// TLS names the CA that issued the node's certificate, and the partner's client certificate
 	// and key.
 	TLS mtls.Files
@@ -53,21 +57,23 @@ type Config struct {
 	WitnessQuorum int
 	// Timeout bounds each call that has no earlier deadline (default 30 s).
 	Timeout time.Duration
-	// Retries is how often an idempotent call is retried on Unavailable (default 3; -1 none).
+	// Retries is how often an idempotent call is retried on Unavailable (default 3; -1 none),
+	// each time on the next node of Addrs.
 	Retries int
 	// Logger receives one line per failed call (default: none).
 	Logger *slog.Logger
 }
 
-// Client is a connection to a Concord node.
+// Client is a connection to a Concord node, or to the nodes of a cluster.
 type Client struct {
-	conn     *grpc.ClientConn
+	nodes    *failover
 	signer   *dsse.Signer
 	Registry concordv1.RegistryServiceClient
 	Notices  concordv1.NoticeServiceClient
 	Log      concordv1.LogServiceClient
 	Actions  concordv1.ActionServiceClient
 	Matches  concordv1.MatchServiceClient
+	Cluster  concordv1.ClusterServiceClient
 
 	meMu sync.Mutex
 	me   *concordv1.Partner // cached WhoAmI
@@ -79,9 +85,16 @@ type Client struct {
 	lastCP    *translog.Checkpoint // the largest checkpoint verified so far
 }
 
-// Dial connects to a node. The connection is established lazily, on the first call.
+// Dial connects to a node, or to several nodes of a cluster. Connections are established lazily,
+// on the first call.
 func Dial(cfg Config) (*Client, error) {
-	if cfg.Addr == "" {
+	addrs := cfg.Addrs
+	for _, a := range strings.Split(cfg.Addr, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			addrs = append(addrs, a)
+		}
+	}
+	if len(addrs) == 0 {
 		return nil, errors.New("client: no node address")
 	}
 	tlsConf, err := mtls.ClientConfig(cfg.TLS)
@@ -113,38 +126,42 @@ func Dial(cfg Config) (*Client, error) {
 		retry.WithBackoff(retry.BackoffExponentialWithJitterBounded(100*time.Millisecond, 0.2, 2*time.Second)),
 		retry.WithRetriable(retriable),
 	)))
-	conn, err := grpc.NewClient(cfg.Addr,
-		grpc.WithTransportCredentials(verdictCreds{credentials.NewTLS(tlsConf)}),
-		grpc.WithChainUnaryInterceptor(unary...),
-	)
-	if err != nil {
-		return nil, fmt.Errorf("client: %w", err)
+	nodes := &failover{unary: chainUnary(unary)}
+	for _, addr := range addrs {
+		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(verdictCreds{credentials.NewTLS(tlsConf.Clone())}))
+		if err != nil {
+			nodes.close()
+			return nil, fmt.Errorf("client: %s: %w", addr, err)
+		}
+		nodes.conns = append(nodes.conns, conn)
 	}
-	c := &Client{conn: conn, Registry: concordv1.NewRegistryServiceClient(conn), Notices: concordv1.NewNoticeServiceClient(conn),
-		Log: concordv1.NewLogServiceClient(conn), Actions: concordv1.NewActionServiceClient(conn), Matches: concordv1.NewMatchServiceClient(conn)}
+	c := &Client{nodes: nodes, Registry: concordv1.NewRegistryServiceClient(nodes), Notices: concordv1.NewNoticeServiceClient(nodes),
+		Log: concordv1.NewLogServiceClient(nodes), Actions: concordv1.NewActionServiceClient(nodes), Matches: concordv1.NewMatchServiceClient(nodes),
+		Cluster: concordv1.NewClusterServiceClient(nodes)}
+
 	if cfg.LogKeyFile != "" {
 		if c.logKey, err = pki.LoadLogVerifier(cfg.LogKeyFile); err != nil {
-			conn.Close()
+			nodes.close()
 			return nil, err
 		}
 	}
 	for _, w := range cfg.Witnesses {
 		v, err := formats.NewVerifierForCosignatureV1(w)
 		if err != nil {
-			conn.Close()
+			nodes.close()
 			return nil, fmt.Errorf("client: witness key %q: %w", w, err)
 		}
 		c.witnesses = append(c.witnesses, v)
 	}
 	if cfg.WitnessQuorum > len(c.witnesses) {
-		conn.Close()
+		nodes.close()
 		return nil, fmt.Errorf("client: a quorum of %d witnesses, but %d are trusted", cfg.WitnessQuorum, len(c.witnesses))
 	}
 	c.quorum = cfg.WitnessQuorum
 	if cfg.SigningKeyFile != "" {
 		key, err := pki.LoadSigningKey(cfg.SigningKeyFile)
 		if err != nil {
-			conn.Close()
+			nodes.close()
 			return nil, err
 		}
 		s := dsse.NewSigner(key)
@@ -153,11 +170,16 @@ func Dial(cfg Config) (*Client, error) {
 	return c, nil
 }
 
-// Conn is the underlying gRPC connection, for services the SDK does not wrap.
-func (c *Client) Conn() *grpc.ClientConn { return c.conn }
+// Conn is the connection to the node calls currently go to, for services the SDK does not wrap.
+// Calls made on it do not fail over; Nodes does.
+func (c *Client) Conn() *grpc.ClientConn { return c.nodes.current() }
 
-// Close closes the connection.
-func (c *Client) Close() error { return c.conn.Close() }
+// Nodes is a connection to every node given, failing over between them as the SDK's own calls
+// do, for services the SDK does not wrap.
+func (c *Client) Nodes() grpc.ClientConnInterface { return c.nodes }
+
+// Close closes the connections.
+func (c *Client) Close() error { return c.nodes.close() }
 
 // Signer is the partner's statement signer, or nil without a signing key.
 func (c *Client) Signer() *dsse.Signer { return c.signer }

@@ -20,6 +20,7 @@ import (
 	"concord/matchindex"
 	"concord/server/action"
 	"concord/server/authz"
+	"concord/server/cluster"
 	"concord/server/fsm"
 	"concord/server/match"
 	"concord/server/notice"
@@ -63,13 +64,49 @@ type Config struct {
 	Logger          *slog.Logger
 	// Now is the leader's clock, which stamps commands (default time.Now).
 	Now func() time.Time
-	// ReadyTimeout bounds the wait for the node to elect itself and replay its log (default 60 s).
+	// ReadyTimeout bounds the wait for the node to elect itself and replay its log (default
+	// 60 s), or, in a cluster, to join it and catch up with its leader (default 10 min: the
+	// other members of a cluster that restarts whole may come up minutes later).
 	ReadyTimeout time.Duration
 	// LogKeyFile is the transparency log's note signer key (see pki.Layout.LogKey). Required.
 	LogKeyFile string
 	// FeedMaxLag is how many events a notice watcher may fall behind before it is told to
 	// resume (default notice.DefaultMaxLag).
 	FeedMaxLag uint64
+
+	// Cluster makes the node one of several (see ClusterConfig). Its zero value runs the node
+	// alone, as a single voter with an in-memory raft transport.
+	Cluster ClusterConfig
+}
+
+// ClusterConfig places a node in a raft cluster of Concord nodes.
+type ClusterConfig struct {
+	// NodeID names the node: its raft server id, which its node certificate must name (default
+	// raftnode.DefaultNodeID, or the id the node certificate names).
+	NodeID string
+	// RaftAddr is the node's raft port, host:port, as the other nodes reach it. Empty: the node
+	// runs alone.
+	RaftAddr string
+	// NodeCert and NodeKey are the node certificate (spiffe://<trust-domain>/node/<id>, from
+	// the CA of TLS.CA) and its key. Required with RaftAddr.
+	NodeCert, NodeKey string
+	// Join lists the gRPC ports of cluster members. A node without state asks them to add it;
+	// without Join it bootstraps a new cluster of itself.
+	Join []string
+	// Network carries the raft port's connections (default TCP); tests inject faults.
+	Network cluster.Network
+	// LeaderWait bounds how long a request waits for a reachable leader (default
+	// cluster.DefaultLeaderWait).
+	LeaderWait time.Duration
+	// HealthInterval is how often a clustered node checks that it is current, for the health
+	// service (default 1 s).
+	HealthInterval time.Duration
+	// Raft tunes raft (tests shorten its timeouts and snapshot often).
+	SnapshotThreshold  uint64
+	SnapshotInterval   time.Duration
+	TrailingLogs       uint64
+	HeartbeatTimeout   time.Duration
+	LeaderLeaseTimeout time.Duration
 }
 
 func (c *Config) setDefaults() error {
@@ -102,21 +139,37 @@ func (c *Config) setDefaults() error {
 	}
 	if c.ReadyTimeout == 0 {
 		c.ReadyTimeout = 60 * time.Second
+		if c.Cluster.RaftAddr != "" {
+			c.ReadyTimeout = 10 * time.Minute
+		}
+	}
+	if c.Cluster.RaftAddr != "" && (c.Cluster.NodeCert == "" || c.Cluster.NodeKey == "") {
+		return errors.New("server: a raft address (--raft-addr) needs the node certificate and key (--node-cert, --node-key; 'concord certs init --nodes ID' issues them)")
+	}
+	if c.Cluster.RaftAddr == "" && len(c.Cluster.Join) > 0 {
+		return errors.New("server: joining a cluster (--join) needs this node's raft address (--raft-addr)")
+	}
+	if c.Cluster.HealthInterval == 0 {
+		c.Cluster.HealthInterval = time.Second
 	}
 	return nil
 }
 
 // Server is a running node.
 type Server struct {
-	cfg    Config
-	fsm    *fsm.FSM
-	index  *match.Index
-	node   *raftnode.Node
-	health *health.Server
-	grpc   *grpc.Server
-	http   *http.Server
-	grpcLn net.Listener
-	httpLn net.Listener
+	cfg     Config
+	fsm     *fsm.FSM
+	index   *match.Index
+	node    *raftnode.Node
+	cluster *cluster.Node
+	port    *cluster.Port // nil for a node that runs alone
+	nodeTLS *mtls.Node
+	nodeRPC *grpc.Server // NodeService on the raft port
+	health  *health.Server
+	grpc    *grpc.Server
+	http    *http.Server
+	grpcLn  net.Listener
+	httpLn  net.Listener
 
 	errc     chan error
 	stopping chan struct{} // closed at shutdown: long-lived streams end
@@ -145,20 +198,23 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 	s.index = match.NewIndex(matchindex.Options{}, cfg.Logger)
 	s.fsm.Attach(s.index)
-	if s.node, err = raftnode.Open(raftnode.Config{DataDir: cfg.DataDir, Logger: cfg.Logger}, s.fsm); err != nil {
+	policy := authz.NewPolicy(cfg.TrustDomain, func(id string) (*concordv1.Partner, error) {
+		return s.fsm.State().PartnerRow(id) // read-only: the policy only reads roles
+	})
+	if err := s.openRaft(ctx, policy); err != nil {
 		return nil, err
 	}
 	defer func() {
 		if err != nil {
-			_ = s.node.Shutdown()
+			s.stopRaft()
 		}
 	}()
 	readyCtx, cancel := context.WithTimeout(ctx, cfg.ReadyTimeout)
 	defer cancel()
-	if err := s.node.WaitReady(readyCtx); err != nil {
-		return nil, fmt.Errorf("wait for the node to be ready: %w", err)
+	if err := s.waitReady(readyCtx); err != nil {
+		return nil, err
 	}
-	if did, err := registry.Bootstrap(readyCtx, s.fsm.State(), s.node, cfg.Registry, cfg.Now()); err != nil {
+	if did, err := registry.Bootstrap(readyCtx, s.fsm.State(), s.cluster, cfg.Registry, cfg.Now()); err != nil {
 		return nil, err
 	} else if did {
 		cfg.Logger.Info("registry bootstrapped", "partners", len(cfg.Registry.Partners), "jurisdictions", len(cfg.Registry.Jurisdictions))
@@ -168,13 +224,10 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	regSvc, err := registry.New(s.fsm.State, s.node, pub, cfg.Now)
+	regSvc, err := registry.New(s.fsm.State, s.cluster, pub, cfg.Now)
 	if err != nil {
 		return nil, err
 	}
-	policy := authz.NewPolicy(cfg.TrustDomain, func(id string) (*concordv1.Partner, error) {
-		return s.fsm.State().PartnerRow(id) // read-only: the policy only reads roles
-	})
 	limit := cfg.RateLimit
 	if limit < 0 {
 		limit = 0
@@ -186,14 +239,15 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Logger:          cfg.Logger,
 		Health:          s.health,
 		MaxMessageBytes: cfg.MaxMessageBytes,
+		Consistency:     s.cluster,
 	}
-	noticeSvc, err := notice.New(s.fsm.State, s.node, pub, cfg.Now)
+	noticeSvc, err := notice.New(s.fsm.State, s.cluster, pub, cfg.Now)
 	if err != nil {
 		return nil, err
 	}
 	noticeSvc.MaxLag = cfg.FeedMaxLag
 	noticeSvc.Stopping = s.stopping
-	actionSvc, err := action.New(s.fsm.State, s.node, pub, cfg.Now)
+	actionSvc, err := action.New(s.fsm.State, s.cluster, pub, cfg.Now)
 	if err != nil {
 		return nil, err
 	}
@@ -201,11 +255,17 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
+	matchSvc.Reads = s.cluster
 	logSvc := transparency.NewService(s.fsm.State, s.fsm.Tree, pub)
 	logSvc.Stopping = s.stopping
 	services := transport.Services{Registry: regSvc, NoticeGRPC: noticeSvc.GRPC(), NoticeConnect: noticeSvc.Connect(), Action: actionSvc,
 		MatchGRPC: matchSvc.GRPC(), MatchConnect: matchSvc.Connect(),
 		LogGRPC: logSvc.GRPC(), LogConnect: logSvc.Connect()}
+	admin := s.cluster.Admin(cfg.Now)
+	services.ClusterGRPC, services.ClusterConnect = admin.GRPC(), admin.Connect()
+	if s.port != nil {
+		services.Node = s.cluster.NodeService()
+	}
 	if s.grpc, err = transport.NewGRPC(opts, services); err != nil {
 		return nil, err
 	}
@@ -227,9 +287,140 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	// ServeTLS uses s.http.TLSConfig (certificates included) and enables HTTP/2.
 	go func() { s.errc <- s.http.ServeTLS(s.httpLn, "", "") }()
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	cfg.Logger.Info("concord node ready", "grpc", s.GRPCAddr(), "https", s.HTTPAddr(), "data_dir", cfg.DataDir)
+	if s.port != nil {
+		go s.watchHealth()
+	}
+	cfg.Logger.Info("concord node ready", "grpc", s.GRPCAddr(), "https", s.HTTPAddr(), "data_dir", cfg.DataDir,
+		"node", s.node.ID(), "raft", s.node.Addr())
 	return s, nil
 }
+
+// openRaft opens the raft node: alone with the in-memory transport, or on the raft port with
+// the node certificate, whose gRPC side then serves NodeService.
+func (s *Server) openRaft(ctx context.Context, policy *authz.Policy) (err error) {
+	cc := s.cfg.Cluster
+	rc := raftnode.Config{DataDir: s.cfg.DataDir, NodeID: cc.NodeID, Logger: s.cfg.Logger,
+		SnapshotThreshold: cc.SnapshotThreshold, SnapshotInterval: cc.SnapshotInterval, TrailingLogs: cc.TrailingLogs,
+		HeartbeatTimeout: cc.HeartbeatTimeout, LeaderLeaseTimeout: cc.LeaderLeaseTimeout}
+	if cc.RaftAddr != "" {
+		nodeTLS, err := mtls.NodeConfig(mtls.Files{CA: s.cfg.TLS.CA, Cert: cc.NodeCert, Key: cc.NodeKey}, s.cfg.TrustDomain)
+		if err != nil {
+			return err
+		}
+		if rc.NodeID == "" {
+			rc.NodeID = nodeTLS.ID
+		}
+		if nodeTLS.ID != rc.NodeID {
+			return fmt.Errorf("server: the node certificate %s names node %q, but this node is %q (--node-id): give it its own certificate", cc.NodeCert, nodeTLS.ID, rc.NodeID)
+		}
+		s.nodeTLS = nodeTLS
+		if s.port, err = cluster.Listen(cc.Network, cc.RaftAddr, nodeTLS, s.cfg.Logger); err != nil {
+			return err
+		}
+		rc.Stream = s.port.Raft()
+		rc.Join = len(cc.Join) > 0
+	}
+	if s.node, err = raftnode.Open(rc, s.fsm); err != nil {
+		if s.port != nil {
+			s.port.Close()
+		}
+		return err
+	}
+	s.cluster = cluster.New(cluster.Config{Raft: s.node, FSM: s.fsm, Port: s.port, Logger: s.cfg.Logger, LeaderWait: cc.LeaderWait})
+	if s.port != nil {
+		if s.nodeRPC, err = transport.NewNodeGRPC(policy, s.cfg.Logger, cluster.ServerCredentials(), s.cluster.NodeService()); err != nil {
+			s.stopRaft()
+			return err
+		}
+		go func() { _ = s.nodeRPC.Serve(s.port.GRPC()) }()
+	}
+	return nil
+}
+
+// waitReady returns once the node's state is current: alone, once it elected itself and
+// replayed its log; in a cluster, once it joined (a new node with --join) and caught up with
+// the leader, so that a restarted node never serves the state it had when it stopped.
+func (s *Server) waitReady(ctx context.Context) error {
+	if s.port == nil {
+		if err := s.node.WaitReady(ctx); err != nil {
+			return fmt.Errorf("wait for the node to be ready: %w", err)
+		}
+		return nil
+	}
+	if !s.node.Existing() && len(s.cfg.Cluster.Join) > 0 {
+		if err := cluster.Join(ctx, s.cfg.Cluster.Join, s.nodeTLS.Public, s.node.ID(), s.port.Addr(), s.cfg.Logger); err != nil {
+			return err
+		}
+	}
+	if err := s.cluster.WaitCaughtUp(ctx); err != nil {
+		return err
+	}
+	if err := s.node.UpdateOwnAddress(ctx); err != nil {
+		return fmt.Errorf("record this node's raft address: %w", err)
+	}
+	return nil
+}
+
+// watchHealth keeps the health service's status in step with the node: SERVING while it can
+// confirm its state is current, NOT_SERVING while it cannot (no leader, cut off).
+func (s *Server) watchHealth() {
+	tick := time.NewTicker(s.cfg.Cluster.HealthInterval)
+	defer tick.Stop()
+	serving := true
+	for {
+		select {
+		case <-s.stopping:
+			return
+		case <-tick.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Cluster.HealthInterval+2*time.Second)
+		err := s.cluster.Linearize(ctx)
+		cancel()
+		if ok := err == nil; ok != serving {
+			serving = ok
+			if ok {
+				s.cfg.Logger.Info("node is current again: serving", "node", s.node.ID())
+				s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+			} else {
+				s.cfg.Logger.Warn("node cannot confirm its state is current: not serving", "node", s.node.ID(), "err", err)
+				s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+			}
+		}
+	}
+}
+
+// stopRaft stops NodeService, raft and the raft port.
+func (s *Server) stopRaft() error {
+	if s.nodeRPC != nil {
+		s.nodeRPC.Stop()
+	}
+	if s.cluster != nil {
+		s.cluster.Close()
+	}
+	var err error
+	if s.node != nil {
+		err = s.node.Shutdown()
+	}
+	if s.port != nil {
+		s.port.Close()
+	}
+	return err
+}
+
+// NodeID is the node's raft server id.
+func (s *Server) NodeID() string { return s.node.ID() }
+
+// RaftAddr is the node's raft address (its node id when it runs alone).
+func (s *Server) RaftAddr() string { return s.node.Addr() }
+
+// IsLeader reports whether the node is the raft leader.
+func (s *Server) IsLeader() bool { return s.node.IsLeader() }
+
+// RaftStats are raft's statistics, for diagnostics and tests.
+func (s *Server) RaftStats() map[string]string { return s.node.Stats() }
+
+// Applied is the raft index of the last command the node's state applied.
+func (s *Server) Applied() uint64 { return s.fsm.Applied() }
 
 // GRPCAddr is the gRPC port's address.
 func (s *Server) GRPCAddr() string { return s.grpcLn.Addr().String() }
@@ -262,7 +453,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			_ = s.http.Close()
 			httpErr = nil
 		}
-		s.stopErr = errors.Join(httpErr, s.node.Shutdown())
+		s.stopErr = errors.Join(httpErr, s.stopRaft())
 	})
 	return s.stopErr
 }

@@ -82,6 +82,9 @@ type Node struct {
 	// Server accepts connections from other nodes; Client opens them. Neither sets NextProtos:
 	// the caller says what it speaks.
 	Server, Client *tls.Config
+	// Public calls a member's gRPC port (to join the cluster) with the node certificate; the
+	// port's server certificate is checked as partners check it, host name included.
+	Public *tls.Config
 }
 
 // NodeConfig loads a node certificate and builds both sides of node-to-node mutual TLS. Each side
@@ -130,7 +133,13 @@ func NodeConfig(f Files, trustDomain string) (*Node, error) {
 			return peerIsNode(cs, trustDomain)
 		},
 	}
-	return &Node{ID: id, Server: server, Client: client}, nil
+	public := &tls.Config{
+		MinVersion:   tls.VersionTLS13,
+		Certificates: []tls.Certificate{cert},
+		RootCAs:      pool,
+		NextProtos:   []string{"h2"},
+	}
+	return &Node{ID: id, Server: server, Client: client, Public: public}, nil
 }
 
 func peerIsNode(cs tls.ConnectionState, trustDomain string) error {

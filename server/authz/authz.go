@@ -35,7 +35,26 @@ func (c *Caller) HasRole(role concordv1.Role) bool {
 	return c != nil && c.Partner != nil && slices.Contains(c.Partner.GetRoles(), role)
 }
 
+// Node is a cluster node calling another node's internal service, identified by its node
+// certificate (spiffe://<trust-domain>/node/<id>).
+type Node struct {
+	ID string
+}
+
 type callerKey struct{}
+
+type nodeKey struct{}
+
+// WithNode returns ctx carrying n.
+func WithNode(ctx context.Context, n *Node) context.Context {
+	return context.WithValue(ctx, nodeKey{}, n)
+}
+
+// NodeFrom returns the authenticated node behind a request of the nodes' internal service.
+func NodeFrom(ctx context.Context) (*Node, bool) {
+	n, ok := ctx.Value(nodeKey{}).(*Node)
+	return n, ok
+}
 
 // WithCaller returns ctx carrying c.
 func WithCaller(ctx context.Context, c *Caller) context.Context {
@@ -59,6 +78,10 @@ var infrastructure = map[protoreflect.FullName]bool{
 	"grpc.reflection.v1alpha.ServerReflection": true,
 }
 
+// nodePackage is the proto package of the service nodes speak to each other (NodeService): only
+// node certificates may call it, and node certificates may call nothing else but infrastructure.
+const nodePackage protoreflect.FullName = "concord.node.v1"
+
 // Policy authorizes calls.
 type Policy struct {
 	trustDomain string
@@ -68,6 +91,7 @@ type Policy struct {
 
 type access struct {
 	open  bool // infrastructure: any verified certificate
+	nodes bool // the nodes' internal service: node certificates only
 	roles []concordv1.Role
 	err   error
 }
@@ -113,6 +137,9 @@ func resolve(fullMethod string, md protoreflect.MethodDescriptor) access {
 	if infrastructure[md.Parent().FullName()] {
 		return access{open: true}
 	}
+	if md.ParentFile().Package() == nodePackage {
+		return access{nodes: true}
+	}
 	roles, ok := AllowedRoles(md)
 	if !ok || len(roles) == 0 {
 		// Deny by default: a method without a declared policy is a bug, not an open door.
@@ -129,11 +156,19 @@ func (p *Policy) Authorize(ctx context.Context, fullMethod string, md protorefle
 	}
 	partnerID, err := identity.PartnerID(chain[0], p.trustDomain)
 	if err != nil {
-		return ctx, fault.Unauthenticated("client certificate does not name a Concord partner: %v", err)
+		nodeID, nodeErr := identity.NodeID(chain[0], p.trustDomain)
+		if nodeErr != nil {
+			return ctx, fault.Unauthenticated("client certificate names neither a Concord partner nor a cluster node: %v", err)
+		}
+		return p.authorizeNode(ctx, fullMethod, md, nodeID)
 	}
 	a := p.lookup(fullMethod, md)
 	if a.err != nil {
 		return ctx, a.err
+	}
+	if a.nodes {
+		return ctx, fault.Denied("%s is internal to the cluster: only its nodes call it, with a node certificate (spiffe://%s/node/<id>); partner %q may not",
+			methodName(fullMethod), p.trustDomain, partnerID)
 	}
 	caller := &Caller{PartnerID: partnerID, CertURI: identity.PartnerURI(p.trustDomain, partnerID).String()}
 	if a.open {
@@ -154,6 +189,20 @@ func (p *Policy) Authorize(ctx context.Context, fullMethod string, md protorefle
 	}
 	return ctx, fault.Denied("%s requires role %s; partner %q holds %s",
 		methodName(fullMethod), roleNames(a.roles, " or "), partnerID, roleNames(partner.GetRoles(), ", "))
+}
+
+// authorizeNode lets a node certificate call the nodes' internal service and infrastructure
+// (health, reflection), and nothing of the partner API.
+func (p *Policy) authorizeNode(ctx context.Context, fullMethod string, md protoreflect.MethodDescriptor, nodeID string) (context.Context, error) {
+	a := p.lookup(fullMethod, md)
+	if a.err != nil {
+		return ctx, a.err
+	}
+	if !a.nodes && !a.open {
+		return ctx, fault.Denied("%s is part of the partner API: the certificate of cluster node %q grants no access to it; call with a partner certificate",
+			methodName(fullMethod), nodeID)
+	}
+	return WithNode(ctx, &Node{ID: nodeID}), nil
 }
 
 func methodName(fullMethod string) string {

@@ -31,6 +31,9 @@ type Service struct {
 	index     func() *matchindex.Index
 	now       func() time.Time
 	validator protovalidate.Validator
+
+	// Reads, if set, makes answers linearizable (set before serving).
+	Reads Reads
 }
 
 // New returns the match service over the state and the index derived from it.
@@ -45,13 +48,37 @@ func New(st func() *state.Store, index func() *matchindex.Index, now func() time
 	return &Service{state: st, index: index, now: now, validator: v}, nil
 }
 
+// Reads is the cluster's read barrier (see cluster.Node).
+type Reads interface {
+	// Linearize returns once the node's state holds every write acknowledged before the call.
+	Linearize(ctx context.Context) error
+	// Fresh reports whether the node may answer from its own state a read that tolerates
+	// maxStaleness.
+	Fresh(maxStaleness time.Duration) bool
+}
+
 // Match answers one batch.
 func (s *Service) Match(ctx context.Context, req *concordv1.MatchRequest) (*concordv1.MatchResponse, error) {
 	c, err := signed.Caller(ctx)
 	if err != nil {
 		return nil, err
 	}
+	if err := s.barrier(ctx, req); err != nil {
+		return nil, err
+	}
 	return s.match(c.PartnerID, req)
+}
+
+// barrier makes the node's state current for req, unless the caller tolerates the staleness of
+// a node that heard from the leader lately (max_staleness).
+func (s *Service) barrier(ctx context.Context, req *concordv1.MatchRequest) error {
+	if s.Reads == nil {
+		return nil
+	}
+	if ms := req.GetMaxStaleness(); ms != nil && ms.CheckValid() == nil && s.Reads.Fresh(ms.AsDuration()) {
+		return nil
+	}
+	return s.Reads.Linearize(ctx)
 }
 
 // noticeView is what one batch needs of a notice: whether the caller may see it, and its
@@ -207,6 +234,9 @@ func (s *Service) stream(ctx context.Context, recv func() (*concordv1.MatchStrea
 	if err != nil {
 		return err
 	}
+	// Like every long-lived read, a stream needs only one barrier: the first batch's. Later
+	// batches see the node's state as it is applied.
+	current := false
 	for {
 		req, err := recv()
 		if errors.Is(err, io.EOF) {
@@ -217,6 +247,12 @@ func (s *Service) stream(ctx context.Context, recv func() (*concordv1.MatchStrea
 		}
 		if req.GetBatch() == nil {
 			return fault.Invalid("batch: value is required")
+		}
+		if !current {
+			if err := s.barrier(ctx, req.GetBatch()); err != nil {
+				return err
+			}
+			current = req.GetBatch().GetMaxStaleness() == nil
 		}
 		resp, err := s.match(c.PartnerID, req.GetBatch())
 		if err != nil {

@@ -3,7 +3,8 @@
 // acknowledged only once raft has committed it and the FSM has applied it.
 //
 // A node is a single voter by default, with an in-memory transport: it elects itself at start.
-// Several voters (HA) need a network transport, which is a field of Node so it can be swapped.
+// Given a stream layer (mutual TLS between nodes, see server/cluster) it runs raft's network
+// transport instead, and bootstraps a new cluster or waits for a leader to add it.
 package raftnode
 
 import (
@@ -15,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"concord/server/fault"
@@ -35,12 +37,29 @@ var ErrCommandTooLarge = errors.New("raft command too large")
 const DefaultNodeID = "node-1"
 
 // Timeouts for a single voter, shorter than raft's defaults (1 s) so that a restarted node elects
-// itself fast. There is no network between voters yet; revisit them with a network transport.
+// itself fast.
 const (
 	heartbeatTimeout   = 500 * time.Millisecond
 	electionTimeout    = 500 * time.Millisecond
 	leaderLeaseTimeout = 250 * time.Millisecond
+)
 
+// Timeouts between voters over the network: raft's defaults, which leave room for a busy machine
+// (a follower waits 1 to 2 s without a heartbeat before it stands), except CommitTimeout: a
+// follower learns that an entry committed on the leader's next message, and forwarded writes wait
+// for it.
+const (
+	clusterHeartbeatTimeout   = time.Second
+	clusterElectionTimeout    = time.Second
+	clusterLeaderLeaseTimeout = 500 * time.Millisecond
+	clusterCommitTimeout      = 10 * time.Millisecond
+	// transportTimeout bounds one raft RPC's I/O (an InstallSnapshot is given more, in
+	// proportion to its size).
+	transportTimeout = 10 * time.Second
+	transportPool    = 3
+)
+
+const (
 	// snapshotsRetained is how many snapshots the snapshot store keeps.
 	snapshotsRetained = 2
 	// defaultEnqueueTimeout bounds how long Apply waits to hand a command to raft when the
@@ -64,16 +83,40 @@ type Config struct {
 	SnapshotThreshold uint64
 	// SnapshotInterval is how often raft checks SnapshotThreshold; 0 keeps raft's default (2 min).
 	SnapshotInterval time.Duration
+	// TrailingLogs is how many log entries a snapshot leaves behind, for followers that lag a
+	// little; a follower further behind gets the snapshot. 0 keeps raft's default (10 240).
+	TrailingLogs uint64
+
+	// Stream carries raft between nodes (mutual TLS, see server/cluster); nil runs the in-memory
+	// transport of a single voter. Its address is this node's raft address.
+	Stream raft.StreamLayer
+	// Join, with a Stream and no existing state, starts the node without bootstrapping: it waits
+	// for a leader to add it to the cluster. Otherwise a node without state bootstraps a
+	// one-voter cluster of itself.
+	Join bool
+	// Timeouts override the heartbeat and election timeouts (both) and the leader lease; zero
+	// keeps the defaults of the transport in use. Tests shorten them.
+	HeartbeatTimeout, LeaderLeaseTimeout time.Duration
 }
 
 // Node is a running raft node.
 type Node struct {
 	raft *raft.Raft
+	id   string
 	// transport carries raft's RPCs between voters: in-memory for a single voter.
 	transport raft.Transport
+	// standalone: the in-memory transport, so no other voter can ever exist.
+	standalone bool
+	// existing: the node had raft state when it opened (it is not new).
+	existing  bool
 	wal       *wal.WAL
 	snapshots *raft.FileSnapshotStore
 	logger    *slog.Logger
+
+	// readyTerm is the term in which this node, as leader, last saw a barrier applied: from then
+	// on its state holds every entry committed before its term (see LeaderBarrier).
+	readyTerm atomic.Uint64
+	barrierMu sync.Mutex
 
 	shutdownOnce sync.Once
 	shutdownErr  error
@@ -103,7 +146,7 @@ func Open(cfg Config, fsm raft.FSM) (_ *Node, err error) {
 	}
 	hlog := newHCLogger(cfg.Logger, hclog.Warn)
 
-	n := &Node{logger: cfg.Logger}
+	n := &Node{logger: cfg.Logger, id: cfg.NodeID}
 	defer func() {
 		if err != nil {
 			n.closeStores()
@@ -115,20 +158,43 @@ func Open(cfg Config, fsm raft.FSM) (_ *Node, err error) {
 	if n.snapshots, err = raft.NewFileSnapshotStoreWithLogger(raftDir, snapshotsRetained, hlog.Named("snapshots")); err != nil {
 		return nil, fmt.Errorf("raftnode: open the snapshot store in %s: %w", raftDir, err)
 	}
-	addr, transport := raft.NewInmemTransport(raft.ServerAddress(cfg.NodeID))
-	n.transport = transport
-
 	conf := raft.DefaultConfig()
 	conf.LocalID = raft.ServerID(cfg.NodeID)
-	conf.HeartbeatTimeout = heartbeatTimeout
-	conf.ElectionTimeout = electionTimeout
-	conf.LeaderLeaseTimeout = leaderLeaseTimeout
 	conf.Logger = hlog
+	var addr raft.ServerAddress
+	if cfg.Stream == nil {
+		addr, n.transport = raft.NewInmemTransport(raft.ServerAddress(cfg.NodeID))
+		n.standalone = true
+		conf.HeartbeatTimeout = heartbeatTimeout
+		conf.ElectionTimeout = electionTimeout
+		conf.LeaderLeaseTimeout = leaderLeaseTimeout
+	} else {
+		n.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+			Stream:  cfg.Stream,
+			MaxPool: transportPool,
+			Timeout: transportTimeout,
+			Logger:  hlog.Named("transport"),
+		})
+		addr = n.transport.LocalAddr()
+		conf.HeartbeatTimeout = clusterHeartbeatTimeout
+		conf.ElectionTimeout = clusterElectionTimeout
+		conf.LeaderLeaseTimeout = clusterLeaderLeaseTimeout
+		conf.CommitTimeout = clusterCommitTimeout
+	}
+	if cfg.HeartbeatTimeout > 0 {
+		conf.HeartbeatTimeout, conf.ElectionTimeout = cfg.HeartbeatTimeout, cfg.HeartbeatTimeout
+	}
+	if cfg.LeaderLeaseTimeout > 0 {
+		conf.LeaderLeaseTimeout = cfg.LeaderLeaseTimeout
+	}
 	if cfg.SnapshotThreshold > 0 {
 		conf.SnapshotThreshold = cfg.SnapshotThreshold
 	}
 	if cfg.SnapshotInterval > 0 {
 		conf.SnapshotInterval = cfg.SnapshotInterval
+	}
+	if cfg.TrailingLogs > 0 {
+		conf.TrailingLogs = cfg.TrailingLogs
 	}
 	if err := raft.ValidateConfig(conf); err != nil {
 		return nil, fmt.Errorf("raftnode: %w", err)
@@ -138,7 +204,8 @@ func Open(cfg Config, fsm raft.FSM) (_ *Node, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("raftnode: read existing state: %w", err)
 	}
-	if !existing {
+	n.existing = existing
+	if !existing && (cfg.Stream == nil || !cfg.Join) {
 		voters := raft.Configuration{Servers: []raft.Server{{Suffrage: raft.Voter, ID: conf.LocalID, Address: addr}}}
 		if err := raft.BootstrapCluster(conf, n.wal, n.wal, n.snapshots, n.transport, voters); err != nil {
 			return nil, fmt.Errorf("raftnode: bootstrap a one-voter cluster: %w", err)
@@ -157,8 +224,11 @@ func (n *Node) WaitReady(ctx context.Context) error {
 	tick := time.NewTicker(readyPollInterval)
 	defer tick.Stop()
 	for {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("wait for raft: %w", err)
+		}
 		if n.raft.State() == raft.Leader {
-			err := n.await(ctx, func() raft.Future { return n.raft.Barrier(enqueueTimeout(ctx)) })
+			err := n.LeaderBarrier(ctx)
 			switch {
 			case err == nil:
 				return nil
@@ -245,6 +315,8 @@ func (n *Node) applyError(err error) error {
 		return fault.Unavailable("the node is shutting down: retry on another node or later")
 	case errors.Is(err, raft.ErrEnqueueTimeout):
 		return fault.Unavailable("raft did not take the command in time: the node is overloaded; retry later")
+	case errors.Is(err, raft.ErrAbortedByRestore):
+		return fault.Unavailable("the node restored a snapshot meanwhile: retry the same request")
 	}
 	return fmt.Errorf("raft apply: %w", err)
 }
@@ -261,6 +333,154 @@ func (n *Node) Snapshot() error {
 
 // IsLeader reports whether this node is the raft leader.
 func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
+
+// ID is this node's raft server id.
+func (n *Node) ID() string { return n.id }
+
+// Addr is this node's raft address (its node id with the in-memory transport).
+func (n *Node) Addr() string { return string(n.transport.LocalAddr()) }
+
+// Standalone reports whether the node runs the in-memory transport of a single voter: no other
+// node can ever join it, so while it leads it is the only leader there can be.
+func (n *Node) Standalone() bool { return n.standalone }
+
+// Existing reports whether the node had raft state when it opened.
+func (n *Node) Existing() bool { return n.existing }
+
+// State is the node's raft state: Follower, Candidate, Leader or Shutdown.
+func (n *Node) State() raft.RaftState { return n.raft.State() }
+
+// Leader returns the leader's raft address and id as this node knows them, empty if it knows of
+// none.
+func (n *Node) Leader() (addr, id string) {
+	a, i := n.raft.LeaderWithID()
+	return string(a), string(i)
+}
+
+// LastContact is when this node, as a follower, last heard from the leader.
+func (n *Node) LastContact() time.Time { return n.raft.LastContact() }
+
+// CommitIndex is the highest index this node knows to be committed.
+func (n *Node) CommitIndex() uint64 { return n.raft.CommitIndex() }
+
+// LastIndex is the last index in this node's log (or snapshot).
+func (n *Node) LastIndex() uint64 { return n.raft.LastIndex() }
+
+// Term is the node's current raft term.
+func (n *Node) Term() uint64 { return n.raft.CurrentTerm() }
+
+// Configuration returns the servers of the latest raft configuration this node knows.
+func (n *Node) Configuration() ([]raft.Server, error) {
+	f := n.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return nil, fmt.Errorf("raft configuration: %w", err)
+	}
+	return f.Configuration().Servers, nil
+}
+
+// SingleVoter reports whether this node is the only voter of its configuration.
+func (n *Node) SingleVoter() bool {
+	if n.standalone {
+		return true
+	}
+	servers, err := n.Configuration()
+	if err != nil {
+		return false
+	}
+	voters := 0
+	for _, s := range servers {
+		if s.Suffrage == raft.Voter {
+			if string(s.ID) != n.id {
+				return false
+			}
+			voters++
+		}
+	}
+	return voters == 1
+}
+
+// VerifyLeader confirms that this node still leads: a quorum of voters answered it after the
+// call. It fails with a fault.Unavailable error otherwise.
+func (n *Node) VerifyLeader(ctx context.Context) error {
+	if n.raft.State() != raft.Leader {
+		return n.notLeader()
+	}
+	if err := n.await(ctx, func() raft.Future { return n.raft.VerifyLeader() }); err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("verify raft leadership: %w", ctx.Err())
+		}
+		return n.applyError(err)
+	}
+	return nil
+}
+
+// LeaderBarrier makes sure that this node, as leader, has applied every entry committed before
+// its term, by appending a barrier once per term and waiting for it. A new leader may hold
+// committed entries its state has not applied yet; reads must not be answered before they are.
+func (n *Node) LeaderBarrier(ctx context.Context) error {
+	term := n.raft.CurrentTerm()
+	if n.readyTerm.Load() == term && n.raft.State() == raft.Leader {
+		return nil
+	}
+	n.barrierMu.Lock()
+	defer n.barrierMu.Unlock()
+	if n.readyTerm.Load() == term && n.raft.State() == raft.Leader {
+		return nil
+	}
+	if n.raft.State() != raft.Leader {
+		return n.notLeader()
+	}
+	if err := n.await(ctx, func() raft.Future { return n.raft.Barrier(enqueueTimeout(ctx)) }); err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("raft barrier: %w", ctx.Err())
+		}
+		return n.applyError(err)
+	}
+	// The term read before the barrier: if leadership moved on meanwhile, the next read
+	// sees another term and appends a barrier of its own.
+	n.readyTerm.Store(term)
+	return nil
+}
+
+// AddVoter adds node id at addr as a voter, or updates a member's address, and returns the
+// index of the configuration change once it is committed. Only the leader can.
+func (n *Node) AddVoter(ctx context.Context, id, addr string) (uint64, error) {
+	if n.standalone {
+		return 0, fault.Precondition("this node runs alone, without a raft address (--raft-addr): restart it with one to grow it into a cluster")
+	}
+	var future raft.IndexFuture
+	err := n.await(ctx, func() raft.Future {
+		future = n.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, enqueueTimeout(ctx))
+		return future
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return 0, fmt.Errorf("add voter %s: %w", id, ctx.Err())
+		}
+		return 0, n.applyError(err)
+	}
+	return future.Index(), nil
+}
+
+// RemoveServer removes node id from the configuration and returns the index of the change once
+// it is committed. Only the leader can.
+func (n *Node) RemoveServer(ctx context.Context, id string) (uint64, error) {
+	if n.standalone {
+		return 0, fault.Precondition("this node runs alone, without a raft address (--raft-addr): it has no other member to remove")
+	}
+	var future raft.IndexFuture
+	err := n.await(ctx, func() raft.Future {
+		future = n.raft.RemoveServer(raft.ServerID(id), 0, enqueueTimeout(ctx))
+		return future
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return 0, fmt.Errorf("remove server %s: %w", id, ctx.Err())
+		}
+		return 0, n.applyError(err)
+	}
+	return future.Index(), nil
+}
 
 // Stats returns raft's statistics (state, term, indexes, ...), for diagnostics.
 func (n *Node) Stats() map[string]string { return n.raft.Stats() }
@@ -291,4 +511,77 @@ func (n *Node) closeStores() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// ErrExistingState is returned by Seed for a data directory that already holds raft state.
+var ErrExistingState = errors.New("raftnode: the data directory already holds raft state")
+
+// Seed prepares dataDir, which must hold no raft state, so that a node opened on it starts from
+// the given FSM snapshot stream, taken at raft index index, as the only voter of a new cluster:
+// node id at raft address addr (the node id for the in-memory transport). A node whose address
+// differs when it starts updates it (see UpdateOwnAddress).
+func Seed(dataDir, id, addr string, index uint64, fsmState io.Reader) error {
+	if index == 0 {
+		return errors.New("raftnode: seed: a snapshot at raft index 0")
+	}
+	raftDir := filepath.Join(dataDir, "raft")
+	walDir := filepath.Join(raftDir, "wal")
+	for _, dir := range []string{walDir, filepath.Join(raftDir, "snapshots")} {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("raftnode: create data directory: %w", err)
+		}
+	}
+	logger := newHCLogger(slog.Default(), hclog.Warn)
+	w, err := wal.Open(walDir, wal.WithLogger(logger.Named("wal")))
+	if err != nil {
+		return fmt.Errorf("raftnode: open the raft log in %s: %w", walDir, err)
+	}
+	defer w.Close()
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(raftDir, snapshotsRetained, logger.Named("snapshots"))
+	if err != nil {
+		return fmt.Errorf("raftnode: open the snapshot store in %s: %w", raftDir, err)
+	}
+	existing, err := raft.HasExistingState(w, w, snaps)
+	if err != nil {
+		return fmt.Errorf("raftnode: read existing state: %w", err)
+	}
+	if existing {
+		return fmt.Errorf("%w: %s (restore into an empty directory)", ErrExistingState, dataDir)
+	}
+	// The snapshot store encodes the peers of old protocol versions with a transport.
+	_, trans := raft.NewInmemTransport(raft.ServerAddress(addr))
+	defer trans.Close()
+	conf := raft.Configuration{Servers: []raft.Server{{Suffrage: raft.Voter, ID: raft.ServerID(id), Address: raft.ServerAddress(addr)}}}
+	sink, err := snaps.Create(raft.SnapshotVersionMax, index, 1, conf, index, trans)
+	if err != nil {
+		return fmt.Errorf("raftnode: create the seed snapshot: %w", err)
+	}
+	if _, err := io.Copy(sink, fsmState); err != nil {
+		return errors.Join(fmt.Errorf("raftnode: write the seed snapshot: %w", err), sink.Cancel())
+	}
+	if err := sink.Close(); err != nil {
+		return fmt.Errorf("raftnode: write the seed snapshot: %w", err)
+	}
+	return nil
+}
+
+// UpdateOwnAddress records this node's current raft address in the configuration when it leads
+// and the configuration holds another one: a node restored from a backup, or one that ran alone
+// and now has a raft address, starts with its old address.
+func (n *Node) UpdateOwnAddress(ctx context.Context) error {
+	if n.standalone || !n.IsLeader() {
+		return nil
+	}
+	servers, err := n.Configuration()
+	if err != nil {
+		return err
+	}
+	for _, s := range servers {
+		if string(s.ID) == n.id && string(s.Address) != n.Addr() {
+			n.logger.Info("raft address changed: updating the configuration", "node", n.id, "from", s.Address, "to", n.Addr())
+			_, err := n.AddVoter(ctx, n.id, n.Addr())
+			return err
+		}
+	}
+	return nil
 }

@@ -16,6 +16,7 @@ import (
 	"concord/internal/pki"
 	"concord/internal/registryfile"
 	"concord/server"
+	"concord/server/cluster"
 )
 
 // Node is a running test node and what a client needs to reach it.
@@ -25,6 +26,8 @@ type Node struct {
 	PKI     pki.Layout
 	DataDir string
 	Config  server.Config
+	// Faults cuts a cluster node's raft port off from the other nodes (nil for a node alone).
+	Faults *cluster.Faults
 }
 
 // Options change a test node.
@@ -40,6 +43,9 @@ type Options struct {
 	Logger *slog.Logger
 	// FeedMaxLag (default: the server's).
 	FeedMaxLag uint64
+	// Cluster tunes the nodes of StartCluster (raft timeouts, snapshots); its addresses, node
+	// ids and certificates are filled in.
+	Cluster server.ClusterConfig
 }
 
 // Start starts a node and stops it when the test ends.
@@ -70,8 +76,14 @@ func Prepare(t testing.TB, opts Options) *Node {
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	certDir := filepath.Join(dir, "certs")
-	if _, err := pki.Init(pki.Options{Dir: certDir, TrustDomain: identity.DefaultTrustDomain, PartnerIDs: registryfile.ExamplePartnerIDs()}); err != nil {
+	return prepare(t, dir, filepath.Join(dir, "certs"), filepath.Join(dir, "data"), opts, nil)
+}
+
+// prepare creates the PKI in certDir (with node certificates for nodeIDs) and the
+// configuration of a node on dataDir.
+func prepare(t testing.TB, dir, certDir, dataDir string, opts Options, nodeIDs []string) *Node {
+	t.Helper()
+	if _, err := pki.Init(pki.Options{Dir: certDir, TrustDomain: identity.DefaultTrustDomain, PartnerIDs: registryfile.ExamplePartnerIDs(), NodeIDs: nodeIDs}); err != nil {
 		t.Fatalf("dev PKI: %v", err)
 	}
 	reg, err := registryfile.Parse(registryfile.Example(), certDir)
@@ -87,7 +99,7 @@ func Prepare(t testing.TB, opts Options) *Node {
 		rate = -1
 	}
 	layout := pki.Layout{Dir: certDir}
-	n := &Node{Dir: dir, PKI: layout, DataDir: filepath.Join(dir, "data")}
+	n := &Node{Dir: dir, PKI: layout, DataDir: dataDir}
 	n.Config = server.Config{
 		DataDir:    n.DataDir,
 		GRPCAddr:   "127.0.0.1:0",

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"concord/gen/concord/v1/concordv1connect"
@@ -53,6 +54,9 @@ func NewConnect(o Options, s Services, chain PeerChainFunc) (*connect.Server, er
 	concordv1connect.RegisterLogServiceHandler(srv, s.LogConnect)
 	concordv1connect.RegisterActionServiceHandler(srv, s.Action)
 	concordv1connect.RegisterMatchServiceHandler(srv, s.MatchConnect)
+	if s.ClusterConnect != nil {
+		concordv1connect.RegisterClusterServiceHandler(srv, s.ClusterConnect)
+	}
 	registerHealth(srv, o)
 	grpcreflect.Register(srv)
 	return srv, nil
@@ -83,7 +87,9 @@ func NewHTTPHandler(srv *connect.Server, o Options, logTiles http.Handler) http.
 
 // authorizeHTTP checks a plain HTTP request of the HTTPS port as the connect interceptor checks a
 // call of procedure: the certificate names a partner, the registry gives it one of procedure's
-// roles, the partner is within its rate limit. next finds the caller on the request's context.
+// roles, the partner is within its rate limit. A checkpoint, the one resource that changes, is
+// served once the node's state is current (the read barrier). next finds the caller on the
+// request's context.
 func authorizeHTTP(o Options, procedure string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -93,8 +99,11 @@ func authorizeHTTP(o Options, procedure string, next http.Handler) http.Handler 
 			chain = r.TLS.PeerCertificates
 		}
 		ctx, err := o.Policy.Authorize(r.Context(), procedure, nil, chain)
-		if err == nil {
-			err = o.Limiter.Allow(callerID(ctx))
+		if id := callerID(ctx); err == nil && id != "" {
+			err = o.Limiter.Allow(id)
+		}
+		if err == nil && strings.HasSuffix(r.URL.Path, "/checkpoint") {
+			err = o.consistent(ctx, procedure, nil)
 		}
 		if err != nil {
 			refuseHTTP(ctx, o.Logger, rec, err)
@@ -112,7 +121,8 @@ func authorizeHTTP(o Options, procedure string, next http.Handler) http.Handler 
 	})
 }
 
-// refuseHTTP answers a request the policy or the rate limit refused, in plain text.
+// refuseHTTP answers a request the policy, the rate limit or the read barrier refused, in plain
+// text.
 func refuseHTTP(ctx context.Context, logger *slog.Logger, w http.ResponseWriter, err error) {
 	status, msg := http.StatusInternalServerError, "internal error: the hub logged the details"
 	var f *fault.Error
@@ -124,6 +134,9 @@ func refuseHTTP(ctx context.Context, logger *slog.Logger, w http.ResponseWriter,
 			status, msg = http.StatusForbidden, f.Msg
 		case codes.ResourceExhausted:
 			status, msg = http.StatusTooManyRequests, f.Msg
+			w.Header().Set("Retry-After", "1")
+		case codes.Unavailable:
+			status, msg = http.StatusServiceUnavailable, f.Msg
 			w.Header().Set("Retry-After", "1")
 		}
 	}
@@ -180,7 +193,12 @@ func (c *connectInterceptor) intercept(next connect.ServerFunc) connect.ServerFu
 		if err != nil {
 			return connectError(ctx, c.o.Logger, err)
 		}
-		if err := c.o.Limiter.Allow(callerID(ctx)); err != nil {
+		if id := callerID(ctx); id != "" { // nodes are not rate-limited: they carry partners' calls
+			if err := c.o.Limiter.Allow(id); err != nil {
+				return connectError(ctx, c.o.Logger, err)
+			}
+		}
+		if err := c.o.consistent(ctx, spec.Procedure, md); err != nil {
 			return connectError(ctx, c.o.Logger, err)
 		}
 		return connectError(ctx, c.o.Logger, next(ctx, spec, stream))

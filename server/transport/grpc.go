@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	nodev1 "concord/gen/concord/node/v1"
 	concordv1 "concord/gen/concord/v1"
 
 	"buf.build/go/protovalidate"
@@ -72,6 +73,7 @@ func NewGRPC(o Options, s Services) (*grpc.Server, error) {
 			grpcprotovalidate.UnaryServerInterceptor(validator, grpcprotovalidate.WithIgnoreMessages(
 				(&concordv1.MatchRequest{}).ProtoReflect().Type())),
 			g.unaryErrors,
+			g.unaryConsistency,
 		),
 		grpc.ChainStreamInterceptor(
 			recovery.StreamServerInterceptor(recoveryOpt),
@@ -80,6 +82,7 @@ func NewGRPC(o Options, s Services) (*grpc.Server, error) {
 			grpcprotovalidate.StreamServerInterceptor(validator, grpcprotovalidate.WithIgnoreMessages(
 				(&concordv1.MatchStreamRequest{}).ProtoReflect().Type())),
 			g.streamErrors,
+			g.streamConsistency,
 		),
 	)
 	concordv1.RegisterRegistryServiceServer(srv, s.Registry)
@@ -87,6 +90,12 @@ func NewGRPC(o Options, s Services) (*grpc.Server, error) {
 	concordv1.RegisterLogServiceServer(srv, s.LogGRPC)
 	concordv1.RegisterActionServiceServer(srv, s.Action)
 	concordv1.RegisterMatchServiceServer(srv, s.MatchGRPC)
+	if s.ClusterGRPC != nil {
+		concordv1.RegisterClusterServiceServer(srv, s.ClusterGRPC)
+	}
+	if s.Node != nil {
+		nodev1.RegisterNodeServiceServer(srv, s.Node)
+	}
 	healthpb.RegisterHealthServer(srv, o.Health)
 	reflection.Register(srv)
 	return srv, nil
@@ -137,10 +146,26 @@ func (g *grpcInterceptors) authorize(ctx context.Context, fullMethod string) (co
 	if err != nil {
 		return ctx, grpcError(ctx, g.o.Logger, err)
 	}
-	if err := g.o.Limiter.Allow(callerID(ctx)); err != nil {
-		return ctx, grpcError(ctx, g.o.Logger, err)
+	if id := callerID(ctx); id != "" { // nodes are not rate-limited: they carry partners' calls
+		if err := g.o.Limiter.Allow(id); err != nil {
+			return ctx, grpcError(ctx, g.o.Logger, err)
+		}
 	}
 	return ctx, nil
+}
+
+func (g *grpcInterceptors) unaryConsistency(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	if err := g.o.consistent(ctx, info.FullMethod, nil); err != nil {
+		return nil, err
+	}
+	return handler(ctx, req)
+}
+
+func (g *grpcInterceptors) streamConsistency(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	if err := g.o.consistent(ss.Context(), info.FullMethod, nil); err != nil {
+		return err
+	}
+	return handler(srv, ss)
 }
 
 func (g *grpcInterceptors) unaryAuth(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {

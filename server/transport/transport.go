@@ -9,6 +9,7 @@ import (
 	"errors"
 	"log/slog"
 
+	nodev1 "concord/gen/concord/node/v1"
 	concordv1 "concord/gen/concord/v1"
 	"concord/gen/concord/v1/concordv1connect"
 	"concord/server/authz"
@@ -29,6 +30,8 @@ type Options struct {
 	Health  *health.Server // serves grpc.health.v1 on both ports
 	// MaxMessageBytes bounds a request message (default DefaultMaxMessageBytes).
 	MaxMessageBytes int
+	// Consistency, if set, runs before each Concord RPC's handler (see Consistency).
+	Consistency Consistency
 }
 
 // RegistryService is the registry's core handler; its unary methods have the signature both
@@ -55,6 +58,12 @@ type Services struct {
 	MatchConnect  concordv1connect.MatchServiceHandler
 	LogGRPC       concordv1.LogServiceServer
 	LogConnect    concordv1connect.LogServiceHandler
+	// ClusterGRPC and ClusterConnect serve the public ClusterService.
+	ClusterGRPC    concordv1.ClusterServiceServer
+	ClusterConnect concordv1connect.ClusterServiceHandler
+	// Node, if set, is the nodes' internal service, which the gRPC port serves for nodes that
+	// join (authorized for node certificates only).
+	Node nodev1.NodeServiceServer
 }
 
 func (o *Options) check() error {

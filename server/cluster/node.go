@@ -1,0 +1,483 @@
+// Package cluster makes several Concord nodes one service over hashicorp/raft: the node port
+// (raft and the nodes' internal NodeService over one mutual-TLS listener with node
+// certificates), writes forwarded from followers to the leader at the raft-command level,
+// linearizable reads, membership, and each member's status.
+//
+// A node without a raft address runs alone, exactly as before clustering existed: it is its own
+// leader and nothing here adds a network hop.
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	nodev1 "concord/gen/concord/node/v1"
+	concordv1 "concord/gen/concord/v1"
+	"concord/server/fault"
+	"concord/server/fsm"
+	"concord/server/raftnode"
+
+	"github.com/hashicorp/raft"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+)
+
+// Defaults of a node's waits.
+const (
+	// DefaultLeaderWait bounds how long a write or a read waits for a leader to be elected and
+	// reachable before it fails with Unavailable.
+	DefaultLeaderWait = 5 * time.Second
+	// defaultApplyWait bounds how long a forwarded write waits for this node to apply what the
+	// leader committed, when the request has no deadline.
+	defaultApplyWait = 30 * time.Second
+	// retryInterval is the pause between two attempts to reach the leader.
+	retryInterval = 50 * time.Millisecond
+	// statusTimeout bounds each member's answer to ListMembers.
+	statusTimeout = time.Second
+)
+
+// Config configures a node's clustering.
+type Config struct {
+	Raft *raftnode.Node
+	FSM  *fsm.FSM
+	// Port is the node port; nil for a node that runs alone (in-memory raft transport).
+	Port   *Port
+	Logger *slog.Logger
+	// LeaderWait overrides DefaultLeaderWait.
+	LeaderWait time.Duration
+}
+
+// Node is a Concord node's place in its cluster. It is the fsm.Applier the services write
+// through, and the read barrier the transports call before answering a read.
+type Node struct {
+	raft       *raftnode.Node
+	fsm        *fsm.FSM
+	port       *Port
+	peers      *peers
+	logger     *slog.Logger
+	leaderWait time.Duration
+	reads      *readBatcher
+	// caughtUp is set once the node has caught up with the cluster after it started.
+	caughtUp atomic.Bool
+}
+
+var _ fsm.Applier = (*Node)(nil)
+
+// New returns the node. With a Port, it starts nothing yet: serve the port's gRPC side with
+// NodeService.
+func New(cfg Config) *Node {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.LeaderWait <= 0 {
+		cfg.LeaderWait = DefaultLeaderWait
+	}
+	n := &Node{raft: cfg.Raft, fsm: cfg.FSM, port: cfg.Port, logger: cfg.Logger, leaderWait: cfg.LeaderWait}
+	if cfg.Port != nil {
+		n.peers = newPeers(cfg.Port)
+	}
+	n.reads = &readBatcher{fetch: n.readIndex, timeout: n.leaderWait + time.Second}
+	return n
+}
+
+// Close closes the connections to other nodes.
+func (n *Node) Close() {
+	if n.peers != nil {
+		n.peers.close()
+	}
+}
+
+// Standalone reports whether the node runs alone, without a raft address.
+func (n *Node) Standalone() bool { return n.port == nil }
+
+// ID is the node's id.
+func (n *Node) ID() string { return n.raft.ID() }
+
+// Apply commits cmd and returns its index and the FSM's response, as raftnode.Node.Apply does,
+// on any node: the leader appends it, a follower forwards it to the leader and then waits until
+// its own state has applied it, so that what it answers (a receipt from its own log tree) and
+// every later read on it include the write. Without a reachable leader it retries for the
+// leader wait, then fails with Unavailable.
+func (n *Node) Apply(ctx context.Context, cmd []byte) (uint64, any, error) {
+	if n.Standalone() {
+		return n.raft.Apply(ctx, cmd)
+	}
+	var index uint64
+	var response any
+	err := n.onLeader(ctx, "commit the write",
+		func() error {
+			var err error
+			index, response, err = n.raft.Apply(ctx, cmd)
+			return err
+		},
+		func(c nodev1.NodeServiceClient) error {
+			resp, err := c.Apply(ctx, &nodev1.ApplyRequest{Command: cmd})
+			if err != nil {
+				return err
+			}
+			if response, err = decodeResponse(resp); err != nil {
+				return err
+			}
+			index = resp.GetIndex()
+			return nil
+		})
+	if err != nil {
+		return 0, nil, err
+	}
+	if err := n.waitApplied(ctx, index); err != nil {
+		return 0, nil, err
+	}
+	return index, response, nil
+}
+
+// onLeader runs local if this node leads, or remote against the leader's NodeService, and tries
+// again while the leader is unknown, unreachable or changing (an Unavailable error), for at most
+// the leader wait. The commands it carries are idempotent (a re-sent statement returns the
+// original result), so an attempt that may have committed can be made again.
+func (n *Node) onLeader(ctx context.Context, what string, local func() error, remote func(nodev1.NodeServiceClient) error) error {
+	deadline := time.Now().Add(n.leaderWait)
+	var last error
+	for {
+		var err error
+		attempted := false
+		if n.raft.IsLeader() {
+			attempted = true
+			err = local()
+		} else if addr, id := n.raft.Leader(); addr != "" && id != n.raft.ID() {
+			attempted = true
+			c, cerr := n.peers.client(addr)
+			if cerr != nil {
+				err = fault.Unavailable("raft leader %s at %s: %v", id, addr, cerr)
+			} else {
+				err = fromLeader(remote(c), id, addr)
+			}
+		}
+		switch {
+		case attempted && err == nil:
+			return nil
+		case err != nil && fault.CodeOf(err) != codes.Unavailable:
+			return err
+		case err != nil:
+			last = err
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("%s: %w", what, ctx.Err())
+		}
+		if time.Now().After(deadline) {
+			return n.noLeader(what, last)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(retryInterval):
+		}
+	}
+}
+
+// noLeader is the error of a request that found no leader within the leader wait.
+func (n *Node) noLeader(what string, last error) error {
+	if last != nil {
+		return fault.Unavailable("cannot %s: no reachable raft leader within %v (%v); the cluster may be electing one, or this node is cut off from most of the others: retry, or call another node",
+			what, n.leaderWait, last)
+	}
+	return fault.Unavailable("cannot %s: no raft leader elected within %v; the cluster may have lost its quorum, or this node is cut off from most of the others: retry, or call another node",
+		what, n.leaderWait)
+}
+
+// fromLeader turns the status of a call to the leader into a core error.
+func fromLeader(err error, id, addr string) error {
+	if err == nil {
+		return nil
+	}
+	var fe *fault.Error
+	if errors.As(err, &fe) {
+		return err
+	}
+	st, ok := status.FromError(err)
+	if !ok {
+		return err // not from the call: a response that does not decode
+	}
+	switch st.Code() {
+	case codes.Unavailable:
+		return fault.Unavailable("raft leader %s at %s: %s", id, addr, st.Message())
+	case codes.DeadlineExceeded:
+		return context.DeadlineExceeded
+	case codes.Canceled:
+		return context.Canceled
+	case codes.Internal, codes.Unknown:
+		return fmt.Errorf("raft leader %s at %s: %s", id, addr, st.Message())
+	}
+	return &fault.Error{Code: st.Code(), Msg: st.Message()}
+}
+
+// waitApplied waits until this node's state has applied index.
+func (n *Node) waitApplied(ctx context.Context, index uint64) error {
+	if n.fsm.Applied() >= index {
+		return nil
+	}
+	wctx, cancel := ctx, context.CancelFunc(func() {})
+	if _, ok := ctx.Deadline(); !ok {
+		wctx, cancel = context.WithTimeout(ctx, defaultApplyWait)
+	}
+	defer cancel()
+	if err := n.fsm.WaitApplied(wctx, index); err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("wait for raft index %d to be applied here: %w", index, ctx.Err())
+		}
+		return fault.Unavailable("raft index %d is committed but this node has not applied it within %v: it is lagging or cut off; retry (re-sending the same request is safe)", index, defaultApplyWait)
+	}
+	return nil
+}
+
+// Linearize returns once this node's state holds every write acknowledged anywhere in the cluster
+// before the call: the leader confirms it still leads; a follower asks the leader how far the
+// log goes and waits until it has applied that much. Concurrent calls share one round trip. A
+// node that cannot reach a leader fails with Unavailable after the leader wait.
+func (n *Node) Linearize(ctx context.Context) error {
+	if n.Standalone() {
+		// Alone, leading means being the only leader there can be.
+		if !n.raft.IsLeader() {
+			return fault.Unavailable("this node is not ready: it has not elected itself yet; retry shortly")
+		}
+		return n.raft.LeaderBarrier(ctx)
+	}
+	index, err := n.reads.index(ctx)
+	if err != nil {
+		return err
+	}
+	return n.waitApplied(ctx, index)
+}
+
+// CatchUp is Linearize before a write on a follower: the service checks a write against this
+// node's state before forwarding it (a signing key just registered must be known). The leader's
+// state is current for that purpose: the FSM checks every rule again when it applies the command.
+func (n *Node) CatchUp(ctx context.Context) error {
+	if n.Standalone() || n.raft.IsLeader() {
+		return nil
+	}
+	return n.Linearize(ctx)
+}
+
+// readIndex is one round of Linearize: the applied index of the leader once it confirmed its
+// leadership.
+func (n *Node) readIndex(ctx context.Context) (uint64, error) {
+	var index uint64
+	err := n.onLeader(ctx, "confirm this node has the latest state",
+		func() error {
+			var err error
+			index, err = n.leaderReadIndex(ctx)
+			return err
+		},
+		func(c nodev1.NodeServiceClient) error {
+			resp, err := c.ReadIndex(ctx, &nodev1.ReadIndexRequest{})
+			if err != nil {
+				return err
+			}
+			index = resp.GetIndex()
+			return nil
+		})
+	return index, err
+}
+
+// leaderReadIndex is the applied index of this node, the leader, once it has applied every entry
+// of earlier terms and confirmed that it still leads.
+func (n *Node) leaderReadIndex(ctx context.Context) (uint64, error) {
+	if err := n.raft.LeaderBarrier(ctx); err != nil {
+		return 0, err
+	}
+	index := n.fsm.Applied()
+	if !n.raft.SingleVoter() {
+		if err := n.raft.VerifyLeader(ctx); err != nil {
+			return 0, err
+		}
+	}
+	return index, nil
+}
+
+// Fresh reports whether this node may answer a read that tolerates maxStaleness from its own
+// state: it caught up with the cluster since it started, and it leads or heard from the leader
+// within maxStaleness.
+func (n *Node) Fresh(maxStaleness time.Duration) bool {
+	if n.Standalone() {
+		return n.raft.IsLeader()
+	}
+	if !n.caughtUp.Load() {
+		return false
+	}
+	switch n.raft.State() {
+	case raft.Leader:
+		return true
+	case raft.Follower:
+		last := n.raft.LastContact()
+		return !last.IsZero() && time.Since(last) <= maxStaleness
+	}
+	return false
+}
+
+// WaitCaughtUp returns once the node has caught up with the cluster (Linearize succeeded), or
+// ctx's error. A restarted node calls it before it serves, so that it never answers from the
+// state it had before it stopped.
+func (n *Node) WaitCaughtUp(ctx context.Context) error {
+	start := time.Now()
+	nextLog := start.Add(10 * time.Second)
+	for {
+		tryCtx, cancel := context.WithTimeout(ctx, n.leaderWait+time.Second)
+		err := n.Linearize(tryCtx)
+		cancel()
+		if err == nil {
+			n.caughtUp.Store(true)
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("catch up with the cluster: %w (last attempt: %v)", ctx.Err(), err)
+		}
+		if time.Now().After(nextLog) {
+			n.logger.Warn("waiting to catch up with the cluster", "waited", time.Since(start).Round(time.Second), "err", err)
+			nextLog = time.Now().Add(10 * time.Second)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// CaughtUp reports whether the node caught up with the cluster since it started.
+func (n *Node) CaughtUp() bool { return n.Standalone() || n.caughtUp.Load() }
+
+// Status is this node's own raft state, as ListMembers reports it.
+func (n *Node) Status() *concordv1.Member {
+	_, leader := n.raft.Leader()
+	m := &concordv1.Member{
+		NodeId:       n.raft.ID(),
+		RaftAddress:  n.raft.Addr(),
+		AppliedIndex: n.fsm.Applied(),
+		CommitIndex:  n.raft.CommitIndex(),
+		LastLogIndex: n.raft.LastIndex(),
+		Term:         n.raft.Term(),
+		LeaderId:     leader,
+	}
+	switch n.raft.State() {
+	case raft.Leader:
+		m.Role = concordv1.MemberRole_MEMBER_ROLE_LEADER
+		m.LastContact = durationpb.New(0)
+	case raft.Follower:
+		m.Role = concordv1.MemberRole_MEMBER_ROLE_FOLLOWER
+		if last := n.raft.LastContact(); !last.IsZero() {
+			m.LastContact = durationpb.New(time.Since(last))
+		}
+	case raft.Candidate:
+		m.Role = concordv1.MemberRole_MEMBER_ROLE_CANDIDATE
+	default:
+		m.Role = concordv1.MemberRole_MEMBER_ROLE_SHUTDOWN
+	}
+	return m
+}
+
+// Members lists the raft configuration's servers, each with the status it reports itself.
+func (n *Node) Members(ctx context.Context) ([]*concordv1.Member, error) {
+	servers, err := n.raft.Configuration()
+	if err != nil {
+		return nil, err
+	}
+	members := make([]*concordv1.Member, len(servers))
+	var wg sync.WaitGroup
+	for i, s := range servers {
+		if string(s.ID) == n.raft.ID() {
+			members[i] = n.Status()
+		} else {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				members[i] = n.peerStatus(ctx, string(s.ID), string(s.Address))
+			}()
+		}
+	}
+	wg.Wait()
+	for i, s := range servers {
+		members[i].NodeId = string(s.ID)
+		members[i].RaftAddress = string(s.Address)
+		members[i].Voter = s.Suffrage == raft.Voter
+	}
+	return members, nil
+}
+
+func (n *Node) peerStatus(ctx context.Context, id, addr string) *concordv1.Member {
+	unreachable := func(err error) *concordv1.Member {
+		return &concordv1.Member{Role: concordv1.MemberRole_MEMBER_ROLE_UNREACHABLE, Error: err.Error()}
+	}
+	if n.peers == nil {
+		return unreachable(errors.New("this node runs alone"))
+	}
+	c, err := n.peers.client(addr)
+	if err != nil {
+		return unreachable(err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, statusTimeout)
+	defer cancel()
+	resp, err := c.Status(ctx, &nodev1.StatusRequest{})
+	if err != nil {
+		if st, ok := status.FromError(err); ok {
+			err = errors.New(st.Message())
+		}
+		return unreachable(fmt.Errorf("node %s did not answer within %v: %w", id, statusTimeout, err))
+	}
+	return resp.GetMember()
+}
+
+// AddVoter adds node id at addr as a voter (or updates its address), through the leader.
+func (n *Node) AddVoter(ctx context.Context, id, addr string) error {
+	if n.Standalone() {
+		_, err := n.raft.AddVoter(ctx, id, addr)
+		return err
+	}
+	return n.onLeader(ctx, "add node "+id,
+		func() error {
+			_, err := n.raft.AddVoter(ctx, id, addr)
+			return err
+		},
+		func(c nodev1.NodeServiceClient) error {
+			_, err := c.AddVoter(ctx, &nodev1.AddVoterRequest{NodeId: id, RaftAddress: addr})
+			return err
+		})
+}
+
+// RemoveServer removes node id from the configuration, through the leader. It refuses an
+// unknown node and the last voter.
+func (n *Node) RemoveServer(ctx context.Context, id string) error {
+	if n.Standalone() {
+		_, err := n.raft.RemoveServer(ctx, id)
+		return err
+	}
+	servers, err := n.raft.Configuration()
+	if err != nil {
+		return err
+	}
+	found, voters := false, 0
+	for _, s := range servers {
+		found = found || string(s.ID) == id
+		if s.Suffrage == raft.Voter {
+			voters++
+		}
+	}
+	if !found {
+		return fault.NotFound("node %q is not a member of the cluster (see ListMembers)", id)
+	}
+	if voters <= 1 {
+		return fault.Precondition("node %q is the cluster's last voter: a cluster cannot remove its last member", id)
+	}
+	return n.onLeader(ctx, "remove node "+id,
+		func() error {
+			_, err := n.raft.RemoveServer(ctx, id)
+			return err
+		},
+		func(c nodev1.NodeServiceClient) error {
+			_, err := c.RemoveServer(ctx, &nodev1.RemoveServerRequest{NodeId: id})
+			return err
+		})
+}

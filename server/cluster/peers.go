@@ -1,0 +1,51 @@
+package cluster
+
+import (
+	"context"
+	"net"
+	"sync"
+
+	nodev1 "concord/gen/concord/node/v1"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+)
+
+// peers keeps one gRPC connection to each other node's port it has talked to. Connections are
+// opened lazily and reconnect by themselves; addresses of nodes that left stay in the map, idle.
+type peers struct {
+	port *Port
+
+	mu    sync.Mutex
+	conns map[string]*grpc.ClientConn
+}
+
+func newPeers(port *Port) *peers { return &peers{port: port, conns: map[string]*grpc.ClientConn{}} }
+
+// client returns the NodeService client of the node whose raft port is addr.
+func (p *peers) client(addr string) (nodev1.NodeServiceClient, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if c, ok := p.conns[addr]; ok {
+		return nodev1.NewNodeServiceClient(c), nil
+	}
+	conf := p.port.node.Client.Clone()
+	conn, err := grpc.NewClient("passthrough:///"+addr,
+		grpc.WithTransportCredentials(credentials.NewTLS(conf)),
+		grpc.WithContextDialer(func(ctx context.Context, a string) (net.Conn, error) { return p.port.network.Dial(ctx, a) }),
+	)
+	if err != nil {
+		return nil, err
+	}
+	p.conns[addr] = conn
+	return nodev1.NewNodeServiceClient(conn), nil
+}
+
+func (p *peers) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for addr, c := range p.conns {
+		c.Close()
+		delete(p.conns, addr)
+	}
+}

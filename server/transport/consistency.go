@@ -1,0 +1,81 @@
+package transport
+
+import (
+	"context"
+	"strings"
+	"sync"
+
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
+	"google.golang.org/protobuf/types/descriptorpb"
+)
+
+// Consistency is a cluster node's barrier (see cluster.Node), which both ports run after the
+// caller is authorized and before the handler.
+type Consistency interface {
+	// Linearize returns once the node's state holds every write acknowledged before the call.
+	Linearize(ctx context.Context) error
+	// CatchUp is Linearize before a write on a follower, whose service checks the write
+	// against its own state before forwarding it; a no-op on the leader.
+	CatchUp(ctx context.Context) error
+}
+
+type barrier uint8
+
+const (
+	noBarrier barrier = iota
+	// readBarrier: a read of notice state (a method declared NO_SIDE_EFFECTS). A stream needs
+	// it once, before its first message.
+	readBarrier
+	// writeBarrier: any other Concord RPC.
+	writeBarrier
+)
+
+// ownBarrier are the methods that decide for themselves: Match and MatchStream honour the
+// caller's max_staleness; ClusterService must answer without a leader (ListMembers), changes
+// membership through the leader, and linearizes its snapshots itself.
+var ownBarrier = map[protoreflect.FullName]bool{
+	"concord.v1.MatchService.Match":       true,
+	"concord.v1.MatchService.MatchStream": true,
+	"concord.v1.ClusterService":           true,
+}
+
+var barriers sync.Map // full method name → barrier
+
+// barrierOf returns the barrier a call of fullMethod needs; md may be nil.
+func barrierOf(fullMethod string, md protoreflect.MethodDescriptor) barrier {
+	if v, ok := barriers.Load(fullMethod); ok {
+		return v.(barrier)
+	}
+	if md == nil {
+		name := protoreflect.FullName(strings.ReplaceAll(strings.TrimPrefix(fullMethod, "/"), "/", "."))
+		if d, err := protoregistry.GlobalFiles.FindDescriptorByName(name); err == nil {
+			md, _ = d.(protoreflect.MethodDescriptor)
+		}
+	}
+	b := noBarrier
+	switch {
+	case md == nil, md.ParentFile().Package() != "concord.v1", ownBarrier[md.FullName()], ownBarrier[md.Parent().FullName()]:
+	default:
+		b = writeBarrier
+		if opts, ok := md.Options().(*descriptorpb.MethodOptions); ok && opts.GetIdempotencyLevel() == descriptorpb.MethodOptions_NO_SIDE_EFFECTS {
+			b = readBarrier
+		}
+	}
+	barriers.Store(fullMethod, b)
+	return b
+}
+
+// consistent runs the barrier fullMethod needs, if the node has one.
+func (o *Options) consistent(ctx context.Context, fullMethod string, md protoreflect.MethodDescriptor) error {
+	if o.Consistency == nil {
+		return nil
+	}
+	switch barrierOf(fullMethod, md) {
+	case readBarrier:
+		return o.Consistency.Linearize(ctx)
+	case writeBarrier:
+		return o.Consistency.CatchUp(ctx)
+	}
+	return nil
+}
