@@ -199,6 +199,15 @@ func CheckSignatures(env *concordv1.Envelope, lookup KeyLookup) *Checked {
 	return out
 }
 
+// Has reports whether the signature of key id verified.
+func (c *Checked) Has(id string) bool {
+	if c == nil {
+		return false
+	}
+	_, ok := c.keys[id]
+	return ok
+}
+
 // Len is how many signatures verified.
 func (c *Checked) Len() int {
 	if c == nil {

@@ -561,3 +561,36 @@ func TestListNoticesPagesAreStable(t *testing.T) {
 		t.Fatalf("statuses without jurisdiction: %v", err)
 	}
 }
+
+// TestResendAfterKeyRevoked: a client whose answer was lost re-sends the identical envelope
+// after its key was revoked: it gets the original answer; a new statement with that key is
+// refused.
+func TestResendAfterKeyRevoked(t *testing.T) {
+	t.Parallel()
+	n := servertest.Start(t, servertest.Options{})
+	ctx := context.Background()
+	fr, admin := n.Client(t, "fr-pharos"), n.Client(t, "hub-ops")
+	env, err := fr.SignNotice(ctx, glorificationNotice())
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := fr.Notices.SubmitNotice(ctx, &concordv1.SubmitNoticeRequest{Envelope: env})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.UpdateRegistry(ctx, &concordv1.RegistryChange{Author: "hub-ops", Change: &concordv1.RegistryChange_RevokeSigningKey{RevokeSigningKey: &concordv1.RevokeSigningKey{
+		PartnerId: "fr-pharos", KeyId: env.GetSignatures()[0].GetKeyid(), Reason: "rotated"}}}); err != nil {
+		t.Fatal(err)
+	}
+	again, err := fr.Notices.SubmitNotice(ctx, &concordv1.SubmitNoticeRequest{Envelope: env})
+	if err != nil || again.GetNotice().GetNotice().GetNoticeId() != first.GetNotice().GetNotice().GetNoticeId() || again.GetReceipt().GetIndex() != first.GetReceipt().GetIndex() {
+		t.Fatalf("re-send after the key's revocation: %v, %v; want the original answer", again, err)
+	}
+	if _, err := fr.SubmitNotice(ctx, glorificationNotice()); codeOf(err) != codes.PermissionDenied || !strings.Contains(err.Error(), "revoked") {
+		t.Fatalf("a new notice signed with the revoked key: %v; want PermissionDenied saying revoked", err)
+	}
+	// Another partner sending the same envelope gets no answer but the refusal.
+	if _, err := n.Client(t, "de-bka").Notices.SubmitNotice(ctx, &concordv1.SubmitNoticeRequest{Envelope: env}); codeOf(err) != codes.PermissionDenied {
+		t.Fatalf("another partner re-sending the envelope: %v; want PermissionDenied", err)
+	}
+}

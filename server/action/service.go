@@ -68,6 +68,14 @@ func (s *Service) ReportAction(ctx context.Context, req *concordv1.ReportActionR
 	st := s.state()
 	r := &concordv1.ActionReport{}
 	opened, err := signed.Open(st, c, req.GetEnvelope(), dsse.PayloadTypeActionReport, at, MaxReportBytes, "action report", r)
+	if kr := signed.AsKeyRefused(err); kr != nil {
+		// A re-send of a report its key signed in time gets the original answer.
+		orig, _ := st.CheckActionReport(r, kr.Opened.Key.GetKeyId(), at, kr.Opened.Digest)
+		if orig == nil {
+			return nil, kr.Err
+		}
+		opened, err = kr.Opened, nil
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -84,6 +84,13 @@ func (s *Service) SubmitNotice(ctx context.Context, req *concordv1.SubmitNoticeR
 	st := s.state()
 	n := &concordv1.Notice{}
 	opened, err := signed.Open(st, c, req.GetEnvelope(), dsse.PayloadTypeNotice, at, MaxNoticeBytes, "notice", n)
+	if kr := signed.AsKeyRefused(err); kr != nil {
+		// The key may no longer sign, but this may be a re-send of a notice it signed in time.
+		if orig, _ := st.CheckNotice(n, kr.Opened.Key.GetKeyId(), at, kr.Opened.Digest); orig != nil {
+			return s.submitted(ctx, orig)
+		}
+		return nil, kr.Err
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -174,6 +181,13 @@ func (s *Service) statement(ctx context.Context, env *concordv1.Envelope, payloa
 	}
 	msg := state.StatementMessage(stmt)
 	opened, err := signed.Open(st, c, env, payloadType, at, MaxStatementBytes, name, msg)
+	if kr := signed.AsKeyRefused(err); kr != nil {
+		// A re-send of a statement its key signed in time gets the original answer.
+		if orig, _ := st.CheckNoticeStatement(stmt, kr.Opened.Key.GetKeyId(), at, kr.Opened.Digest); orig != nil {
+			return orig, nil
+		}
+		return nil, kr.Err
+	}
 	if err != nil {
 		return nil, err
 	}

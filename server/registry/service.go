@@ -147,6 +147,13 @@ func (s *Service) UpdateRegistry(ctx context.Context, req *concordv1.UpdateRegis
 	change := &concordv1.RegistryChange{}
 	// Open verifies the signature before it parses the payload.
 	opened, err := signed.Open(st, c, env, dsse.PayloadTypeRegistryChange, at, MaxChangeBytes, "registry change", change)
+	if kr := signed.AsKeyRefused(err); kr != nil {
+		// A re-send of a change its key signed in time gets the original answer.
+		if orig, _ := st.CheckRegistryChange(change, kr.Opened.Key.GetKeyId(), at, kr.Opened.Digest); orig != nil {
+			return s.appliedResponse(ctx, orig)
+		}
+		return nil, kr.Err
+	}
 	if err != nil {
 		return nil, err
 	}

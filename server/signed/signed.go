@@ -43,12 +43,57 @@ func Open(st *state.Store, caller *authz.Caller, env *concordv1.Envelope, payloa
 	}
 	key, err := dsse.Open(env, payloadType, st.SigningKey, at, msg)
 	if err != nil {
+		if kr := keyRefusal(st, env, msg, err, payloadType, name); kr != nil && kr.Opened.Key.GetPartnerId() == caller.PartnerID {
+			return kr.Opened, kr
+		}
 		return nil, signatureFault(err, payloadType, name)
 	}
 	if key.GetPartnerId() != caller.PartnerID {
 		return nil, fault.Denied("the envelope is signed with key %s of partner %q, but you are connected as %q: sign with your own key", key.GetKeyId(), key.GetPartnerId(), caller.PartnerID)
 	}
 	return &Opened{Key: key, Digest: dsse.Digest(env)}, nil
+}
+
+// KeyRefused is Open's refusal of an envelope whose signature does verify, with a key that may
+// not sign now (revoked, expired, not yet valid). The statement may still be a re-send of one
+// accepted while the key could sign: the service looks for the original (same id, same
+// envelope) and answers with it; otherwise it returns Err.
+type KeyRefused struct {
+	Err    error
+	Opened *Opened
+}
+
+func (k *KeyRefused) Error() string { return k.Err.Error() }
+func (k *KeyRefused) Unwrap() error { return k.Err }
+
+// AsKeyRefused returns err as a *KeyRefused, or nil.
+func AsKeyRefused(err error) *KeyRefused {
+	var kr *KeyRefused
+	if errors.As(err, &kr) {
+		return kr
+	}
+	return nil
+}
+
+// keyRefusal builds a KeyRefused when err judges only the key's validity and the first
+// signature verifies with that key's bytes; msg is then parsed from the payload.
+func keyRefusal(st *state.Store, env *concordv1.Envelope, msg proto.Message, err error, payloadType, name string) *KeyRefused {
+	if !errors.Is(err, dsse.ErrKeyRevoked) && !errors.Is(err, dsse.ErrKeyExpired) && !errors.Is(err, dsse.ErrKeyNotYetValid) {
+		return nil
+	}
+	if env.GetPayloadType() != payloadType || len(env.GetSignatures()) == 0 {
+		return nil
+	}
+	first := env.GetSignatures()[0].GetKeyid()
+	checked := dsse.CheckSignatures(env, st.SigningKey)
+	if checked.Len() != len(env.GetSignatures()) || !checked.Has(first) {
+		return nil
+	}
+	key, kerr := st.SigningKey(first)
+	if kerr != nil || key == nil || proto.Unmarshal(env.GetPayload(), msg) != nil {
+		return nil
+	}
+	return &KeyRefused{Err: signatureFault(err, payloadType, name), Opened: &Opened{Key: key, Digest: dsse.Digest(env)}}
 }
 
 // signatureFault says why a statement's envelope was refused.
