@@ -13,6 +13,7 @@ import (
 	"concord/translog"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 func checkpoint(t *testing.T, n *servertest.Node, c *client.Client) translog.Checkpoint {
@@ -192,5 +193,32 @@ func TestLogFollow(t *testing.T) {
 	var e concordv1.LogEntry
 	if err := proto.Unmarshal(l.GetEntry(), &e); err != nil || l.GetIndex() != rec.GetLogIndex() || e.GetIndex() != rec.GetLogIndex() {
 		t.Fatalf("followed leaf %d (entry %d, %v), want the new notice's entry %d", l.GetIndex(), e.GetIndex(), err, rec.GetLogIndex())
+	}
+}
+
+// TestActionReportsInTheLog: a platform's action report is read in the log by that platform,
+// the notice's issuer and auditors; another platform sees its leaf hash only.
+func TestActionReportsInTheLog(t *testing.T) {
+	t.Parallel()
+	n := servertest.Start(t, servertest.Options{})
+	ctx := context.Background()
+	rec, err := n.Client(t, "fr-pharos").SubmitNotice(ctx, glorificationNotice())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := n.Client(t, "videoshare").ReportAction(ctx, &concordv1.ActionReport{NoticeId: rec.GetNotice().GetNoticeId(),
+		Jurisdictions: []string{"FR"}, Outcome: concordv1.ActionOutcome_ACTION_OUTCOME_REMOVED, OccurredAt: timestamppb.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := resp.GetAction().GetLogIndex()
+	for partner, readable := range map[string]bool{"videoshare": true, "fr-pharos": true, "observatory": true, "socialnet": false, "de-bka": false} {
+		leaf := leaves(t, n.Client(t, partner), at+1)[at]
+		if (leaf.GetEntry() != nil) != readable {
+			t.Errorf("%s reads the action report entry: %v, want %v", partner, leaf.GetEntry() != nil, readable)
+		}
+		if leafHash(leaf) != translog.LeafHash(resp.GetReceipt().GetEntry()) {
+			t.Errorf("%s: the leaf hash differs from the receipt's entry", partner)
+		}
 	}
 }

@@ -185,7 +185,8 @@ func (s *Store) ReportAction(idx uint64, r *concordv1.ActionReport, cmd *statev1
 	if err := checkCosignersTxn(txn, cmd.GetEnvelope(), at); err != nil {
 		return nil, err
 	}
-	logIdx, _, err := appendLogTxn(txn, idx, atTS, statementEntry(cmd.GetEnvelope(), cmd.GetSignerKeyId()), r.GetNoticeId())
+	logIdx, _, err := appendLogRowTxn(txn, idx, atTS, statementEntry(cmd.GetEnvelope(), cmd.GetSignerKeyId()),
+		&statev1.LogRow{NoticeId: r.GetNoticeId(), Reporter: r.GetReporter()})
 	if err != nil {
 		return nil, err
 	}

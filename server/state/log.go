@@ -31,6 +31,12 @@ func logTableSchema() *memdb.TableSchema {
 // leader-stamped time at, and returns its index and bytes. The entry's bytes are built here,
 // once: they are the leaf, served byte for byte from then on.
 func appendLogTxn(txn WriteTxn, raftIdx uint64, at *timestamppb.Timestamp, entry *concordv1.LogEntry, noticeID string) (uint64, []byte, error) {
+	return appendLogRowTxn(txn, raftIdx, at, entry, &statev1.LogRow{NoticeId: noticeID})
+}
+
+// appendLogRowTxn is appendLogTxn with the row's other fields (the reporter of an action
+// report) given in row.
+func appendLogRowTxn(txn WriteTxn, raftIdx uint64, at *timestamppb.Timestamp, entry *concordv1.LogEntry, row *statev1.LogRow) (uint64, []byte, error) {
 	n, err := logSizeTxn(txn)
 	if err != nil {
 		return 0, nil, err
@@ -41,7 +47,8 @@ func appendLogTxn(txn WriteTxn, raftIdx uint64, at *timestamppb.Timestamp, entry
 	if err != nil {
 		return 0, nil, fmt.Errorf("log entry %d: %w", n, err)
 	}
-	if err := txn.Insert(tableLog, &statev1.LogRow{Index: n, Entry: b, NoticeId: noticeID}); err != nil {
+	row.Index, row.Entry = n, b
+	if err := txn.Insert(tableLog, row); err != nil {
 		return 0, nil, fmt.Errorf("log entry %d: %w", n, err)
 	}
 	if err := txn.Insert(tableClock, &IndexEntry{Key: clockKey, Value: uint64(at.AsTime().UnixNano())}); err != nil {

@@ -3,6 +3,7 @@ package transparency
 import (
 	"context"
 	"errors"
+	"slices"
 
 	statev1 "concord/gen/concord/state/v1"
 	concordv1 "concord/gen/concord/v1"
@@ -183,14 +184,25 @@ func (s *Service) entries(ctx context.Context, req *concordv1.GetEntriesRequest,
 }
 
 // visibility returns the function that shows partner an entry, or only its leaf hash when the
-// entry concerns a notice partner may not see.
+// entry concerns a notice partner may not see, or is an action report of another platform on a
+// notice partner did not issue (unless partner is an auditor): who reported what, when, is
+// shown to the same parties as in the compliance figures.
 func visibility(partner string) func(*state.Store, *statev1.LogRow) *concordv1.LogLeaf {
 	return func(st *state.Store, row *statev1.LogRow) *concordv1.LogLeaf {
+		hidden := func() *concordv1.LogLeaf {
+			h := translog.LeafHash(row.GetEntry())
+			return &concordv1.LogLeaf{Index: row.GetIndex(), LeafHash: h[:]}
+		}
 		if id := row.GetNoticeId(); id != "" {
-			rec, err := st.Notice(nil, id)
+			rec, err := st.NoticeRow(id)
 			if err != nil || rec == nil || !state.NoticeVisibleTo(rec, partner) {
-				h := translog.LeafHash(row.GetEntry())
-				return &concordv1.LogLeaf{Index: row.GetIndex(), LeafHash: h[:]}
+				return hidden()
+			}
+			if r := row.GetReporter(); r != "" && r != partner && rec.GetNotice().GetIssuer() != partner {
+				p, err := st.PartnerRow(partner)
+				if err != nil || p == nil || !slices.Contains(p.GetRoles(), concordv1.Role_ROLE_AUDITOR) {
+					return hidden()
+				}
 			}
 		}
 		return &concordv1.LogLeaf{Index: row.GetIndex(), Entry: row.GetEntry()}

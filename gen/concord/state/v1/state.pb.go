@@ -586,7 +586,10 @@ type LogRow struct {
 	// The serialized concord.v1.LogEntry: the leaf, exactly as served.
 	Entry []byte `protobuf:"bytes,2,opt,name=entry,proto3" json:"entry,omitempty"`
 	// The notice the entry concerns, if any: its sharing restrictions decide who may read it.
-	NoticeId      string `protobuf:"bytes,3,opt,name=notice_id,json=noticeId,proto3" json:"notice_id,omitempty"`
+	NoticeId string `protobuf:"bytes,3,opt,name=notice_id,json=noticeId,proto3" json:"notice_id,omitempty"`
+	// For an action report: the reporting platform. Only it, the notice's issuer and auditors
+	// read the entry (as only they see it in compliance figures); the others see its leaf hash.
+	Reporter      string `protobuf:"bytes,4,opt,name=reporter,proto3" json:"reporter,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -642,6 +645,13 @@ func (x *LogRow) GetNoticeId() string {
 	return ""
 }
 
+func (x *LogRow) GetReporter() string {
+	if x != nil {
+		return x.Reporter
+	}
+	return ""
+}
+
 var File_concord_state_v1_state_proto protoreflect.FileDescriptor
 
 const file_concord_state_v1_state_proto_rawDesc = "" +
@@ -685,11 +695,12 @@ const file_concord_state_v1_state_proto_rawDesc = "" +
 	"\x0fenvelope_digest\x18\x04 \x01(\fR\x0eenvelopeDigest\x12\x14\n" +
 	"\x05index\x18\x05 \x01(\x04R\x05index\x12*\n" +
 	"\x02at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12\x1b\n" +
-	"\tlog_index\x18\a \x01(\x04R\blogIndex\"Q\n" +
+	"\tlog_index\x18\a \x01(\x04R\blogIndex\"m\n" +
 	"\x06LogRow\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x14\n" +
 	"\x05entry\x18\x02 \x01(\fR\x05entry\x12\x1b\n" +
-	"\tnotice_id\x18\x03 \x01(\tR\bnoticeIdB&Z$concord/gen/concord/state/v1;statev1b\x06proto3"
+	"\tnotice_id\x18\x03 \x01(\tR\bnoticeId\x12\x1a\n" +
+	"\breporter\x18\x04 \x01(\tR\breporterB&Z$concord/gen/concord/state/v1;statev1b\x06proto3"
 
 var (
 	file_concord_state_v1_state_proto_rawDescOnce sync.Once

@@ -479,8 +479,9 @@ export const ReceiptSchema: GenMessage<Receipt> = /*@__PURE__*/
  * LogService serves Concord's transparency log: every accepted statement, in commit order, as a
  * leaf of an RFC 6962 Merkle tree, with checkpoints signed by the hub (C2SP tlog-checkpoint in
  * signed-note form) and the proofs that let anyone check that nothing was removed, changed or
- * back-dated. An entry whose notice the caller may not see (TLP, sharing group) comes as its
- * leaf hash only: the tree still verifies.
+ * back-dated. An entry whose notice the caller may not see (TLP, sharing group), and a
+ * platform's action report read by anyone but that platform, the notice's issuer and auditors,
+ * comes as its leaf hash only: the tree still verifies.
  *
  * @generated from service concord.v1.LogService
  */
