@@ -35,19 +35,22 @@ func runCerts(ctx context.Context, args []string) error {
 func runCertsInit(w io.Writer, args []string) error {
 	flags := newFlags("certs init", "certs init [flags]", `
 Creates a development PKI in DIR (see certs/README.md for every file): a CA; a server
-certificate for localhost, 127.0.0.1 and ::1 (plus --server-host names); and for every partner a
+certificate for localhost, 127.0.0.1 and ::1 (plus --server-host names); for every partner a
 client certificate naming it as spiffe://TRUST-DOMAIN/partner/<id> and an Ed25519
-statement-signing key. With the example partners (the default) it also writes DIR/registry.yaml,
+statement-signing key; and for every cluster node (--nodes) a node certificate naming it as
+spiffe://TRUST-DOMAIN/node/<id>, with which nodes talk raft to each other. With the example partners (the default) it also writes DIR/registry.yaml,
 the example registry whose key files point into DIR, for 'concord serve --registry'.
 
 Private keys are written 0600 and never overwritten: running it again only adds what is missing
 (new partners, lost certificates) and renews certificates that expire within 30 days, keeping
 their keys. For development and tests only: in production each partner keeps its own keys.`, `
 concord certs init
-concord certs init --dir /tmp/pki --partners fr-pharos,hub-ops --server-host concord.internal`)
+concord certs init --dir /tmp/pki --partners fr-pharos,hub-ops --server-host concord.internal
+concord certs init --nodes node-1,node-2,node-3`)
 	dir := flags.String("dir", ".concord/certs", "directory of the PKI")
 	partners := flags.String("partners", strings.Join(registryfile.ExamplePartnerIDs(), ","), "comma-separated partner ids to issue certificates and signing keys for")
-	trustDomain := flags.String("trust-domain", identity.DefaultTrustDomain, "trust domain of partner URIs")
+	nodes := flags.String("nodes", "node-1", "comma-separated cluster node ids to issue node certificates for")
+	trustDomain := flags.String("trust-domain", identity.DefaultTrustDomain, "trust domain of partner and node URIs")
 	var hosts stringList
 	flags.Var(&hosts, "server-host", "extra DNS name or IP address for the server certificate (repeatable)")
 	if err := parseFlags(flags, args); err != nil {
@@ -62,7 +65,13 @@ concord certs init --dir /tmp/pki --partners fr-pharos,hub-ops --server-host con
 			ids = append(ids, id)
 		}
 	}
-	report, err := pki.Init(pki.Options{Dir: *dir, TrustDomain: *trustDomain, PartnerIDs: ids, ServerHosts: hosts})
+	var nodeIDs []string
+	for _, id := range strings.Split(*nodes, ",") {
+		if id = strings.TrimSpace(id); id != "" {
+			nodeIDs = append(nodeIDs, id)
+		}
+	}
+	report, err := pki.Init(pki.Options{Dir: *dir, TrustDomain: *trustDomain, PartnerIDs: ids, NodeIDs: nodeIDs, ServerHosts: hosts})
 	if err != nil {
 		return err
 	}

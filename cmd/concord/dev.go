@@ -25,15 +25,29 @@ Runs a single development node in one command: creates the dev PKI under DIR/cer
 missing (a CA, a server certificate, and a client certificate and signing key for every partner
 of the example registry), bootstraps the example registry (illustrative data, not legal advice),
 keeps its state under DIR/data, and prints ready-to-paste grpcurl and curl calls.
-Never use the dev PKI in production.`, `
+Never use the dev PKI in production.
+
+With --raft-addr the node is a member of a cluster, with the dev PKI's node certificate of
+--node-id (created if missing): the first node bootstraps the cluster, the next ones --join it.
+Give each node its own --data-dir and ports.`, `
 go run ./cmd/concord dev
-concord dev --dir /tmp/concord --grpc-addr 127.0.0.1:17443 --http-addr 127.0.0.1:18443`)
+concord dev --dir /tmp/concord --grpc-addr 127.0.0.1:17443 --http-addr 127.0.0.1:18443
+concord dev --node-id node-2 --raft-addr 127.0.0.1:7002 --join 127.0.0.1:7443 \
+  --data-dir .concord/node-2 --grpc-addr 127.0.0.1:7444 --http-addr 127.0.0.1:8444`)
 	dir := fs.String("dir", ".concord", "directory of the dev PKI (DIR/certs) and state (DIR/data)")
 	grpcAddr := fs.String("grpc-addr", server.DefaultGRPCAddr, "listen address of the gRPC port")
 	httpAddr := fs.String("http-addr", server.DefaultHTTPAddr, "listen address of the HTTPS port")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	dataDir := fs.String("data-dir", "", "directory of the node's state (default DIR/data)")
+	nodeID := fs.String("node-id", "node-1", "this node's id in its cluster; the dev PKI gets its node certificate")
+	raftAddr := fs.String("raft-addr", "", "host:port of this node's raft port (empty: run alone)")
+	var join stringList
+	fs.Var(&joinFlag{list: &join}, "join", "gRPC address of a cluster member to join through (repeatable, or comma-separated)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *dataDir == "" {
+		*dataDir = filepath.Join(*dir, "data")
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
@@ -42,7 +56,7 @@ concord dev --dir /tmp/concord --grpc-addr 127.0.0.1:17443 --http-addr 127.0.0.1
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
 	certDir := filepath.Join(*dir, "certs")
-	report, err := pki.Init(pki.Options{Dir: certDir, TrustDomain: identity.DefaultTrustDomain, PartnerIDs: registryfile.ExamplePartnerIDs()})
+	report, err := pki.Init(pki.Options{Dir: certDir, TrustDomain: identity.DefaultTrustDomain, PartnerIDs: registryfile.ExamplePartnerIDs(), NodeIDs: []string{*nodeID}})
 	if err != nil {
 		return fmt.Errorf("dev PKI: %w", err)
 	}
@@ -60,8 +74,13 @@ concord dev --dir /tmp/concord --grpc-addr 127.0.0.1:17443 --http-addr 127.0.0.1
 		return fmt.Errorf("example registry: %w", err)
 	}
 	layout := pki.Layout{Dir: certDir}
+	var cc server.ClusterConfig
+	if *raftAddr != "" {
+		cc = server.ClusterConfig{NodeID: *nodeID, RaftAddr: *raftAddr, NodeCert: layout.NodeCert(*nodeID), NodeKey: layout.NodeKey(*nodeID), Join: join}
+	}
 	return serveUntilSignal(ctx, server.Config{
-		DataDir:    filepath.Join(*dir, "data"),
+		Cluster:    cc,
+		DataDir:    *dataDir,
 		GRPCAddr:   *grpcAddr,
 		HTTPAddr:   *httpAddr,
 		TLS:        mtls.Files{CA: layout.CACert(), Cert: layout.ServerCert(), Key: layout.ServerKey()},

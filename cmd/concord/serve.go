@@ -38,6 +38,12 @@ type serveConfig struct {
 	RateBurst   int     `yaml:"rate_burst"`
 	LogLevel    string  `yaml:"log_level"`
 	LogFormat   string  `yaml:"log_format"`
+	// Clustering: empty RaftAddr runs the node alone.
+	NodeID   string     `yaml:"node_id"`
+	RaftAddr string     `yaml:"raft_addr"`
+	NodeCert string     `yaml:"node_cert"`
+	NodeKey  string     `yaml:"node_key"`
+	Join     stringList `yaml:"join"`
 }
 
 func defaultServeConfig() serveConfig {
@@ -98,6 +104,38 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.RateBurst, "rate-burst", c.RateBurst, "burst of requests per partner")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "text or json")
+	fs.StringVar(&c.NodeID, "node-id", c.NodeID, "this node's id in its cluster (default: the id its node certificate names, or node-1)")
+	fs.StringVar(&c.RaftAddr, "raft-addr", c.RaftAddr, "host:port of this node's raft port, as the other nodes reach it (empty: run alone)")
+	fs.StringVar(&c.NodeCert, "node-cert", c.NodeCert, "PEM file of this node's certificate (spiffe://DOMAIN/node/ID; 'concord certs init --nodes ID')")
+	fs.StringVar(&c.NodeKey, "node-key", c.NodeKey, "PEM file of this node's certificate key")
+	fs.Var(&joinFlag{list: &c.Join}, "join", "gRPC address of a cluster member to join through, on the first start (repeatable, or comma-separated)")
+}
+
+// joinFlag is --join: repeatable, each value possibly a comma-separated list. A flag given on
+// the command line replaces the config file's list.
+type joinFlag struct {
+	list *stringList
+	set  bool
+}
+
+func (j *joinFlag) String() string {
+	if j.list == nil {
+		return ""
+	}
+	return j.list.String()
+}
+
+func (j *joinFlag) Set(v string) error {
+	if !j.set {
+		*j.list = nil
+		j.set = true
+	}
+	for _, a := range strings.Split(v, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			*j.list = append(*j.list, a)
+		}
+	}
+	return nil
 }
 
 func (c *serveConfig) logger() (*slog.Logger, error) {
@@ -124,9 +162,19 @@ func runServe(ctx context.Context, args []string) error {
 Runs a Concord node: the gRPC port and the HTTPS port, both mutual TLS (TLS 1.3, client
 certificate required), over the raft log in --data-dir. On the first start the registry is
 loaded from --registry; after that only signed UpdateRegistry calls change it.
-SIGINT or SIGTERM stops the node gracefully.`, `
+SIGINT or SIGTERM stops the node gracefully.
+
+Without --raft-addr the node runs alone. With --raft-addr (and --node-cert, --node-key) it is a
+member of a raft cluster: raft and the nodes' internal service run on that port over mutual TLS
+with node certificates. On its first start a node without --join bootstraps a new cluster; with
+--join it asks a member (its gRPC port) to add it, then catches up. It reports SERVING on the
+health service once it has caught up with the leader.`, `
 concord serve --data-dir /var/lib/concord --ca ca.pem --cert server.pem --key server.key \
-  --log-key log.key --registry registry.yaml --grpc-addr 0.0.0.0:7443 --http-addr 0.0.0.0:8443`)
+  --log-key log.key --registry registry.yaml --grpc-addr 0.0.0.0:7443 --http-addr 0.0.0.0:8443
+
+concord serve --data-dir /var/lib/concord --ca ca.pem --cert server.pem --key server.key \
+  --log-key log.key --grpc-addr 10.0.0.2:7443 --http-addr 10.0.0.2:8443 \
+  --node-id node-2 --raft-addr 10.0.0.2:7000 --node-cert node.pem --node-key node.key --join 10.0.0.1:7443`)
 	cfg.flags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -161,6 +209,13 @@ concord serve --data-dir /var/lib/concord --ca ca.pem --cert server.pem --key se
 		RateLimit:   cfg.RateLimit,
 		RateBurst:   cfg.RateBurst,
 		Logger:      logger,
+		Cluster: server.ClusterConfig{
+			NodeID:   cfg.NodeID,
+			RaftAddr: cfg.RaftAddr,
+			NodeCert: cfg.NodeCert,
+			NodeKey:  cfg.NodeKey,
+			Join:     cfg.Join,
+		},
 	}, nil)
 }
 

@@ -161,6 +161,9 @@ func Open(cfg Config, fsm raft.FSM) (_ *Node, err error) {
 	conf := raft.DefaultConfig()
 	conf.LocalID = raft.ServerID(cfg.NodeID)
 	conf.Logger = hlog
+	// A removed node keeps running, outside the configuration, so that an administrator can add
+	// it back without restarting it; it takes no part in elections meanwhile.
+	conf.ShutdownOnRemove = false
 	var addr raft.ServerAddress
 	if cfg.Stream == nil {
 		addr, n.transport = raft.NewInmemTransport(raft.ServerAddress(cfg.NodeID))
@@ -526,6 +529,12 @@ func Seed(dataDir, id, addr string, index uint64, fsmState io.Reader) error {
 	}
 	raftDir := filepath.Join(dataDir, "raft")
 	walDir := filepath.Join(raftDir, "wal")
+	// Refuse a directory with any raft file before opening its log: a running node holds it.
+	for _, dir := range []string{walDir, filepath.Join(raftDir, "snapshots")} {
+		if entries, err := os.ReadDir(dir); err == nil && len(entries) > 0 {
+			return fmt.Errorf("%w: %s (restore into an empty directory)", ErrExistingState, dataDir)
+		}
+	}
 	for _, dir := range []string{walDir, filepath.Join(raftDir, "snapshots")} {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return fmt.Errorf("raftnode: create data directory: %w", err)

@@ -1,0 +1,167 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	concordv1 "concord/gen/concord/v1"
+)
+
+func init() {
+	register(command{name: "cluster", summary: "show and change the members of a cluster (cluster list|join|remove)", run: runCluster})
+}
+
+func runCluster(ctx context.Context, args []string) error {
+	return runGroup(ctx, "cluster", `
+A Concord cluster is three or five nodes that keep one raft log: any node takes writes (a
+follower forwards them to the leader) and reads. These commands, for the hub's administrators
+(ADMIN), show each member's role, last contact with the leader and applied index, and change the
+membership. Any node answers; 'list' works without a leader too.`, `
+concord cluster list --as hub-ops --addr 10.0.0.1:7443
+concord cluster join node-4 10.0.0.4:7000 --as hub-ops
+concord cluster remove node-2 --as hub-ops`,
+		[]subcommand{
+			{"list", "list the members with their role, last contact and applied index", runClusterList},
+			{"join", "add a node as a voter (or change a member's raft address)", runClusterJoin},
+			{"remove", "remove a node from the cluster", runClusterRemove},
+		}, args)
+}
+
+func runClusterList(ctx context.Context, args []string) error {
+	fs := newFlags("cluster list", "cluster list [flags]", `
+Lists the members of the cluster as the node at --addr knows them, each with what it reports
+itself: its role (LEADER, FOLLOWER, CANDIDATE; UNREACHABLE when it does not answer within a
+second), how long ago it last heard from the leader, and the raft index its state has applied.`, `
+concord cluster list --as hub-ops
+concord cluster list --addr 10.0.0.2:7443 --ca ca.pem --cert admin.pem --key admin.key --json`)
+	var cf clientFlags
+	cf.register(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	c, err := cf.dial(false)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	resp, err := c.Cluster.ListMembers(ctx, &concordv1.ListMembersRequest{})
+	if err != nil {
+		return callError("list members", err)
+	}
+	if cf.json {
+		return printJSON(os.Stdout, resp)
+	}
+	printMembers(os.Stdout, resp.GetMembers())
+	if resp.GetLeaderId() == "" {
+		fmt.Fprintf(os.Stdout, "\nNo leader: %s knows of none. With fewer than a majority of the voters up, the cluster cannot elect one (see the README, 'When nodes are lost').\n", resp.GetNodeId())
+	}
+	return nil
+}
+
+// printMembers prints members as a table.
+func printMembers(w io.Writer, members []*concordv1.Member) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tROLE\tVOTER\tRAFT ADDRESS\tLAST CONTACT\tAPPLIED\tCOMMIT\tTERM")
+	for _, m := range members {
+		contact := "-"
+		if lc := m.GetLastContact(); lc != nil {
+			contact = lc.AsDuration().Round(time.Millisecond).String()
+		}
+		role := strings.TrimPrefix(m.GetRole().String(), "MEMBER_ROLE_")
+		fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%s\t%d\t%d\t%d\n", m.GetNodeId(), role, m.GetVoter(), m.GetRaftAddress(), contact,
+			m.GetAppliedIndex(), m.GetCommitIndex(), m.GetTerm())
+	}
+	tw.Flush()
+	for _, m := range members {
+		if m.GetError() != "" {
+			fmt.Fprintf(w, "%s: %s\n", m.GetNodeId(), m.GetError())
+		}
+	}
+}
+
+func runClusterJoin(ctx context.Context, args []string) error {
+	fs := newFlags("cluster join", "cluster join NODE-ID RAFT-ADDR [flags]", `
+Adds node NODE-ID, whose raft port is RAFT-ADDR, to the cluster as a voter, or records a new
+raft address for a member. The node must be running ('concord serve --node-id NODE-ID
+--raft-addr RAFT-ADDR ...' with an empty data directory, or a former member's): it then catches
+up from the leader. 'concord serve --join' does the same from the new node's side.`, `
+concord cluster join node-4 10.0.0.4:7000 --as hub-ops`)
+	var cf clientFlags
+	cf.register(fs)
+	pos, err := parseWithArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 2 {
+		return fmt.Errorf("want NODE-ID and RAFT-ADDR (run 'concord cluster join --help')")
+	}
+	c, err := cf.dial(false)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	resp, err := c.Cluster.AddMember(ctx, &concordv1.AddMemberRequest{NodeId: pos[0], RaftAddress: pos[1]})
+	if err != nil {
+		return callError("add member", err)
+	}
+	if cf.json {
+		return printJSON(os.Stdout, resp)
+	}
+	fmt.Fprintf(os.Stdout, "%s is a member.\n\n", pos[0])
+	printMembers(os.Stdout, resp.GetMembers())
+	return nil
+}
+
+func runClusterRemove(ctx context.Context, args []string) error {
+	fs := newFlags("cluster remove", "cluster remove NODE-ID [flags]", `
+Removes node NODE-ID from the cluster: a node lost for good (so that the quorum counts only the
+nodes that are left), or one being retired. A removed node that still runs takes no part in the
+cluster any more and stops serving; stop it, or add it back with 'concord cluster join'. The
+last member cannot be removed.`, `
+concord cluster remove node-3 --as hub-ops`)
+	var cf clientFlags
+	cf.register(fs)
+	pos, err := parseWithArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return fmt.Errorf("want NODE-ID (run 'concord cluster remove --help')")
+	}
+	c, err := cf.dial(false)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	resp, err := c.Cluster.RemoveMember(ctx, &concordv1.RemoveMemberRequest{NodeId: pos[0]})
+	if err != nil {
+		return callError("remove member", err)
+	}
+	if cf.json {
+		return printJSON(os.Stdout, resp)
+	}
+	fmt.Fprintf(os.Stdout, "%s is no longer a member.\n\n", pos[0])
+	printMembers(os.Stdout, resp.GetMembers())
+	return nil
+}
+
+// parseWithArgs parses flags given before, between or after the positional arguments, and
+// returns the positional ones.
+func parseWithArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := parseFlags(fs, args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos, args = append(pos, fs.Arg(0)), fs.Args()[1:]
+	}
+}
