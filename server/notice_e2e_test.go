@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
+	"encoding/base64"
 	"fmt"
 	"slices"
 	"strings"
@@ -592,5 +593,38 @@ func TestResendAfterKeyRevoked(t *testing.T) {
 	// Another partner sending the same envelope gets no answer but the refusal.
 	if _, err := n.Client(t, "de-bka").Notices.SubmitNotice(ctx, &concordv1.SubmitNoticeRequest{Envelope: env}); codeOf(err) != codes.PermissionDenied {
 		t.Fatalf("another partner re-sending the envelope: %v; want PermissionDenied", err)
+	}
+}
+
+// TestPageTokensRevealNothing: a page token names no notice in clear, and works only for the
+// partner it was issued to.
+func TestPageTokensRevealNothing(t *testing.T) {
+	t.Parallel()
+	n := servertest.Start(t, servertest.Options{})
+	ctx := context.Background()
+	fr := n.Client(t, "fr-pharos")
+	var ids []string
+	for range 3 {
+		rec, err := fr.SubmitNotice(ctx, glorificationNotice())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, rec.GetNotice().GetNoticeId())
+	}
+	resp, err := n.Client(t, "videoshare").Notices.ListNotices(ctx, &concordv1.ListNoticesRequest{PageSize: 1})
+	if err != nil || resp.GetNextPageToken() == "" {
+		t.Fatalf("first page: %v, %v", resp, err)
+	}
+	raw, _ := base64.RawURLEncoding.DecodeString(resp.GetNextPageToken())
+	for _, id := range ids {
+		if strings.Contains(string(raw), id) || strings.Contains(resp.GetNextPageToken(), id) {
+			t.Fatalf("the page token shows notice id %s", id)
+		}
+	}
+	if _, err := n.Client(t, "socialnet").Notices.ListNotices(ctx, &concordv1.ListNoticesRequest{PageSize: 1, PageToken: resp.GetNextPageToken()}); codeOf(err) != codes.InvalidArgument {
+		t.Fatalf("another partner's token: %v; want InvalidArgument", err)
+	}
+	if _, err := n.Client(t, "videoshare").Notices.ListNotices(ctx, &concordv1.ListNoticesRequest{PageSize: 1, PageToken: resp.GetNextPageToken()}); err != nil {
+		t.Fatalf("the partner's own token: %v", err)
 	}
 }

@@ -4,11 +4,13 @@ package server
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
@@ -247,6 +249,9 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 	noticeSvc.MaxLag = cfg.FeedMaxLag
 	noticeSvc.Stopping = s.stopping
+	if noticeSvc.PageTokenKey, err = pageTokenKey(cfg.LogKeyFile); err != nil {
+		return nil, err
+	}
 	actionSvc, err := action.New(s.fsm.State, s.cluster, pub, cfg.Now)
 	if err != nil {
 		return nil, err
@@ -456,4 +461,15 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.stopErr = errors.Join(httpErr, s.stopRaft())
 	})
 	return s.stopErr
+}
+
+// pageTokenKey derives the key that seals page tokens from the log key, which every node of a
+// cluster holds: a token issued by one node works on the others.
+func pageTokenKey(logKeyFile string) ([]byte, error) {
+	b, err := os.ReadFile(logKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("page token key: %w", err)
+	}
+	sum := sha256.Sum256(append([]byte("concord/page-token/v1\n"), b...))
+	return sum[:], nil
 }

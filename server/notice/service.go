@@ -5,11 +5,15 @@ package notice
 
 import (
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"concord/dsse"
@@ -54,6 +58,12 @@ type Service struct {
 	MaxLag uint64
 	// Stopping, closed when the node shuts down, ends every watch stream (set before serving).
 	Stopping <-chan struct{}
+	// PageTokenKey seals page tokens (32 bytes, the same on every node, so that a token works
+	// on any; set before serving). Unset: a random key, tokens then last as long as the process.
+	PageTokenKey []byte
+
+	aeadOnce sync.Once
+	aeadVal  cipher.AEAD
 }
 
 // Receipts proves that a log entry was logged (see transparency.Publisher).
@@ -242,7 +252,7 @@ func (s *Service) ListNotices(ctx context.Context, req *concordv1.ListNoticesReq
 		return nil, err
 	}
 	filters := filterDigest(req)
-	after, err := decodePageToken(req.GetPageToken(), filters)
+	after, err := s.decodePageToken(c.PartnerID, req.GetPageToken(), filters)
 	if err != nil {
 		return nil, err
 	}
@@ -281,7 +291,7 @@ func (s *Service) ListNotices(ctx context.Context, req *concordv1.ListNoticesReq
 		resp.Notices = append(resp.Notices, Summary(rec, now))
 	}
 	if page.Next != "" {
-		resp.NextPageToken = encodePageToken(filters, page.Next)
+		resp.NextPageToken = s.encodePageToken(c.PartnerID, filters, page.Next)
 	}
 	return resp, nil
 }
@@ -340,19 +350,50 @@ func filterDigest(req *concordv1.ListNoticesRequest) string {
 	return hex.EncodeToString(sum[:6])
 }
 
-// Page tokens are opaque to clients: the filters' digest and the last notice id of the scan.
-func encodePageToken(filters, lastID string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte("n1:" + filters + ":" + lastID))
+// Page tokens are sealed (AES-GCM, bound to the partner they were issued to): they hold the
+// filters' digest and the id where the scan stopped, which may be a notice the caller may not
+// see, so they must reveal nothing.
+func (s *Service) aead() cipher.AEAD {
+	s.aeadOnce.Do(func() {
+		key := s.PageTokenKey
+		if len(key) != 32 {
+			key = make([]byte, 32)
+			_, _ = rand.Read(key) // tokens then last as long as the process
+		}
+		block, err := aes.NewCipher(key)
+		if err != nil {
+			panic(err) // a 32-byte key is always valid
+		}
+		s.aeadVal, _ = cipher.NewGCM(block)
+	})
+	return s.aeadVal
 }
 
-func decodePageToken(tok, filters string) (string, error) {
+func (s *Service) encodePageToken(partner, filters, lastID string) string {
+	a := s.aead()
+	nonce := make([]byte, a.NonceSize())
+	_, _ = rand.Read(nonce)
+	sealed := a.Seal(nonce, nonce, []byte("n1:"+filters+":"+lastID), []byte(partner))
+	return base64.RawURLEncoding.EncodeToString(sealed)
+}
+
+func (s *Service) decodePageToken(partner, tok, filters string) (string, error) {
 	if tok == "" {
 		return "", nil
 	}
+	bad := fault.Invalid("page_token: not a token this server issued to you; pass next_page_token from the previous response, or nothing for the first page")
 	b, err := base64.RawURLEncoding.DecodeString(tok)
-	parts := strings.SplitN(string(b), ":", 3)
-	if err != nil || len(parts) != 3 || parts[0] != "n1" {
-		return "", fault.Invalid("page_token: not a token this server issued; pass next_page_token from the previous response, or nothing for the first page")
+	a := s.aead()
+	if err != nil || len(b) < a.NonceSize() {
+		return "", bad
+	}
+	plain, err := a.Open(nil, b[:a.NonceSize()], b[a.NonceSize():], []byte(partner))
+	if err != nil {
+		return "", bad
+	}
+	parts := strings.SplitN(string(plain), ":", 3)
+	if len(parts) != 3 || parts[0] != "n1" {
+		return "", bad
 	}
 	if parts[1] != filters {
 		return "", fault.Invalid("page_token was issued for other filters: send the same filters with it, or start again without a token")

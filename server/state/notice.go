@@ -111,12 +111,14 @@ func (s *Store) ListNotices(q NoticeQuery) (*NoticePage, error) {
 		if id <= q.After {
 			continue
 		}
-		if len(page.Records) == q.Limit {
-			page.Next = page.Records[q.Limit-1].GetNotice().GetNoticeId()
-			return page, nil
-		}
 		scanned++
 		if q.matches(rec) {
+			if len(page.Records) == q.Limit {
+				// Another row for the caller exists: the page ends on its last record. (Rows the
+				// caller may not see never make a page end with a token.)
+				page.Next = page.Records[q.Limit-1].GetNotice().GetNoticeId()
+				return page, nil
+			}
 			page.Records = append(page.Records, shallowRecord(rec))
 		}
 		if scanned >= q.MaxScan {
