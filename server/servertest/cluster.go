@@ -30,18 +30,40 @@ type Cluster struct {
 // NodeID is the id of the i-th node (0-based): node-1, node-2, ...
 func NodeID(i int) string { return fmt.Sprintf("node-%d", i+1) }
 
+// ClusterOptions change a test cluster.
+type ClusterOptions struct {
+	// PKI reuses a PKI directory (another cluster's: the same CA, partners and log key); empty:
+	// a new one.
+	PKI string
+	// Seed, if set, is called with the first node's data directory before it starts (a restore
+	// from a backup, say).
+	Seed func(dataDir string)
+}
+
 // StartCluster starts size nodes: the first bootstraps the cluster and the registry, the others
 // join it through the first one's gRPC port. Nodes stop when the test ends.
 func StartCluster(t testing.TB, size int, opts Options) *Cluster {
 	t.Helper()
+	return StartClusterWith(t, size, opts, ClusterOptions{})
+}
+
+// StartClusterWith is StartCluster with cluster options.
+func StartClusterWith(t testing.TB, size int, opts Options, co ClusterOptions) *Cluster {
+	t.Helper()
 	dir := t.TempDir()
 	c := &Cluster{Dir: dir, PKI: pki.Layout{Dir: filepath.Join(dir, "certs")}, opts: opts}
+	if co.PKI != "" {
+		c.PKI.Dir = co.PKI
+	}
 	ids := make([]string, size)
 	for i := range ids {
 		ids[i] = NodeID(i)
 	}
 	for i := range size {
 		n := prepare(t, dir, c.PKI.Dir, filepath.Join(dir, ids[i]), opts, ids)
+		if i == 0 && co.Seed != nil {
+			co.Seed(n.DataDir)
+		}
 		n.Faults = cluster.NewFaults(nil)
 		cc := opts.Cluster
 		cc.NodeID = ids[i]
