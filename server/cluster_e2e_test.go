@@ -260,8 +260,17 @@ func TestClusterFollowerStoppedDuringTenThousandWritesCatchesUp(t *testing.T) {
 	t.Logf("10 000 notices committed on two of three nodes in %v", time.Since(start).Round(time.Millisecond))
 
 	start = time.Now()
+	committed := c.Nodes[leader].Applied()
 	c.Restart(t, follower)
 	t.Logf("follower restarted and caught up in %v", time.Since(start).Round(time.Millisecond))
+	// Ready means caught up: the restarted node serves nothing older than what was committed
+	// before it started, and says SERVING only then.
+	if got := c.Nodes[follower].Applied(); got < committed {
+		t.Fatalf("the restarted follower reported ready at applied index %d, before the %d committed when it started", got, committed)
+	}
+	if s := healthOf(t, c.Nodes[follower]); s != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("the restarted follower's health: %v, want SERVING", s)
+	}
 	stats := c.Nodes[follower].RaftStats()
 	t.Logf("restarted follower: applied %d (was %d when stopped), last snapshot index %s", c.Nodes[follower].Applied(), stoppedAt, stats["last_snapshot_index"])
 	if snap, _ := strconv.ParseUint(stats["last_snapshot_index"], 10, 64); snap < stoppedAt+5000 {

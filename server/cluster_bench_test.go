@@ -1,0 +1,179 @@
+package server_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"concord/client"
+	concordv1 "concord/gen/concord/v1"
+	"concord/server/servertest"
+
+	"google.golang.org/protobuf/types/known/durationpb"
+)
+
+// benchTopology is where a cluster benchmark's clients send their calls.
+type benchTopology struct {
+	name  string
+	nodes int
+	// spread: the clients are spread over every node; otherwise they all call the leader.
+	spread bool
+}
+
+var benchTopologies = []benchTopology{
+	{"nodes=1", 1, false},
+	{"nodes=3/clients=leader", 3, false},
+	{"nodes=3/clients=spread", 3, true},
+}
+
+// benchNodes starts a topology's nodes and returns the gRPC port each client should call, in
+// turn. A single node runs alone, as `concord serve` without --raft-addr does.
+func benchNodes(b *testing.B, top benchTopology) ([]*servertest.Node, func(i int) *servertest.Node) {
+	b.Helper()
+	if top.nodes == 1 {
+		n := servertest.Start(b, servertest.Options{})
+		return []*servertest.Node{n}, func(int) *servertest.Node { return n }
+	}
+	c := servertest.StartCluster(b, top.nodes, servertest.Options{})
+	leader := c.Leader(b, 10*time.Second)
+	return c.Nodes, func(i int) *servertest.Node {
+		if !top.spread {
+			return c.Nodes[leader]
+		}
+		return c.Nodes[i%len(c.Nodes)]
+	}
+}
+
+// BenchmarkClusterIngest measures notices submitted into committed state on one node alone and
+// on a three-node cluster (every write replicated to a majority, each node fsyncing its log),
+// with the writers calling the leader or spread over every node (followers forward their writes
+// to the leader, then wait until they have applied them). All nodes share the machine's cores.
+// Signing happens before the timer, as in BenchmarkIngest.
+func BenchmarkClusterIngest(b *testing.B) {
+	for _, size := range []int{1, 1000} {
+		for _, top := range benchTopologies {
+			b.Run(fmt.Sprintf("hashes_per_notice=%d/%s", size, top.name), func(b *testing.B) {
+				_, pick := benchNodes(b, top)
+				ctx := context.Background()
+				const writers = 16
+				type writer struct {
+					c    *client.Client
+					envs []*concordv1.Envelope
+				}
+				partners := []string{"fr-pharos", "de-bka", "be-fedpol", "gb-ctiru"}
+				ws := make([]*writer, writers)
+				for i := range ws {
+					ws[i] = &writer{c: pick(i).Client(b, partners[i%len(partners)])}
+				}
+				for i := range b.N {
+					w := ws[i%writers]
+					n := &concordv1.Notice{LegalBasis: authorityBases[partners[i%writers%len(partners)]], Categories: []concordv1.Category{concordv1.Category_CATEGORY_GLORIFICATION}}
+					for h := range size {
+						n.Hashes = append(n.Hashes, sha256Hash(fmt.Sprintf("cluster bench %s %d %d", top.name, i, h)))
+					}
+					env, err := w.c.SignNotice(ctx, n)
+					if err != nil {
+						b.Fatal(err)
+					}
+					w.envs = append(w.envs, env)
+				}
+				b.ResetTimer()
+				start := time.Now()
+				var wg sync.WaitGroup
+				for _, w := range ws {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						for _, env := range w.envs {
+							if _, err := w.c.Notices.SubmitNotice(ctx, &concordv1.SubmitNoticeRequest{Envelope: env}); err != nil {
+								b.Error(err)
+								return
+							}
+						}
+					}()
+				}
+				wg.Wait()
+				elapsed := time.Since(start).Seconds()
+				b.ReportMetric(float64(b.N)/elapsed, "notices/s")
+				b.ReportMetric(float64(b.N*size)/elapsed, "hashes/s")
+			})
+		}
+	}
+}
+
+// BenchmarkClusterMatch measures Match calls (batches of 100 SHA-256 hashes, a tenth of them
+// known) answered by one node alone and by a three-node cluster, with the clients calling the
+// leader or spread over every node; spread, either linearizable (each follower asks the leader
+// how far the log goes, one round trip shared by the calls waiting) or with max_staleness = 1 s
+// (a follower that heard from the leader within it answers from its own state). All nodes share
+// the machine's cores.
+func BenchmarkClusterMatch(b *testing.B) {
+	tops := append([]benchTopology{}, benchTopologies...)
+	for _, stale := range []bool{false, true} {
+		for _, top := range tops {
+			if stale && !top.spread {
+				continue
+			}
+			name := top.name
+			if top.spread {
+				name += map[bool]string{false: "/linearizable", true: "/max_staleness=1s"}[stale]
+			}
+			b.Run(name, func(b *testing.B) {
+				nodes, pick := benchNodes(b, top)
+				ctx := context.Background()
+				// 100 notices of 100 hashes each.
+				authority := pick(0).Client(b, "fr-pharos")
+				var known []*concordv1.Hash
+				for i := range 100 {
+					n := &concordv1.Notice{LegalBasis: "fr.cp.421-2-5", Categories: []concordv1.Category{concordv1.Category_CATEGORY_GLORIFICATION}}
+					for h := range 100 {
+						n.Hashes = append(n.Hashes, sha256Hash(fmt.Sprintf("known %d %d", i, h)))
+					}
+					if _, err := authority.SubmitNotice(ctx, n); err != nil {
+						b.Fatal(err)
+					}
+					known = append(known, n.Hashes[0])
+				}
+				req := &concordv1.MatchRequest{}
+				for i := range 100 {
+					if i%10 == 0 {
+						req.Hashes = append(req.Hashes, known[i])
+					} else {
+						req.Hashes = append(req.Hashes, sha256Hash(fmt.Sprintf("unknown %d", i)))
+					}
+				}
+				if stale {
+					req.MaxStaleness = durationpb.New(time.Second)
+				}
+				clients := make([]*client.Client, len(nodes))
+				for i := range clients {
+					clients[i] = pick(i).Client(b, "videoshare")
+				}
+				var next atomic.Int64
+				b.SetParallelism(8)
+				b.ResetTimer()
+				start := time.Now()
+				b.RunParallel(func(pb *testing.PB) {
+					c := clients[int(next.Add(1))%len(clients)]
+					for pb.Next() {
+						resp, err := c.Matches.Match(ctx, req)
+						if err != nil {
+							b.Error(err)
+							return
+						}
+						if len(resp.GetResults()[0].GetMatches()) != 1 {
+							b.Error("a known hash did not match")
+							return
+						}
+					}
+				})
+				elapsed := time.Since(start).Seconds()
+				b.ReportMetric(float64(b.N)/elapsed, "queries/s")
+				b.ReportMetric(float64(b.N*len(req.Hashes))/elapsed, "hashes/s")
+			})
+		}
+	}
+}
