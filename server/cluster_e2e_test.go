@@ -27,6 +27,8 @@ import (
 	"concord/server"
 	"concord/server/backup"
 	"concord/server/cluster"
+	"concord/server/fsm"
+	"concord/server/raftnode"
 	"concord/server/servertest"
 	"concord/translog"
 
@@ -778,4 +780,53 @@ func mustCheckpointNote(t testing.TB, c *client.Client) string {
 		t.Fatal(err)
 	}
 	return resp.GetCheckpoint().GetNote()
+}
+
+// TestClusterRecoversFromTheLossOfTwoNodes: with two of three nodes lost for good, the survivor's
+// data is recovered offline into a one-voter configuration (concord cluster recover); it starts
+// with every acknowledged write, and a new node with an empty data directory joins it.
+func TestClusterRecoversFromTheLossOfTwoNodes(t *testing.T) {
+	t.Parallel()
+	c := servertest.StartCluster(t, 3, servertest.Options{})
+	ctx := context.Background()
+	var ids []string
+	for range 3 {
+		rec, err := c.Client(t, "fr-pharos").SubmitNotice(ctx, glorificationNotice())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, rec.GetNotice().GetNoticeId())
+	}
+	for i := range c.Nodes {
+		c.Stop(t, i)
+	}
+	survivor := c.Nodes[0]
+	f, err := fsm.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := raftnode.Recover(survivor.DataDir, servertest.NodeID(0), survivor.Config.Cluster.RaftAddr, f); err != nil {
+		t.Fatal(err)
+	}
+	c.Restart(t, 0)
+	for _, id := range ids {
+		getNotice(t, survivor.Client(t, "videoshare"), id)
+	}
+	// A new node, on an empty data directory, joins the recovered one.
+	fresh := c.Nodes[1]
+	if err := os.RemoveAll(fresh.DataDir); err != nil {
+		t.Fatal(err)
+	}
+	fresh.Config.Cluster.Join = []string{survivor.GRPCAddr()}
+	c.Restart(t, 1)
+	for _, id := range ids {
+		getNotice(t, fresh.Client(t, "videoshare"), id)
+	}
+	if _, err := fresh.Client(t, "fr-pharos").SubmitNotice(ctx, glorificationNotice()); err != nil {
+		t.Fatalf("write on the recovered cluster: %v", err)
+	}
+	members, err := survivor.Client(t, "hub-ops").Cluster.ListMembers(ctx, &concordv1.ListMembersRequest{})
+	if err != nil || len(members.GetMembers()) != 2 {
+		t.Fatalf("members after the recovery: %v (%v), want node-1 and node-2", members.GetMembers(), err)
+	}
 }

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	concordv1 "concord/gen/concord/v1"
+	"concord/server/fsm"
+	"concord/server/raftnode"
 )
 
 func init() {
@@ -25,11 +27,13 @@ follower forwards them to the leader) and reads. These commands, for the hub's a
 membership. Any node answers; 'list' works without a leader too.`, `
 concord cluster list --as hub-ops --addr 10.0.0.1:7443
 concord cluster join node-4 10.0.0.4:7000 --as hub-ops
-concord cluster remove node-2 --as hub-ops`,
+concord cluster remove node-2 --as hub-ops
+concord cluster recover --data-dir /var/lib/concord --node-id node-1 --raft-addr 10.0.0.1:7000`,
 		[]subcommand{
 			{"list", "list the members with their role, last contact and applied index", runClusterList},
 			{"join", "add a node as a voter (or change a member's raft address)", runClusterJoin},
 			{"remove", "remove a node from the cluster", runClusterRemove},
+			{"recover", "make a stopped node the only member of its cluster (after losing a majority)", runClusterRecover},
 		}, args)
 }
 
@@ -164,4 +168,36 @@ func parseWithArgs(fs *flag.FlagSet, args []string) ([]string, error) {
 		}
 		pos, args = append(pos, fs.Arg(0)), fs.Args()[1:]
 	}
+}
+
+func runClusterRecover(ctx context.Context, args []string) error {
+	fs := newFlags("cluster recover", "cluster recover --data-dir DIR --node-id ID --raft-addr ADDR", `
+For a cluster that lost a majority of its voters for good (two of three, three of five): run it,
+offline, on the data directory of the most up-to-date survivor (the highest applied index in
+'concord cluster list'), with that node stopped. It rewrites the raft configuration there so that
+the node is the only voter, keeping every entry of its log; entries it had received but did not
+yet know to be committed become committed. Start the node again: it elects itself and serves.
+Then start new nodes with empty data directories and --join, and 'concord cluster remove'
+nothing: the lost members are no longer in the configuration. Other survivors must not be
+started on their old data: wipe it and let them join.`, `
+concord cluster recover --data-dir /var/lib/concord --node-id node-1 --raft-addr 10.0.0.1:7000`)
+	dataDir := fs.String("data-dir", "", "the stopped node's data directory")
+	nodeID := fs.String("node-id", "", "the node's id (its node certificate's)")
+	raftAddr := fs.String("raft-addr", "", "the node's raft address (empty: a node that will run alone)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *dataDir == "" || *nodeID == "" {
+		return fmt.Errorf("want --data-dir and --node-id (run 'concord cluster recover --help')")
+	}
+	f, err := fsm.New(nil)
+	if err != nil {
+		return err
+	}
+	if err := raftnode.Recover(*dataDir, *nodeID, *raftAddr, f); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stdout, "recovered %s: %s is now the only voter of its cluster, with raft index %d applied.\n", *dataDir, *nodeID, f.Applied())
+	fmt.Fprintf(os.Stdout, "Start it (same --node-id and --raft-addr), then join new nodes to it with empty data directories.\n")
+	return nil
 }

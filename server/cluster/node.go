@@ -300,8 +300,10 @@ func (n *Node) leaderReadIndex(ctx context.Context) (uint64, error) {
 }
 
 // Fresh reports whether this node may answer a read that tolerates maxStaleness from its own
-// state: it caught up with the cluster since it started, and it leads or heard from the leader
-// within maxStaleness.
+// state: it caught up with the cluster since it started, and it leads, or heard from the leader
+// within maxStaleness (then at most the writes committed since are missing). A follower that
+// lost its leader, or a cluster that lost its quorum, keeps answering such reads for as long as
+// the caller allows.
 func (n *Node) Fresh(maxStaleness time.Duration) bool {
 	if n.Standalone() {
 		return n.raft.IsLeader()
@@ -312,11 +314,11 @@ func (n *Node) Fresh(maxStaleness time.Duration) bool {
 	switch n.raft.State() {
 	case raft.Leader:
 		return true
-	case raft.Follower:
-		last := n.raft.LastContact()
-		return !last.IsZero() && time.Since(last) <= maxStaleness
+	case raft.Shutdown:
+		return false
 	}
-	return false
+	last := n.raft.LastContact()
+	return !last.IsZero() && time.Since(last) <= maxStaleness
 }
 
 // WaitCaughtUp returns once the node has caught up with the cluster (Linearize succeeded), or

@@ -594,3 +594,50 @@ func (n *Node) UpdateOwnAddress(ctx context.Context) error {
 	}
 	return nil
 }
+
+// ErrNoState is returned by Recover for a data directory without raft state.
+var ErrNoState = errors.New("raftnode: the data directory holds no raft state")
+
+// Recover rewrites, offline, the raft configuration kept in dataDir so that node id, at raft
+// address addr, is its only voter, keeping every entry of its log: the way back for a cluster
+// that lost a majority of its voters for good. raft replays the whole log into fsm (a fresh FSM,
+// discarded afterwards) and snapshots it with the new configuration. Entries this node had
+// received but did not know to be committed count as committed: they were on their way to being
+// so. Run it with the node stopped; start the node on dataDir, then join new nodes to it.
+func Recover(dataDir, id, addr string, fsm raft.FSM) error {
+	raftDir := filepath.Join(dataDir, "raft")
+	walDir := filepath.Join(raftDir, "wal")
+	if _, err := os.Stat(walDir); err != nil {
+		return fmt.Errorf("%w: %s", ErrNoState, dataDir)
+	}
+	logger := newHCLogger(slog.Default(), hclog.Warn)
+	w, err := wal.Open(walDir, wal.WithLogger(logger.Named("wal")))
+	if err != nil {
+		return fmt.Errorf("raftnode: open the raft log in %s: %w", walDir, err)
+	}
+	defer w.Close()
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(raftDir, snapshotsRetained, logger.Named("snapshots"))
+	if err != nil {
+		return fmt.Errorf("raftnode: open the snapshot store in %s: %w", raftDir, err)
+	}
+	existing, err := raft.HasExistingState(w, w, snaps)
+	if err != nil {
+		return fmt.Errorf("raftnode: read existing state: %w", err)
+	}
+	if !existing {
+		return fmt.Errorf("%w: %s", ErrNoState, dataDir)
+	}
+	if addr == "" {
+		addr = id
+	}
+	_, trans := raft.NewInmemTransport(raft.ServerAddress(addr))
+	defer trans.Close()
+	conf := raft.DefaultConfig()
+	conf.LocalID = raft.ServerID(id)
+	conf.Logger = logger
+	configuration := raft.Configuration{Servers: []raft.Server{{Suffrage: raft.Voter, ID: raft.ServerID(id), Address: raft.ServerAddress(addr)}}}
+	if err := raft.RecoverCluster(conf, fsm, w, w, snaps, trans, configuration); err != nil {
+		return fmt.Errorf("raftnode: recover: %w", err)
+	}
+	return nil
+}
