@@ -72,11 +72,14 @@ go-test: tools ts-deps
 	go test -race -timeout 20m ./...
 
 ## bench: the transports side by side (WhoAmI on the gRPC port vs the HTTPS port), an
-## acknowledged registry change, and the ingest of batched notices. Not part of `make test`;
+## acknowledged registry change, the ingest of batched notices, and writes and Match on one node
+## versus a three-node cluster. Not part of `make test`;
 ## results and the machine they ran on go in BENCHMARKS.md.
 bench:
 	go test ./server -run '^$$' -bench 'WhoAmI|UpdateRegistry' -benchtime 3s -count 3
 	go test ./server -run '^$$' -bench 'Ingest' -benchtime 200x -count 3
+	go test ./server -run '^$$' -bench 'ClusterWrites' -benchtime 1000x -count 3
+	go test ./server -run '^$$' -bench 'ClusterMatch' -benchtime 5000x -count 3
 
 ## run: a development node (same as `go run ./cmd/concord dev`).
 run:

@@ -47,12 +47,12 @@ func benchNodes(b *testing.B, top benchTopology) ([]*servertest.Node, func(i int
 	}
 }
 
-// BenchmarkClusterIngest measures notices submitted into committed state on one node alone and
+// BenchmarkClusterWrites measures notices submitted into committed state on one node alone and
 // on a three-node cluster (every write replicated to a majority, each node fsyncing its log),
 // with the writers calling the leader or spread over every node (followers forward their writes
 // to the leader, then wait until they have applied them). All nodes share the machine's cores.
 // Signing happens before the timer, as in BenchmarkIngest.
-func BenchmarkClusterIngest(b *testing.B) {
+func BenchmarkClusterWrites(b *testing.B) {
 	for _, size := range []int{1, 1000} {
 		for _, top := range benchTopologies {
 			b.Run(fmt.Sprintf("hashes_per_notice=%d/%s", size, top.name), func(b *testing.B) {
