@@ -614,6 +614,10 @@ func TestNodeAndPartnerCertificatesDoNotMix(t *testing.T) {
 			})
 		}
 	}
+	// The gRPC port serves nodes Join alone: the rest of NodeService is on the raft port.
+	if _, err := nodev1.NewNodeServiceClient(grpcConn).Apply(context.Background(), &nodev1.ApplyRequest{Command: []byte{1}}); codeOf(err) != codes.Unimplemented {
+		t.Fatalf("Apply on the gRPC port with a node certificate: %v, want Unimplemented", err)
+	}
 	var nodeMethods []protoreflect.MethodDescriptor
 	svc := nodev1.File_concord_node_v1_node_proto.Services().ByName("NodeService")
 	for i := range svc.Methods().Len() {

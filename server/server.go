@@ -269,7 +269,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	admin := s.cluster.Admin(cfg.Now)
 	services.ClusterGRPC, services.ClusterConnect = admin.GRPC(), admin.Connect()
 	if s.port != nil {
-		services.Node = s.cluster.NodeService()
+		services.Node = s.cluster.JoinService()
 	}
 	if s.grpc, err = transport.NewGRPC(opts, services); err != nil {
 		return nil, err

@@ -16,9 +16,21 @@ type NodeService struct {
 	node *Node
 }
 
-// NodeService returns the node's internal service, served on its node port and, for Join, on its
-// gRPC port.
+// NodeService returns the node's internal service, served on its raft port.
 func (n *Node) NodeService() *NodeService { return &NodeService{node: n} }
+
+// JoinService is the part of NodeService a node's gRPC port serves: Join alone, for new nodes,
+// which know the gRPC address of a member. Everything else stays on the raft port.
+func (n *Node) JoinService() nodev1.NodeServiceServer { return joinOnly{s: n.NodeService()} }
+
+type joinOnly struct {
+	nodev1.UnimplementedNodeServiceServer
+	s *NodeService
+}
+
+func (j joinOnly) Join(ctx context.Context, req *nodev1.JoinRequest) (*nodev1.JoinResponse, error) {
+	return j.s.Join(ctx, req)
+}
 
 func (s *NodeService) leader() error {
 	if s.node.raft.IsLeader() {

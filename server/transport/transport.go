@@ -61,8 +61,8 @@ type Services struct {
 	// ClusterGRPC and ClusterConnect serve the public ClusterService.
 	ClusterGRPC    concordv1.ClusterServiceServer
 	ClusterConnect concordv1connect.ClusterServiceHandler
-	// Node, if set, is the nodes' internal service, which the gRPC port serves for nodes that
-	// join (authorized for node certificates only).
+	// Node, if set, is the part of the nodes' internal service the gRPC port serves to nodes
+	// that join (authorized for node certificates only).
 	Node nodev1.NodeServiceServer
 }
 
