@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -56,13 +57,14 @@ func noticeStore(t *testing.T) *Store {
 	return s
 }
 
-var noticeSeq int
+// noticeSeq numbers test notices; parallel tests share it.
+var noticeSeq atomic.Int64
 
 func testNotice(categories ...concordv1.Category) *concordv1.Notice {
-	noticeSeq++
-	sum := sha256.Sum256(fmt.Append(nil, noticeSeq))
+	seq := noticeSeq.Add(1)
+	sum := sha256.Sum256(fmt.Append(nil, seq))
 	return &concordv1.Notice{
-		NoticeId:     fmt.Sprintf("01K%023d", noticeSeq),
+		NoticeId:     fmt.Sprintf("01K%023d", seq),
 		Issuer:       "fr-pharos",
 		Jurisdiction: "FR",
 		LegalBasis:   "fr.a",
@@ -158,10 +160,10 @@ func TestNoticeStatementRules(t *testing.T) {
 		t.Fatal(err)
 	}
 	id := n.GetNoticeId()
+	seq := noticeSeq.Add(1)
 	endorse := func(basis string) Statement {
-		return &endorsementStatement{&concordv1.Endorsement{EndorsementId: fmt.Sprintf("01E%023d", noticeSeq), NoticeId: id, Author: "de-bka", Jurisdiction: "DE", LegalBasis: basis}}
+		return &endorsementStatement{&concordv1.Endorsement{EndorsementId: fmt.Sprintf("01E%023d", seq), NoticeId: id, Author: "de-bka", Jurisdiction: "DE", LegalBasis: basis}}
 	}
-	noticeSeq++
 	before := snapshotBytes(t, s)
 	for _, tc := range []struct {
 		name   string
