@@ -14,6 +14,7 @@ import (
 	"time"
 
 	concordv1 "concord/gen/concord/v1"
+	"concord/internal/atomicfile"
 	"concord/matchindex"
 	"concord/server/match"
 	"concord/translog"
@@ -76,7 +77,7 @@ func OpenMirror(dir string, logKey note.Verifier, partner string) (*Mirror, erro
 			return nil, fmt.Errorf("mirror %s holds what partner %q may see, not %q: use another directory", dir, have, partner)
 		}
 	} else if errors.Is(err, os.ErrNotExist) && partner != "" {
-		if err := writeFileSync(filepath.Join(dir, mirrorPartner), []byte(partner+"\n")); err != nil {
+		if err := atomicfile.WriteFile(filepath.Join(dir, mirrorPartner), []byte(partner+"\n")); err != nil {
 			return nil, err
 		}
 	}
@@ -303,7 +304,7 @@ func (m *Mirror) sync(ctx context.Context, c *Client, progress func(have, want i
 	if err := m.file.Sync(); err != nil {
 		return fmt.Errorf("mirror: %w", err)
 	}
-	if err := writeFileSync(filepath.Join(m.dir, mirrorCheckpoint), []byte(signed)); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(m.dir, mirrorCheckpoint), []byte(signed)); err != nil {
 		return err
 	}
 	m.cp = &cp
@@ -364,33 +365,4 @@ func (m *Mirror) Match(req *concordv1.MatchRequest) (*concordv1.MatchResponse, e
 		return nil, m.broken
 	}
 	return match.Answer(m.replay.State(), m.index.Current(), m.partner, req, time.Now())
-}
-
-// writeFileSync replaces path with data atomically and durably.
-func writeFileSync(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	concordv1 "concord/gen/concord/v1"
+	"concord/internal/atomicfile"
 	"concord/internal/pki"
 	"concord/translog"
 
@@ -105,7 +106,7 @@ func (w *Witness) Step(ctx context.Context, c *Client) (*translog.Checkpoint, er
 		}
 	}
 	// Remembered durably first: a cosignature is a promise never to sign another history.
-	if err := writeFileSync(filepath.Join(w.dir, witnessedFile), []byte(signed)); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(w.dir, witnessedFile), []byte(signed)); err != nil {
 		return nil, fmt.Errorf("witness: %w", err)
 	}
 	w.last = &cp

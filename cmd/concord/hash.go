@@ -214,13 +214,5 @@ func fileHashes(path string) ([]*concordv1.Hash, error) {
 	for _, h := range res.Shareable() {
 		out = append(out, h.Proto())
 	}
-	if isVideo(path) {
-		v, err := videoHash(context.Background(), path)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, videoNote(path, err))
-		} else {
-			out = append(out, v)
-		}
-	}
-	return out, nil
+	return withVideoHash(path, out), nil
 }

@@ -186,15 +186,7 @@ func hashForMatch(path string) ([]*concordv1.Hash, error) {
 	for _, h := range res.Hashes {
 		out = append(out, h.Proto())
 	}
-	if isVideo(path) {
-		v, err := videoHash(context.Background(), path)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, videoNote(path, err))
-		} else {
-			out = append(out, v)
-		}
-	}
-	return out, nil
+	return withVideoHash(path, out), nil
 }
 
 func containsMatch(ms []*concordv1.NoticeMatch, m *concordv1.NoticeMatch) bool {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -44,4 +45,18 @@ func videoNote(path string, err error) string {
 		return fmt.Sprintf("%s: no vPDQ hash: %v (the exact hashes are kept)", path, err)
 	}
 	return fmt.Sprintf("%s: no vPDQ hash: %v", path, err)
+}
+
+// withVideoHash adds the vPDQ hash of a video file to hashes, or says on standard error why there
+// is none; other files are left as they are.
+func withVideoHash(path string, hashes []*concordv1.Hash) []*concordv1.Hash {
+	if !isVideo(path) {
+		return hashes
+	}
+	v, err := videoHash(context.Background(), path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, videoNote(path, err))
+		return hashes
+	}
+	return append(hashes, v)
 }

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 
 	concordv1 "concord/gen/concord/v1"
+	"concord/internal/atomicfile"
 	"concord/server/fault"
 	"concord/server/state"
 	"concord/translog"
@@ -142,7 +143,7 @@ func (p *Publisher) Latest(ctx context.Context, minSize int64) (*Signed, error) 
 		return nil, err
 	}
 	// Durable before anyone sees it, so a restart knows what it must stay consistent with.
-	if err := writeFileSync(p.path, []byte(signed)); err != nil {
+	if err := atomicfile.WriteFile(p.path, []byte(signed)); err != nil {
 		return nil, fmt.Errorf("transparency: keep the checkpoint: %w", err)
 	}
 	s := &Signed{Checkpoint: cp, Note: signed}
@@ -177,35 +178,4 @@ func (p *Publisher) Receipt(ctx context.Context, index uint64) (*concordv1.Recei
 		return nil, fmt.Errorf("transparency: log entry %d is in the tree but not in the state", index)
 	}
 	return &concordv1.Receipt{Index: index, InclusionProof: translog.HashesToBytes(proof), Checkpoint: s.Proto(), LeafHash: leaf[:], Entry: row.GetEntry()}, nil
-}
-
-// writeFileSync replaces path with data atomically and durably: a temporary file, synced,
-// renamed over path, and the directory synced.
-func writeFileSync(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	concordv1 "concord/gen/concord/v1"
+	"concord/internal/atomicfile"
 	"concord/server/fault"
 	"concord/server/signed"
 	"concord/translog"
@@ -129,7 +130,7 @@ func (s *Service) AddCosignature(ctx context.Context, req *concordv1.AddCosignat
 		cs.sigs[n.Text][sig.Name] = "— " + sig.Name + " " + sig.Base64
 	}
 	merged, count := cs.merged(n.Text)
-	if err := writeFileSync(cs.path, []byte(merged.Note)); err != nil {
+	if err := atomicfile.WriteFile(cs.path, []byte(merged.Note)); err != nil {
 		return nil, fmt.Errorf("keep the cosigned checkpoint: %w", err)
 	}
 	return &concordv1.AddCosignatureResponse{Checkpoint: merged.Proto(), Cosignatures: uint32(count)}, nil
