@@ -15,6 +15,7 @@ import (
 	concordv1 "concord/gen/concord/v1"
 	"concord/internal/mtls"
 	"concord/internal/pki"
+	"concord/internal/rpcmethod"
 	"concord/internal/ulid"
 	"concord/translog"
 
@@ -27,9 +28,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/reflect/protoreflect"
-	"google.golang.org/protobuf/reflect/protoregistry"
-	"google.golang.org/protobuf/types/descriptorpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
@@ -239,26 +237,7 @@ func idempotentOnly(retrying grpc.UnaryClientInterceptor) grpc.UnaryClientInterc
 
 // Idempotent reports whether a full method name ("/pkg.Service/Method") is declared
 // NO_SIDE_EFFECTS or IDEMPOTENT in its proto.
-func Idempotent(fullMethod string) bool {
-	name := protoreflect.FullName(strings.ReplaceAll(strings.TrimPrefix(fullMethod, "/"), "/", "."))
-	d, err := protoregistry.GlobalFiles.FindDescriptorByName(name)
-	if err != nil {
-		return false
-	}
-	md, ok := d.(protoreflect.MethodDescriptor)
-	if !ok {
-		return false
-	}
-	opts, ok := md.Options().(*descriptorpb.MethodOptions)
-	if !ok || opts == nil {
-		return false
-	}
-	switch opts.GetIdempotencyLevel() {
-	case descriptorpb.MethodOptions_NO_SIDE_EFFECTS, descriptorpb.MethodOptions_IDEMPOTENT:
-		return true
-	}
-	return false
-}
+func Idempotent(fullMethod string) bool { return rpcmethod.Retryable(fullMethod) }
 
 func slogLogger(l *slog.Logger) logging.Logger {
 	return logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {

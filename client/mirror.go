@@ -185,7 +185,7 @@ func readMirrorRecord(r *bufio.Reader) (kind byte, entry, leaf []byte, n int64, 
 	if _, err := io.ReadFull(r, buf); err != nil {
 		return 0, nil, nil, 0, noEOF(err)
 	}
-	return kind, buf[:size], buf[size:], int64(1+uvarintLen(size)) + int64(len(buf)), nil
+	return kind, buf[:size], buf[size:], int64(1+len(binary.AppendUvarint(nil, size))) + int64(len(buf)), nil
 }
 
 func noEOF(err error) error {
@@ -193,11 +193,6 @@ func noEOF(err error) error {
 		return io.ErrUnexpectedEOF
 	}
 	return err
-}
-
-func uvarintLen(v uint64) int {
-	var b [binary.MaxVarintLen64]byte
-	return binary.PutUvarint(b[:], v)
 }
 
 // Size is the number of entries the mirror holds.

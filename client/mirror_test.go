@@ -3,6 +3,7 @@ package client_test
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -292,7 +293,7 @@ func indexOfEntry(t *testing.T, data []byte, i int) int {
 	t.Helper()
 	off := 0
 	for k := 0; ; k++ {
-		size, n := uvarint(data[off+1:])
+		size, n := binary.Uvarint(data[off+1:])
 		if k == i {
 			return off + 1 + n
 		}
@@ -304,20 +305,9 @@ func leavesOf(t *testing.T, data []byte) [][]byte {
 	t.Helper()
 	var out [][]byte
 	for off := 0; off < len(data); {
-		size, n := uvarint(data[off+1:])
+		size, n := binary.Uvarint(data[off+1:])
 		out = append(out, data[off+1+n:off+1+n+int(size)])
 		off += 1 + n + int(size) + 32
 	}
 	return out
-}
-
-func uvarint(b []byte) (uint64, int) {
-	var v uint64
-	for i, c := range b {
-		v |= uint64(c&0x7f) << (7 * i)
-		if c < 0x80 {
-			return v, i + 1
-		}
-	}
-	return 0, 0
 }

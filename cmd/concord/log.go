@@ -5,8 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
-	"sort"
+	"slices"
 	"text/tabwriter"
 	"time"
 
@@ -151,23 +152,14 @@ func printLogSummary(w io.Writer, s client.ReplayStats, cp *translog.Checkpoint,
 	fmt.Fprintf(w, "First entry %s, last %s.\n\n", s.First.UTC().Format(time.RFC3339), s.Last.UTC().Format(time.RFC3339))
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "KIND\tENTRIES")
-	for _, k := range sortedKeys(s.ByKind) {
+	for _, k := range slices.Sorted(maps.Keys(s.ByKind)) {
 		fmt.Fprintf(tw, "%s\t%d\n", k, s.ByKind[k])
 	}
 	fmt.Fprintln(tw, "\nSIGNER\tSTATEMENTS")
-	for _, k := range sortedKeys(s.BySigner) {
+	for _, k := range slices.Sorted(maps.Keys(s.BySigner)) {
 		fmt.Fprintf(tw, "%s\t%d\n", k, s.BySigner[k])
 	}
 	tw.Flush()
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 func runLogCheckpoint(ctx context.Context, args []string) error {

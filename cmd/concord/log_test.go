@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/binary"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -51,10 +52,10 @@ func TestLogVerifyAndMirrorCommands(t *testing.T) {
 	}
 	off := 0
 	for k := 0; k < 2; k++ {
-		size, w := readUvarint(data[off+1:])
+		size, w := binary.Uvarint(data[off+1:])
 		off += 1 + w + int(size) + 32
 	}
-	_, w := readUvarint(data[off+1:])
+	_, w := binary.Uvarint(data[off+1:])
 	data[off+1+w+10] ^= 0x40
 	if err := os.WriteFile(path, data, 0o600); err != nil {
 		t.Fatal(err)
@@ -67,15 +68,4 @@ func TestLogVerifyAndMirrorCommands(t *testing.T) {
 	if !asExit(err, &exit) || exit.ExitCode() != 1 {
 		t.Fatalf("log verify of a damaged mirror exited with %v, want status 1", err)
 	}
-}
-
-func readUvarint(b []byte) (uint64, int) {
-	var v uint64
-	for i, c := range b {
-		v |= uint64(c&0x7f) << (7 * i)
-		if c < 0x80 {
-			return v, i + 1
-		}
-	}
-	return 0, 0
 }

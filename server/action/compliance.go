@@ -3,6 +3,7 @@ package action
 import (
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	concordv1 "concord/gen/concord/v1"
@@ -166,12 +167,7 @@ func quantile(xs []float64, q float64) float64 {
 }
 
 func outcomeName(o concordv1.ActionOutcome) string {
-	name := o.String()
-	const prefix = "ACTION_OUTCOME_"
-	if len(name) > len(prefix) {
-		return name[len(prefix):]
-	}
-	return name
+	return strings.TrimPrefix(o.String(), "ACTION_OUTCOME_")
 }
 
 // platformsSeeing lists the registered platforms that may see rec.

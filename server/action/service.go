@@ -6,8 +6,9 @@ package action
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
-	"sort"
+	"strings"
 	"time"
 
 	"concord/dsse"
@@ -103,30 +104,36 @@ func (s *Service) ReportAction(ctx context.Context, req *concordv1.ReportActionR
 	}
 	// The obligations this report answers, as they stand now.
 	st = s.state()
-	items, err := s.noticeItems(st, rec.GetReport().GetNoticeId(), []string{c.PartnerID}, func(j string) bool {
-		return slices.Contains(rec.GetReport().GetJurisdictions(), j)
-	})
+	var items []*concordv1.ComplianceItem
+	notice, err := st.Notice(nil, rec.GetReport().GetNoticeId())
 	if err != nil {
 		return nil, err
+	}
+	if notice != nil {
+		items, _, err = s.noticeItems(st, notice, []string{c.PartnerID}, func(j string) bool {
+			return slices.Contains(rec.GetReport().GetJurisdictions(), j)
+		})
+		if err != nil {
+			return nil, err
+		}
 	}
 	out := &concordv1.ActionRecord{Report: rec.GetReport(), AcceptedAt: rec.GetAcceptedAt(), LogIndex: rec.GetLogIndex()}
 	return &concordv1.ReportActionResponse{Action: out, Items: items, Receipt: receipt}, nil
 }
 
-func (s *Service) noticeItems(st *state.Store, noticeID string, platforms []string, keep func(string) bool) ([]*concordv1.ComplianceItem, error) {
-	rec, err := st.Notice(nil, noticeID)
-	if err != nil || rec == nil {
-		return nil, err
-	}
-	events, err := st.NoticeEvents(noticeID)
+// noticeItems reads what has happened to rec and returns the obligations of platforms in the
+// jurisdictions keep selects, with the action reports filed against rec.
+func (s *Service) noticeItems(st *state.Store, rec *concordv1.NoticeRecord, platforms []string, keep func(string) bool) ([]*concordv1.ComplianceItem, []*concordv1.ActionRecord, error) {
+	id := rec.GetNotice().GetNoticeId()
+	events, err := st.NoticeEvents(id)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	actions, err := st.ActionsOfNotice(noticeID)
+	actions, err := st.ActionsOfNotice(id)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return noticeItems(rec, events, actions, platforms, keep, s.now()), nil
+	return noticeItems(rec, events, actions, platforms, keep, s.now()), actions, nil
 }
 
 // scope is what a caller may see of compliance: which notices, which jurisdictions of them,
@@ -197,7 +204,6 @@ func (s *Service) GetCompliance(ctx context.Context, req *concordv1.GetComplianc
 	var items []*concordv1.ComplianceItem
 	var reports []*concordv1.ActionReport
 	visit := func(rec *concordv1.NoticeRecord) error {
-		n := rec.GetNotice()
 		if req.GetFrom() != nil && rec.GetAcceptedAt().AsTime().Before(req.GetFrom().AsTime()) {
 			return nil
 		}
@@ -216,15 +222,11 @@ func (s *Service) GetCompliance(ctx context.Context, req *concordv1.GetComplianc
 		if p := req.GetPlatform(); p != "" {
 			platforms = slices.DeleteFunc(platforms, func(x string) bool { return x != p })
 		}
-		got, err := s.noticeItems(st, n.GetNoticeId(), platforms, keep)
+		got, actions, err := s.noticeItems(st, rec, platforms, keep)
 		if err != nil {
 			return err
 		}
 		items = append(items, got...)
-		actions, err := st.ActionsOfNotice(n.GetNoticeId())
-		if err != nil {
-			return err
-		}
 		for _, a := range actions {
 			if sc.report(rec, a.GetReport()) && (req.GetPlatform() == "" || a.GetReport().GetReporter() == req.GetPlatform()) {
 				reports = append(reports, a.GetReport())
@@ -318,7 +320,7 @@ func (s *Service) GetTransparencyReport(ctx context.Context, req *concordv1.GetT
 			resp.Hashes += rec.GetHashCount()
 			byJ[n.GetJurisdiction()]++
 			for _, cat := range n.GetCategories() {
-				byCat[trimCategory(cat)]++
+				byCat[strings.TrimPrefix(cat.String(), "CATEGORY_")]++
 			}
 		}
 		events, err := st.NoticeEvents(n.GetNoticeId())
@@ -375,7 +377,7 @@ func (s *Service) GetTransparencyReport(ctx context.Context, req *concordv1.GetT
 	resp.NoticesByJurisdiction = counts(byJ)
 	resp.NoticesByCategory = counts(byCat)
 	resp.ActionsByOutcome = counts(byOutcome)
-	for _, j := range sortedKeys(times) {
+	for _, j := range slices.Sorted(maps.Keys(times)) {
 		ts := times[j]
 		tta := &concordv1.TimeToAction{Jurisdiction: j, Actions: uint32(len(ts)), MedianSeconds: quantile(ts, 0.5), P90Seconds: quantile(ts, 0.9), Late: lateByJ[j]}
 		for _, x := range ts {
@@ -396,26 +398,8 @@ func (s *Service) GetTransparencyReport(ctx context.Context, req *concordv1.GetT
 
 func counts(m map[string]uint32) []*concordv1.CountByKey {
 	out := make([]*concordv1.CountByKey, 0, len(m))
-	for _, k := range sortedKeys(m) {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		out = append(out, &concordv1.CountByKey{Key: k, Count: m[k]})
 	}
 	return out
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
-
-func trimCategory(c concordv1.Category) string {
-	name := c.String()
-	const prefix = "CATEGORY_"
-	if len(name) > len(prefix) {
-		return name[len(prefix):]
-	}
-	return name
 }

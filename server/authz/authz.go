@@ -14,11 +14,11 @@ import (
 
 	concordv1 "concord/gen/concord/v1"
 	"concord/internal/identity"
+	"concord/internal/rpcmethod"
 	"concord/server/fault"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
-	"google.golang.org/protobuf/reflect/protoregistry"
 )
 
 // Caller is the authenticated partner behind a request.
@@ -124,13 +124,8 @@ func (p *Policy) lookup(fullMethod string, md protoreflect.MethodDescriptor) acc
 
 func resolve(fullMethod string, md protoreflect.MethodDescriptor) access {
 	if md == nil {
-		name := protoreflect.FullName(strings.ReplaceAll(strings.TrimPrefix(fullMethod, "/"), "/", "."))
-		d, err := protoregistry.GlobalFiles.FindDescriptorByName(name)
-		if err != nil {
-			return access{err: fault.Denied("method %s is not part of Concord's API", fullMethod)}
-		}
 		var ok bool
-		if md, ok = d.(protoreflect.MethodDescriptor); !ok {
+		if md, ok = rpcmethod.Find(fullMethod); !ok {
 			return access{err: fault.Denied("method %s is not part of Concord's API", fullMethod)}
 		}
 	}

@@ -80,7 +80,7 @@ func (s *Service) watch(ctx context.Context, req *concordv1.WatchNoticesRequest,
 				}
 			}
 			after = ev.GetCursor()
-			rec, err := st.Notice(nil, ev.GetNoticeId())
+			rec, err := st.NoticeRow(ev.GetNoticeId()) // read-only: Summary copies what it sends
 			if err != nil {
 				return err
 			}

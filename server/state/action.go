@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"concord/dsse"
@@ -144,10 +145,10 @@ func checkSignerRoleTxn(txn ReadTxn, author, signerKeyID string, at time.Time, r
 		return nil, err
 	}
 	if p == nil {
-		return nil, fault.Denied("partner %q is not registered", author)
+		return nil, fault.Denied("author %q is not a registered partner", author)
 	}
 	if !slices.Contains(p.GetRoles(), role) {
-		return nil, fault.Denied("partner %q does not hold %s: %s", author, role, why)
+		return nil, fault.Denied("author %q does not hold %s: %s", author, role, why)
 	}
 	k, err := signingKeyTxn(txn, signerKeyID)
 	if err != nil {
@@ -230,12 +231,5 @@ func (s *Store) Notices(fn func(*concordv1.NoticeRecord) bool) error {
 }
 
 func adoptionName(s concordv1.AdoptionStatus) string {
-	return trimPrefix(s.String(), "ADOPTION_STATUS_")
-}
-
-func trimPrefix(s, prefix string) string {
-	if len(s) >= len(prefix) && s[:len(prefix)] == prefix {
-		return s[len(prefix):]
-	}
-	return s
+	return strings.TrimPrefix(s.String(), "ADOPTION_STATUS_")
 }

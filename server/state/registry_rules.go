@@ -77,30 +77,8 @@ func checkRegistryChangeTxn(txn ReadTxn, change *concordv1.RegistryChange, signe
 // usable at at. The service checked the key when it verified the signature; checking again at
 // apply time closes the race with a revocation committed in between.
 func checkSignerTxn(txn ReadTxn, author, signerKeyID string, at time.Time) error {
-	p, err := partnerRowTxn(txn, author)
-	if err != nil {
-		return err
-	}
-	if p == nil {
-		return fault.Denied("author %q is not a registered partner", author)
-	}
-	if !slices.Contains(p.GetRoles(), concordv1.Role_ROLE_ADMIN) {
-		return fault.Denied("author %q does not hold ROLE_ADMIN: only administrators change the registry", author)
-	}
-	k, err := signingKeyTxn(txn, signerKeyID)
-	if err != nil {
-		return err
-	}
-	if k == nil {
-		return fault.Denied("signing key %s is not registered", signerKeyID)
-	}
-	if k.GetPartnerId() != author {
-		return fault.Denied("signing key %s belongs to partner %q, not to the author %q: sign with the author's key", signerKeyID, k.GetPartnerId(), author)
-	}
-	if why := keyUnusable(k, at); why != "" {
-		return fault.Denied("signing key %s %s", signerKeyID, why)
-	}
-	return nil
+	_, err := checkSignerRoleTxn(txn, author, signerKeyID, at, concordv1.Role_ROLE_ADMIN, "only administrators change the registry")
+	return err
 }
 
 func checkUpsertPartnerTxn(txn ReadTxn, p *concordv1.Partner, at time.Time) error {

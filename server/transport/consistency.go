@@ -2,11 +2,11 @@ package transport
 
 import (
 	"context"
-	"strings"
 	"sync"
 
+	"concord/internal/rpcmethod"
+
 	"google.golang.org/protobuf/reflect/protoreflect"
-	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/descriptorpb"
 )
 
@@ -48,17 +48,14 @@ func barrierOf(fullMethod string, md protoreflect.MethodDescriptor) barrier {
 		return v.(barrier)
 	}
 	if md == nil {
-		name := protoreflect.FullName(strings.ReplaceAll(strings.TrimPrefix(fullMethod, "/"), "/", "."))
-		if d, err := protoregistry.GlobalFiles.FindDescriptorByName(name); err == nil {
-			md, _ = d.(protoreflect.MethodDescriptor)
-		}
+		md, _ = rpcmethod.Find(fullMethod)
 	}
 	b := noBarrier
 	switch {
 	case md == nil, md.ParentFile().Package() != "concord.v1", ownBarrier[md.FullName()], ownBarrier[md.Parent().FullName()]:
 	default:
 		b = writeBarrier
-		if opts, ok := md.Options().(*descriptorpb.MethodOptions); ok && opts.GetIdempotencyLevel() == descriptorpb.MethodOptions_NO_SIDE_EFFECTS {
+		if rpcmethod.Level(md) == descriptorpb.MethodOptions_NO_SIDE_EFFECTS {
 			b = readBarrier
 		}
 	}

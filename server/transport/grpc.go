@@ -7,12 +7,11 @@ import (
 	"log/slog"
 	"runtime"
 	"runtime/debug"
-	"strings"
-	"sync"
 	"time"
 
 	nodev1 "concord/gen/concord/node/v1"
 	concordv1 "concord/gen/concord/v1"
+	"concord/internal/rpcmethod"
 
 	"buf.build/go/protovalidate"
 	middleware "github.com/grpc-ecosystem/go-grpc-middleware/v2"
@@ -27,9 +26,6 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/reflect/protoreflect"
-	"google.golang.org/protobuf/reflect/protoregistry"
-	"google.golang.org/protobuf/types/descriptorpb"
 )
 
 // NewGRPC returns the grpc-go server of the gRPC port, with every service, health and reflection
@@ -109,7 +105,7 @@ type grpcInterceptors struct{ o Options }
 // logged, at warn level or above.
 func (g *grpcInterceptors) quietReads(logged grpc.UnaryServerInterceptor) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		if !readOnly(info.FullMethod) || g.o.Logger.Enabled(ctx, slog.LevelDebug) {
+		if !rpcmethod.ReadOnly(info.FullMethod) || g.o.Logger.Enabled(ctx, slog.LevelDebug) {
 			return logged(ctx, req, info, handler)
 		}
 		start := time.Now()
@@ -213,31 +209,10 @@ func partnerField(ctx context.Context) logging.Fields {
 func slogAdapter(l *slog.Logger) logging.Logger {
 	return logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
 		if lvl == logging.LevelInfo {
-			if m, ok := grpc.Method(ctx); ok && readOnly(m) {
+			if m, ok := grpc.Method(ctx); ok && rpcmethod.ReadOnly(m) {
 				lvl = logging.LevelDebug
 			}
 		}
 		l.Log(ctx, slog.Level(lvl), msg, fields...)
 	})
-}
-
-var readOnlyMethods sync.Map // full method name → bool
-
-// readOnly reports whether a full method name ("/pkg.Service/Method") is declared
-// NO_SIDE_EFFECTS in its proto.
-func readOnly(fullMethod string) bool {
-	if v, ok := readOnlyMethods.Load(fullMethod); ok {
-		return v.(bool)
-	}
-	ro := false
-	name := protoreflect.FullName(strings.ReplaceAll(strings.TrimPrefix(fullMethod, "/"), "/", "."))
-	if d, err := protoregistry.GlobalFiles.FindDescriptorByName(name); err == nil {
-		if md, ok := d.(protoreflect.MethodDescriptor); ok {
-			if opts, ok := md.Options().(*descriptorpb.MethodOptions); ok {
-				ro = opts.GetIdempotencyLevel() == descriptorpb.MethodOptions_NO_SIDE_EFFECTS
-			}
-		}
-	}
-	readOnlyMethods.Store(fullMethod, ro)
-	return ro
 }
