@@ -24,6 +24,7 @@ import (
 	"concord/server/authz"
 	"concord/server/cluster"
 	"concord/server/fsm"
+	"concord/server/integrity"
 	"concord/server/match"
 	"concord/server/notice"
 	"concord/server/raftnode"
@@ -172,6 +173,12 @@ type Server struct {
 	http    *http.Server
 	grpcLn  net.Listener
 	httpLn  net.Listener
+	// guard holds the node's integrity alarms: while one is raised the node answers nothing
+	// but ClusterService and signs nothing.
+	guard *integrity.Guard
+
+	healthMu sync.Mutex
+	current  bool // the node confirmed its state is current (always, alone)
 
 	errc     chan error
 	stopping chan struct{} // closed at shutdown: long-lived streams end
@@ -193,10 +200,16 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, errc: make(chan error, 2), health: health.NewServer(), stopping: make(chan struct{})}
+	s := &Server{cfg: cfg, errc: make(chan error, 2), health: health.NewServer(), stopping: make(chan struct{}),
+		guard: integrity.New(cfg.Logger)}
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	if s.fsm, err = fsm.New(cfg.Logger); err != nil {
 		return nil, err
+	}
+	s.fsm.OnHalt = func(h *fsm.Halt) {
+		s.guard.Raise(integrity.Alarm{Kind: integrity.Halted, Index: h.Index, Detail: fmt.Sprintf(
+			"the state machine cannot apply this %v entry (%v) and applies nothing after it: run the same Concord version on every node; "+
+				"if the entry is damaged on this node only, repair the node from its cluster (README: when a node's data is damaged)", h.Type, h.Err)})
 	}
 	s.index = match.NewIndex(matchindex.Options{}, cfg.Logger)
 	s.fsm.Attach(s.index)
@@ -226,6 +239,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
+	pub.Integrity = s.guard
 	regSvc, err := registry.New(s.fsm.State, s.cluster, pub, cfg.Now)
 	if err != nil {
 		return nil, err
@@ -242,6 +256,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Health:          s.health,
 		MaxMessageBytes: cfg.MaxMessageBytes,
 		Consistency:     s.cluster,
+		Integrity:       s.guard,
 	}
 	noticeSvc, err := notice.New(s.fsm.State, s.cluster, pub, cfg.Now)
 	if err != nil {
@@ -291,7 +306,8 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	go func() { s.errc <- s.grpc.Serve(s.grpcLn) }()
 	// ServeTLS uses s.http.TLSConfig (certificates included) and enables HTTP/2.
 	go func() { s.errc <- s.http.ServeTLS(s.httpLn, "", "") }()
-	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	s.setCurrent(true)
+	go s.watchIntegrity()
 	if s.port != nil {
 		go s.watchHealth()
 	}
@@ -331,7 +347,7 @@ func (s *Server) openRaft(ctx context.Context, policy *authz.Policy) (err error)
 		}
 		return err
 	}
-	s.cluster = cluster.New(cluster.Config{Raft: s.node, FSM: s.fsm, Port: s.port, Logger: s.cfg.Logger, LeaderWait: cc.LeaderWait})
+	s.cluster = cluster.New(cluster.Config{Raft: s.node, FSM: s.fsm, Port: s.port, Logger: s.cfg.Logger, LeaderWait: cc.LeaderWait, Integrity: s.guard})
 	if s.port != nil {
 		if s.nodeRPC, err = transport.NewNodeGRPC(policy, s.cfg.Logger, cluster.ServerCredentials(), s.cluster.NodeService()); err != nil {
 			s.stopRaft()
@@ -371,7 +387,7 @@ func (s *Server) waitReady(ctx context.Context) error {
 func (s *Server) watchHealth() {
 	tick := time.NewTicker(s.cfg.Cluster.HealthInterval)
 	defer tick.Stop()
-	serving := true
+	current := true
 	for {
 		select {
 		case <-s.stopping:
@@ -381,15 +397,57 @@ func (s *Server) watchHealth() {
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Cluster.HealthInterval+2*time.Second)
 		err := s.cluster.Linearize(ctx)
 		cancel()
-		if ok := err == nil; ok != serving {
-			serving = ok
+		if ok := err == nil; ok != current {
+			current = ok
 			if ok {
 				s.cfg.Logger.Info("node is current again: serving", "node", s.node.ID())
-				s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 			} else {
 				s.cfg.Logger.Warn("node cannot confirm its state is current: not serving", "node", s.node.ID(), "err", err)
-				s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 			}
+			s.setCurrent(ok)
+		}
+	}
+}
+
+// setCurrent records whether the node's state is current and updates the health status: SERVING
+// while it is and no integrity alarm stops it.
+func (s *Server) setCurrent(current bool) {
+	s.healthMu.Lock()
+	defer s.healthMu.Unlock()
+	s.current = current
+	s.updateHealthLocked()
+}
+
+func (s *Server) updateHealthLocked() {
+	select {
+	case <-s.stopping:
+		return // Shutdown has set NOT_SERVING for good
+	default:
+	}
+	if s.current && s.guard.Serving() == nil {
+		s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	} else {
+		s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	}
+}
+
+// watchIntegrity follows the integrity alarms: the health status reflects them, and a leader
+// that must stop serving hands leadership to another voter, so that the cluster goes on.
+func (s *Server) watchIntegrity() {
+	for {
+		changed := s.guard.Changed()
+		s.healthMu.Lock()
+		s.updateHealthLocked()
+		s.healthMu.Unlock()
+		if s.guard.Serving() != nil && s.node.IsLeader() && !s.node.SingleVoter() {
+			if err := s.node.LeadershipTransfer(); err != nil {
+				s.cfg.Logger.Warn("cannot hand over leadership while this node's integrity is in doubt", "err", err)
+			}
+		}
+		select {
+		case <-s.stopping:
+			return
+		case <-changed:
 		}
 	}
 }

@@ -20,12 +20,14 @@ import (
 	concordv1 "concord/gen/concord/v1"
 	"concord/server/fault"
 	"concord/server/fsm"
+	"concord/server/integrity"
 	"concord/server/raftnode"
 
 	"github.com/hashicorp/raft"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 // Defaults of a node's waits.
@@ -51,6 +53,8 @@ type Config struct {
 	Logger *slog.Logger
 	// LeaderWait overrides DefaultLeaderWait.
 	LeaderWait time.Duration
+	// Integrity is the node's integrity guard, whose alarms Status reports (nil: none).
+	Integrity *integrity.Guard
 }
 
 // Node is a Concord node's place in its cluster. It is the fsm.Applier the services write
@@ -62,6 +66,7 @@ type Node struct {
 	peers      *peers
 	logger     *slog.Logger
 	leaderWait time.Duration
+	integrity  *integrity.Guard
 	reads      *readBatcher
 	// caughtUp is set once the node has caught up with the cluster after it started.
 	caughtUp atomic.Bool
@@ -78,7 +83,7 @@ func New(cfg Config) *Node {
 	if cfg.LeaderWait <= 0 {
 		cfg.LeaderWait = DefaultLeaderWait
 	}
-	n := &Node{raft: cfg.Raft, fsm: cfg.FSM, port: cfg.Port, logger: cfg.Logger, leaderWait: cfg.LeaderWait}
+	n := &Node{raft: cfg.Raft, fsm: cfg.FSM, port: cfg.Port, logger: cfg.Logger, leaderWait: cfg.LeaderWait, integrity: cfg.Integrity}
 	if cfg.Port != nil {
 		n.peers = newPeers(cfg.Port)
 	}
@@ -363,6 +368,7 @@ func (n *Node) Status() *concordv1.Member {
 		LastLogIndex: n.raft.LastIndex(),
 		Term:         n.raft.Term(),
 		LeaderId:     leader,
+		Alarms:       alarmsProto(n.integrity),
 	}
 	switch n.raft.State() {
 	case raft.Leader:
@@ -379,6 +385,18 @@ func (n *Node) Status() *concordv1.Member {
 		m.Role = concordv1.MemberRole_MEMBER_ROLE_SHUTDOWN
 	}
 	return m
+}
+
+// alarmsProto is the guard's alarms as ListMembers reports them.
+func alarmsProto(g *integrity.Guard) []*concordv1.Alarm {
+	if g == nil {
+		return nil
+	}
+	var out []*concordv1.Alarm
+	for _, a := range g.Alarms() {
+		out = append(out, &concordv1.Alarm{Kind: concordv1.AlarmKind(a.Kind), RaftIndex: a.Index, Detail: a.Detail, Since: timestamppb.New(a.Since)})
+	}
+	return out
 }
 
 // Members lists the raft configuration's servers, each with the status it reports itself.

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 
@@ -101,6 +102,11 @@ type FSM struct {
 	// appliedCh is closed, and cleared, when applied moves; WaitApplied waits on it.
 	waitMu    sync.Mutex
 	appliedCh chan struct{}
+
+	// halt is set, once, when an entry cannot be applied (see Halt).
+	halt atomic.Pointer[Halt]
+	// OnHalt, if set before raft starts, is called once when the FSM halts.
+	OnHalt func(*Halt)
 }
 
 var _ raft.FSM = (*FSM)(nil)
@@ -142,50 +148,100 @@ func syncTree(tree *translog.Tree, st *state.Store) error {
 	return errors.Join(walkErr, err)
 }
 
-// errBug marks a command the FSM cannot apply because of a bug (an unknown type, a body that
-// does not decode), as opposed to a rule the command broke.
+// errBug marks a command the FSM cannot apply because of a bug or a damaged entry (an unknown
+// type, a body that does not decode), as opposed to a rule the command broke.
 var errBug = errors.New("fsm: malformed command")
 
+// Halt records why the FSM stopped applying the log: the first committed entry it could not
+// apply deterministically. Skipping it would leave this node with a state, and a log tree, that
+// no other node has; so no later entry is applied either (fail-stop).
+type Halt struct {
+	Index uint64
+	Type  MessageType
+	Err   error
+}
+
+func (h *Halt) Error() string {
+	return fmt.Sprintf("the state machine stopped at raft index %d (%v): %v", h.Index, h.Type, h.Err)
+}
+
 // Apply applies a committed log entry and returns the command's response: a value, or an error
-// value for a refused command (a fault error: the command broke a rule and changed nothing) or a
-// malformed one. It never panics on bad input: a refused command must not stop the node.
+// value for a refused command (a fault error: the command broke a rule and changed nothing).
+// An entry it cannot apply (malformed, of an unknown type, failing for any reason other than a
+// rule, or panicking) halts the FSM: see Halt.
 func (f *FSM) Apply(log *raft.Log) any {
+	if h := f.halt.Load(); h != nil {
+		return haltedResponse(h)
+	}
 	if len(log.Data) == 0 {
-		return f.malformed(log.Index, 0, errors.New("empty command"))
+		return f.stop(log.Index, 0, errors.New("empty command"))
 	}
 	t := MessageType(log.Data[0])
 	fn, ok := commands[t]
 	if !ok {
-		return f.malformed(log.Index, t, errors.New("unknown message type: was the entry written by a newer server?"))
+		return f.stop(log.Index, t, fmt.Errorf("%w: unknown message type %d: was the entry written by a newer Concord? run the same version on every node", errBug, uint8(t)))
 	}
 	f.applyMu.Lock()
-	resp := fn(f, log.Data[1:], log.Index)
-	if err := syncTree(f.Tree(), f.State()); err != nil {
-		// The tree is derived: a failure here is a bug, and the node must not sign checkpoints
-		// over a tree that disagrees with its entries.
-		panic(fmt.Sprintf("fsm: transparency log tree out of step at raft index %d: %v", log.Index, err))
+	resp, err := runCommand(fn, f, log.Data[1:], log.Index)
+	if err == nil {
+		if e, ok := resp.(error); ok && !isRefusal(e) {
+			err = e
+		}
+	}
+	if err == nil {
+		if err = syncTree(f.Tree(), f.State()); err != nil {
+			err = fmt.Errorf("transparency log tree out of step: %w", err)
+		}
+	}
+	if err != nil {
+		f.applyMu.Unlock()
+		return f.stop(log.Index, t, err)
 	}
 	f.setApplied(log.Index)
 	f.applyMu.Unlock()
 	if err, ok := resp.(error); ok {
-		var fe *fault.Error
-		if errors.Is(err, errBug) || !errors.As(err, &fe) {
-			f.logger.Error("raft command failed", "index", log.Index, "type", t.String(), "error", err)
-		} else {
-			f.logger.Debug("raft command refused", "index", log.Index, "type", t.String(), "error", err)
-		}
+		f.logger.Debug("raft command refused", "index", log.Index, "type", t.String(), "error", err)
 	}
 	return resp
 }
 
-func (f *FSM) malformed(index uint64, t MessageType, err error) error {
-	f.applyMu.Lock()
-	f.setApplied(index)
-	f.applyMu.Unlock()
-	err = fmt.Errorf("%w at raft index %d (%v): %w", errBug, index, t, err)
-	f.logger.Error("raft command not applied", "index", index, "type", t.String(), "error", err)
-	return err
+// runCommand runs a command handler, turning a panic into an error.
+func runCommand(fn command, f *FSM, body []byte, index uint64) (resp any, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panic: %v\n%s", p, debug.Stack())
+		}
+	}()
+	return fn(f, body, index), nil
 }
+
+// isRefusal reports whether err is a rule's refusal: deterministic, and it changed nothing.
+func isRefusal(err error) bool {
+	var fe *fault.Error
+	return !errors.Is(err, errBug) && errors.As(err, &fe)
+}
+
+// stop halts the FSM at index. The entry and every later one stay unapplied; the node's
+// integrity guard is told, so that it stops answering.
+func (f *FSM) stop(index uint64, t MessageType, err error) error {
+	h := &Halt{Index: index, Type: t, Err: err}
+	if f.halt.CompareAndSwap(nil, h) {
+		f.logger.Error("raft entry cannot be applied: the state machine stops here and applies nothing after it",
+			"index", index, "type", t.String(), "error", err)
+		if f.OnHalt != nil {
+			f.OnHalt(h)
+		}
+	}
+	return haltedResponse(f.halt.Load())
+}
+
+// haltedResponse is what Apply returns once halted: the write's caller is told to go elsewhere.
+func haltedResponse(h *Halt) error {
+	return fault.Unavailable("this node stopped applying its raft log at index %d (%v: %v): it answers nothing until repaired; retry on another node", h.Index, h.Type, h.Err)
+}
+
+// Halted returns why the FSM stopped applying the log, or nil while it applies.
+func (f *FSM) Halted() *Halt { return f.halt.Load() }
 
 // decode unmarshals a command body, reporting failure as a bug.
 func decode(body []byte, msg proto.Message) error {
@@ -198,6 +254,10 @@ func decode(body []byte, msg proto.Message) error {
 // Snapshot returns a point-in-time copy of the store. raft calls Persist on it concurrently with
 // further Apply calls, which the copy does not see.
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
+	if h := f.halt.Load(); h != nil {
+		// Raft would label the copy with an index the state never reached.
+		return nil, fmt.Errorf("no snapshot of a halted state machine: %w", h)
+	}
 	snap := f.State().Snapshot()
 	snap.AppliedIndex = f.Applied()
 	return &snapshot{snap: snap}, nil

@@ -219,7 +219,11 @@ func TestApplyIsDeterministic(t *testing.T) {
 	}
 }
 
-func TestApplyReportsMalformedCommands(t *testing.T) {
+// TestApplyHaltsOnEntriesItCannotApply: an entry that does not decode, or whose type this
+// version does not know, stops the state machine at that entry. Nothing changes, no later entry
+// is applied (a valid one included), the halt is reported once, and no snapshot can be taken
+// of the halted state.
+func TestApplyHaltsOnEntriesItCannotApply(t *testing.T) {
 	t.Parallel()
 	cases := map[string][]byte{
 		"empty":                      nil,
@@ -232,15 +236,45 @@ func TestApplyReportsMalformedCommands(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			f := newFSM(t)
+			var halts []*Halt
+			f.OnHalt = func(h *Halt) { halts = append(halts, h) }
 			before := stateBytes(t, f)
-			r := f.Apply(&raft.Log{Index: 1, Data: data})
-			if err, ok := r.(error); !ok || fault.CodeOf(err) != codes.Internal {
-				t.Fatalf("Apply = %v, want an internal error value", r)
+			r := f.Apply(&raft.Log{Index: 7, Data: data})
+			if err, ok := r.(error); !ok || fault.CodeOf(err) != codes.Unavailable || !strings.Contains(err.Error(), "index 7") {
+				t.Fatalf("Apply = %v, want an Unavailable error naming index 7", r)
 			}
-			if !bytes.Equal(stateBytes(t, f), before) {
-				t.Fatal("a malformed command changed the state")
+			if h := f.Halted(); h == nil || h.Index != 7 {
+				t.Fatalf("Halted() = %v, want a halt at index 7", h)
+			}
+			// A valid command after the halt is not applied either.
+			r = f.Apply(&raft.Log{Index: 8, Data: bootstrapCommand(t)})
+			if err, ok := r.(error); !ok || fault.CodeOf(err) != codes.Unavailable {
+				t.Fatalf("Apply after the halt = %v, want Unavailable", r)
+			}
+			if !bytes.Equal(stateBytes(t, f), before) || f.Applied() != 0 {
+				t.Fatalf("the state changed after an entry that cannot be applied (applied index %d)", f.Applied())
+			}
+			if len(halts) != 1 || halts[0].Index != 7 {
+				t.Fatalf("OnHalt called %d times (%v), want once at index 7", len(halts), halts)
+			}
+			if _, err := f.Snapshot(); err == nil {
+				t.Fatal("a halted state machine gave raft a snapshot")
 			}
 		})
+	}
+}
+
+// TestApplyRefusalsDoNotHalt: a command that breaks a rule is refused, deterministically, and
+// the state machine goes on.
+func TestApplyRefusalsDoNotHalt(t *testing.T) {
+	t.Parallel()
+	f := newFSM(t)
+	resps := applyAll(t, f, commandLog(t))
+	if err, ok := resps[len(resps)-1].(error); !ok || fault.CodeOf(err) == codes.Unavailable || fault.CodeOf(err) == codes.Internal {
+		t.Fatalf("the refused change answered %v, want a rule's refusal", resps[len(resps)-1])
+	}
+	if f.Halted() != nil || f.Applied() != uint64(len(resps)) {
+		t.Fatalf("halted %v, applied %d after a refusal", f.Halted(), f.Applied())
 	}
 }
 

@@ -445,6 +445,15 @@ func (n *Node) LeaderBarrier(ctx context.Context) error {
 	return nil
 }
 
+// LeadershipTransfer hands leadership to the most up-to-date other voter and waits until it
+// has it (or raft gives up). A node whose state is in doubt must not go on leading.
+func (n *Node) LeadershipTransfer() error {
+	if err := n.raft.LeadershipTransfer().Error(); err != nil {
+		return fmt.Errorf("raft leadership transfer: %w", err)
+	}
+	return nil
+}
+
 // AddVoter adds node id at addr as a voter, or updates a member's address, and returns the
 // index of the configuration change once it is committed. Only the leader can.
 func (n *Node) AddVoter(ctx context.Context, id, addr string) (uint64, error) {

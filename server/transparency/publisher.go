@@ -46,6 +46,10 @@ type Publisher struct {
 	last atomic.Pointer[Signed]
 
 	cosigs *cosignatures
+
+	// Integrity, if set before serving, is asked before every signature: a node whose state is
+	// in doubt signs nothing (see integrity.Guard).
+	Integrity interface{ Serving() error }
 }
 
 // CheckpointFile is where a node keeps the last checkpoint it signed, in its data directory.
@@ -102,6 +106,11 @@ func (p *Publisher) Verifier() note.Verifier { return p.verifier }
 // callers share one signature: the first signs the whole tree as it then is, the others find it
 // large enough.
 func (p *Publisher) Latest(ctx context.Context, minSize int64) (*Signed, error) {
+	if p.Integrity != nil {
+		if err := p.Integrity.Serving(); err != nil {
+			return nil, err
+		}
+	}
 	if last := p.last.Load(); last != nil && minSize > 0 && last.Checkpoint.Size >= minSize {
 		return last, nil
 	}

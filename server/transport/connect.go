@@ -102,6 +102,9 @@ func authorizeHTTP(o Options, procedure string, next http.Handler) http.Handler 
 		if id := callerID(ctx); err == nil && id != "" {
 			err = o.Limiter.Allow(id)
 		}
+		if err == nil && o.Integrity != nil {
+			err = o.Integrity.Serving()
+		}
 		if err == nil && strings.HasSuffix(r.URL.Path, "/checkpoint") {
 			err = o.consistent(ctx, procedure, nil)
 		}

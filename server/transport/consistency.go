@@ -63,8 +63,36 @@ func barrierOf(fullMethod string, md protoreflect.MethodDescriptor) barrier {
 	return b
 }
 
-// consistent runs the barrier fullMethod needs, if the node has one.
+// Integrity is a node's integrity guard (see integrity.Guard): while it reports an error the
+// node answers no Concord RPC but ClusterService's, which shows operators why.
+type Integrity interface {
+	Serving() error
+}
+
+var guarded sync.Map // full method name → bool
+
+// guardedMethod reports whether a call of fullMethod must be refused while the node's integrity
+// is in doubt: every Concord RPC but ClusterService's. md may be nil.
+func guardedMethod(fullMethod string, md protoreflect.MethodDescriptor) bool {
+	if v, ok := guarded.Load(fullMethod); ok {
+		return v.(bool)
+	}
+	if md == nil {
+		md, _ = rpcmethod.Find(fullMethod)
+	}
+	g := md != nil && md.ParentFile().Package() == "concord.v1" && md.Parent().FullName() != "concord.v1.ClusterService"
+	guarded.Store(fullMethod, g)
+	return g
+}
+
+// consistent refuses the call while the node's integrity is in doubt, then runs the barrier
+// fullMethod needs, if the node has one.
 func (o *Options) consistent(ctx context.Context, fullMethod string, md protoreflect.MethodDescriptor) error {
+	if o.Integrity != nil && guardedMethod(fullMethod, md) {
+		if err := o.Integrity.Serving(); err != nil {
+			return err
+		}
+	}
 	if o.Consistency == nil {
 		return nil
 	}

@@ -32,6 +32,8 @@ type Options struct {
 	MaxMessageBytes int
 	// Consistency, if set, runs before each Concord RPC's handler (see Consistency).
 	Consistency Consistency
+	// Integrity, if set, refuses Concord RPCs while the node's integrity is in doubt.
+	Integrity Integrity
 }
 
 // RegistryService is the registry's core handler; its unary methods have the signature both

@@ -88,6 +88,69 @@ func (MemberRole) EnumDescriptor() ([]byte, []int) {
 	return file_concord_v1_cluster_proto_rawDescGZIP(), []int{0}
 }
 
+// AlarmKind is what a node found wrong with itself.
+type AlarmKind int32
+
+const (
+	AlarmKind_ALARM_KIND_UNSPECIFIED AlarmKind = 0
+	// Its state machine stopped at a committed entry it cannot apply (one that does not decode, or
+	// of a kind this version does not know): it applies nothing after it.
+	AlarmKind_ALARM_KIND_HALTED AlarmKind = 1
+	// A data file failed verification, or its state does not match the log root its snapshot
+	// records.
+	AlarmKind_ALARM_KIND_CORRUPT AlarmKind = 2
+	// Its log disagrees with the log a majority of the cluster holds.
+	AlarmKind_ALARM_KIND_FORKED AlarmKind = 3
+	// Its data directory lacks the space its log needs: it refuses writes and goes on answering
+	// reads, and resumes writing by itself once space is freed.
+	AlarmKind_ALARM_KIND_NO_SPACE AlarmKind = 4
+)
+
+// Enum value maps for AlarmKind.
+var (
+	AlarmKind_name = map[int32]string{
+		0: "ALARM_KIND_UNSPECIFIED",
+		1: "ALARM_KIND_HALTED",
+		2: "ALARM_KIND_CORRUPT",
+		3: "ALARM_KIND_FORKED",
+		4: "ALARM_KIND_NO_SPACE",
+	}
+	AlarmKind_value = map[string]int32{
+		"ALARM_KIND_UNSPECIFIED": 0,
+		"ALARM_KIND_HALTED":      1,
+		"ALARM_KIND_CORRUPT":     2,
+		"ALARM_KIND_FORKED":      3,
+		"ALARM_KIND_NO_SPACE":    4,
+	}
+)
+
+func (x AlarmKind) Enum() *AlarmKind {
+	p := new(AlarmKind)
+	*p = x
+	return p
+}
+
+func (x AlarmKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (AlarmKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_concord_v1_cluster_proto_enumTypes[1].Descriptor()
+}
+
+func (AlarmKind) Type() protoreflect.EnumType {
+	return &file_concord_v1_cluster_proto_enumTypes[1]
+}
+
+func (x AlarmKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use AlarmKind.Descriptor instead.
+func (AlarmKind) EnumDescriptor() ([]byte, []int) {
+	return file_concord_v1_cluster_proto_rawDescGZIP(), []int{1}
+}
+
 // Member is one node of the raft configuration.
 type Member struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -112,7 +175,10 @@ type Member struct {
 	// The leader as this member sees it (empty: it knows of none).
 	LeaderId string `protobuf:"bytes,10,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
 	// Why an UNREACHABLE member did not answer.
-	Error         string `protobuf:"bytes,11,opt,name=error,proto3" json:"error,omitempty"`
+	Error string `protobuf:"bytes,11,opt,name=error,proto3" json:"error,omitempty"`
+	// The alarms it has raised, most serious first. While one other than NO_SPACE is raised it
+	// answers no Concord RPC but ClusterService's, and signs nothing.
+	Alarms        []*Alarm `protobuf:"bytes,12,rep,name=alarms,proto3" json:"alarms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -224,6 +290,85 @@ func (x *Member) GetError() string {
 	return ""
 }
 
+func (x *Member) GetAlarms() []*Alarm {
+	if x != nil {
+		return x.Alarms
+	}
+	return nil
+}
+
+// Alarm is a condition under which a node stops serving, or, for NO_SPACE, stops writing.
+type Alarm struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Kind  AlarmKind              `protobuf:"varint,1,opt,name=kind,proto3,enum=concord.v1.AlarmKind" json:"kind,omitempty"`
+	// The raft index it was found at, when one applies.
+	RaftIndex uint64 `protobuf:"varint,2,opt,name=raft_index,json=raftIndex,proto3" json:"raft_index,omitempty"`
+	// What was found, and what to do.
+	Detail string `protobuf:"bytes,3,opt,name=detail,proto3" json:"detail,omitempty"`
+	// When it was raised.
+	Since         *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=since,proto3" json:"since,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Alarm) Reset() {
+	*x = Alarm{}
+	mi := &file_concord_v1_cluster_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Alarm) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Alarm) ProtoMessage() {}
+
+func (x *Alarm) ProtoReflect() protoreflect.Message {
+	mi := &file_concord_v1_cluster_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Alarm.ProtoReflect.Descriptor instead.
+func (*Alarm) Descriptor() ([]byte, []int) {
+	return file_concord_v1_cluster_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Alarm) GetKind() AlarmKind {
+	if x != nil {
+		return x.Kind
+	}
+	return AlarmKind_ALARM_KIND_UNSPECIFIED
+}
+
+func (x *Alarm) GetRaftIndex() uint64 {
+	if x != nil {
+		return x.RaftIndex
+	}
+	return 0
+}
+
+func (x *Alarm) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
+func (x *Alarm) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
 type ListMembersRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -232,7 +377,7 @@ type ListMembersRequest struct {
 
 func (x *ListMembersRequest) Reset() {
 	*x = ListMembersRequest{}
-	mi := &file_concord_v1_cluster_proto_msgTypes[1]
+	mi := &file_concord_v1_cluster_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -244,7 +389,7 @@ func (x *ListMembersRequest) String() string {
 func (*ListMembersRequest) ProtoMessage() {}
 
 func (x *ListMembersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_cluster_proto_msgTypes[1]
+	mi := &file_concord_v1_cluster_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -257,7 +402,7 @@ func (x *ListMembersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMembersRequest.ProtoReflect.Descriptor instead.
 func (*ListMembersRequest) Descriptor() ([]byte, []int) {
-	return file_concord_v1_cluster_proto_rawDescGZIP(), []int{1}
+	return file_concord_v1_cluster_proto_rawDescGZIP(), []int{2}
 }
 
 type ListMembersResponse struct {
@@ -273,7 +418,7 @@ type ListMembersResponse struct {
 
 func (x *ListMembersResponse) Reset() {
 	*x = ListMembersResponse{}
-	mi := &file_concord_v1_cluster_proto_msgTypes[2]
+	mi := &file_concord_v1_cluster_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -285,7 +430,7 @@ func (x *ListMembersResponse) String() string {
 func (*ListMembersResponse) ProtoMessage() {}
 
 func (x *ListMembersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_cluster_proto_msgTypes[2]
+	mi := &file_concord_v1_cluster_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -298,7 +443,7 @@ func (x *ListMembersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMembersResponse.ProtoReflect.Descriptor instead.
 func (*ListMembersResponse) Descriptor() ([]byte, []int) {
-	return file_concord_v1_cluster_proto_rawDescGZIP(), []int{2}
+	return file_concord_v1_cluster_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ListMembersResponse) GetMembers() []*Member {
@@ -334,7 +479,7 @@ type AddMemberRequest struct {
 
 func (x *AddMemberRequest) Reset() {
 	*x = AddMemberRequest{}
-	mi := &file_concord_v1_cluster_proto_msgTypes[3]
+	mi := &file_concord_v1_cluster_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -346,7 +491,7 @@ func (x *AddMemberRequest) String() string {
 func (*AddMemberRequest) ProtoMessage() {}
 
 func (x *AddMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_cluster_proto_msgTypes[3]
+	mi := &file_concord_v1_cluster_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -359,7 +504,7 @@ func (x *AddMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddMemberRequest.ProtoReflect.Descriptor instead.
 func (*AddMemberRequest) Descriptor() ([]byte, []int) {
-	return file_concord_v1_cluster_proto_rawDescGZIP(), []int{3}
+	return file_concord_v1_cluster_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *AddMemberRequest) GetNodeId() string {
@@ -386,7 +531,7 @@ type AddMemberResponse struct {
 
 func (x *AddMemberResponse) Reset() {
 	*x = AddMemberResponse{}
-	mi := &file_concord_v1_cluster_proto_msgTypes[4]
+	mi := &file_concord_v1_cluster_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -398,7 +543,7 @@ func (x *AddMemberResponse) String() string {
 func (*AddMemberResponse) ProtoMessage() {}
 
 func (x *AddMemberResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_cluster_proto_msgTypes[4]
+	mi := &file_concord_v1_cluster_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -411,7 +556,7 @@ func (x *AddMemberResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddMemberResponse.ProtoReflect.Descriptor instead.
 func (*AddMemberResponse) Descriptor() ([]byte, []int) {
-	return file_concord_v1_cluster_proto_rawDescGZIP(), []int{4}
+	return file_concord_v1_cluster_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *AddMemberResponse) GetMembers() []*Member {
@@ -430,7 +575,7 @@ type RemoveMemberRequest struct {
 
 func (x *RemoveMemberRequest) Reset() {
 	*x = RemoveMemberRequest{}
-	mi := &file_concord_v1_cluster_proto_msgTypes[5]
+	mi := &file_concord_v1_cluster_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -442,7 +587,7 @@ func (x *RemoveMemberRequest) String() string {
 func (*RemoveMemberRequest) ProtoMessage() {}
 
 func (x *RemoveMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_cluster_proto_msgTypes[5]
+	mi := &file_concord_v1_cluster_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -455,7 +600,7 @@ func (x *RemoveMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveMemberRequest.ProtoReflect.Descriptor instead.
 func (*RemoveMemberRequest) Descriptor() ([]byte, []int) {
-	return file_concord_v1_cluster_proto_rawDescGZIP(), []int{5}
+	return file_concord_v1_cluster_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *RemoveMemberRequest) GetNodeId() string {
@@ -475,7 +620,7 @@ type RemoveMemberResponse struct {
 
 func (x *RemoveMemberResponse) Reset() {
 	*x = RemoveMemberResponse{}
-	mi := &file_concord_v1_cluster_proto_msgTypes[6]
+	mi := &file_concord_v1_cluster_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -487,7 +632,7 @@ func (x *RemoveMemberResponse) String() string {
 func (*RemoveMemberResponse) ProtoMessage() {}
 
 func (x *RemoveMemberResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_cluster_proto_msgTypes[6]
+	mi := &file_concord_v1_cluster_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -500,7 +645,7 @@ func (x *RemoveMemberResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveMemberResponse.ProtoReflect.Descriptor instead.
 func (*RemoveMemberResponse) Descriptor() ([]byte, []int) {
-	return file_concord_v1_cluster_proto_rawDescGZIP(), []int{6}
+	return file_concord_v1_cluster_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *RemoveMemberResponse) GetMembers() []*Member {
@@ -518,7 +663,7 @@ type SaveSnapshotRequest struct {
 
 func (x *SaveSnapshotRequest) Reset() {
 	*x = SaveSnapshotRequest{}
-	mi := &file_concord_v1_cluster_proto_msgTypes[7]
+	mi := &file_concord_v1_cluster_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -530,7 +675,7 @@ func (x *SaveSnapshotRequest) String() string {
 func (*SaveSnapshotRequest) ProtoMessage() {}
 
 func (x *SaveSnapshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_cluster_proto_msgTypes[7]
+	mi := &file_concord_v1_cluster_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -543,7 +688,7 @@ func (x *SaveSnapshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SaveSnapshotRequest.ProtoReflect.Descriptor instead.
 func (*SaveSnapshotRequest) Descriptor() ([]byte, []int) {
-	return file_concord_v1_cluster_proto_rawDescGZIP(), []int{7}
+	return file_concord_v1_cluster_proto_rawDescGZIP(), []int{8}
 }
 
 // SaveSnapshotResponse is one part of a snapshot: the first message carries its info, the
@@ -563,7 +708,7 @@ type SaveSnapshotResponse struct {
 
 func (x *SaveSnapshotResponse) Reset() {
 	*x = SaveSnapshotResponse{}
-	mi := &file_concord_v1_cluster_proto_msgTypes[8]
+	mi := &file_concord_v1_cluster_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -575,7 +720,7 @@ func (x *SaveSnapshotResponse) String() string {
 func (*SaveSnapshotResponse) ProtoMessage() {}
 
 func (x *SaveSnapshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_cluster_proto_msgTypes[8]
+	mi := &file_concord_v1_cluster_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -588,7 +733,7 @@ func (x *SaveSnapshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SaveSnapshotResponse.ProtoReflect.Descriptor instead.
 func (*SaveSnapshotResponse) Descriptor() ([]byte, []int) {
-	return file_concord_v1_cluster_proto_rawDescGZIP(), []int{8}
+	return file_concord_v1_cluster_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *SaveSnapshotResponse) GetPart() isSaveSnapshotResponse_Part {
@@ -667,7 +812,7 @@ type SnapshotInfo struct {
 
 func (x *SnapshotInfo) Reset() {
 	*x = SnapshotInfo{}
-	mi := &file_concord_v1_cluster_proto_msgTypes[9]
+	mi := &file_concord_v1_cluster_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -679,7 +824,7 @@ func (x *SnapshotInfo) String() string {
 func (*SnapshotInfo) ProtoMessage() {}
 
 func (x *SnapshotInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_v1_cluster_proto_msgTypes[9]
+	mi := &file_concord_v1_cluster_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -692,7 +837,7 @@ func (x *SnapshotInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotInfo.ProtoReflect.Descriptor instead.
 func (*SnapshotInfo) Descriptor() ([]byte, []int) {
-	return file_concord_v1_cluster_proto_rawDescGZIP(), []int{9}
+	return file_concord_v1_cluster_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *SnapshotInfo) GetFormat() uint32 {
@@ -742,7 +887,7 @@ var File_concord_v1_cluster_proto protoreflect.FileDescriptor
 const file_concord_v1_cluster_proto_rawDesc = "" +
 	"\n" +
 	"\x18concord/v1/cluster.proto\x12\n" +
-	"concord.v1\x1a\x1bbuf/validate/validate.proto\x1a\x18concord/v1/options.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf9\x02\n" +
+	"concord.v1\x1a\x1bbuf/validate/validate.proto\x1a\x18concord/v1/options.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa4\x03\n" +
 	"\x06Member\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12!\n" +
 	"\fraft_address\x18\x02 \x01(\tR\vraftAddress\x12\x14\n" +
@@ -755,7 +900,14 @@ const file_concord_v1_cluster_proto_rawDesc = "" +
 	"\x04term\x18\t \x01(\x04R\x04term\x12\x1b\n" +
 	"\tleader_id\x18\n" +
 	" \x01(\tR\bleaderId\x12\x14\n" +
-	"\x05error\x18\v \x01(\tR\x05error\"\x14\n" +
+	"\x05error\x18\v \x01(\tR\x05error\x12)\n" +
+	"\x06alarms\x18\f \x03(\v2\x11.concord.v1.AlarmR\x06alarms\"\x9b\x01\n" +
+	"\x05Alarm\x12)\n" +
+	"\x04kind\x18\x01 \x01(\x0e2\x15.concord.v1.AlarmKindR\x04kind\x12\x1d\n" +
+	"\n" +
+	"raft_index\x18\x02 \x01(\x04R\traftIndex\x12\x16\n" +
+	"\x06detail\x18\x03 \x01(\tR\x06detail\x120\n" +
+	"\x05since\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\"\x14\n" +
 	"\x12ListMembersRequest\"y\n" +
 	"\x13ListMembersResponse\x12,\n" +
 	"\amembers\x18\x01 \x03(\v2\x12.concord.v1.MemberR\amembers\x12\x1b\n" +
@@ -791,7 +943,13 @@ const file_concord_v1_cluster_proto_rawDesc = "" +
 	"\x14MEMBER_ROLE_FOLLOWER\x10\x02\x12\x19\n" +
 	"\x15MEMBER_ROLE_CANDIDATE\x10\x03\x12\x1b\n" +
 	"\x17MEMBER_ROLE_UNREACHABLE\x10\x04\x12\x18\n" +
-	"\x14MEMBER_ROLE_SHUTDOWN\x10\x052\x82\x03\n" +
+	"\x14MEMBER_ROLE_SHUTDOWN\x10\x05*\x86\x01\n" +
+	"\tAlarmKind\x12\x1a\n" +
+	"\x16ALARM_KIND_UNSPECIFIED\x10\x00\x12\x15\n" +
+	"\x11ALARM_KIND_HALTED\x10\x01\x12\x16\n" +
+	"\x12ALARM_KIND_CORRUPT\x10\x02\x12\x15\n" +
+	"\x11ALARM_KIND_FORKED\x10\x03\x12\x17\n" +
+	"\x13ALARM_KIND_NO_SPACE\x10\x042\x82\x03\n" +
 	"\x0eClusterService\x12Z\n" +
 	"\vListMembers\x12\x1e.concord.v1.ListMembersRequest\x1a\x1f.concord.v1.ListMembersResponse\"\n" +
 	"\xea\xe0\x18\x03\n" +
@@ -818,44 +976,49 @@ func file_concord_v1_cluster_proto_rawDescGZIP() []byte {
 	return file_concord_v1_cluster_proto_rawDescData
 }
 
-var file_concord_v1_cluster_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_concord_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_concord_v1_cluster_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_concord_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_concord_v1_cluster_proto_goTypes = []any{
 	(MemberRole)(0),               // 0: concord.v1.MemberRole
-	(*Member)(nil),                // 1: concord.v1.Member
-	(*ListMembersRequest)(nil),    // 2: concord.v1.ListMembersRequest
-	(*ListMembersResponse)(nil),   // 3: concord.v1.ListMembersResponse
-	(*AddMemberRequest)(nil),      // 4: concord.v1.AddMemberRequest
-	(*AddMemberResponse)(nil),     // 5: concord.v1.AddMemberResponse
-	(*RemoveMemberRequest)(nil),   // 6: concord.v1.RemoveMemberRequest
-	(*RemoveMemberResponse)(nil),  // 7: concord.v1.RemoveMemberResponse
-	(*SaveSnapshotRequest)(nil),   // 8: concord.v1.SaveSnapshotRequest
-	(*SaveSnapshotResponse)(nil),  // 9: concord.v1.SaveSnapshotResponse
-	(*SnapshotInfo)(nil),          // 10: concord.v1.SnapshotInfo
-	(*durationpb.Duration)(nil),   // 11: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 12: google.protobuf.Timestamp
+	(AlarmKind)(0),                // 1: concord.v1.AlarmKind
+	(*Member)(nil),                // 2: concord.v1.Member
+	(*Alarm)(nil),                 // 3: concord.v1.Alarm
+	(*ListMembersRequest)(nil),    // 4: concord.v1.ListMembersRequest
+	(*ListMembersResponse)(nil),   // 5: concord.v1.ListMembersResponse
+	(*AddMemberRequest)(nil),      // 6: concord.v1.AddMemberRequest
+	(*AddMemberResponse)(nil),     // 7: concord.v1.AddMemberResponse
+	(*RemoveMemberRequest)(nil),   // 8: concord.v1.RemoveMemberRequest
+	(*RemoveMemberResponse)(nil),  // 9: concord.v1.RemoveMemberResponse
+	(*SaveSnapshotRequest)(nil),   // 10: concord.v1.SaveSnapshotRequest
+	(*SaveSnapshotResponse)(nil),  // 11: concord.v1.SaveSnapshotResponse
+	(*SnapshotInfo)(nil),          // 12: concord.v1.SnapshotInfo
+	(*durationpb.Duration)(nil),   // 13: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 14: google.protobuf.Timestamp
 }
 var file_concord_v1_cluster_proto_depIdxs = []int32{
 	0,  // 0: concord.v1.Member.role:type_name -> concord.v1.MemberRole
-	11, // 1: concord.v1.Member.last_contact:type_name -> google.protobuf.Duration
-	1,  // 2: concord.v1.ListMembersResponse.members:type_name -> concord.v1.Member
-	1,  // 3: concord.v1.AddMemberResponse.members:type_name -> concord.v1.Member
-	1,  // 4: concord.v1.RemoveMemberResponse.members:type_name -> concord.v1.Member
-	10, // 5: concord.v1.SaveSnapshotResponse.info:type_name -> concord.v1.SnapshotInfo
-	12, // 6: concord.v1.SnapshotInfo.taken_at:type_name -> google.protobuf.Timestamp
-	2,  // 7: concord.v1.ClusterService.ListMembers:input_type -> concord.v1.ListMembersRequest
-	4,  // 8: concord.v1.ClusterService.AddMember:input_type -> concord.v1.AddMemberRequest
-	6,  // 9: concord.v1.ClusterService.RemoveMember:input_type -> concord.v1.RemoveMemberRequest
-	8,  // 10: concord.v1.ClusterService.SaveSnapshot:input_type -> concord.v1.SaveSnapshotRequest
-	3,  // 11: concord.v1.ClusterService.ListMembers:output_type -> concord.v1.ListMembersResponse
-	5,  // 12: concord.v1.ClusterService.AddMember:output_type -> concord.v1.AddMemberResponse
-	7,  // 13: concord.v1.ClusterService.RemoveMember:output_type -> concord.v1.RemoveMemberResponse
-	9,  // 14: concord.v1.ClusterService.SaveSnapshot:output_type -> concord.v1.SaveSnapshotResponse
-	11, // [11:15] is the sub-list for method output_type
-	7,  // [7:11] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	13, // 1: concord.v1.Member.last_contact:type_name -> google.protobuf.Duration
+	3,  // 2: concord.v1.Member.alarms:type_name -> concord.v1.Alarm
+	1,  // 3: concord.v1.Alarm.kind:type_name -> concord.v1.AlarmKind
+	14, // 4: concord.v1.Alarm.since:type_name -> google.protobuf.Timestamp
+	2,  // 5: concord.v1.ListMembersResponse.members:type_name -> concord.v1.Member
+	2,  // 6: concord.v1.AddMemberResponse.members:type_name -> concord.v1.Member
+	2,  // 7: concord.v1.RemoveMemberResponse.members:type_name -> concord.v1.Member
+	12, // 8: concord.v1.SaveSnapshotResponse.info:type_name -> concord.v1.SnapshotInfo
+	14, // 9: concord.v1.SnapshotInfo.taken_at:type_name -> google.protobuf.Timestamp
+	4,  // 10: concord.v1.ClusterService.ListMembers:input_type -> concord.v1.ListMembersRequest
+	6,  // 11: concord.v1.ClusterService.AddMember:input_type -> concord.v1.AddMemberRequest
+	8,  // 12: concord.v1.ClusterService.RemoveMember:input_type -> concord.v1.RemoveMemberRequest
+	10, // 13: concord.v1.ClusterService.SaveSnapshot:input_type -> concord.v1.SaveSnapshotRequest
+	5,  // 14: concord.v1.ClusterService.ListMembers:output_type -> concord.v1.ListMembersResponse
+	7,  // 15: concord.v1.ClusterService.AddMember:output_type -> concord.v1.AddMemberResponse
+	9,  // 16: concord.v1.ClusterService.RemoveMember:output_type -> concord.v1.RemoveMemberResponse
+	11, // 17: concord.v1.ClusterService.SaveSnapshot:output_type -> concord.v1.SaveSnapshotResponse
+	14, // [14:18] is the sub-list for method output_type
+	10, // [10:14] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_concord_v1_cluster_proto_init() }
@@ -864,7 +1027,7 @@ func file_concord_v1_cluster_proto_init() {
 		return
 	}
 	file_concord_v1_options_proto_init()
-	file_concord_v1_cluster_proto_msgTypes[8].OneofWrappers = []any{
+	file_concord_v1_cluster_proto_msgTypes[9].OneofWrappers = []any{
 		(*SaveSnapshotResponse_Info)(nil),
 		(*SaveSnapshotResponse_Chunk)(nil),
 		(*SaveSnapshotResponse_Sha256)(nil),
@@ -874,8 +1037,8 @@ func file_concord_v1_cluster_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_concord_v1_cluster_proto_rawDesc), len(file_concord_v1_cluster_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   10,
+			NumEnums:      2,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

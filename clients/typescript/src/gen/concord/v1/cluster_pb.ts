@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file concord/v1/cluster.proto.
  */
 export const file_concord_v1_cluster: GenFile = /*@__PURE__*/
-  fileDesc("Chhjb25jb3JkL3YxL2NsdXN0ZXIucHJvdG8SCmNvbmNvcmQudjEiigIKBk1lbWJlchIPCgdub2RlX2lkGAEgASgJEhQKDHJhZnRfYWRkcmVzcxgCIAEoCRINCgV2b3RlchgDIAEoCBIkCgRyb2xlGAQgASgOMhYuY29uY29yZC52MS5NZW1iZXJSb2xlEi8KDGxhc3RfY29udGFjdBgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIVCg1hcHBsaWVkX2luZGV4GAYgASgEEhQKDGNvbW1pdF9pbmRleBgHIAEoBBIWCg5sYXN0X2xvZ19pbmRleBgIIAEoBBIMCgR0ZXJtGAkgASgEEhEKCWxlYWRlcl9pZBgKIAEoCRINCgVlcnJvchgLIAEoCSIUChJMaXN0TWVtYmVyc1JlcXVlc3QiXgoTTGlzdE1lbWJlcnNSZXNwb25zZRIjCgdtZW1iZXJzGAEgAygLMhIuY29uY29yZC52MS5NZW1iZXISEQoJbGVhZGVyX2lkGAIgASgJEg8KB25vZGVfaWQYAyABKAkicQoQQWRkTWVtYmVyUmVxdWVzdBI7Cgdub2RlX2lkGAEgASgJQiq6SCdyJRACGD8yH15bYS16MC05XShbYS16MC05LV0qW2EtejAtOV0pPyQSIAoMcmFmdF9hZGRyZXNzGAIgASgJQgq6SAdyBRADGP8BIjgKEUFkZE1lbWJlclJlc3BvbnNlEiMKB21lbWJlcnMYASADKAsyEi5jb25jb3JkLnYxLk1lbWJlciJSChNSZW1vdmVNZW1iZXJSZXF1ZXN0EjsKB25vZGVfaWQYASABKAlCKrpIJ3IlEAIYPzIfXlthLXowLTldKFthLXowLTktXSpbYS16MC05XSk/JCI7ChRSZW1vdmVNZW1iZXJSZXNwb25zZRIjCgdtZW1iZXJzGAEgAygLMhIuY29uY29yZC52MS5NZW1iZXIiFQoTU2F2ZVNuYXBzaG90UmVxdWVzdCJrChRTYXZlU25hcHNob3RSZXNwb25zZRIoCgRpbmZvGAEgASgLMhguY29uY29yZC52MS5TbmFwc2hvdEluZm9IABIPCgVjaHVuaxgCIAEoDEgAEhAKBnNoYTI1NhgDIAEoDEgAQgYKBHBhcnQinQEKDFNuYXBzaG90SW5mbxIOCgZmb3JtYXQYASABKA0SFQoNYXBwbGllZF9pbmRleBgCIAEoBBIQCghsb2dfc2l6ZRgDIAEoBBIVCg1sb2dfcm9vdF9oYXNoGAQgASgMEg8KB25vZGVfaWQYBSABKAkSLAoIdGFrZW5fYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wKq0BCgpNZW1iZXJSb2xlEhsKF01FTUJFUl9ST0xFX1VOU1BFQ0lGSUVEEAASFgoSTUVNQkVSX1JPTEVfTEVBREVSEAESGAoUTUVNQkVSX1JPTEVfRk9MTE9XRVIQAhIZChVNRU1CRVJfUk9MRV9DQU5ESURBVEUQAxIbChdNRU1CRVJfUk9MRV9VTlJFQUNIQUJMRRAEEhgKFE1FTUJFUl9ST0xFX1NIVVRET1dOEAUyggMKDkNsdXN0ZXJTZXJ2aWNlEloKC0xpc3RNZW1iZXJzEh4uY29uY29yZC52MS5MaXN0TWVtYmVyc1JlcXVlc3QaHy5jb25jb3JkLnYxLkxpc3RNZW1iZXJzUmVzcG9uc2UiCpACAergGAMKAQQSVAoJQWRkTWVtYmVyEhwuY29uY29yZC52MS5BZGRNZW1iZXJSZXF1ZXN0Gh0uY29uY29yZC52MS5BZGRNZW1iZXJSZXNwb25zZSIKkAIC6uAYAwoBBBJdCgxSZW1vdmVNZW1iZXISHy5jb25jb3JkLnYxLlJlbW92ZU1lbWJlclJlcXVlc3QaIC5jb25jb3JkLnYxLlJlbW92ZU1lbWJlclJlc3BvbnNlIgqQAgLq4BgDCgEEEl8KDFNhdmVTbmFwc2hvdBIfLmNvbmNvcmQudjEuU2F2ZVNuYXBzaG90UmVxdWVzdBogLmNvbmNvcmQudjEuU2F2ZVNuYXBzaG90UmVzcG9uc2UiCpACAergGAMKAQQwAUIiWiBjb25jb3JkL2dlbi9jb25jb3JkL3YxO2NvbmNvcmR2MWIGcHJvdG8z", [file_buf_validate_validate, file_concord_v1_options, file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("Chhjb25jb3JkL3YxL2NsdXN0ZXIucHJvdG8SCmNvbmNvcmQudjEirQIKBk1lbWJlchIPCgdub2RlX2lkGAEgASgJEhQKDHJhZnRfYWRkcmVzcxgCIAEoCRINCgV2b3RlchgDIAEoCBIkCgRyb2xlGAQgASgOMhYuY29uY29yZC52MS5NZW1iZXJSb2xlEi8KDGxhc3RfY29udGFjdBgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIVCg1hcHBsaWVkX2luZGV4GAYgASgEEhQKDGNvbW1pdF9pbmRleBgHIAEoBBIWCg5sYXN0X2xvZ19pbmRleBgIIAEoBBIMCgR0ZXJtGAkgASgEEhEKCWxlYWRlcl9pZBgKIAEoCRINCgVlcnJvchgLIAEoCRIhCgZhbGFybXMYDCADKAsyES5jb25jb3JkLnYxLkFsYXJtInsKBUFsYXJtEiMKBGtpbmQYASABKA4yFS5jb25jb3JkLnYxLkFsYXJtS2luZBISCgpyYWZ0X2luZGV4GAIgASgEEg4KBmRldGFpbBgDIAEoCRIpCgVzaW5jZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiFAoSTGlzdE1lbWJlcnNSZXF1ZXN0Il4KE0xpc3RNZW1iZXJzUmVzcG9uc2USIwoHbWVtYmVycxgBIAMoCzISLmNvbmNvcmQudjEuTWVtYmVyEhEKCWxlYWRlcl9pZBgCIAEoCRIPCgdub2RlX2lkGAMgASgJInEKEEFkZE1lbWJlclJlcXVlc3QSOwoHbm9kZV9pZBgBIAEoCUIqukgnciUQAhg/Mh9eW2EtejAtOV0oW2EtejAtOS1dKlthLXowLTldKT8kEiAKDHJhZnRfYWRkcmVzcxgCIAEoCUIKukgHcgUQAxj/ASI4ChFBZGRNZW1iZXJSZXNwb25zZRIjCgdtZW1iZXJzGAEgAygLMhIuY29uY29yZC52MS5NZW1iZXIiUgoTUmVtb3ZlTWVtYmVyUmVxdWVzdBI7Cgdub2RlX2lkGAEgASgJQiq6SCdyJRACGD8yH15bYS16MC05XShbYS16MC05LV0qW2EtejAtOV0pPyQiOwoUUmVtb3ZlTWVtYmVyUmVzcG9uc2USIwoHbWVtYmVycxgBIAMoCzISLmNvbmNvcmQudjEuTWVtYmVyIhUKE1NhdmVTbmFwc2hvdFJlcXVlc3QiawoUU2F2ZVNuYXBzaG90UmVzcG9uc2USKAoEaW5mbxgBIAEoCzIYLmNvbmNvcmQudjEuU25hcHNob3RJbmZvSAASDwoFY2h1bmsYAiABKAxIABIQCgZzaGEyNTYYAyABKAxIAEIGCgRwYXJ0Ip0BCgxTbmFwc2hvdEluZm8SDgoGZm9ybWF0GAEgASgNEhUKDWFwcGxpZWRfaW5kZXgYAiABKAQSEAoIbG9nX3NpemUYAyABKAQSFQoNbG9nX3Jvb3RfaGFzaBgEIAEoDBIPCgdub2RlX2lkGAUgASgJEiwKCHRha2VuX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCqtAQoKTWVtYmVyUm9sZRIbChdNRU1CRVJfUk9MRV9VTlNQRUNJRklFRBAAEhYKEk1FTUJFUl9ST0xFX0xFQURFUhABEhgKFE1FTUJFUl9ST0xFX0ZPTExPV0VSEAISGQoVTUVNQkVSX1JPTEVfQ0FORElEQVRFEAMSGwoXTUVNQkVSX1JPTEVfVU5SRUFDSEFCTEUQBBIYChRNRU1CRVJfUk9MRV9TSFVURE9XThAFKoYBCglBbGFybUtpbmQSGgoWQUxBUk1fS0lORF9VTlNQRUNJRklFRBAAEhUKEUFMQVJNX0tJTkRfSEFMVEVEEAESFgoSQUxBUk1fS0lORF9DT1JSVVBUEAISFQoRQUxBUk1fS0lORF9GT1JLRUQQAxIXChNBTEFSTV9LSU5EX05PX1NQQUNFEAQyggMKDkNsdXN0ZXJTZXJ2aWNlEloKC0xpc3RNZW1iZXJzEh4uY29uY29yZC52MS5MaXN0TWVtYmVyc1JlcXVlc3QaHy5jb25jb3JkLnYxLkxpc3RNZW1iZXJzUmVzcG9uc2UiCpACAergGAMKAQQSVAoJQWRkTWVtYmVyEhwuY29uY29yZC52MS5BZGRNZW1iZXJSZXF1ZXN0Gh0uY29uY29yZC52MS5BZGRNZW1iZXJSZXNwb25zZSIKkAIC6uAYAwoBBBJdCgxSZW1vdmVNZW1iZXISHy5jb25jb3JkLnYxLlJlbW92ZU1lbWJlclJlcXVlc3QaIC5jb25jb3JkLnYxLlJlbW92ZU1lbWJlclJlc3BvbnNlIgqQAgLq4BgDCgEEEl8KDFNhdmVTbmFwc2hvdBIfLmNvbmNvcmQudjEuU2F2ZVNuYXBzaG90UmVxdWVzdBogLmNvbmNvcmQudjEuU2F2ZVNuYXBzaG90UmVzcG9uc2UiCpACAergGAMKAQQwAUIiWiBjb25jb3JkL2dlbi9jb25jb3JkL3YxO2NvbmNvcmR2MWIGcHJvdG8z", [file_buf_validate_validate, file_concord_v1_options, file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * Member is one node of the raft configuration.
@@ -97,6 +97,14 @@ export type Member = Message<"concord.v1.Member"> & {
    * @generated from field: string error = 11;
    */
   error: string;
+
+  /**
+   * The alarms it has raised, most serious first. While one other than NO_SPACE is raised it
+   * answers no Concord RPC but ClusterService's, and signs nothing.
+   *
+   * @generated from field: repeated concord.v1.Alarm alarms = 12;
+   */
+  alarms: Alarm[];
 };
 
 /**
@@ -105,6 +113,46 @@ export type Member = Message<"concord.v1.Member"> & {
  */
 export const MemberSchema: GenMessage<Member> = /*@__PURE__*/
   messageDesc(file_concord_v1_cluster, 0);
+
+/**
+ * Alarm is a condition under which a node stops serving, or, for NO_SPACE, stops writing.
+ *
+ * @generated from message concord.v1.Alarm
+ */
+export type Alarm = Message<"concord.v1.Alarm"> & {
+  /**
+   * @generated from field: concord.v1.AlarmKind kind = 1;
+   */
+  kind: AlarmKind;
+
+  /**
+   * The raft index it was found at, when one applies.
+   *
+   * @generated from field: uint64 raft_index = 2;
+   */
+  raftIndex: bigint;
+
+  /**
+   * What was found, and what to do.
+   *
+   * @generated from field: string detail = 3;
+   */
+  detail: string;
+
+  /**
+   * When it was raised.
+   *
+   * @generated from field: google.protobuf.Timestamp since = 4;
+   */
+  since?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message concord.v1.Alarm.
+ * Use `create(AlarmSchema)` to create a new message.
+ */
+export const AlarmSchema: GenMessage<Alarm> = /*@__PURE__*/
+  messageDesc(file_concord_v1_cluster, 1);
 
 /**
  * @generated from message concord.v1.ListMembersRequest
@@ -117,7 +165,7 @@ export type ListMembersRequest = Message<"concord.v1.ListMembersRequest"> & {
  * Use `create(ListMembersRequestSchema)` to create a new message.
  */
 export const ListMembersRequestSchema: GenMessage<ListMembersRequest> = /*@__PURE__*/
-  messageDesc(file_concord_v1_cluster, 1);
+  messageDesc(file_concord_v1_cluster, 2);
 
 /**
  * @generated from message concord.v1.ListMembersResponse
@@ -148,7 +196,7 @@ export type ListMembersResponse = Message<"concord.v1.ListMembersResponse"> & {
  * Use `create(ListMembersResponseSchema)` to create a new message.
  */
 export const ListMembersResponseSchema: GenMessage<ListMembersResponse> = /*@__PURE__*/
-  messageDesc(file_concord_v1_cluster, 2);
+  messageDesc(file_concord_v1_cluster, 3);
 
 /**
  * @generated from message concord.v1.AddMemberRequest
@@ -174,7 +222,7 @@ export type AddMemberRequest = Message<"concord.v1.AddMemberRequest"> & {
  * Use `create(AddMemberRequestSchema)` to create a new message.
  */
 export const AddMemberRequestSchema: GenMessage<AddMemberRequest> = /*@__PURE__*/
-  messageDesc(file_concord_v1_cluster, 3);
+  messageDesc(file_concord_v1_cluster, 4);
 
 /**
  * @generated from message concord.v1.AddMemberResponse
@@ -193,7 +241,7 @@ export type AddMemberResponse = Message<"concord.v1.AddMemberResponse"> & {
  * Use `create(AddMemberResponseSchema)` to create a new message.
  */
 export const AddMemberResponseSchema: GenMessage<AddMemberResponse> = /*@__PURE__*/
-  messageDesc(file_concord_v1_cluster, 4);
+  messageDesc(file_concord_v1_cluster, 5);
 
 /**
  * @generated from message concord.v1.RemoveMemberRequest
@@ -210,7 +258,7 @@ export type RemoveMemberRequest = Message<"concord.v1.RemoveMemberRequest"> & {
  * Use `create(RemoveMemberRequestSchema)` to create a new message.
  */
 export const RemoveMemberRequestSchema: GenMessage<RemoveMemberRequest> = /*@__PURE__*/
-  messageDesc(file_concord_v1_cluster, 5);
+  messageDesc(file_concord_v1_cluster, 6);
 
 /**
  * @generated from message concord.v1.RemoveMemberResponse
@@ -229,7 +277,7 @@ export type RemoveMemberResponse = Message<"concord.v1.RemoveMemberResponse"> & 
  * Use `create(RemoveMemberResponseSchema)` to create a new message.
  */
 export const RemoveMemberResponseSchema: GenMessage<RemoveMemberResponse> = /*@__PURE__*/
-  messageDesc(file_concord_v1_cluster, 6);
+  messageDesc(file_concord_v1_cluster, 7);
 
 /**
  * @generated from message concord.v1.SaveSnapshotRequest
@@ -242,7 +290,7 @@ export type SaveSnapshotRequest = Message<"concord.v1.SaveSnapshotRequest"> & {
  * Use `create(SaveSnapshotRequestSchema)` to create a new message.
  */
 export const SaveSnapshotRequestSchema: GenMessage<SaveSnapshotRequest> = /*@__PURE__*/
-  messageDesc(file_concord_v1_cluster, 7);
+  messageDesc(file_concord_v1_cluster, 8);
 
 /**
  * SaveSnapshotResponse is one part of a snapshot: the first message carries its info, the
@@ -281,7 +329,7 @@ export type SaveSnapshotResponse = Message<"concord.v1.SaveSnapshotResponse"> & 
  * Use `create(SaveSnapshotResponseSchema)` to create a new message.
  */
 export const SaveSnapshotResponseSchema: GenMessage<SaveSnapshotResponse> = /*@__PURE__*/
-  messageDesc(file_concord_v1_cluster, 8);
+  messageDesc(file_concord_v1_cluster, 9);
 
 /**
  * SnapshotInfo describes a snapshot. The file holds it too, after its magic line.
@@ -334,7 +382,7 @@ export type SnapshotInfo = Message<"concord.v1.SnapshotInfo"> & {
  * Use `create(SnapshotInfoSchema)` to create a new message.
  */
 export const SnapshotInfoSchema: GenMessage<SnapshotInfo> = /*@__PURE__*/
-  messageDesc(file_concord_v1_cluster, 9);
+  messageDesc(file_concord_v1_cluster, 10);
 
 /**
  * MemberRole is what a member is doing in the raft cluster.
@@ -388,6 +436,55 @@ export enum MemberRole {
  */
 export const MemberRoleSchema: GenEnum<MemberRole> = /*@__PURE__*/
   enumDesc(file_concord_v1_cluster, 0);
+
+/**
+ * AlarmKind is what a node found wrong with itself.
+ *
+ * @generated from enum concord.v1.AlarmKind
+ */
+export enum AlarmKind {
+  /**
+   * @generated from enum value: ALARM_KIND_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Its state machine stopped at a committed entry it cannot apply (one that does not decode, or
+   * of a kind this version does not know): it applies nothing after it.
+   *
+   * @generated from enum value: ALARM_KIND_HALTED = 1;
+   */
+  HALTED = 1,
+
+  /**
+   * A data file failed verification, or its state does not match the log root its snapshot
+   * records.
+   *
+   * @generated from enum value: ALARM_KIND_CORRUPT = 2;
+   */
+  CORRUPT = 2,
+
+  /**
+   * Its log disagrees with the log a majority of the cluster holds.
+   *
+   * @generated from enum value: ALARM_KIND_FORKED = 3;
+   */
+  FORKED = 3,
+
+  /**
+   * Its data directory lacks the space its log needs: it refuses writes and goes on answering
+   * reads, and resumes writing by itself once space is freed.
+   *
+   * @generated from enum value: ALARM_KIND_NO_SPACE = 4;
+   */
+  NO_SPACE = 4,
+}
+
+/**
+ * Describes the enum concord.v1.AlarmKind.
+ */
+export const AlarmKindSchema: GenEnum<AlarmKind> = /*@__PURE__*/
+  enumDesc(file_concord_v1_cluster, 1);
 
 /**
  * ClusterService is the hub operations team's view of a cluster of Concord nodes: who the
