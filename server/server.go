@@ -23,6 +23,7 @@ import (
 	"concord/server/action"
 	"concord/server/authz"
 	"concord/server/cluster"
+	"concord/server/datadir"
 	"concord/server/fsm"
 	"concord/server/integrity"
 	"concord/server/match"
@@ -173,6 +174,8 @@ type Server struct {
 	http    *http.Server
 	grpcLn  net.Listener
 	httpLn  net.Listener
+	// lock holds the data directory for this process.
+	lock *datadir.Lock
 	// guard holds the node's integrity alarms: while one is raised the node answers nothing
 	// but ClusterService and signs nothing.
 	guard *integrity.Guard
@@ -200,8 +203,18 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
+	// One process per data directory: a second one exits at once, naming the first.
+	lock, err := datadir.Acquire(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			lock.Release()
+		}
+	}()
 	s := &Server{cfg: cfg, errc: make(chan error, 2), health: health.NewServer(), stopping: make(chan struct{}),
-		guard: integrity.New(cfg.Logger)}
+		guard: integrity.New(cfg.Logger), lock: lock}
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	if s.fsm, err = fsm.New(cfg.Logger); err != nil {
 		return nil, err
@@ -516,7 +529,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			_ = s.http.Close()
 			httpErr = nil
 		}
-		s.stopErr = errors.Join(httpErr, s.stopRaft())
+		s.stopErr = errors.Join(httpErr, s.stopRaft(), s.lock.Release())
 	})
 	return s.stopErr
 }

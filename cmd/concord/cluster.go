@@ -11,6 +11,7 @@ import (
 	"time"
 
 	concordv1 "concord/gen/concord/v1"
+	"concord/server/datadir"
 	"concord/server/fsm"
 	"concord/server/raftnode"
 )
@@ -190,6 +191,14 @@ concord cluster recover --data-dir /var/lib/concord --node-id node-1 --raft-addr
 	if *dataDir == "" || *nodeID == "" {
 		return fmt.Errorf("want --data-dir and --node-id (run 'concord cluster recover --help')")
 	}
+	if _, err := os.Stat(*dataDir); err != nil {
+		return fmt.Errorf("--data-dir: %w", err)
+	}
+	lock, err := datadir.Acquire(*dataDir)
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
 	f, err := fsm.New(nil)
 	if err != nil {
 		return err

@@ -8,7 +8,9 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"concord/internal/identity"
@@ -219,11 +221,24 @@ concord serve --data-dir /var/lib/concord --ca ca.pem --cert server.pem --key se
 	}, nil)
 }
 
+// shutdownBound is how long a node may take to stop after SIGINT or SIGTERM, whatever it was
+// doing (starting, replaying its log, waiting for its cluster): then it exits regardless. A
+// second signal ends it at once. Its log is durable at every step, so nothing acknowledged is
+// lost either way.
+const shutdownBound = 20 * time.Second
+
 // serveUntilSignal runs a node until ctx ends (SIGINT/SIGTERM), then shuts it down gracefully.
 // ready, if set, is called once the node serves.
 func serveUntilSignal(ctx context.Context, cfg server.Config, ready func(*server.Server)) error {
+	done := make(chan struct{})
+	defer close(done)
+	go exitAfterSignal(ctx, done, cfg.Logger)
 	srv, err := server.Start(ctx, cfg)
 	if err != nil {
+		if ctx.Err() != nil {
+			cfg.Logger.Info("stopped before it was ready", "err", err)
+			return nil
+		}
 		return err
 	}
 	if ready != nil {
@@ -241,4 +256,28 @@ func serveUntilSignal(ctx context.Context, cfg server.Config, ready func(*server
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	return errors.Join(serveErr, srv.Shutdown(shutdownCtx))
+}
+
+// exitAfterSignal ends the process shutdownBound after ctx ends (a signal), or at a second
+// signal, unless done closes first.
+func exitAfterSignal(ctx context.Context, done <-chan struct{}, logger *slog.Logger) {
+	select {
+	case <-done:
+		return
+	case <-ctx.Done():
+	}
+	again := make(chan os.Signal, 1)
+	signal.Notify(again, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(again)
+	timer := time.NewTimer(shutdownBound)
+	defer timer.Stop()
+	select {
+	case <-done:
+	case sig := <-again:
+		logger.Error("second signal: exiting now", "signal", sig.String())
+		os.Exit(1)
+	case <-timer.C:
+		logger.Error("the node did not stop within the shutdown bound: exiting now", "bound", shutdownBound)
+		os.Exit(1)
+	}
 }

@@ -16,6 +16,7 @@ import (
 	"os"
 
 	concordv1 "concord/gen/concord/v1"
+	"concord/server/datadir"
 	"concord/server/fsm"
 	"concord/server/raftnode"
 	"concord/server/state"
@@ -212,6 +213,11 @@ func Restore(path, dataDir, nodeID, raftAddr string) (*concordv1.SnapshotInfo, e
 	if raftAddr == "" {
 		raftAddr = nodeID // the in-memory transport's address
 	}
+	lock, err := datadir.Acquire(dataDir)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Release()
 	if err := raftnode.Seed(dataDir, nodeID, raftAddr, f.Info.GetAppliedIndex(), rc); err != nil {
 		return nil, err
 	}
