@@ -250,6 +250,10 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 
 	pub, err := transparency.Open(cfg.DataDir, logSigner, logVerifier, s.fsm.Tree, s.fsm.State)
 	if err != nil {
+		if torn := s.node.TornTail(); torn != nil {
+			// The entries the checkpoint covers were in the write that was cleared.
+			return nil, fmt.Errorf("%w; the raft log's last write was damaged: %v", err, torn)
+		}
 		return nil, err
 	}
 	pub.Integrity = s.guard

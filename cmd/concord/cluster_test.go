@@ -363,13 +363,17 @@ func TestSnapshotSaveAndRestore(t *testing.T) {
 	if out, err := runConcordErr("snapshot", "restore", damaged, "--data-dir", filepath.Join(dir, "unused")); err == nil || !strings.Contains(out, "checksum") {
 		t.Fatalf("restoring a damaged file: %v\n%s", err, out)
 	}
-	// So is a data directory that holds a node's state.
-	if out, err := runConcordErr("snapshot", "restore", file, "--data-dir", filepath.Join(dir, "data")); err == nil || !strings.Contains(out, "already holds raft state") {
+	// So is the data directory of a running node.
+	if out, err := runConcordErr("snapshot", "restore", file, "--data-dir", filepath.Join(dir, "data")); err == nil || !strings.Contains(out, "data directory in use") {
 		t.Fatalf("restoring over a node's data: %v\n%s", err, out)
 	}
 
 	restoredDir := filepath.Join(dir, "restored")
 	runConcord(t, "snapshot", "restore", file, "--data-dir", restoredDir)
+	// A data directory that holds a node's state is refused too.
+	if out, err := runConcordErr("snapshot", "restore", file, "--data-dir", restoredDir); err == nil || !strings.Contains(out, "already holds raft state") {
+		t.Fatalf("restoring over a node's data: %v\n%s", err, out)
+	}
 	restored := startServe(t, dir, "--data-dir", restoredDir)
 	auditor := dialAs(t, certs, restored.grpcAddr, "observatory")
 	gotIDs := noticeIDs(t, auditor)

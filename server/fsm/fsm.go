@@ -7,6 +7,7 @@
 package fsm
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -260,11 +261,31 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	}
 	snap := f.State().Snapshot()
 	snap.AppliedIndex = f.Applied()
+	if err := describeLog(snap, f.Tree()); err != nil {
+		return nil, err
+	}
 	return &snapshot{snap: snap}, nil
 }
 
+// describeLog records in snap the size and root of the log its state holds. Raft takes
+// snapshots on the apply goroutine, between two commands, so the tree holds exactly the
+// state's entries.
+func describeLog(snap *state.Snapshot, tree *translog.Tree) error {
+	snap.LogSize = uint64(tree.Size())
+	if snap.LogSize == 0 {
+		return nil
+	}
+	root, err := tree.Root(tree.Size())
+	if err != nil {
+		return fmt.Errorf("snapshot: log root: %w", err)
+	}
+	snap.LogRoot = root[:]
+	return nil
+}
+
 // Restore replaces the store with one read from a snapshot, then abandons the old store so that
-// watchers move to the new one.
+// watchers move to the new one. It refuses a snapshot whose entries do not give the log root it
+// records: the state would not be the one the log proves.
 func (f *FSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
 	st, err := state.Restore(rc)
@@ -274,6 +295,9 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	tree := translog.NewTree()
 	if err := syncTree(tree, st); err != nil {
 		return fmt.Errorf("restore: rebuild the log's tree: %w", err)
+	}
+	if err := checkLogRoot(st.RestoredMeta(), tree); err != nil {
+		return err
 	}
 	for _, d := range f.derived {
 		if err := d.Rebuild(st); err != nil {
@@ -287,6 +311,36 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	f.applyMu.Unlock()
 	old.Abandon()
 	return nil
+}
+
+// ErrRootMismatch is returned by Restore for a snapshot whose entries do not give the log
+// root it records.
+var ErrRootMismatch = errors.New("the snapshot's log entries do not give the log root it records")
+
+// checkLogRoot compares the tree rebuilt from a snapshot's entries with the size and root the
+// snapshot records (snapshots written before they were recorded carry neither).
+func checkLogRoot(meta *statev1.Meta, tree *translog.Tree) error {
+	if meta == nil || (meta.GetLogSize() == 0 && len(meta.GetLogRoot()) == 0) {
+		return nil
+	}
+	if uint64(tree.Size()) != meta.GetLogSize() {
+		return fmt.Errorf("restore: %w: it records %d entries, it holds %d", ErrRootMismatch, meta.GetLogSize(), tree.Size())
+	}
+	root, err := tree.Root(tree.Size())
+	if err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	if !bytes.Equal(root[:], meta.GetLogRoot()) {
+		return fmt.Errorf("restore: %w: root %x recorded, %x rebuilt from its %d entries", ErrRootMismatch, meta.GetLogRoot(), root[:], tree.Size())
+	}
+	return nil
+}
+
+// RestoredRaftSnapshot is what the snapshot the state was restored from records of its raft
+// snapshot: index, term and configuration digest (zero when it records none).
+func (f *FSM) RestoredRaftSnapshot() (index, term uint64, configurationDigest []byte) {
+	m := f.State().RestoredMeta()
+	return m.GetRaftIndex(), m.GetRaftTerm(), m.GetRaftConfigurationDigest()
 }
 
 // Applied returns the raft index of the last command the FSM applied, or of the snapshot it was
@@ -342,17 +396,16 @@ type Capture struct {
 func (f *FSM) Capture() (*Capture, error) {
 	f.applyMu.Lock()
 	defer f.applyMu.Unlock()
+	if h := f.halt.Load(); h != nil {
+		return nil, fmt.Errorf("no copy of a halted state machine: %w", h)
+	}
 	snap := f.State().Snapshot()
 	snap.AppliedIndex = f.Applied()
-	tree := f.Tree()
-	c := &Capture{State: snap, Applied: snap.AppliedIndex, LogSize: tree.Size()}
-	if c.LogSize > 0 {
-		root, err := tree.Root(c.LogSize)
-		if err != nil {
-			return nil, fmt.Errorf("capture: log root: %w", err)
-		}
-		c.LogRoot = root
+	if err := describeLog(snap, f.Tree()); err != nil {
+		return nil, err
 	}
+	c := &Capture{State: snap, Applied: snap.AppliedIndex, LogSize: int64(snap.LogSize)}
+	copy(c.LogRoot[:], snap.LogRoot)
 	return c, nil
 }
 
@@ -360,7 +413,16 @@ type snapshot struct {
 	snap *state.Snapshot
 }
 
+// raftSnapshotSink is a sink that knows which raft snapshot it writes (raftnode's does), so
+// that the snapshot records it and a restore at start can check the snapshot's metadata file.
+type raftSnapshotSink interface {
+	RaftSnapshotMeta() (index, term uint64, configurationDigest []byte)
+}
+
 func (s *snapshot) Persist(sink raft.SnapshotSink) error {
+	if d, ok := sink.(raftSnapshotSink); ok {
+		s.snap.Raft.Index, s.snap.Raft.Term, s.snap.Raft.ConfigurationDigest = d.RaftSnapshotMeta()
+	}
 	if err := s.snap.Persist(sink); err != nil {
 		return errors.Join(err, sink.Cancel())
 	}

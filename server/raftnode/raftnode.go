@@ -23,7 +23,6 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
-	wal "github.com/hashicorp/raft-wal"
 )
 
 // MaxCommandBytes is the largest command Apply takes. Larger raft entries slow replication and
@@ -86,6 +85,8 @@ type Config struct {
 	// TrailingLogs is how many log entries a snapshot leaves behind, for followers that lag a
 	// little; a follower further behind gets the snapshot. 0 keeps raft's default (10 240).
 	TrailingLogs uint64
+	// SegmentBytes is the size of the raft log's segment files (default raft-wal's, 64 MiB).
+	SegmentBytes int
 
 	// Stream carries raft between nodes (mutual TLS, see server/cluster); nil runs the in-memory
 	// transport of a single voter. Its address is this node's raft address.
@@ -109,8 +110,8 @@ type Node struct {
 	standalone bool
 	// existing: the node had raft state when it opened (it is not new).
 	existing  bool
-	wal       *wal.WAL
-	snapshots *raft.FileSnapshotStore
+	log       *logStore
+	snapshots *snapshotStore
 	logger    *slog.Logger
 
 	// readyTerm is the term in which this node, as leader, last saw a barrier applied: from then
@@ -152,15 +153,18 @@ func Open(cfg Config, fsm raft.FSM) (_ *Node, err error) {
 			n.closeStores()
 		}
 	}()
-	if n.wal, err = wal.Open(walDir, wal.WithLogger(hlog.Named("wal"))); err != nil {
-		return nil, fmt.Errorf("raftnode: open the raft log in %s: %w", walDir, err)
+	if n.log, err = openLogStore(walDir, hlog.Named("wal"), cfg.SegmentBytes); err != nil {
+		return nil, err
 	}
-	if n.snapshots, err = raft.NewFileSnapshotStoreWithLogger(raftDir, snapshotsRetained, hlog.Named("snapshots")); err != nil {
+	if n.snapshots, err = newSnapshotStore(raftDir, hlog.Named("snapshots")); err != nil {
 		return nil, fmt.Errorf("raftnode: open the snapshot store in %s: %w", raftDir, err)
 	}
 	conf := raft.DefaultConfig()
 	conf.LocalID = raft.ServerID(cfg.NodeID)
 	conf.Logger = hlog
+	// The node restores its latest snapshot itself, checked (see restoreLatest): raft would fall
+	// back on an older one, whose following entries the log no longer holds.
+	conf.NoSnapshotRestoreOnStart = true
 	// A removed node keeps running, outside the configuration, so that an administrator can add
 	// it back without restarting it; it takes no part in elections meanwhile.
 	conf.ShutdownOnRemove = false
@@ -203,21 +207,46 @@ func Open(cfg Config, fsm raft.FSM) (_ *Node, err error) {
 		return nil, fmt.Errorf("raftnode: %w", err)
 	}
 
-	existing, err := raft.HasExistingState(n.wal, n.wal, n.snapshots)
+	existing, err := raft.HasExistingState(n.log, n.log, n.snapshots)
 	if err != nil {
 		return nil, fmt.Errorf("raftnode: read existing state: %w", err)
 	}
 	n.existing = existing
+	if existing {
+		if err := verifyAndRestore(n.log, n.snapshots, fsm); err != nil {
+			return nil, err
+		}
+	}
 	if !existing && (cfg.Stream == nil || !cfg.Join) {
 		voters := raft.Configuration{Servers: []raft.Server{{Suffrage: raft.Voter, ID: conf.LocalID, Address: addr}}}
-		if err := raft.BootstrapCluster(conf, n.wal, n.wal, n.snapshots, n.transport, voters); err != nil {
+		if err := raft.BootstrapCluster(conf, n.log, n.log, n.snapshots, n.transport, voters); err != nil {
 			return nil, fmt.Errorf("raftnode: bootstrap a one-voter cluster: %w", err)
 		}
 	}
-	if n.raft, err = raft.NewRaft(conf, fsm, n.wal, n.wal, n.snapshots, n.transport); err != nil {
+	if n.raft, err = raft.NewRaft(conf, fsm, n.log, n.log, n.snapshots, n.transport); err != nil {
 		return nil, fmt.Errorf("raftnode: start raft: %w", err)
 	}
 	return n, nil
+}
+
+// verifyAndRestore restores the latest snapshot into fsm and verifies every entry of the log
+// that is kept beside it (see restoreLatest and verifyLog).
+func verifyAndRestore(log *logStore, snaps *snapshotStore, fsm raft.FSM) error {
+	index, term, err := restoreLatest(snaps, fsm)
+	if err != nil {
+		return err
+	}
+	_, err = verifyLog(log, index, term)
+	return err
+}
+
+// TornTail describes an incomplete last write of the raft log that was cleared when the node
+// opened it, or nil. A signed checkpoint the log then falls short of points here.
+func (n *Node) TornTail() error {
+	if n.log.tornTail == nil {
+		return nil
+	}
+	return n.log.tornTail
 }
 
 // WaitReady returns once this node is the leader and its FSM has applied every committed entry
@@ -517,8 +546,8 @@ func (n *Node) closeStores() error {
 			errs = append(errs, fmt.Errorf("close raft transport: %w", err))
 		}
 	}
-	if n.wal != nil {
-		if err := n.wal.Close(); err != nil {
+	if n.log != nil {
+		if err := n.log.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close raft log: %w", err))
 		}
 	}
@@ -550,12 +579,12 @@ func Seed(dataDir, id, addr string, index uint64, fsmState io.Reader) error {
 		}
 	}
 	logger := newHCLogger(slog.Default(), hclog.Warn)
-	w, err := wal.Open(walDir, wal.WithLogger(logger.Named("wal")))
+	w, err := openLogStore(walDir, logger.Named("wal"), 0)
 	if err != nil {
-		return fmt.Errorf("raftnode: open the raft log in %s: %w", walDir, err)
+		return err
 	}
 	defer w.Close()
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(raftDir, snapshotsRetained, logger.Named("snapshots"))
+	snaps, err := newSnapshotStore(raftDir, logger.Named("snapshots"))
 	if err != nil {
 		return fmt.Errorf("raftnode: open the snapshot store in %s: %w", raftDir, err)
 	}
@@ -620,12 +649,12 @@ func Recover(dataDir, id, addr string, fsm raft.FSM) error {
 		return fmt.Errorf("%w: %s", ErrNoState, dataDir)
 	}
 	logger := newHCLogger(slog.Default(), hclog.Warn)
-	w, err := wal.Open(walDir, wal.WithLogger(logger.Named("wal")))
+	w, err := openLogStore(walDir, logger.Named("wal"), 0)
 	if err != nil {
-		return fmt.Errorf("raftnode: open the raft log in %s: %w", walDir, err)
+		return err
 	}
 	defer w.Close()
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(raftDir, snapshotsRetained, logger.Named("snapshots"))
+	snaps, err := newSnapshotStore(raftDir, logger.Named("snapshots"))
 	if err != nil {
 		return fmt.Errorf("raftnode: open the snapshot store in %s: %w", raftDir, err)
 	}
@@ -635,6 +664,10 @@ func Recover(dataDir, id, addr string, fsm raft.FSM) error {
 	}
 	if !existing {
 		return fmt.Errorf("%w: %s", ErrNoState, dataDir)
+	}
+	// Recover what verifies only: raft would replay a damaged log as it is.
+	if err := verifyAndRestore(w, snaps, fsm); err != nil {
+		return err
 	}
 	if addr == "" {
 		addr = id

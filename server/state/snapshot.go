@@ -125,6 +125,19 @@ type Snapshot struct {
 	// shows; Persist records it, and a store restored from the snapshot reports it (see
 	// Store.RestoredIndex). The FSM sets it.
 	AppliedIndex uint64
+	// Raft describes the raft snapshot the state is written into, when there is one (the FSM
+	// fills it in from the snapshot sink); zero otherwise.
+	Raft RaftSnapshot
+	// LogSize and LogRoot are the transparency log's size and root at this state (the FSM sets
+	// them; a restore checks the rebuilt tree against them).
+	LogSize uint64
+	LogRoot []byte
+}
+
+// RaftSnapshot identifies a raft snapshot: its index, term and a digest of its configuration.
+type RaftSnapshot struct {
+	Index, Term         uint64
+	ConfigurationDigest []byte
 }
 
 // Snapshot returns a consistent view of the store. It is cheap: memdb reads are immutable
@@ -142,7 +155,9 @@ func (snap *Snapshot) Persist(w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	meta, err := deterministic.Marshal(&statev1.Meta{Format: snapshotFormat, RegistryIndex: regIdx, AppliedIndex: snap.AppliedIndex})
+	meta, err := deterministic.Marshal(&statev1.Meta{Format: snapshotFormat, RegistryIndex: regIdx, AppliedIndex: snap.AppliedIndex,
+		RaftIndex: snap.Raft.Index, RaftTerm: snap.Raft.Term, RaftConfigurationDigest: snap.Raft.ConfigurationDigest,
+		LogSize: snap.LogSize, LogRoot: snap.LogRoot})
 	if err != nil {
 		return fmt.Errorf("snapshot meta: %w", err)
 	}
@@ -246,6 +261,7 @@ func Restore(r io.Reader) (*Store, error) {
 	}
 	txn.Commit()
 	s.restoredIndex = applied
+	s.restoredMeta = &meta
 	return s, nil
 }
 

@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"sync"
 
+	statev1 "concord/gen/concord/state/v1"
+
 	"github.com/hashicorp/go-memdb"
 )
 
@@ -42,11 +44,17 @@ type Store struct {
 
 	// restoredIndex is the applied index of the snapshot the store was restored from.
 	restoredIndex uint64
+	// restoredMeta is the meta record of the snapshot the store was restored from.
+	restoredMeta *statev1.Meta
 }
 
 // RestoredIndex is the raft index of the last command applied to the state of the snapshot this
 // store was restored from (0 for a store that was not restored).
 func (s *Store) RestoredIndex() uint64 { return s.restoredIndex }
+
+// RestoredMeta is the meta record of the snapshot this store was restored from (read-only), or
+// nil for a store that was not restored.
+func (s *Store) RestoredMeta() *statev1.Meta { return s.restoredMeta }
 
 // New returns an empty store.
 func New() (*Store, error) {

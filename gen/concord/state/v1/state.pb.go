@@ -301,7 +301,17 @@ type Meta struct {
 	// The raft index of the last command applied to the state (0 in snapshots written before it
 	// was recorded). A node restored from the snapshot resumes counting from it, so that every
 	// node reports the same applied index at the same point of the log.
-	AppliedIndex  uint64 `protobuf:"varint,3,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	AppliedIndex uint64 `protobuf:"varint,3,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	// The raft snapshot the state was written into: its index and term and a digest of its raft
+	// configuration (unset in a backup, and in snapshots written before they were recorded). A
+	// node that restores the snapshot at start checks them against the snapshot's metadata file.
+	RaftIndex               uint64 `protobuf:"varint,4,opt,name=raft_index,json=raftIndex,proto3" json:"raft_index,omitempty"`
+	RaftTerm                uint64 `protobuf:"varint,5,opt,name=raft_term,json=raftTerm,proto3" json:"raft_term,omitempty"`
+	RaftConfigurationDigest []byte `protobuf:"bytes,6,opt,name=raft_configuration_digest,json=raftConfigurationDigest,proto3" json:"raft_configuration_digest,omitempty"`
+	// The transparency log's size and root hash at this state. A restore rebuilds the log's tree
+	// from the entries and refuses a state whose root differs.
+	LogSize       uint64 `protobuf:"varint,7,opt,name=log_size,json=logSize,proto3" json:"log_size,omitempty"`
+	LogRoot       []byte `protobuf:"bytes,8,opt,name=log_root,json=logRoot,proto3" json:"log_root,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -355,6 +365,41 @@ func (x *Meta) GetAppliedIndex() uint64 {
 		return x.AppliedIndex
 	}
 	return 0
+}
+
+func (x *Meta) GetRaftIndex() uint64 {
+	if x != nil {
+		return x.RaftIndex
+	}
+	return 0
+}
+
+func (x *Meta) GetRaftTerm() uint64 {
+	if x != nil {
+		return x.RaftTerm
+	}
+	return 0
+}
+
+func (x *Meta) GetRaftConfigurationDigest() []byte {
+	if x != nil {
+		return x.RaftConfigurationDigest
+	}
+	return nil
+}
+
+func (x *Meta) GetLogSize() uint64 {
+	if x != nil {
+		return x.LogSize
+	}
+	return 0
+}
+
+func (x *Meta) GetLogRoot() []byte {
+	if x != nil {
+		return x.LogRoot
+	}
+	return nil
 }
 
 // SubmitNotice accepts a signed notice whose signature the service verified.
@@ -675,11 +720,17 @@ const file_concord_state_v1_state_proto_rawDesc = "" +
 	"\n" +
 	"IndexEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x04R\x05value\"j\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value\"\x98\x02\n" +
 	"\x04Meta\x12\x16\n" +
 	"\x06format\x18\x01 \x01(\rR\x06format\x12%\n" +
 	"\x0eregistry_index\x18\x02 \x01(\x04R\rregistryIndex\x12#\n" +
-	"\rapplied_index\x18\x03 \x01(\x04R\fappliedIndex\"\x90\x01\n" +
+	"\rapplied_index\x18\x03 \x01(\x04R\fappliedIndex\x12\x1d\n" +
+	"\n" +
+	"raft_index\x18\x04 \x01(\x04R\traftIndex\x12\x1b\n" +
+	"\traft_term\x18\x05 \x01(\x04R\braftTerm\x12:\n" +
+	"\x19raft_configuration_digest\x18\x06 \x01(\fR\x17raftConfigurationDigest\x12\x19\n" +
+	"\blog_size\x18\a \x01(\x04R\alogSize\x12\x19\n" +
+	"\blog_root\x18\b \x01(\fR\alogRoot\"\x90\x01\n" +
 	"\fSubmitNotice\x120\n" +
 	"\benvelope\x18\x01 \x01(\v2\x14.concord.v1.EnvelopeR\benvelope\x12\"\n" +
 	"\rsigner_key_id\x18\x02 \x01(\tR\vsignerKeyId\x12*\n" +

@@ -1,0 +1,392 @@
+package raftnode
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	wal "github.com/hashicorp/raft-wal"
+	"github.com/hashicorp/raft-wal/types"
+)
+
+// CorruptError reports a data file that failed verification: the node must not serve what it
+// holds. File is the damaged file's path; Index, when not 0, the raft entry found damaged.
+type CorruptError struct {
+	File  string
+	Index uint64
+	Err   error
+}
+
+func (e *CorruptError) Error() string {
+	if e.Index > 0 {
+		return fmt.Sprintf("data file %s is damaged (raft entry %d): %v", e.File, e.Index, e.Err)
+	}
+	return fmt.Sprintf("data file %s is damaged: %v", e.File, e.Err)
+}
+
+func (e *CorruptError) Unwrap() error { return e.Err }
+
+// raft-wal's segment file format, as its segment package writes it: a 32-byte header, then
+// frames of an 8-byte header (type, three zero bytes, a little-endian length, or a CRC for a
+// commit frame) and a payload padded to 8 bytes.
+const (
+	segmentHeaderLen = 32
+	segmentMagic     = 0x58eb6b0d
+	frameHeaderLen   = 8
+	frameEntry       = 1
+	frameIndex       = 2
+	frameCommit      = 3
+	maxFrameLen      = 64 << 20
+)
+
+// segmentFileName is raft-wal's name for a segment file.
+func segmentFileName(si types.SegmentInfo) string {
+	return fmt.Sprintf("%020d-%016x.wal", si.BaseIndex, si.ID)
+}
+
+// logStore is a node's raft log and stable store: raft-wal, with a checksum in every entry (see
+// sealEntry) and a checksummed metadata file, and every entry read checked against the index
+// asked for.
+type logStore struct {
+	dir  string
+	wal  *wal.WAL
+	meta *fileMetaStore
+	// onCorrupt, if set, is told of an entry found damaged while the node runs.
+	onCorrupt func(*CorruptError)
+	// tornTail describes an incomplete last write cleared at open, if there was one.
+	tornTail *CorruptError
+}
+
+var (
+	_ raft.LogStore          = (*logStore)(nil)
+	_ raft.StableStore       = (*logStore)(nil)
+	_ raft.MonotonicLogStore = (*logStore)(nil)
+)
+
+func (s *logStore) FirstIndex() (uint64, error) { return s.wal.FirstIndex() }
+func (s *logStore) LastIndex() (uint64, error)  { return s.wal.LastIndex() }
+
+// GetLog reads entry index, checking its checksum and that it is the entry asked for.
+func (s *logStore) GetLog(index uint64, l *raft.Log) error {
+	err := s.wal.GetLog(index, l)
+	if err == nil {
+		err = openEntry(l)
+	}
+	if err == nil && l.Index != index {
+		err = fmt.Errorf("%w: read as entry %d, it holds entry %d", ErrEntryChecksum, index, l.Index)
+	}
+	if err != nil && !errors.Is(err, raft.ErrLogNotFound) {
+		ce := &CorruptError{File: s.segmentPath(index), Index: index, Err: err}
+		if s.onCorrupt != nil {
+			s.onCorrupt(ce)
+		}
+		return ce
+	}
+	return err
+}
+
+func (s *logStore) StoreLog(l *raft.Log) error { return s.StoreLogs([]*raft.Log{l}) }
+
+// StoreLogs stores copies of logs that carry their checksums.
+func (s *logStore) StoreLogs(logs []*raft.Log) error {
+	sealed := make([]*raft.Log, len(logs))
+	for i, l := range logs {
+		sealed[i] = sealEntry(l)
+	}
+	return s.wal.StoreLogs(sealed)
+}
+
+func (s *logStore) DeleteRange(min, max uint64) error  { return s.wal.DeleteRange(min, max) }
+func (s *logStore) Set(k, v []byte) error              { return s.wal.Set(k, v) }
+func (s *logStore) Get(k []byte) ([]byte, error)       { return s.wal.Get(k) }
+func (s *logStore) SetUint64(k []byte, v uint64) error { return s.wal.SetUint64(k, v) }
+func (s *logStore) GetUint64(k []byte) (uint64, error) { return s.wal.GetUint64(k) }
+func (s *logStore) IsMonotonic() bool                  { return s.wal.IsMonotonic() }
+func (s *logStore) Close() error                       { return s.wal.Close() }
+
+// segmentPath names the segment file that holds raft index index, as far as the metadata file
+// knows (the directory itself when no segment does).
+func (s *logStore) segmentPath(index uint64) string {
+	s.meta.mu.Lock()
+	segs := s.meta.doc.State.Segments
+	s.meta.mu.Unlock()
+	name := ""
+	for _, si := range segs {
+		if si.BaseIndex <= index {
+			name = segmentFileName(si)
+		}
+	}
+	if name == "" {
+		return s.dir
+	}
+	return filepath.Join(s.dir, name)
+}
+
+// openLogStore opens the raft log in dir (creating it if there is none, converting one written
+// without checksums), after checking what raft-wal's own recovery would not: the metadata file's
+// checksum, every segment file's header, and that its recovery of the last segment keeps every
+// committed entry it holds. Verify then checks every entry.
+func openLogStore(dir string, logger hclog.Logger, segmentBytes int) (*logStore, error) {
+	if err := migrateLegacyWAL(dir, logger); err != nil {
+		return nil, err
+	}
+	metaPath := filepath.Join(dir, MetaFile)
+	doc, err := readMetaFile(metaPath)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+	case err != nil:
+		return nil, &CorruptError{File: metaPath, Err: err}
+	default:
+		if err := checkSegmentFiles(dir, doc.State); err != nil {
+			return nil, err
+		}
+	}
+	tail, err := scanTail(dir, doc.State, logger)
+	if err != nil {
+		return nil, err
+	}
+	meta := &fileMetaStore{}
+	w, err := wal.Open(dir, wal.WithMetaStore(meta), wal.WithLogger(logger), wal.WithSegmentSize(segmentBytes))
+	if err != nil {
+		return nil, fmt.Errorf("open the raft log in %s: %w", dir, err)
+	}
+	s := &logStore{dir: dir, wal: w, meta: meta, tornTail: tail.torn}
+	if last, _ := w.LastIndex(); tail.committed > last {
+		w.Close()
+		return nil, &CorruptError{File: s.segmentPath(tail.committed), Err: fmt.Errorf(
+			"it holds committed entries up to %d, but recovering its last write kept only up to %d: bytes of that write are damaged", tail.committed, last)}
+	}
+	return s, nil
+}
+
+// checkSegmentFiles checks that every segment file the metadata lists is there, with the header
+// raft-wal wrote: the right magic, version, base index, id and codec.
+func checkSegmentFiles(dir string, st types.PersistentState) error {
+	for _, si := range st.Segments {
+		path := filepath.Join(dir, segmentFileName(si))
+		f, err := os.Open(path)
+		if errors.Is(err, os.ErrNotExist) && si.SealTime.IsZero() {
+			continue // raft-wal creates the last segment's file after recording it
+		}
+		if err != nil {
+			return &CorruptError{File: path, Err: err}
+		}
+		var hdr [segmentHeaderLen]byte
+		_, err = f.ReadAt(hdr[:], 0)
+		f.Close()
+		if err != nil {
+			if si.SealTime.IsZero() {
+				continue // an empty last segment: raft-wal initialises it
+			}
+			return &CorruptError{File: path, Err: fmt.Errorf("header: %w", err)}
+		}
+		if err := checkSegmentHeader(hdr[:], si); err != nil {
+			if si.SealTime.IsZero() && bytes.Equal(hdr[:], make([]byte, segmentHeaderLen)) {
+				continue // created but never written
+			}
+			return &CorruptError{File: path, Err: err}
+		}
+	}
+	return nil
+}
+
+func checkSegmentHeader(hdr []byte, si types.SegmentInfo) error {
+	switch {
+	case binary.LittleEndian.Uint32(hdr[0:4]) != segmentMagic || hdr[4] != 0 || hdr[5] != 0 || hdr[6] != 0:
+		return errors.New("its header is not a raft log segment's")
+	case hdr[7] != 0:
+		return fmt.Errorf("segment format version %d, want 0", hdr[7])
+	case binary.LittleEndian.Uint64(hdr[8:16]) != si.BaseIndex:
+		return fmt.Errorf("its header gives base index %d, the log's metadata %d", binary.LittleEndian.Uint64(hdr[8:16]), si.BaseIndex)
+	case binary.LittleEndian.Uint64(hdr[16:24]) != si.ID:
+		return fmt.Errorf("its header gives segment id %d, the log's metadata %d", binary.LittleEndian.Uint64(hdr[16:24]), si.ID)
+	case binary.LittleEndian.Uint64(hdr[24:32]) != si.Codec:
+		return fmt.Errorf("its header gives codec %d, the log's metadata %d", binary.LittleEndian.Uint64(hdr[24:32]), si.Codec)
+	}
+	return nil
+}
+
+// tailScan is what scanTail found in the last segment.
+type tailScan struct {
+	// committed is the last entry index covered by a commit frame (0: none).
+	committed uint64
+	// torn, when set, describes bytes after the last commit frame that are not a clean end: a
+	// write that never completed. They were cleared, as raft-wal's recovery would drop them.
+	torn *CorruptError
+}
+
+// scanTail walks the frames of the last (unsealed) segment itself, checking every entry, and
+// returns the last entry index covered by a commit frame. raft-wal's recovery keeps what is
+// covered by a commit frame whose checksum matches and drops the rest as a torn write; it must
+// drop nothing that was acknowledged. So a damaged frame fails the scan, unless it is the start
+// of a write that never completed: nothing but the damage itself follows it, no commit frame.
+// Such bytes are cleared, so that raft-wal recovers from a clean end.
+func scanTail(dir string, st types.PersistentState, logger hclog.Logger) (tailScan, error) {
+	if len(st.Segments) == 0 {
+		return tailScan{}, nil
+	}
+	si := st.Segments[len(st.Segments)-1]
+	if !si.SealTime.IsZero() {
+		return tailScan{}, nil
+	}
+	path := filepath.Join(dir, segmentFileName(si))
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return tailScan{}, nil
+	}
+	if err != nil {
+		return tailScan{}, &CorruptError{File: path, Err: err}
+	}
+	if len(data) < segmentHeaderLen || bytes.Equal(data[:segmentHeaderLen], make([]byte, segmentHeaderLen)) {
+		return tailScan{}, nil // never written
+	}
+	var codec wal.BinaryCodec
+	next, committed := si.BaseIndex, uint64(0)
+	off := segmentHeaderLen
+	var damage error
+frames:
+	for off+frameHeaderLen <= len(data) {
+		h := data[off : off+frameHeaderLen]
+		if bytes.Equal(h, make([]byte, frameHeaderLen)) {
+			break // the end of what was written
+		}
+		if h[1] != 0 || h[2] != 0 || h[3] != 0 {
+			damage = errors.New("a frame header with non-zero reserved bytes")
+			break
+		}
+		n := int(binary.LittleEndian.Uint32(h[4:8]))
+		switch h[0] {
+		case frameEntry:
+			if n > maxFrameLen || off+frameHeaderLen+n > len(data) {
+				damage = fmt.Errorf("an entry frame of %d bytes runs past the file", n)
+				break frames
+			}
+			var l raft.Log
+			err := codec.Decode(data[off+frameHeaderLen:off+frameHeaderLen+n], &l)
+			if err == nil {
+				err = openEntry(&l)
+			}
+			if err != nil {
+				damage = fmt.Errorf("entry %d: %w", next, err)
+				break frames
+			}
+			if l.Index != next {
+				damage = fmt.Errorf("entry %d is recorded where entry %d belongs", l.Index, next)
+				break frames
+			}
+			next++
+			off += frameHeaderLen + n + padLen(n)
+		case frameIndex:
+			if n > maxFrameLen || off+frameHeaderLen+n > len(data) {
+				damage = fmt.Errorf("an index frame of %d bytes runs past the file", n)
+				break frames
+			}
+			off += frameHeaderLen + n + padLen(n)
+		case frameCommit:
+			committed = next - 1
+			off += frameHeaderLen
+		default:
+			damage = fmt.Errorf("a frame of unknown type %d", h[0])
+			break frames
+		}
+	}
+	scan := tailScan{}
+	if committed >= si.BaseIndex {
+		scan.committed = committed
+	}
+	if damage == nil {
+		return scan, nil
+	}
+	// A commit frame after the damage means the damaged bytes were part of a completed write.
+	for p := off + frameHeaderLen; p+frameHeaderLen <= len(data); p += frameHeaderLen {
+		if data[p] == frameCommit && data[p+1] == 0 && data[p+2] == 0 && data[p+3] == 0 {
+			return tailScan{}, &CorruptError{File: path, Index: next, Err: fmt.Errorf(
+				"byte %d: %v, in a write that completed (a commit frame follows at byte %d): entries from %d on are lost", off, damage, p, next)}
+		}
+	}
+	end := len(data)
+	for end > off && data[end-1] == 0 {
+		end--
+	}
+	scan.torn = &CorruptError{File: path, Index: next, Err: fmt.Errorf("bytes %d to %d after the last committed entry (%d) are not a clean end (%v): a write that never completed; cleared", off, end, committed, damage)}
+	if err := clearBytes(path, int64(off), int64(end-off)); err != nil {
+		return tailScan{}, &CorruptError{File: path, Err: fmt.Errorf("clear an incomplete write: %w", err)}
+	}
+	logger.Warn("raft log: an incomplete write after the last committed entry was cleared", "file", path, "from", off, "to", end, "committed", committed, "damage", damage.Error())
+	return scan, nil
+}
+
+// clearBytes overwrites n bytes of path from off with zeros, durably.
+func clearBytes(path string, off, n int64) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteAt(make([]byte, n), off); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func padLen(n int) int {
+	if n%frameHeaderLen == 0 {
+		return 0
+	}
+	return frameHeaderLen - n%frameHeaderLen
+}
+
+// verifyLog reads every entry of the retained log, from the first to the last, checking each
+// one's checksum, its index, and that terms never go back; and that the log continues the
+// snapshot (no gap between the snapshot's index and the first entry) and the stable store's
+// term is not behind the log's. It returns the last entry's term.
+func verifyLog(s *logStore, snapIndex, snapTerm uint64) (lastTerm uint64, err error) {
+	first, err := s.FirstIndex()
+	if err != nil {
+		return 0, err
+	}
+	last, err := s.LastIndex()
+	if err != nil {
+		return 0, err
+	}
+	lastTerm = 0
+	if last > 0 && first > snapIndex+1 {
+		return 0, &CorruptError{File: s.segmentPath(first), Err: fmt.Errorf(
+			"the raft log starts at entry %d but the latest snapshot covers entries up to %d only: entries %d to %d are missing", first, snapIndex, snapIndex+1, first-1)}
+	}
+	var l raft.Log
+	prevTerm := uint64(0)
+	for i := first; last > 0 && i <= last; i++ {
+		if err := s.GetLog(i, &l); err != nil {
+			return 0, err
+		}
+		if l.Term < prevTerm {
+			return 0, &CorruptError{File: s.segmentPath(i), Index: i, Err: fmt.Errorf("its term %d is below the term %d of the entry before it", l.Term, prevTerm)}
+		}
+		if i > snapIndex && l.Term < snapTerm {
+			return 0, &CorruptError{File: s.segmentPath(i), Index: i, Err: fmt.Errorf("its term %d is below the term %d of the snapshot it follows", l.Term, snapTerm)}
+		}
+		prevTerm, lastTerm = l.Term, l.Term
+	}
+	current, err := s.GetUint64(keyCurrentTerm)
+	if err != nil {
+		return 0, err
+	}
+	// Raft records a term before it writes an entry of it.
+	if current < lastTerm {
+		return 0, &CorruptError{File: filepath.Join(s.dir, MetaFile), Err: fmt.Errorf("raft's current term %d is behind the log's last term %d", current, lastTerm)}
+	}
+	return lastTerm, nil
+}
+
+// Raft's stable store keys.
+var keyCurrentTerm = []byte("CurrentTerm")
