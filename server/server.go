@@ -105,9 +105,12 @@ type ClusterConfig struct {
 	// HealthInterval is how often a clustered node checks that it is current, for the health
 	// service (default 1 s).
 	HealthInterval time.Duration
-	// Raft tunes raft (tests shorten its timeouts and snapshot often).
+	// Raft tunes raft (tests shorten its timeouts and snapshot often); see raftnode.Config.
 	SnapshotThreshold  uint64
 	SnapshotInterval   time.Duration
+	SnapshotBytes      uint64
+	SnapshotAge        time.Duration
+	SegmentBytes       int
 	TrailingLogs       uint64
 	HeartbeatTimeout   time.Duration
 	LeaderLeaseTimeout time.Duration
@@ -339,6 +342,7 @@ func (s *Server) openRaft(ctx context.Context, policy *authz.Policy) (err error)
 	cc := s.cfg.Cluster
 	rc := raftnode.Config{DataDir: s.cfg.DataDir, NodeID: cc.NodeID, Logger: s.cfg.Logger,
 		SnapshotThreshold: cc.SnapshotThreshold, SnapshotInterval: cc.SnapshotInterval, TrailingLogs: cc.TrailingLogs,
+		SnapshotBytes: cc.SnapshotBytes, SnapshotAge: cc.SnapshotAge, SegmentBytes: cc.SegmentBytes,
 		HeartbeatTimeout: cc.HeartbeatTimeout, LeaderLeaseTimeout: cc.LeaderLeaseTimeout}
 	if cc.RaftAddr != "" {
 		nodeTLS, err := mtls.NodeConfig(mtls.Files{CA: s.cfg.TLS.CA, Cert: cc.NodeCert, Key: cc.NodeKey}, s.cfg.TrustDomain)

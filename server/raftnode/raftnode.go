@@ -87,6 +87,12 @@ type Config struct {
 	TrailingLogs uint64
 	// SegmentBytes is the size of the raft log's segment files (default raft-wal's, 64 MiB).
 	SegmentBytes int
+	// SnapshotBytes and SnapshotAge bound the log kept after the latest snapshot, which a
+	// restart replays: a snapshot is taken once the entries since it pass SnapshotBytes, or once
+	// it is SnapshotAge old and entries follow it (defaults DefaultSnapshotBytes and
+	// DefaultSnapshotAge).
+	SnapshotBytes uint64
+	SnapshotAge   time.Duration
 
 	// Stream carries raft between nodes (mutual TLS, see server/cluster); nil runs the in-memory
 	// transport of a single voter. Its address is this node's raft address.
@@ -118,6 +124,9 @@ type Node struct {
 	// on its state holds every entry committed before its term (see LeaderBarrier).
 	readyTerm atomic.Uint64
 	barrierMu sync.Mutex
+
+	// stopPolicy ends the snapshot policy (see snapshotPolicy).
+	stopPolicy chan struct{}
 
 	shutdownOnce sync.Once
 	shutdownErr  error
@@ -226,6 +235,14 @@ func Open(cfg Config, fsm raft.FSM) (_ *Node, err error) {
 	if n.raft, err = raft.NewRaft(conf, fsm, n.log, n.log, n.snapshots, n.transport); err != nil {
 		return nil, fmt.Errorf("raftnode: start raft: %w", err)
 	}
+	if cfg.SnapshotBytes == 0 {
+		cfg.SnapshotBytes = DefaultSnapshotBytes
+	}
+	if cfg.SnapshotAge == 0 {
+		cfg.SnapshotAge = DefaultSnapshotAge
+	}
+	n.stopPolicy = make(chan struct{})
+	go n.snapshotPolicy(cfg.SnapshotBytes, cfg.SnapshotAge, DefaultTrailingBytes, cfg.TrailingLogs > 0, n.stopPolicy)
 	return n, nil
 }
 
@@ -529,6 +546,9 @@ func (n *Node) Stats() map[string]string { return n.raft.Stats() }
 // Shutdown stops raft and closes the stores. It is safe to call more than once.
 func (n *Node) Shutdown() error {
 	n.shutdownOnce.Do(func() {
+		if n.stopPolicy != nil {
+			close(n.stopPolicy)
+		}
 		var errs []error
 		if err := n.raft.Shutdown().Error(); err != nil {
 			errs = append(errs, fmt.Errorf("raft shutdown: %w", err))

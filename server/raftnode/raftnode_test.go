@@ -250,3 +250,31 @@ func TestOpenNeedsDataDir(t *testing.T) {
 		t.Fatal("Open without a data directory succeeded")
 	}
 }
+
+// TestSnapshotsBoundTheLogInBytes: a node snapshots once the log after its last snapshot passes
+// SnapshotBytes, long before raft's count of entries would, so that a restart replays little.
+func TestSnapshotsBoundTheLogInBytes(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	n := open(t, dir, Config{SnapshotBytes: 4 << 10})
+	mustApply(t, n, bootstrap(t))
+	var last uint64
+	for i := range 40 {
+		last, _ = mustApply(t, n, setJurisdiction(t, i+1, fmt.Sprintf("J%d", i)))
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for n.lastSnapshotIndex() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no snapshot within 30 s after %d entries past the byte bound", last)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if snap := n.lastSnapshotIndex(); snap > last {
+		t.Fatalf("snapshot index %d beyond the last entry %d", snap, last)
+	}
+	// Trailing logs are sized in bytes: a budget of a few entries keeps the floor of 64.
+	n.sizeTrailingLogs(1 << 10)
+	if got := n.raft.ReloadableConfig().TrailingLogs; got != 64 {
+		t.Fatalf("trailing logs %d for a budget of 1 KiB, want the floor of 64", got)
+	}
+}

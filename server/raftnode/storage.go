@@ -60,6 +60,8 @@ type logStore struct {
 	onCorrupt func(*CorruptError)
 	// tornTail describes an incomplete last write cleared at open, if there was one.
 	tornTail *CorruptError
+	// stats counts what is appended (for the snapshot policy).
+	stats logStats
 }
 
 var (
@@ -95,10 +97,17 @@ func (s *logStore) StoreLog(l *raft.Log) error { return s.StoreLogs([]*raft.Log{
 // StoreLogs stores copies of logs that carry their checksums.
 func (s *logStore) StoreLogs(logs []*raft.Log) error {
 	sealed := make([]*raft.Log, len(logs))
+	var n uint64
 	for i, l := range logs {
 		sealed[i] = sealEntry(l)
+		n += uint64(len(l.Data) + len(sealed[i].Extensions))
 	}
-	return s.wal.StoreLogs(sealed)
+	if err := s.wal.StoreLogs(sealed); err != nil {
+		return err
+	}
+	s.stats.bytes.Add(n)
+	s.stats.entries.Add(uint64(len(logs)))
+	return nil
 }
 
 func (s *logStore) DeleteRange(min, max uint64) error  { return s.wal.DeleteRange(min, max) }
