@@ -99,14 +99,23 @@ func restoreLatest(s *snapshotStore, fsm raft.FSM) (index, term uint64, err erro
 	if meta.ID != dir.name || meta.Index != dir.index || meta.Term != dir.term {
 		return 0, 0, &CorruptError{File: metaPath, Err: fmt.Errorf("it describes snapshot %q (index %d, term %d), its directory is %q", meta.ID, meta.Index, meta.Term, dir.name)}
 	}
+	// raft goes by its own listing of the snapshots (NoSnapshotRestoreOnStart): it must see
+	// this one as the newest, or it would replay the log from another.
+	listed, err := s.List()
+	if err != nil {
+		return 0, 0, err
+	}
+	if len(listed) == 0 || listed[0].ID != dir.name {
+		return 0, 0, &CorruptError{File: metaPath, Err: errors.New("raft does not read it as the newest snapshot's metadata (a format version it does not support?)")}
+	}
 	if fi, err := os.Stat(statePath); err != nil {
 		return 0, 0, &CorruptError{File: statePath, Err: err}
 	} else if fi.Size() != meta.Size {
-		return 0, 0, &CorruptError{File: statePath, Err: fmt.Errorf("%d bytes, its meta.json says %d", fi.Size(), meta.Size)}
+		return 0, 0, &CorruptError{File: statePath, Err: fmt.Errorf("%d bytes, but %s says %d: one of the two is damaged", fi.Size(), metaPath, meta.Size)}
 	}
 	_, rc, err := s.Open(dir.name)
 	if err != nil {
-		return 0, 0, &CorruptError{File: statePath, Err: err}
+		return 0, 0, &CorruptError{File: statePath, Err: fmt.Errorf("%w (its checksum is recorded in %s: one of the two is damaged)", err, metaPath)}
 	}
 	if err := fsm.Restore(rc); err != nil {
 		return 0, 0, &CorruptError{File: statePath, Err: err}

@@ -74,7 +74,8 @@ func Open(dataDir string, signer note.Signer, verifier note.Verifier, tree func(
 	}
 	cp, _, err := translog.OpenCheckpoint(string(b), verifier)
 	if err != nil {
-		return nil, fmt.Errorf("transparency: the last checkpoint in %s does not verify with the log key %s: %w", p.path, verifier.Name(), err)
+		return nil, fmt.Errorf("transparency: the last checkpoint in %s does not verify with the log key %s: %w; the file is damaged, or the key is not this log's: "+
+			"a node of a cluster can be repaired from the others (README: when a node's data is damaged); a node alone, restored from a backup", p.path, verifier.Name(), err)
 	}
 	t := tree()
 	if t.Size() < cp.Size {
