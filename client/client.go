@@ -63,7 +63,7 @@ type Config struct {
 	// bound on their waits; -1: none): a node that holds a write longer is given up for the next
 	// one, and the same request sent there.
 	AttemptTimeout time.Duration
-	// Logger receives one line per failed call (default: none).
+	// Logger receives one line per failed call, and one per call sent again (default: none).
 	Logger *slog.Logger
 }
 
@@ -107,7 +107,7 @@ func Dial(cfg Config) (*Client, error) {
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 30 * time.Second
 	}
-	policy := resender{retries: 3, writeRetries: cfg.Retries != 0, attemptTimeout: 15 * time.Second}
+	policy := resender{retries: 3, writeRetries: cfg.Retries != 0, attemptTimeout: 15 * time.Second, logger: cfg.Logger}
 	if cfg.Retries != 0 {
 		policy.retries = cfg.Retries
 	}

@@ -45,6 +45,15 @@ func (c *Client) requireLogKey() error {
 	return nil
 }
 
+// VerifiedCheckpoint is the largest checkpoint this client has verified (by a receipt, a
+// consistency proof or a mirror), which the next write's receipt is proven consistent with.
+func (c *Client) VerifiedCheckpoint() (translog.Checkpoint, bool) {
+	if cp := c.verified(); cp != nil {
+		return *cp, true
+	}
+	return translog.Checkpoint{}, false
+}
+
 // verified is the largest checkpoint this client has verified, or nil.
 func (c *Client) verified() *translog.Checkpoint {
 	c.cpMu.Lock()
@@ -212,7 +221,7 @@ func (c *Client) CheckCheckpoint(ctx context.Context, cp translog.Checkpoint) er
 
 // Resend sends the request of a write whose outcome was unknown again, as it is, and verifies
 // the receipt: a write that committed returns its original answer, one that had not commits now
-// (or is refused, for good).
+// or is refused for good. Its errors say what became of the write as SubmitNotice's do.
 func (c *Client) Resend(ctx context.Context, unknown *OutcomeUnknownError) (proto.Message, error) {
 	if err := c.requireLogKey(); err != nil {
 		return nil, err
@@ -226,7 +235,7 @@ func (c *Client) Resend(ctx context.Context, unknown *OutcomeUnknownError) (prot
 		return nil, fmt.Errorf("client: resend %s: %w", unknown.Method, err)
 	}
 	reply := mt.New().Interface()
-	if err := c.nodes.Invoke(ctx, unknown.Method, unknown.Request, reply); err != nil {
+	if err := c.nodes.Invoke(ctx, unknown.Method, unknown.Request, reply, resendOfUnknown{}); err != nil {
 		return nil, err
 	}
 	wr, ok := reply.(writeResponse)

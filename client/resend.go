@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"strings"
 	"time"
@@ -134,6 +135,10 @@ func (e *OutcomeUnknownError) Unwrap() error { return e.Err }
 // client's own check of a receipt must not fail for being rate limited.
 type retryExhausted struct{ grpc.EmptyCallOption }
 
+// resendOfUnknown is a call option for a write sent again after an OutcomeUnknownError: its
+// outcome is unknown from the first attempt on.
+type resendOfUnknown struct{ grpc.EmptyCallOption }
+
 // resender applies the retry policy around each call (see decide).
 type resender struct {
 	// retries bounds re-sends: of reads, default 3; of writes, none by default (they go on
@@ -143,6 +148,8 @@ type resender struct {
 	writeRetries bool
 	// attemptTimeout bounds each attempt of a write (0: none).
 	attemptTimeout time.Duration
+	// logger, if set, gets a line per re-send.
+	logger *slog.Logger
 }
 
 func (r resender) intercept(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
@@ -153,10 +160,13 @@ func (r resender) intercept(ctx context.Context, method string, req, reply any, 
 	if err := ctx.Err(); err != nil {
 		return status.FromContextError(err).Err() // nothing was sent
 	}
-	exhausted := false
+	exhausted, ambiguous := false, false
 	for _, o := range opts {
-		if _, ok := o.(retryExhausted); ok {
+		switch o.(type) {
+		case retryExhausted:
 			exhausted = true
+		case resendOfUnknown:
+			ambiguous = k == write
 		}
 	}
 	limit := r.retries
@@ -165,7 +175,6 @@ func (r resender) intercept(ctx context.Context, method string, req, reply any, 
 	} else if limit < 0 {
 		limit = 0
 	}
-	ambiguous := false
 	for attempt := 0; ; attempt++ {
 		attemptCtx, cancel := ctx, context.CancelFunc(func() {})
 		if k == write && r.attemptTimeout > 0 {
@@ -201,6 +210,10 @@ func (r resender) intercept(ctx context.Context, method string, req, reply any, 
 		case unknown:
 			m, _ := req.(proto.Message)
 			return &OutcomeUnknownError{Method: method, Request: m, Err: err}
+		}
+		if r.logger != nil {
+			r.logger.WarnContext(ctx, "sending the call again", "grpc.method", method, "attempt", attempt+2,
+				"after", wait.Round(time.Millisecond), "grpc.code", status.Code(err).String(), "err", err)
 		}
 		t := time.NewTimer(wait)
 		select {
