@@ -195,10 +195,14 @@ func (r resender) intercept(ctx context.Context, method string, req, reply any, 
 			wait = retryDelay(err, attempt)
 		}
 		if v == resend || v == resendLater {
-			if limit >= 0 && attempt >= limit {
+			dl, hasDeadline := ctx.Deadline()
+			switch {
+			case limit >= 0 && attempt >= limit:
 				v = answer
-			} else if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
-				v = answer // the wait would outlast the caller: give up now
+			case hasDeadline && v == resend:
+				wait = min(wait, time.Until(dl)/2) // leave the last attempt some time
+			case hasDeadline && time.Until(dl) < wait:
+				v = answer // the node's hint outlasts the caller: give up now
 			}
 			if v == answer && ambiguous {
 				v = unknown
