@@ -20,14 +20,12 @@ import (
 	"concord/translog"
 
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
-	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/retry"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/timeout"
 	formats "github.com/transparency-dev/formats/note"
 	"golang.org/x/mod/sumdb/note"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
@@ -37,7 +35,8 @@ type Config struct {
 	// commas, or use Addrs: the client fails over between them.
 	Addr string
 	// Addrs are the gRPC ports of a cluster's nodes, tried in turn: a call that a node answers
-	// Unavailable (down, cut off, no leader) goes to the next one when it is retried.
+	// Unavailable (down, cut off, no leader), or does not answer in time, goes to the next one
+	// when it is sent again.
 	Addrs []string
 	// TLS names the CA that issued the node's certificate, and the partner's client certificate
 	// and key.
@@ -46,19 +45,25 @@ type Config struct {
 	// read-only use.
 	SigningKeyFile string
 	// LogKeyFile is the hub's transparency-log verifier key (log.pub). The write helpers need it:
-	// they verify every receipt before reporting success.
+	// they verify every receipt before reporting success, and refuse to write without it.
 	LogKeyFile string
 	// Witnesses are the verifier keys ("name+hash+key") of the log witnesses this client trusts,
 	// and WitnessQuorum how many of them must have cosigned a checkpoint for WitnessedCheckpoint
 	// (and a mirror) to accept it.
 	Witnesses     []string
 	WitnessQuorum int
-	// Timeout bounds each call that has no earlier deadline (default 30 s).
+	// Timeout bounds each call that has no earlier deadline (default 30 s), re-sends included.
 	Timeout time.Duration
-	// Retries is how often an idempotent call is retried on Unavailable (default 3; -1 none),
-	// each time on the next node of Addrs.
+	// Retries bounds how often a call is sent again after it got no answer (Unavailable, or
+	// no answer in time), each time on the next node of Addrs: reads 3 times by default; writes,
+	// by default, until their outcome is known or the context ends (see OutcomeUnknownError).
+	// Set, it bounds both; -1: never.
 	Retries int
-	// Logger receives one line per failed call (default: none).
+	// AttemptTimeout bounds each attempt of a write (default 15 s, three times the nodes' own
+	// bound on their waits; -1: none): a node that holds a write longer is given up for the next
+	// one, and the same request sent there.
+	AttemptTimeout time.Duration
+	// Logger receives one line per failed call, and one per call sent again (default: none).
 	Logger *slog.Logger
 }
 
@@ -102,11 +107,12 @@ func Dial(cfg Config) (*Client, error) {
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 30 * time.Second
 	}
-	retries := uint(3)
-	if cfg.Retries < 0 {
-		retries = 0
-	} else if cfg.Retries > 0 {
-		retries = uint(cfg.Retries)
+	policy := resender{retries: 3, writeRetries: cfg.Retries != 0, attemptTimeout: 15 * time.Second, logger: cfg.Logger}
+	if cfg.Retries != 0 {
+		policy.retries = cfg.Retries
+	}
+	if cfg.AttemptTimeout != 0 {
+		policy.attemptTimeout = max(cfg.AttemptTimeout, 0)
 	}
 	unary := []grpc.UnaryClientInterceptor{timeout.UnaryClientInterceptor(cfg.Timeout)}
 	if cfg.Logger != nil {
@@ -119,11 +125,7 @@ func Dial(cfg Config) (*Client, error) {
 				return logging.LevelWarn
 			})))
 	}
-	unary = append(unary, idempotentOnly(retry.UnaryClientInterceptor(
-		retry.WithMax(retries),
-		retry.WithBackoff(retry.BackoffExponentialWithJitterBounded(100*time.Millisecond, 0.2, 2*time.Second)),
-		retry.WithRetriable(retriable),
-	)))
+	unary = append(unary, policy.intercept)
 	nodes := &failover{unary: chainUnary(unary)}
 	for _, addr := range addrs {
 		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(verdictCreds{credentials.NewTLS(tlsConf.Clone())}))
@@ -200,39 +202,19 @@ func (c *Client) SignRegistryChange(change *concordv1.RegistryChange) (*concordv
 	return dsse.SignMessage(dsse.PayloadTypeRegistryChange, change, *c.signer)
 }
 
-// UpdateRegistry signs change, submits it and verifies the receipt. Re-sending the envelope is
-// safe.
+// UpdateRegistry signs change, submits it and verifies the receipt (see SubmitNotice for what
+// its errors say).
 func (c *Client) UpdateRegistry(ctx context.Context, change *concordv1.RegistryChange) (*concordv1.UpdateRegistryResponse, error) {
+	if err := c.requireLogKey(); err != nil {
+		return nil, err
+	}
 	env, err := c.SignRegistryChange(change)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := c.Registry.UpdateRegistry(ctx, &concordv1.UpdateRegistryRequest{Envelope: env})
-	if err != nil {
-		return nil, err
-	}
-	return resp, c.checkReceipt(ctx, resp.GetReceipt(), env)
-}
-
-// retriable: Unavailable, except a refused TLS handshake, which no retry will fix.
-func retriable(err error) bool {
-	st, ok := status.FromError(err)
-	if !ok || st.Code() != codes.Unavailable {
-		return false
-	}
-	msg := st.Message()
-	return !strings.Contains(msg, "tls:") && !strings.Contains(msg, "handshake") && !strings.Contains(msg, "x509:")
-}
-
-// idempotentOnly applies the retry interceptor only to methods whose proto declares them
-// idempotent or free of side effects.
-func idempotentOnly(retrying grpc.UnaryClientInterceptor) grpc.UnaryClientInterceptor {
-	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-		if !Idempotent(method) {
-			return invoker(ctx, method, req, reply, cc, opts...)
-		}
-		return retrying(ctx, method, req, reply, cc, invoker, opts...)
-	}
+	return commit(ctx, c, env, func(ctx context.Context, from uint64) (*concordv1.UpdateRegistryResponse, error) {
+		return c.Registry.UpdateRegistry(ctx, &concordv1.UpdateRegistryRequest{Envelope: env, ConsistencyFrom: from})
+	})
 }
 
 // Idempotent reports whether a full method name ("/pkg.Service/Method") is declared

@@ -6,15 +6,18 @@ import (
 	"sync/atomic"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // failover spreads nothing and hides nothing: every call goes to one node, the current one, and
-// a node that answers Unavailable (down, cut off from its cluster, without a leader) makes the
-// next one current, so that the retry of an idempotent call, and the next call, go there.
+// a node that answers Unavailable (down, cut off from its cluster, without a leader) or does not
+// answer in time makes the next one current, so that a call sent again, and the next call, go
+// there.
 type failover struct {
 	conns []*grpc.ClientConn
 	cur   atomic.Int32
-	// unary is the SDK's interceptor chain (timeout, logging, retries), run around every
+	// unary is the SDK's interceptor chain (timeout, logging, re-sends), run around every
 	// attempt's choice of node.
 	unary grpc.UnaryClientInterceptor
 }
@@ -30,9 +33,11 @@ func (f *failover) next(i int32, err error) {
 	}
 }
 
-// failsOver: the node is unavailable, for a reason that another node may not share (a refused
-// certificate would be refused by every node).
-func failsOver(err error) bool { return err != nil && retriable(err) }
+// failsOver: the node is unavailable or too slow, for a reason that another node may not share
+// (a refused certificate would be refused by every node).
+func failsOver(err error) bool {
+	return err != nil && (retriable(err) || status.Code(err) == codes.DeadlineExceeded)
+}
 
 func (f *failover) Invoke(ctx context.Context, method string, req, reply any, opts ...grpc.CallOption) error {
 	return f.unary(ctx, method, req, reply, f.current(), func(ctx context.Context, method string, req, reply any, _ *grpc.ClientConn, opts ...grpc.CallOption) error {

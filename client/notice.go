@@ -62,17 +62,24 @@ func (c *Client) SignNotice(ctx context.Context, n *concordv1.Notice) (*concordv
 	return dsse.SignMessage(dsse.PayloadTypeNotice, n, *c.signer)
 }
 
-// SubmitNotice signs n (see SignNotice), submits it and verifies the receipt.
+// SubmitNotice signs n (see SignNotice), submits it and verifies the receipt, which proves the
+// log consistent with the largest checkpoint this client verified before. A write that got no
+// answer is sent again, the same envelope, until an answer comes or ctx ends, so an error says
+// what became of the notice: *UnverifiedReceiptError, it is committed (the record is returned
+// too); *OutcomeUnknownError, it may be (re-send it with Resend to learn); any other error, it
+// is not.
 func (c *Client) SubmitNotice(ctx context.Context, n *concordv1.Notice) (*concordv1.NoticeRecord, error) {
+	if err := c.requireLogKey(); err != nil {
+		return nil, err
+	}
 	env, err := c.SignNotice(ctx, n)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := c.Notices.SubmitNotice(ctx, &concordv1.SubmitNoticeRequest{Envelope: env})
-	if err != nil {
-		return nil, err
-	}
-	return resp.GetNotice(), c.checkReceipt(ctx, resp.GetReceipt(), env)
+	resp, err := commit(ctx, c, env, func(ctx context.Context, from uint64) (*concordv1.SubmitNoticeResponse, error) {
+		return c.Notices.SubmitNotice(ctx, &concordv1.SubmitNoticeRequest{Envelope: env, ConsistencyFrom: from})
+	})
+	return resp.GetNotice(), err
 }
 
 // fillStatement sets a statement's author and jurisdiction from WhoAmI when empty.
@@ -112,16 +119,18 @@ func (c *Client) SignEndorsement(ctx context.Context, e *concordv1.Endorsement) 
 }
 
 // EndorseNotice adopts notice noticeID in the partner's jurisdiction under provision legalBasis.
+// Its errors say what became of the endorsement as SubmitNotice's do.
 func (c *Client) EndorseNotice(ctx context.Context, noticeID, legalBasis string) (*concordv1.EndorseNoticeResponse, error) {
+	if err := c.requireLogKey(); err != nil {
+		return nil, err
+	}
 	env, err := c.SignEndorsement(ctx, &concordv1.Endorsement{NoticeId: noticeID, LegalBasis: legalBasis})
 	if err != nil {
 		return nil, err
 	}
-	resp, err := c.Notices.EndorseNotice(ctx, &concordv1.EndorseNoticeRequest{Envelope: env})
-	if err != nil {
-		return nil, err
-	}
-	return resp, c.checkReceipt(ctx, resp.GetReceipt(), env)
+	return commit(ctx, c, env, func(ctx context.Context, from uint64) (*concordv1.EndorseNoticeResponse, error) {
+		return c.Notices.EndorseNotice(ctx, &concordv1.EndorseNoticeRequest{Envelope: env, ConsistencyFrom: from})
+	})
 }
 
 // SignObjection signs o, filling in objection_id, author, jurisdiction and created_at if empty.
@@ -138,17 +147,19 @@ func (c *Client) SignObjection(ctx context.Context, o *concordv1.Objection) (*co
 	return dsse.SignMessage(dsse.PayloadTypeObjection, o, *c.signer)
 }
 
-// ObjectToNotice declares notice noticeID not actionable in the partner's jurisdiction.
+// ObjectToNotice declares notice noticeID not actionable in the partner's jurisdiction (errors
+// as SubmitNotice's).
 func (c *Client) ObjectToNotice(ctx context.Context, noticeID, reason string) (*concordv1.ObjectToNoticeResponse, error) {
+	if err := c.requireLogKey(); err != nil {
+		return nil, err
+	}
 	env, err := c.SignObjection(ctx, &concordv1.Objection{NoticeId: noticeID, Reason: reason})
 	if err != nil {
 		return nil, err
 	}
-	resp, err := c.Notices.ObjectToNotice(ctx, &concordv1.ObjectToNoticeRequest{Envelope: env})
-	if err != nil {
-		return nil, err
-	}
-	return resp, c.checkReceipt(ctx, resp.GetReceipt(), env)
+	return commit(ctx, c, env, func(ctx context.Context, from uint64) (*concordv1.ObjectToNoticeResponse, error) {
+		return c.Notices.ObjectToNotice(ctx, &concordv1.ObjectToNoticeRequest{Envelope: env, ConsistencyFrom: from})
+	})
 }
 
 // SignWithdrawal signs w, filling in withdrawal_id, author and created_at if empty.
@@ -166,17 +177,18 @@ func (c *Client) SignWithdrawal(ctx context.Context, w *concordv1.Withdrawal) (*
 }
 
 // WithdrawNotice withdraws the partner's notice noticeID; reinstate tells platforms to put back
-// what they removed.
+// what they removed (errors as SubmitNotice's).
 func (c *Client) WithdrawNotice(ctx context.Context, noticeID, reason string, reinstate bool) (*concordv1.WithdrawNoticeResponse, error) {
+	if err := c.requireLogKey(); err != nil {
+		return nil, err
+	}
 	env, err := c.SignWithdrawal(ctx, &concordv1.Withdrawal{NoticeId: noticeID, Reason: reason, Reinstate: reinstate})
 	if err != nil {
 		return nil, err
 	}
-	resp, err := c.Notices.WithdrawNotice(ctx, &concordv1.WithdrawNoticeRequest{Envelope: env})
-	if err != nil {
-		return nil, err
-	}
-	return resp, c.checkReceipt(ctx, resp.GetReceipt(), env)
+	return commit(ctx, c, env, func(ctx context.Context, from uint64) (*concordv1.WithdrawNoticeResponse, error) {
+		return c.Notices.WithdrawNotice(ctx, &concordv1.WithdrawNoticeRequest{Envelope: env, ConsistencyFrom: from})
+	})
 }
 
 // SignActionReport signs r, filling in report_id, reporter and created_at if empty.
@@ -193,15 +205,17 @@ func (c *Client) SignActionReport(ctx context.Context, r *concordv1.ActionReport
 	return dsse.SignMessage(dsse.PayloadTypeActionReport, r, *c.signer)
 }
 
-// ReportAction signs r (see SignActionReport), reports it and verifies the receipt.
+// ReportAction signs r (see SignActionReport), reports it and verifies the receipt (errors as
+// SubmitNotice's).
 func (c *Client) ReportAction(ctx context.Context, r *concordv1.ActionReport) (*concordv1.ReportActionResponse, error) {
+	if err := c.requireLogKey(); err != nil {
+		return nil, err
+	}
 	env, err := c.SignActionReport(ctx, r)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := c.Actions.ReportAction(ctx, &concordv1.ReportActionRequest{Envelope: env})
-	if err != nil {
-		return nil, err
-	}
-	return resp, c.checkReceipt(ctx, resp.GetReceipt(), env)
+	return commit(ctx, c, env, func(ctx context.Context, from uint64) (*concordv1.ReportActionResponse, error) {
+		return c.Actions.ReportAction(ctx, &concordv1.ReportActionRequest{Envelope: env, ConsistencyFrom: from})
+	})
 }

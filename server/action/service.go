@@ -33,7 +33,7 @@ const (
 
 // Receipts proves that a log entry was logged (see transparency.Publisher).
 type Receipts interface {
-	Receipt(ctx context.Context, index uint64) (*concordv1.Receipt, error)
+	Receipt(ctx context.Context, index, consistencyFrom uint64) (*concordv1.Receipt, error)
 }
 
 // Service implements ActionService for both transports.
@@ -98,7 +98,7 @@ func (s *Service) ReportAction(ctx context.Context, req *concordv1.ReportActionR
 			return nil, err
 		}
 	}
-	receipt, err := s.receipts.Receipt(ctx, rec.GetLogIndex())
+	receipt, err := s.receipts.Receipt(ctx, rec.GetLogIndex(), req.GetConsistencyFrom())
 	if err != nil {
 		return nil, err
 	}

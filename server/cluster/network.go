@@ -32,12 +32,14 @@ var ErrCut = errors.New("the node is cut off from the others (fault injection)")
 // Faults wraps a Network with a switch that cuts the node off: every connection it opened or
 // accepted is closed, new dials fail and new connections are closed as soon as they are
 // accepted, until Heal. Raft and the internal service share the node's port, so both are cut.
+// Stall is the other fault: a node that hangs instead of refusing.
 type Faults struct {
 	inner Network
 
-	mu    sync.Mutex
-	cut   bool
-	conns map[*faultConn]struct{}
+	mu      sync.Mutex
+	cut     bool
+	stalled bool
+	conns   map[*faultConn]struct{}
 }
 
 // NewFaults wraps inner (nil: TCP).
@@ -60,11 +62,35 @@ func (f *Faults) Cut() {
 	}
 }
 
-// Heal lets connections through again.
+// Stall turns the node's connections into a black hole until Heal: they stay open, but what the
+// node sends is dropped and what it receives is discarded, so that its peers' calls hang until
+// their own deadlines, as with a machine that froze or a network that drops packets.
+func (f *Faults) Stall() {
+	f.mu.Lock()
+	f.stalled = true
+	f.mu.Unlock()
+}
+
+// Heal lets connections through again. Those that were stalled lost bytes: they are closed, and
+// the nodes reconnect.
 func (f *Faults) Heal() {
 	f.mu.Lock()
 	f.cut = false
+	var conns map[*faultConn]struct{}
+	if f.stalled {
+		f.stalled = false
+		conns, f.conns = f.conns, map[*faultConn]struct{}{}
+	}
 	f.mu.Unlock()
+	for c := range conns {
+		c.Conn.Close()
+	}
+}
+
+func (f *Faults) isStalled() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.stalled
 }
 
 // IsCut reports whether the node is cut off.
@@ -128,6 +154,24 @@ func (l *faultListener) Accept() (net.Conn, error) {
 type faultConn struct {
 	net.Conn
 	faults *Faults
+}
+
+// Read discards what arrives while the node is stalled.
+func (c *faultConn) Read(p []byte) (int, error) {
+	for {
+		n, err := c.Conn.Read(p)
+		if err != nil || !c.faults.isStalled() {
+			return n, err
+		}
+	}
+}
+
+// Write drops what the node sends while it is stalled.
+func (c *faultConn) Write(p []byte) (int, error) {
+	if c.faults.isStalled() {
+		return len(p), nil
+	}
+	return c.Conn.Write(p)
 }
 
 func (c *faultConn) Close() error {

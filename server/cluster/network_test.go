@@ -68,6 +68,58 @@ func TestFaultsCutAndHeal(t *testing.T) {
 	}
 }
 
+func TestFaultsStallAndHeal(t *testing.T) {
+	t.Parallel()
+	f := NewFaults(nil)
+	ln, err := f.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go io.Copy(c, c) // echo
+		}
+	}()
+	ctx := context.Background()
+	echo := func(c net.Conn, wait time.Duration) error {
+		c.SetDeadline(time.Now().Add(wait))
+		if _, err := c.Write([]byte("x")); err != nil {
+			return err
+		}
+		_, err := c.Read(make([]byte, 1))
+		return err
+	}
+	conn, err := f.Dial(ctx, ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := echo(conn, 2*time.Second); err != nil {
+		t.Fatalf("before the stall: %v", err)
+	}
+	f.Stall()
+	// The connection stays open and says nothing: the caller's deadline ends the wait.
+	var ne net.Error
+	if err := echo(conn, 200*time.Millisecond); !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("echo while stalled: %v, want a timeout", err)
+	}
+	f.Heal()
+	if err := echo(conn, 2*time.Second); err == nil {
+		t.Fatal("a connection that lost bytes while stalled survived the heal")
+	}
+	conn, err = f.Dial(ctx, ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := echo(conn, 2*time.Second); err != nil {
+		t.Fatalf("after healing: %v", err)
+	}
+}
+
 // A read round starts after every read that joined it arrived, and rounds do not overlap.
 func TestReadBatcherSharesRounds(t *testing.T) {
 	t.Parallel()
@@ -84,10 +136,10 @@ func TestReadBatcherSharesRounds(t *testing.T) {
 		}
 		return uint64(n), nil
 	}}
-	ctx := context.Background()
+	ctx, bound := context.Background(), time.Now().Add(time.Minute)
 	first := make(chan uint64)
 	go func() {
-		i, _ := b.index(ctx)
+		i, _ := b.index(ctx, bound)
 		first <- i
 	}()
 	for rounds.Load() == 0 {
@@ -97,7 +149,7 @@ func TestReadBatcherSharesRounds(t *testing.T) {
 	later := make(chan uint64, 10)
 	for range 10 {
 		go func() {
-			i, _ := b.index(ctx)
+			i, _ := b.index(ctx, bound)
 			later <- i
 		}()
 	}

@@ -32,12 +32,10 @@ import (
 
 // Defaults of a node's waits.
 const (
-	// DefaultLeaderWait bounds how long a write or a read waits for a leader to be elected and
-	// reachable before it fails with Unavailable.
+	// DefaultLeaderWait bounds all that a call waits for inside the cluster: a leader to be
+	// elected and reachable, its answer, this node applying what it committed. Past it the call
+	// fails with Unavailable, never with DeadlineExceeded while the caller's deadline holds.
 	DefaultLeaderWait = 5 * time.Second
-	// defaultApplyWait bounds how long a forwarded write waits for this node to apply what the
-	// leader committed, when the request has no deadline.
-	defaultApplyWait = 30 * time.Second
 	// retryInterval is the pause between two attempts to reach the leader.
 	retryInterval = 50 * time.Millisecond
 	// statusTimeout bounds each member's answer to ListMembers.
@@ -104,11 +102,37 @@ func (n *Node) Standalone() bool { return n.port == nil }
 // ID is the node's id.
 func (n *Node) ID() string { return n.raft.ID() }
 
+// waitBoundKey carries the time by which a call's waits inside the cluster end (see Bound).
+type waitBoundKey struct{}
+
+// Bound starts the leader wait of one call: every wait of the call inside the cluster (finding
+// and reaching the leader, its commit, applying it here, confirming a read) ends by then. The
+// transports call it first, so that a write that catches up, commits and waits to apply is
+// bounded once, not once per step.
+func (n *Node) Bound(ctx context.Context) context.Context {
+	if n.Standalone() {
+		return ctx
+	}
+	if _, ok := ctx.Value(waitBoundKey{}).(time.Time); ok {
+		return ctx
+	}
+	return context.WithValue(ctx, waitBoundKey{}, time.Now().Add(n.leaderWait))
+}
+
+// waitBound is when ctx's waits inside the cluster end: as Bound set it, or a leader wait from
+// now for a call that did not go through a transport.
+func (n *Node) waitBound(ctx context.Context) time.Time {
+	if bound, ok := ctx.Value(waitBoundKey{}).(time.Time); ok {
+		return bound
+	}
+	return time.Now().Add(n.leaderWait)
+}
+
 // Apply commits cmd and returns its index and the FSM's response, as raftnode.Node.Apply does,
 // on any node: the leader appends it, a follower forwards it to the leader and then waits until
 // its own state has applied it, so that what it answers (a receipt from its own log tree) and
-// every later read on it include the write. Without a reachable leader it retries for the
-// leader wait, then fails with Unavailable.
+// every later read on it include the write. Without a reachable leader, or without its answer,
+// it fails with Unavailable once the leader wait has passed (see Bound).
 func (n *Node) Apply(ctx context.Context, cmd []byte) (uint64, any, error) {
 	if n.Standalone() {
 		return n.raft.Apply(ctx, cmd)
@@ -116,12 +140,12 @@ func (n *Node) Apply(ctx context.Context, cmd []byte) (uint64, any, error) {
 	var index uint64
 	var response any
 	err := n.onLeader(ctx, "commit the write",
-		func() error {
+		func(ctx context.Context) error {
 			var err error
 			index, response, err = n.raft.Apply(ctx, cmd)
 			return err
 		},
-		func(c nodev1.NodeServiceClient) error {
+		func(ctx context.Context, c nodev1.NodeServiceClient) error {
 			resp, err := c.Apply(ctx, &nodev1.ApplyRequest{Command: cmd})
 			if err != nil {
 				return err
@@ -133,52 +157,64 @@ func (n *Node) Apply(ctx context.Context, cmd []byte) (uint64, any, error) {
 			return nil
 		})
 	if err != nil {
+		if fault.CodeOf(err) == codes.Unavailable {
+			// An attempt may have reached the leader and be committed by now.
+			return 0, nil, fault.Unavailable("%v; the write may still commit: re-sending the same request is safe (it returns the original result)", err)
+		}
 		return 0, nil, err
 	}
-	if err := n.waitApplied(ctx, index); err != nil {
+	if err := n.waitApplied(ctx, index, true); err != nil {
 		return 0, nil, err
 	}
 	return index, response, nil
 }
 
 // onLeader runs local if this node leads, or remote against the leader's NodeService, and tries
-// again while the leader is unknown, unreachable or changing (an Unavailable error), for at most
-// the leader wait. The commands it carries are idempotent (a re-sent statement returns the
-// original result), so an attempt that may have committed can be made again.
-func (n *Node) onLeader(ctx context.Context, what string, local func() error, remote func(nodev1.NodeServiceClient) error) error {
-	deadline := time.Now().Add(n.leaderWait)
+// again while the leader is unknown, unreachable or changing (an Unavailable error), until the
+// call's leader wait ends (see Bound). The commands it carries are idempotent (a re-sent
+// statement returns the original result), so an attempt that may have committed can be made
+// again. Each attempt gets a context that ends with the leader wait: a leader that takes the
+// call and never answers holds it no longer than one that cannot be reached.
+func (n *Node) onLeader(ctx context.Context, what string, local func(context.Context) error, remote func(context.Context, nodev1.NodeServiceClient) error) error {
+	bound := n.waitBound(ctx)
+	attemptCtx, cancel := context.WithDeadline(ctx, bound)
+	defer cancel()
 	var last error
 	for {
 		var err error
 		attempted := false
 		if n.raft.IsLeader() {
 			attempted = true
-			err = local()
+			err = local(attemptCtx)
 		} else if addr, id := n.raft.Leader(); addr != "" && id != n.raft.ID() {
 			attempted = true
 			c, cerr := n.peers.client(addr)
 			if cerr != nil {
 				err = fault.Unavailable("raft leader %s at %s: %v", id, addr, cerr)
 			} else {
-				err = fromLeader(remote(c), id, addr)
+				err = fromLeader(remote(attemptCtx, c), id, addr)
 			}
 		}
-		switch {
-		case attempted && err == nil:
+		if attempted && err == nil {
 			return nil
-		case err != nil && fault.CodeOf(err) != codes.Unavailable:
+		}
+		// A context error while the caller's context is alive is the leader wait's: the leader
+		// did not answer in time, which is as retriable as not finding it.
+		waitErr := errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
+		if err != nil && !waitErr && fault.CodeOf(err) != codes.Unavailable {
 			return err
-		case err != nil:
-			last = err
 		}
 		if ctx.Err() != nil {
 			return fmt.Errorf("%s: %w", what, ctx.Err())
 		}
-		if time.Now().After(deadline) {
+		if err != nil {
+			last = err
+		}
+		if !time.Now().Before(bound) {
 			return n.noLeader(what, last)
 		}
 		select {
-		case <-ctx.Done():
+		case <-attemptCtx.Done():
 		case <-time.After(retryInterval):
 		}
 	}
@@ -186,6 +222,10 @@ func (n *Node) onLeader(ctx context.Context, what string, local func() error, re
 
 // noLeader is the error of a request that found no leader within the leader wait.
 func (n *Node) noLeader(what string, last error) error {
+	if errors.Is(last, context.DeadlineExceeded) || errors.Is(last, context.Canceled) {
+		return fault.Unavailable("cannot %s: the raft leader did not answer within %v; it may be overloaded or cut off from most of the others: retry, or call another node",
+			what, n.leaderWait)
+	}
 	if last != nil {
 		return fault.Unavailable("cannot %s: no reachable raft leader within %v (%v); the cluster may be electing one, or this node is cut off from most of the others: retry, or call another node",
 			what, n.leaderWait, last)
@@ -220,21 +260,22 @@ func fromLeader(err error, id, addr string) error {
 	return &fault.Error{Code: st.Code(), Msg: st.Message()}
 }
 
-// waitApplied waits until this node's state has applied index.
-func (n *Node) waitApplied(ctx context.Context, index uint64) error {
+// waitApplied waits until this node's state has applied index, until the call's leader wait
+// ends. write says index is the caller's own write, which is then committed.
+func (n *Node) waitApplied(ctx context.Context, index uint64, write bool) error {
 	if n.fsm.Applied() >= index {
 		return nil
 	}
-	wctx, cancel := ctx, context.CancelFunc(func() {})
-	if _, ok := ctx.Deadline(); !ok {
-		wctx, cancel = context.WithTimeout(ctx, defaultApplyWait)
-	}
+	wctx, cancel := context.WithDeadline(ctx, n.waitBound(ctx))
 	defer cancel()
 	if err := n.fsm.WaitApplied(wctx, index); err != nil {
 		if ctx.Err() != nil {
 			return fmt.Errorf("wait for raft index %d to be applied here: %w", index, ctx.Err())
 		}
-		return fault.Unavailable("raft index %d is committed but this node has not applied it within %v: it is lagging or cut off; retry (re-sending the same request is safe)", index, defaultApplyWait)
+		if write {
+			return fault.Unavailable("the write is committed (raft index %d) but this node has not applied it within %v: it is lagging or cut off; re-sending the same request is safe (it returns the original result), on another node if this one stays behind", index, n.leaderWait)
+		}
+		return fault.Unavailable("raft index %d is committed but this node has not applied it within %v: it is lagging or cut off; retry, or call another node", index, n.leaderWait)
 	}
 	return nil
 }
@@ -251,11 +292,14 @@ func (n *Node) Linearize(ctx context.Context) error {
 		}
 		return n.raft.LeaderBarrier(ctx)
 	}
-	index, err := n.reads.index(ctx)
+	index, err := n.reads.index(ctx, n.waitBound(ctx))
+	if errors.Is(err, errNoRound) {
+		return fault.Unavailable("cannot confirm this node has the latest state: no answer from a raft leader within %v; the cluster may be electing one, or this node is cut off from most of the others: retry, or call another node", n.leaderWait)
+	}
 	if err != nil {
 		return err
 	}
-	return n.waitApplied(ctx, index)
+	return n.waitApplied(ctx, index, false)
 }
 
 // CatchUp is Linearize before a write on a follower: the service checks a write against this
@@ -273,12 +317,12 @@ func (n *Node) CatchUp(ctx context.Context) error {
 func (n *Node) readIndex(ctx context.Context) (uint64, error) {
 	var index uint64
 	err := n.onLeader(ctx, "confirm this node has the latest state",
-		func() error {
+		func(ctx context.Context) error {
 			var err error
 			index, err = n.leaderReadIndex(ctx)
 			return err
 		},
-		func(c nodev1.NodeServiceClient) error {
+		func(ctx context.Context, c nodev1.NodeServiceClient) error {
 			resp, err := c.ReadIndex(ctx, &nodev1.ReadIndexRequest{})
 			if err != nil {
 				return err
@@ -457,11 +501,11 @@ func (n *Node) AddVoter(ctx context.Context, id, addr string) error {
 		return err
 	}
 	return n.onLeader(ctx, "add node "+id,
-		func() error {
+		func(ctx context.Context) error {
 			_, err := n.raft.AddVoter(ctx, id, addr)
 			return err
 		},
-		func(c nodev1.NodeServiceClient) error {
+		func(ctx context.Context, c nodev1.NodeServiceClient) error {
 			_, err := c.AddVoter(ctx, &nodev1.AddVoterRequest{NodeId: id, RaftAddress: addr})
 			return err
 		})
@@ -492,11 +536,11 @@ func (n *Node) RemoveServer(ctx context.Context, id string) error {
 		return fault.Precondition("node %q is the cluster's last voter: a cluster cannot remove its last member", id)
 	}
 	return n.onLeader(ctx, "remove node "+id,
-		func() error {
+		func(ctx context.Context) error {
 			_, err := n.raft.RemoveServer(ctx, id)
 			return err
 		},
-		func(c nodev1.NodeServiceClient) error {
+		func(ctx context.Context, c nodev1.NodeServiceClient) error {
 			_, err := c.RemoveServer(ctx, &nodev1.RemoveServerRequest{NodeId: id})
 			return err
 		})

@@ -5,6 +5,7 @@ package fault
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"google.golang.org/grpc/codes"
 )
@@ -13,6 +14,9 @@ import (
 type Error struct {
 	Code codes.Code
 	Msg  string
+	// RetryAfter, when set, is how long the caller should wait before trying again; the
+	// transports send it as a RetryInfo detail.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string { return e.Msg }
@@ -46,6 +50,11 @@ func Unauthenticated(format string, args ...any) error {
 // Exhausted reports a caller over a limit (ResourceExhausted).
 func Exhausted(format string, args ...any) error {
 	return newf(codes.ResourceExhausted, format, args...)
+}
+
+// ExhaustedFor is Exhausted with the wait after which the caller's retry would be allowed.
+func ExhaustedFor(retryAfter time.Duration, format string, args ...any) error {
+	return &Error{Code: codes.ResourceExhausted, Msg: fmt.Sprintf(format, args...), RetryAfter: retryAfter}
 }
 
 // Aborted reports an operation the caller must start again (ABORTED), e.g. a stream to resume.

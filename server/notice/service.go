@@ -68,7 +68,7 @@ type Service struct {
 
 // Receipts proves that a log entry was logged (see transparency.Publisher).
 type Receipts interface {
-	Receipt(ctx context.Context, index uint64) (*concordv1.Receipt, error)
+	Receipt(ctx context.Context, index, consistencyFrom uint64) (*concordv1.Receipt, error)
 }
 
 // New returns the notice service reading the current state from st and writing through raft.
@@ -97,7 +97,7 @@ func (s *Service) SubmitNotice(ctx context.Context, req *concordv1.SubmitNoticeR
 	if kr := signed.AsKeyRefused(err); kr != nil {
 		// The key may no longer sign, but this may be a re-send of a notice it signed in time.
 		if orig, _ := st.CheckNotice(n, kr.Opened.Key.GetKeyId(), at, kr.Opened.Digest); orig != nil {
-			return s.submitted(ctx, orig)
+			return s.submitted(ctx, orig, req.GetConsistencyFrom())
 		}
 		return nil, kr.Err
 	}
@@ -117,7 +117,7 @@ func (s *Service) SubmitNotice(ctx context.Context, req *concordv1.SubmitNoticeR
 		return nil, err
 	}
 	if orig != nil {
-		return s.submitted(ctx, orig)
+		return s.submitted(ctx, orig, req.GetConsistencyFrom())
 	}
 	rec, err := fsm.Commit[*concordv1.NoticeRecord](ctx, s.raft, fsm.SubmitNoticeType, &statev1.SubmitNotice{
 		Envelope:    req.GetEnvelope(),
@@ -127,11 +127,11 @@ func (s *Service) SubmitNotice(ctx context.Context, req *concordv1.SubmitNoticeR
 	if err != nil {
 		return nil, err
 	}
-	return s.submitted(ctx, rec)
+	return s.submitted(ctx, rec, req.GetConsistencyFrom())
 }
 
-func (s *Service) submitted(ctx context.Context, rec *concordv1.NoticeRecord) (*concordv1.SubmitNoticeResponse, error) {
-	receipt, err := s.receipts.Receipt(ctx, rec.GetLogIndex())
+func (s *Service) submitted(ctx context.Context, rec *concordv1.NoticeRecord, consistencyFrom uint64) (*concordv1.SubmitNoticeResponse, error) {
+	receipt, err := s.receipts.Receipt(ctx, rec.GetLogIndex(), consistencyFrom)
 	if err != nil {
 		return nil, err
 	}
@@ -144,7 +144,7 @@ func (s *Service) EndorseNotice(ctx context.Context, req *concordv1.EndorseNotic
 	if err != nil {
 		return nil, err
 	}
-	receipt, err := s.receipts.Receipt(ctx, res.LogIndex)
+	receipt, err := s.receipts.Receipt(ctx, res.LogIndex, req.GetConsistencyFrom())
 	if err != nil {
 		return nil, err
 	}
@@ -157,7 +157,7 @@ func (s *Service) ObjectToNotice(ctx context.Context, req *concordv1.ObjectToNot
 	if err != nil {
 		return nil, err
 	}
-	receipt, err := s.receipts.Receipt(ctx, res.LogIndex)
+	receipt, err := s.receipts.Receipt(ctx, res.LogIndex, req.GetConsistencyFrom())
 	if err != nil {
 		return nil, err
 	}
@@ -170,7 +170,7 @@ func (s *Service) WithdrawNotice(ctx context.Context, req *concordv1.WithdrawNot
 	if err != nil {
 		return nil, err
 	}
-	receipt, err := s.receipts.Receipt(ctx, res.LogIndex)
+	receipt, err := s.receipts.Receipt(ctx, res.LogIndex, req.GetConsistencyFrom())
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ package ratelimit
 
 import (
 	"sync"
+	"time"
 
 	"concord/server/fault"
 
@@ -28,7 +29,8 @@ func New(perSecond float64, burst int) *Limiter {
 	return &Limiter{limit: rate.Limit(perSecond), burst: burst, buckets: map[string]*rate.Limiter{}}
 }
 
-// Allow takes a token from partnerID's bucket, or returns a ResourceExhausted fault.
+// Allow takes a token from partnerID's bucket, or returns a ResourceExhausted fault that says
+// when the bucket will hold a token again (a RetryInfo hint for well-behaved clients).
 // Buckets exist only for partners whose certificate the CA issued, so the map stays small.
 func (l *Limiter) Allow(partnerID string) error {
 	if l == nil || l.limit <= 0 {
@@ -42,7 +44,8 @@ func (l *Limiter) Allow(partnerID string) error {
 	}
 	l.mu.Unlock()
 	if !b.Allow() {
-		return fault.Exhausted("partner %q is over its rate limit of %g requests/s (burst %d): slow down and retry", partnerID, float64(l.limit), l.burst)
+		wait := time.Duration((1 - b.Tokens()) / float64(l.limit) * float64(time.Second))
+		return fault.ExhaustedFor(max(wait, time.Millisecond), "partner %q is over its rate limit of %g requests/s (burst %d): slow down and retry", partnerID, float64(l.limit), l.burst)
 	}
 	return nil
 }

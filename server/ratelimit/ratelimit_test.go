@@ -1,7 +1,9 @@
 package ratelimit
 
 import (
+	"errors"
 	"testing"
+	"time"
 
 	"concord/server/fault"
 
@@ -33,5 +35,21 @@ func TestDisabledLimiterAllowsAll(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+	}
+}
+
+// A refusal says how long until the bucket holds a token again.
+func TestRefusalSaysWhenToRetry(t *testing.T) {
+	t.Parallel()
+	l := New(10, 1) // a token every 100 ms
+	if err := l.Allow("fr-pharos"); err != nil {
+		t.Fatal(err)
+	}
+	var f *fault.Error
+	if err := l.Allow("fr-pharos"); !errors.As(err, &f) || f.Code != codes.ResourceExhausted {
+		t.Fatalf("second request: %v, want a ResourceExhausted fault", err)
+	}
+	if f.RetryAfter <= 0 || f.RetryAfter > 100*time.Millisecond {
+		t.Fatalf("retry after %v, want within the 100 ms a token takes", f.RetryAfter)
 	}
 }

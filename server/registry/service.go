@@ -45,7 +45,7 @@ type Service struct {
 
 // Receipts proves that a log entry was logged (see transparency.Publisher).
 type Receipts interface {
-	Receipt(ctx context.Context, index uint64) (*concordv1.Receipt, error)
+	Receipt(ctx context.Context, index, consistencyFrom uint64) (*concordv1.Receipt, error)
 }
 
 // New returns the registry service reading the current state from st and writing through raft.
@@ -150,7 +150,7 @@ func (s *Service) UpdateRegistry(ctx context.Context, req *concordv1.UpdateRegis
 	if kr := signed.AsKeyRefused(err); kr != nil {
 		// A re-send of a change its key signed in time gets the original answer.
 		if orig, _ := st.CheckRegistryChange(change, kr.Opened.Key.GetKeyId(), at, kr.Opened.Digest); orig != nil {
-			return s.appliedResponse(ctx, orig)
+			return s.appliedResponse(ctx, orig, req.GetConsistencyFrom())
 		}
 		return nil, kr.Err
 	}
@@ -172,7 +172,7 @@ func (s *Service) UpdateRegistry(ctx context.Context, req *concordv1.UpdateRegis
 		return nil, err
 	}
 	if orig != nil {
-		return s.appliedResponse(ctx, orig)
+		return s.appliedResponse(ctx, orig, req.GetConsistencyFrom())
 	}
 	applied, err := fsm.Commit[*statev1.AppliedChange](ctx, s.raft, fsm.ApplyRegistryChangeType, &statev1.ApplyRegistryChange{
 		Envelope:    env,
@@ -182,11 +182,11 @@ func (s *Service) UpdateRegistry(ctx context.Context, req *concordv1.UpdateRegis
 	if err != nil {
 		return nil, err
 	}
-	return s.appliedResponse(ctx, applied)
+	return s.appliedResponse(ctx, applied, req.GetConsistencyFrom())
 }
 
-func (s *Service) appliedResponse(ctx context.Context, a *statev1.AppliedChange) (*concordv1.UpdateRegistryResponse, error) {
-	receipt, err := s.receipts.Receipt(ctx, a.GetLogIndex())
+func (s *Service) appliedResponse(ctx context.Context, a *statev1.AppliedChange, consistencyFrom uint64) (*concordv1.UpdateRegistryResponse, error) {
+	receipt, err := s.receipts.Receipt(ctx, a.GetLogIndex(), consistencyFrom)
 	if err != nil {
 		return nil, err
 	}

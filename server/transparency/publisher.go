@@ -165,9 +165,15 @@ func (p *Publisher) Latest(ctx context.Context, minSize int64) (*Signed, error) 
 }
 
 // Receipt proves that entry index is logged: the entry, its inclusion proof and a signed
-// checkpoint.
-func (p *Publisher) Receipt(ctx context.Context, index uint64) (*concordv1.Receipt, error) {
-	s, err := p.Latest(ctx, int64(index)+1)
+// checkpoint. With from > 0 (the size of the caller's largest verified checkpoint), the
+// checkpoint has at least from entries and the receipt proves it consistent with the tree of
+// that size, so that the caller needs no second call; if this node's tree has not reached from
+// yet, the receipt carries no such proof.
+func (p *Publisher) Receipt(ctx context.Context, index, from uint64) (*concordv1.Receipt, error) {
+	if from > uint64(p.tree().Size()) {
+		from = 0
+	}
+	s, err := p.Latest(ctx, int64(max(index+1, from)))
 	if err != nil {
 		return nil, err
 	}
@@ -187,5 +193,13 @@ func (p *Publisher) Receipt(ctx context.Context, index uint64) (*concordv1.Recei
 	if row == nil {
 		return nil, fmt.Errorf("transparency: log entry %d is in the tree but not in the state", index)
 	}
-	return &concordv1.Receipt{Index: index, InclusionProof: translog.HashesToBytes(proof), Checkpoint: s.Proto(), LeafHash: leaf[:], Entry: row.GetEntry()}, nil
+	r := &concordv1.Receipt{Index: index, InclusionProof: translog.HashesToBytes(proof), Checkpoint: s.Proto(), LeafHash: leaf[:], Entry: row.GetEntry()}
+	if from > 0 {
+		consistency, err := t.ConsistencyProof(int64(from), s.Checkpoint.Size)
+		if err != nil {
+			return nil, err
+		}
+		r.ConsistencyProof, r.ConsistencyFrom = translog.HashesToBytes(consistency), from
+	}
+	return r, nil
 }

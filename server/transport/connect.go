@@ -201,6 +201,9 @@ func (c *connectInterceptor) intercept(next connect.ServerFunc) connect.ServerFu
 				return connectError(ctx, c.o.Logger, err)
 			}
 		}
+		if c.o.Consistency != nil && spec.StreamType == connect.StreamTypeUnary {
+			ctx = c.o.Consistency.Bound(ctx)
+		}
 		if err := c.o.consistent(ctx, spec.Procedure, md); err != nil {
 			return connectError(ctx, c.o.Logger, err)
 		}

@@ -18,6 +18,9 @@ type Consistency interface {
 	// CatchUp is Linearize before a write on a follower, whose service checks the write
 	// against its own state before forwarding it; a no-op on the leader.
 	CatchUp(ctx context.Context) error
+	// Bound starts the call's bound on its waits inside the cluster: the barrier, the commit
+	// and applying it share one leader wait, past which they end with Unavailable.
+	Bound(ctx context.Context) context.Context
 }
 
 type barrier uint8

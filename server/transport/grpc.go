@@ -151,6 +151,9 @@ func (g *grpcInterceptors) authorize(ctx context.Context, fullMethod string) (co
 }
 
 func (g *grpcInterceptors) unaryConsistency(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	if g.o.Consistency != nil {
+		ctx = g.o.Consistency.Bound(ctx)
+	}
 	if err := g.o.consistent(ctx, info.FullMethod, nil); err != nil {
 		return nil, err
 	}

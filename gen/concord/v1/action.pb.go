@@ -359,9 +359,12 @@ func (x *ActionRecord) GetEnvelope() *Envelope {
 type ReportActionRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// A DSSE envelope whose payload is a serialized ActionReport.
-	Envelope      *Envelope `protobuf:"bytes,1,opt,name=envelope,proto3" json:"envelope,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Envelope *Envelope `protobuf:"bytes,1,opt,name=envelope,proto3" json:"envelope,omitempty"`
+	// The size of the largest checkpoint the caller has verified (0: none). The receipt then
+	// carries a consistency proof from that size to its own checkpoint (see Receipt).
+	ConsistencyFrom uint64 `protobuf:"varint,2,opt,name=consistency_from,json=consistencyFrom,proto3" json:"consistency_from,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *ReportActionRequest) Reset() {
@@ -399,6 +402,13 @@ func (x *ReportActionRequest) GetEnvelope() *Envelope {
 		return x.Envelope
 	}
 	return nil
+}
+
+func (x *ReportActionRequest) GetConsistencyFrom() uint64 {
+	if x != nil {
+		return x.ConsistencyFrom
+	}
+	return 0
 }
 
 type ReportActionResponse struct {
@@ -1282,9 +1292,10 @@ const file_concord_v1_action_proto_rawDesc = "" +
 	"\vaccepted_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"acceptedAt\x12\x1b\n" +
 	"\tlog_index\x18\x03 \x01(\x04R\blogIndex\x120\n" +
-	"\benvelope\x18\x04 \x01(\v2\x14.concord.v1.EnvelopeR\benvelope\"O\n" +
+	"\benvelope\x18\x04 \x01(\v2\x14.concord.v1.EnvelopeR\benvelope\"z\n" +
 	"\x13ReportActionRequest\x128\n" +
-	"\benvelope\x18\x01 \x01(\v2\x14.concord.v1.EnvelopeB\x06\xbaH\x03\xc8\x01\x01R\benvelope\"\xa9\x01\n" +
+	"\benvelope\x18\x01 \x01(\v2\x14.concord.v1.EnvelopeB\x06\xbaH\x03\xc8\x01\x01R\benvelope\x12)\n" +
+	"\x10consistency_from\x18\x02 \x01(\x04R\x0fconsistencyFrom\"\xa9\x01\n" +
 	"\x14ReportActionResponse\x120\n" +
 	"\x06action\x18\x01 \x01(\v2\x18.concord.v1.ActionRecordR\x06action\x120\n" +
 	"\x05items\x18\x02 \x03(\v2\x1a.concord.v1.ComplianceItemR\x05items\x12-\n" +

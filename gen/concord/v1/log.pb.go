@@ -877,20 +877,40 @@ func (x *GetConsistencyProofResponse) GetCheckpoint() *Checkpoint {
 	return nil
 }
 
-// Receipt proves that a write was logged: the entry's index, its inclusion proof, and a signed
-// checkpoint the proof leads to. The Go client verifies it before reporting success.
+// Receipt proves that a write was logged: the entry's index, its inclusion proof, a signed
+// checkpoint the proof leads to and, when the request gave consistency_from, a proof that this
+// checkpoint extends the one the caller had already verified. It comes with the write's own
+// answer, so that verifying it takes no further call. The Go client checks, before it reports
+// success:
+//  1. checkpoint.note verifies with the log key (its size and root are read from the note, not
+//     from the fields beside it);
+//  2. SHA-256(0x00 || entry) is leaf_hash, and inclusion_proof leads from it, at index, to the
+//     note's root at the note's size;
+//  3. entry parses as a LogEntry of this index carrying exactly the envelope it sent;
+//  4. with consistency_from set: it equals the request's consistency_from, and
+//     consistency_proof leads from the root of the caller's verified checkpoint of that size
+//     to the note's root (RFC 6962 consistency; empty when the sizes are equal, and the roots
+//     must then be equal). Without it, the caller asks GetConsistencyProof instead.
 type Receipt struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	Index          uint64                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
 	InclusionProof [][]byte               `protobuf:"bytes,2,rep,name=inclusion_proof,json=inclusionProof,proto3" json:"inclusion_proof,omitempty"`
-	Checkpoint     *Checkpoint            `protobuf:"bytes,3,opt,name=checkpoint,proto3" json:"checkpoint,omitempty"`
+	// Signed by the node that answered, of at least index + 1 entries, and of at least the
+	// request's consistency_from when consistency_from is set here.
+	Checkpoint *Checkpoint `protobuf:"bytes,3,opt,name=checkpoint,proto3" json:"checkpoint,omitempty"`
 	// The leaf hash of the entry.
 	LeafHash []byte `protobuf:"bytes,4,opt,name=leaf_hash,json=leafHash,proto3" json:"leaf_hash,omitempty"`
 	// The entry itself (a serialized LogEntry, the leaf): check that it carries your statement
 	// and that its leaf hash is leaf_hash.
-	Entry         []byte `protobuf:"bytes,5,opt,name=entry,proto3" json:"entry,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Entry []byte `protobuf:"bytes,5,opt,name=entry,proto3" json:"entry,omitempty"`
+	// RFC 6962 consistency proof from the tree of consistency_from entries to the checkpoint's.
+	ConsistencyProof [][]byte `protobuf:"bytes,6,rep,name=consistency_proof,json=consistencyProof,proto3" json:"consistency_proof,omitempty"`
+	// The size consistency_proof starts from: the request's consistency_from. 0: no proof, because
+	// the request gave none, or the answering node's log had not reached that size yet (older
+	// nodes never set it).
+	ConsistencyFrom uint64 `protobuf:"varint,7,opt,name=consistency_from,json=consistencyFrom,proto3" json:"consistency_from,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Receipt) Reset() {
@@ -956,6 +976,20 @@ func (x *Receipt) GetEntry() []byte {
 		return x.Entry
 	}
 	return nil
+}
+
+func (x *Receipt) GetConsistencyProof() [][]byte {
+	if x != nil {
+		return x.ConsistencyProof
+	}
+	return nil
+}
+
+func (x *Receipt) GetConsistencyFrom() uint64 {
+	if x != nil {
+		return x.ConsistencyFrom
+	}
+	return 0
 }
 
 var File_concord_v1_log_proto protoreflect.FileDescriptor
@@ -1025,7 +1059,7 @@ const file_concord_v1_log_proto_rawDesc = "" +
 	"\x06hashes\x18\x03 \x03(\fR\x06hashes\x126\n" +
 	"\n" +
 	"checkpoint\x18\x04 \x01(\v2\x16.concord.v1.CheckpointR\n" +
-	"checkpoint\"\xb3\x01\n" +
+	"checkpoint\"\x8b\x02\n" +
 	"\aReceipt\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12'\n" +
 	"\x0finclusion_proof\x18\x02 \x03(\fR\x0einclusionProof\x126\n" +
@@ -1033,7 +1067,9 @@ const file_concord_v1_log_proto_rawDesc = "" +
 	"checkpoint\x18\x03 \x01(\v2\x16.concord.v1.CheckpointR\n" +
 	"checkpoint\x12\x1b\n" +
 	"\tleaf_hash\x18\x04 \x01(\fR\bleafHash\x12\x14\n" +
-	"\x05entry\x18\x05 \x01(\fR\x05entry2\x9f\x04\n" +
+	"\x05entry\x18\x05 \x01(\fR\x05entry\x12+\n" +
+	"\x11consistency_proof\x18\x06 \x03(\fR\x10consistencyProof\x12)\n" +
+	"\x10consistency_from\x18\a \x01(\x04R\x0fconsistencyFrom2\x9f\x04\n" +
 	"\n" +
 	"LogService\x12c\n" +
 	"\rGetCheckpoint\x12 .concord.v1.GetCheckpointRequest\x1a!.concord.v1.GetCheckpointResponse\"\r\xea\xe0\x18\x06\n" +

@@ -1089,9 +1089,12 @@ func (x *NoticeRecord) GetLogIndex() uint64 {
 type SubmitNoticeRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// A DSSE envelope whose payload is a serialized Notice.
-	Envelope      *Envelope `protobuf:"bytes,1,opt,name=envelope,proto3" json:"envelope,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Envelope *Envelope `protobuf:"bytes,1,opt,name=envelope,proto3" json:"envelope,omitempty"`
+	// The size of the largest checkpoint the caller has verified (0: none). The receipt then
+	// carries a consistency proof from that size to its own checkpoint (see Receipt).
+	ConsistencyFrom uint64 `protobuf:"varint,2,opt,name=consistency_from,json=consistencyFrom,proto3" json:"consistency_from,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *SubmitNoticeRequest) Reset() {
@@ -1129,6 +1132,13 @@ func (x *SubmitNoticeRequest) GetEnvelope() *Envelope {
 		return x.Envelope
 	}
 	return nil
+}
+
+func (x *SubmitNoticeRequest) GetConsistencyFrom() uint64 {
+	if x != nil {
+		return x.ConsistencyFrom
+	}
+	return 0
 }
 
 type SubmitNoticeResponse struct {
@@ -1188,9 +1198,12 @@ func (x *SubmitNoticeResponse) GetReceipt() *Receipt {
 type EndorseNoticeRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// A DSSE envelope whose payload is a serialized Endorsement.
-	Envelope      *Envelope `protobuf:"bytes,1,opt,name=envelope,proto3" json:"envelope,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Envelope *Envelope `protobuf:"bytes,1,opt,name=envelope,proto3" json:"envelope,omitempty"`
+	// The size of the largest checkpoint the caller has verified (0: none). The receipt then
+	// carries a consistency proof from that size to its own checkpoint (see Receipt).
+	ConsistencyFrom uint64 `protobuf:"varint,2,opt,name=consistency_from,json=consistencyFrom,proto3" json:"consistency_from,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *EndorseNoticeRequest) Reset() {
@@ -1228,6 +1241,13 @@ func (x *EndorseNoticeRequest) GetEnvelope() *Envelope {
 		return x.Envelope
 	}
 	return nil
+}
+
+func (x *EndorseNoticeRequest) GetConsistencyFrom() uint64 {
+	if x != nil {
+		return x.ConsistencyFrom
+	}
+	return 0
 }
 
 type EndorseNoticeResponse struct {
@@ -1296,9 +1316,12 @@ func (x *EndorseNoticeResponse) GetReceipt() *Receipt {
 type ObjectToNoticeRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// A DSSE envelope whose payload is a serialized Objection.
-	Envelope      *Envelope `protobuf:"bytes,1,opt,name=envelope,proto3" json:"envelope,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Envelope *Envelope `protobuf:"bytes,1,opt,name=envelope,proto3" json:"envelope,omitempty"`
+	// The size of the largest checkpoint the caller has verified (0: none). The receipt then
+	// carries a consistency proof from that size to its own checkpoint (see Receipt).
+	ConsistencyFrom uint64 `protobuf:"varint,2,opt,name=consistency_from,json=consistencyFrom,proto3" json:"consistency_from,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *ObjectToNoticeRequest) Reset() {
@@ -1336,6 +1359,13 @@ func (x *ObjectToNoticeRequest) GetEnvelope() *Envelope {
 		return x.Envelope
 	}
 	return nil
+}
+
+func (x *ObjectToNoticeRequest) GetConsistencyFrom() uint64 {
+	if x != nil {
+		return x.ConsistencyFrom
+	}
+	return 0
 }
 
 type ObjectToNoticeResponse struct {
@@ -1402,9 +1432,12 @@ func (x *ObjectToNoticeResponse) GetReceipt() *Receipt {
 type WithdrawNoticeRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// A DSSE envelope whose payload is a serialized Withdrawal.
-	Envelope      *Envelope `protobuf:"bytes,1,opt,name=envelope,proto3" json:"envelope,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Envelope *Envelope `protobuf:"bytes,1,opt,name=envelope,proto3" json:"envelope,omitempty"`
+	// The size of the largest checkpoint the caller has verified (0: none). The receipt then
+	// carries a consistency proof from that size to its own checkpoint (see Receipt).
+	ConsistencyFrom uint64 `protobuf:"varint,2,opt,name=consistency_from,json=consistencyFrom,proto3" json:"consistency_from,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *WithdrawNoticeRequest) Reset() {
@@ -1442,6 +1475,13 @@ func (x *WithdrawNoticeRequest) GetEnvelope() *Envelope {
 		return x.Envelope
 	}
 	return nil
+}
+
+func (x *WithdrawNoticeRequest) GetConsistencyFrom() uint64 {
+	if x != nil {
+		return x.ConsistencyFrom
+	}
+	return 0
 }
 
 type WithdrawNoticeResponse struct {
@@ -2250,26 +2290,30 @@ const file_concord_v1_notice_proto_rawDesc = "" +
 	"withdrawal\x12#\n" +
 	"\rsuperseded_by\x18\f \x01(\tR\fsupersededBy\x12\"\n" +
 	"\rsigner_key_id\x18\r \x01(\tR\vsignerKeyId\x12\x1b\n" +
-	"\tlog_index\x18\x0e \x01(\x04R\blogIndex\"O\n" +
+	"\tlog_index\x18\x0e \x01(\x04R\blogIndex\"z\n" +
 	"\x13SubmitNoticeRequest\x128\n" +
-	"\benvelope\x18\x01 \x01(\v2\x14.concord.v1.EnvelopeB\x06\xbaH\x03\xc8\x01\x01R\benvelope\"w\n" +
+	"\benvelope\x18\x01 \x01(\v2\x14.concord.v1.EnvelopeB\x06\xbaH\x03\xc8\x01\x01R\benvelope\x12)\n" +
+	"\x10consistency_from\x18\x02 \x01(\x04R\x0fconsistencyFrom\"w\n" +
 	"\x14SubmitNoticeResponse\x120\n" +
 	"\x06notice\x18\x01 \x01(\v2\x18.concord.v1.NoticeRecordR\x06notice\x12-\n" +
-	"\areceipt\x18\x02 \x01(\v2\x13.concord.v1.ReceiptR\areceipt\"P\n" +
+	"\areceipt\x18\x02 \x01(\v2\x13.concord.v1.ReceiptR\areceipt\"{\n" +
 	"\x14EndorseNoticeRequest\x128\n" +
-	"\benvelope\x18\x01 \x01(\v2\x14.concord.v1.EnvelopeB\x06\xbaH\x03\xc8\x01\x01R\benvelope\"\x8e\x01\n" +
+	"\benvelope\x18\x01 \x01(\v2\x14.concord.v1.EnvelopeB\x06\xbaH\x03\xc8\x01\x01R\benvelope\x12)\n" +
+	"\x10consistency_from\x18\x02 \x01(\x04R\x0fconsistencyFrom\"\x8e\x01\n" +
 	"\x15EndorseNoticeResponse\x120\n" +
 	"\x06notice\x18\x01 \x01(\v2\x18.concord.v1.NoticeRecordR\x06notice\x12\x14\n" +
 	"\x05index\x18\x02 \x01(\x04R\x05index\x12-\n" +
-	"\areceipt\x18\x03 \x01(\v2\x13.concord.v1.ReceiptR\areceipt\"Q\n" +
+	"\areceipt\x18\x03 \x01(\v2\x13.concord.v1.ReceiptR\areceipt\"|\n" +
 	"\x15ObjectToNoticeRequest\x128\n" +
-	"\benvelope\x18\x01 \x01(\v2\x14.concord.v1.EnvelopeB\x06\xbaH\x03\xc8\x01\x01R\benvelope\"\x8f\x01\n" +
+	"\benvelope\x18\x01 \x01(\v2\x14.concord.v1.EnvelopeB\x06\xbaH\x03\xc8\x01\x01R\benvelope\x12)\n" +
+	"\x10consistency_from\x18\x02 \x01(\x04R\x0fconsistencyFrom\"\x8f\x01\n" +
 	"\x16ObjectToNoticeResponse\x120\n" +
 	"\x06notice\x18\x01 \x01(\v2\x18.concord.v1.NoticeRecordR\x06notice\x12\x14\n" +
 	"\x05index\x18\x02 \x01(\x04R\x05index\x12-\n" +
-	"\areceipt\x18\x03 \x01(\v2\x13.concord.v1.ReceiptR\areceipt\"Q\n" +
+	"\areceipt\x18\x03 \x01(\v2\x13.concord.v1.ReceiptR\areceipt\"|\n" +
 	"\x15WithdrawNoticeRequest\x128\n" +
-	"\benvelope\x18\x01 \x01(\v2\x14.concord.v1.EnvelopeB\x06\xbaH\x03\xc8\x01\x01R\benvelope\"\x8f\x01\n" +
+	"\benvelope\x18\x01 \x01(\v2\x14.concord.v1.EnvelopeB\x06\xbaH\x03\xc8\x01\x01R\benvelope\x12)\n" +
+	"\x10consistency_from\x18\x02 \x01(\x04R\x0fconsistencyFrom\"\x8f\x01\n" +
 	"\x16WithdrawNoticeResponse\x120\n" +
 	"\x06notice\x18\x01 \x01(\v2\x18.concord.v1.NoticeRecordR\x06notice\x12\x14\n" +
 	"\x05index\x18\x02 \x01(\x04R\x05index\x12-\n" +

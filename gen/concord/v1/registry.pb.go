@@ -322,9 +322,12 @@ type UpdateRegistryRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// A DSSE envelope whose payload is a serialized RegistryChange and whose payload_type is
 	// application/vnd.concord.registry-change.v1+protobuf.
-	Envelope      *Envelope `protobuf:"bytes,1,opt,name=envelope,proto3" json:"envelope,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Envelope *Envelope `protobuf:"bytes,1,opt,name=envelope,proto3" json:"envelope,omitempty"`
+	// The size of the largest checkpoint the caller has verified (0: none). The receipt then
+	// carries a consistency proof from that size to its own checkpoint (see Receipt).
+	ConsistencyFrom uint64 `protobuf:"varint,2,opt,name=consistency_from,json=consistencyFrom,proto3" json:"consistency_from,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *UpdateRegistryRequest) Reset() {
@@ -362,6 +365,13 @@ func (x *UpdateRegistryRequest) GetEnvelope() *Envelope {
 		return x.Envelope
 	}
 	return nil
+}
+
+func (x *UpdateRegistryRequest) GetConsistencyFrom() uint64 {
+	if x != nil {
+		return x.ConsistencyFrom
+	}
+	return 0
 }
 
 type UpdateRegistryResponse struct {
@@ -732,9 +742,10 @@ const file_concord_v1_registry_proto_rawDesc = "" +
 	"\x18ListJurisdictionsRequest\"\x82\x01\n" +
 	"\x19ListJurisdictionsResponse\x12>\n" +
 	"\rjurisdictions\x18\x01 \x03(\v2\x18.concord.v1.JurisdictionR\rjurisdictions\x12%\n" +
-	"\x0eregistry_index\x18\x02 \x01(\x04R\rregistryIndex\"Q\n" +
+	"\x0eregistry_index\x18\x02 \x01(\x04R\rregistryIndex\"|\n" +
 	"\x15UpdateRegistryRequest\x128\n" +
-	"\benvelope\x18\x01 \x01(\v2\x14.concord.v1.EnvelopeB\x06\xbaH\x03\xc8\x01\x01R\benvelope\"\xc6\x01\n" +
+	"\benvelope\x18\x01 \x01(\v2\x14.concord.v1.EnvelopeB\x06\xbaH\x03\xc8\x01\x01R\benvelope\x12)\n" +
+	"\x10consistency_from\x18\x02 \x01(\x04R\x0fconsistencyFrom\"\xc6\x01\n" +
 	"\x16UpdateRegistryResponse\x12\x1b\n" +
 	"\tchange_id\x18\x01 \x01(\tR\bchangeId\x12%\n" +
 	"\x0eregistry_index\x18\x02 \x01(\x04R\rregistryIndex\x129\n" +

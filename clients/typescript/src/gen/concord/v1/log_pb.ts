@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file concord/v1/log.proto.
  */
 export const file_concord_v1_log: GenFile = /*@__PURE__*/
-  fileDesc("ChRjb25jb3JkL3YxL2xvZy5wcm90bxIKY29uY29yZC52MSLNAQoITG9nRW50cnkSDQoFaW5kZXgYASABKAQSLwoLYWNjZXB0ZWRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEikKCXN0YXRlbWVudBgKIAEoCzIULmNvbmNvcmQudjEuRW52ZWxvcGVIABI3Cglib290c3RyYXAYCyABKAsyIi5jb25jb3JkLnYxLkJvb3RzdHJhcFJlZ2lzdHJ5RW50cnlIABIVCg1zaWduZXJfa2V5X2lkGAwgASgJQgYKBGJvZHkingEKFkJvb3RzdHJhcFJlZ2lzdHJ5RW50cnkSJQoIcGFydG5lcnMYASADKAsyEy5jb25jb3JkLnYxLlBhcnRuZXISLwoNanVyaXNkaWN0aW9ucxgCIAMoCzIYLmNvbmNvcmQudjEuSnVyaXNkaWN0aW9uEiwKDHNpZ25pbmdfa2V5cxgDIAMoCzIWLmNvbmNvcmQudjEuU2lnbmluZ0tleSJLCgpDaGVja3BvaW50EgwKBG5vdGUYASABKAkSDgoGb3JpZ2luGAIgASgJEgwKBHNpemUYAyABKAQSEQoJcm9vdF9oYXNoGAQgASgMIjkKFEdldENoZWNrcG9pbnRSZXF1ZXN0EiEKEG1pbl9jb3NpZ25hdHVyZXMYASABKA1CB7pIBCoCGGQiQwoVR2V0Q2hlY2twb2ludFJlc3BvbnNlEioKCmNoZWNrcG9pbnQYASABKAsyFi5jb25jb3JkLnYxLkNoZWNrcG9pbnQiPwoRR2V0RW50cmllc1JlcXVlc3QSDQoFc3RhcnQYASABKAQSCwoDZW5kGAIgASgEEg4KBmZvbGxvdxgDIAEoCCI5ChJHZXRFbnRyaWVzUmVzcG9uc2USIwoGbGVhdmVzGAEgAygLMhMuY29uY29yZC52MS5Mb2dMZWFmIjoKB0xvZ0xlYWYSDQoFaW5kZXgYASABKAQSDQoFZW50cnkYAiABKAwSEQoJbGVhZl9oYXNoGAMgASgMIkEKFUFkZENvc2lnbmF0dXJlUmVxdWVzdBIoChNjb3NpZ25lZF9jaGVja3BvaW50GAEgASgJQgu6SAhyBhABGICAASJaChZBZGRDb3NpZ25hdHVyZVJlc3BvbnNlEioKCmNoZWNrcG9pbnQYASABKAsyFi5jb25jb3JkLnYxLkNoZWNrcG9pbnQSFAoMY29zaWduYXR1cmVzGAIgASgNIjwKGEdldEluY2x1c2lvblByb29mUmVxdWVzdBINCgVpbmRleBgBIAEoBBIRCgl0cmVlX3NpemUYAiABKAQieQoZR2V0SW5jbHVzaW9uUHJvb2ZSZXNwb25zZRINCgVpbmRleBgBIAEoBBIRCgl0cmVlX3NpemUYAiABKAQSDgoGaGFzaGVzGAMgAygMEioKCmNoZWNrcG9pbnQYBCABKAsyFi5jb25jb3JkLnYxLkNoZWNrcG9pbnQiSQoaR2V0Q29uc2lzdGVuY3lQcm9vZlJlcXVlc3QSGQoIb2xkX3NpemUYASABKARCB7pIBDICKAESEAoIbmV3X3NpemUYAiABKAQifQobR2V0Q29uc2lzdGVuY3lQcm9vZlJlc3BvbnNlEhAKCG9sZF9zaXplGAEgASgEEhAKCG5ld19zaXplGAIgASgEEg4KBmhhc2hlcxgDIAMoDBIqCgpjaGVja3BvaW50GAQgASgLMhYuY29uY29yZC52MS5DaGVja3BvaW50In8KB1JlY2VpcHQSDQoFaW5kZXgYASABKAQSFwoPaW5jbHVzaW9uX3Byb29mGAIgAygMEioKCmNoZWNrcG9pbnQYAyABKAsyFi5jb25jb3JkLnYxLkNoZWNrcG9pbnQSEQoJbGVhZl9oYXNoGAQgASgMEg0KBWVudHJ5GAUgASgMMp8ECgpMb2dTZXJ2aWNlEmMKDUdldENoZWNrcG9pbnQSIC5jb25jb3JkLnYxLkdldENoZWNrcG9pbnRSZXF1ZXN0GiEuY29uY29yZC52MS5HZXRDaGVja3BvaW50UmVzcG9uc2UiDZACAergGAYKBAECAwQSXAoKR2V0RW50cmllcxIdLmNvbmNvcmQudjEuR2V0RW50cmllc1JlcXVlc3QaHi5jb25jb3JkLnYxLkdldEVudHJpZXNSZXNwb25zZSINkAIB6uAYBgoEAQIDBDABEm8KEUdldEluY2x1c2lvblByb29mEiQuY29uY29yZC52MS5HZXRJbmNsdXNpb25Qcm9vZlJlcXVlc3QaJS5jb25jb3JkLnYxLkdldEluY2x1c2lvblByb29mUmVzcG9uc2UiDZACAergGAYKBAECAwQSZgoOQWRkQ29zaWduYXR1cmUSIS5jb25jb3JkLnYxLkFkZENvc2lnbmF0dXJlUmVxdWVzdBoiLmNvbmNvcmQudjEuQWRkQ29zaWduYXR1cmVSZXNwb25zZSINkAIC6uAYBgoEAQIDBBJ1ChNHZXRDb25zaXN0ZW5jeVByb29mEiYuY29uY29yZC52MS5HZXRDb25zaXN0ZW5jeVByb29mUmVxdWVzdBonLmNvbmNvcmQudjEuR2V0Q29uc2lzdGVuY3lQcm9vZlJlc3BvbnNlIg2QAgHq4BgGCgQBAgMEQiJaIGNvbmNvcmQvZ2VuL2NvbmNvcmQvdjE7Y29uY29yZHYxYgZwcm90bzM", [file_buf_validate_validate, file_concord_v1_options, file_concord_v1_types, file_google_protobuf_timestamp]);
+  fileDesc("ChRjb25jb3JkL3YxL2xvZy5wcm90bxIKY29uY29yZC52MSLNAQoITG9nRW50cnkSDQoFaW5kZXgYASABKAQSLwoLYWNjZXB0ZWRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEikKCXN0YXRlbWVudBgKIAEoCzIULmNvbmNvcmQudjEuRW52ZWxvcGVIABI3Cglib290c3RyYXAYCyABKAsyIi5jb25jb3JkLnYxLkJvb3RzdHJhcFJlZ2lzdHJ5RW50cnlIABIVCg1zaWduZXJfa2V5X2lkGAwgASgJQgYKBGJvZHkingEKFkJvb3RzdHJhcFJlZ2lzdHJ5RW50cnkSJQoIcGFydG5lcnMYASADKAsyEy5jb25jb3JkLnYxLlBhcnRuZXISLwoNanVyaXNkaWN0aW9ucxgCIAMoCzIYLmNvbmNvcmQudjEuSnVyaXNkaWN0aW9uEiwKDHNpZ25pbmdfa2V5cxgDIAMoCzIWLmNvbmNvcmQudjEuU2lnbmluZ0tleSJLCgpDaGVja3BvaW50EgwKBG5vdGUYASABKAkSDgoGb3JpZ2luGAIgASgJEgwKBHNpemUYAyABKAQSEQoJcm9vdF9oYXNoGAQgASgMIjkKFEdldENoZWNrcG9pbnRSZXF1ZXN0EiEKEG1pbl9jb3NpZ25hdHVyZXMYASABKA1CB7pIBCoCGGQiQwoVR2V0Q2hlY2twb2ludFJlc3BvbnNlEioKCmNoZWNrcG9pbnQYASABKAsyFi5jb25jb3JkLnYxLkNoZWNrcG9pbnQiPwoRR2V0RW50cmllc1JlcXVlc3QSDQoFc3RhcnQYASABKAQSCwoDZW5kGAIgASgEEg4KBmZvbGxvdxgDIAEoCCI5ChJHZXRFbnRyaWVzUmVzcG9uc2USIwoGbGVhdmVzGAEgAygLMhMuY29uY29yZC52MS5Mb2dMZWFmIjoKB0xvZ0xlYWYSDQoFaW5kZXgYASABKAQSDQoFZW50cnkYAiABKAwSEQoJbGVhZl9oYXNoGAMgASgMIkEKFUFkZENvc2lnbmF0dXJlUmVxdWVzdBIoChNjb3NpZ25lZF9jaGVja3BvaW50GAEgASgJQgu6SAhyBhABGICAASJaChZBZGRDb3NpZ25hdHVyZVJlc3BvbnNlEioKCmNoZWNrcG9pbnQYASABKAsyFi5jb25jb3JkLnYxLkNoZWNrcG9pbnQSFAoMY29zaWduYXR1cmVzGAIgASgNIjwKGEdldEluY2x1c2lvblByb29mUmVxdWVzdBINCgVpbmRleBgBIAEoBBIRCgl0cmVlX3NpemUYAiABKAQieQoZR2V0SW5jbHVzaW9uUHJvb2ZSZXNwb25zZRINCgVpbmRleBgBIAEoBBIRCgl0cmVlX3NpemUYAiABKAQSDgoGaGFzaGVzGAMgAygMEioKCmNoZWNrcG9pbnQYBCABKAsyFi5jb25jb3JkLnYxLkNoZWNrcG9pbnQiSQoaR2V0Q29uc2lzdGVuY3lQcm9vZlJlcXVlc3QSGQoIb2xkX3NpemUYASABKARCB7pIBDICKAESEAoIbmV3X3NpemUYAiABKAQifQobR2V0Q29uc2lzdGVuY3lQcm9vZlJlc3BvbnNlEhAKCG9sZF9zaXplGAEgASgEEhAKCG5ld19zaXplGAIgASgEEg4KBmhhc2hlcxgDIAMoDBIqCgpjaGVja3BvaW50GAQgASgLMhYuY29uY29yZC52MS5DaGVja3BvaW50IrQBCgdSZWNlaXB0Eg0KBWluZGV4GAEgASgEEhcKD2luY2x1c2lvbl9wcm9vZhgCIAMoDBIqCgpjaGVja3BvaW50GAMgASgLMhYuY29uY29yZC52MS5DaGVja3BvaW50EhEKCWxlYWZfaGFzaBgEIAEoDBINCgVlbnRyeRgFIAEoDBIZChFjb25zaXN0ZW5jeV9wcm9vZhgGIAMoDBIYChBjb25zaXN0ZW5jeV9mcm9tGAcgASgEMp8ECgpMb2dTZXJ2aWNlEmMKDUdldENoZWNrcG9pbnQSIC5jb25jb3JkLnYxLkdldENoZWNrcG9pbnRSZXF1ZXN0GiEuY29uY29yZC52MS5HZXRDaGVja3BvaW50UmVzcG9uc2UiDZACAergGAYKBAECAwQSXAoKR2V0RW50cmllcxIdLmNvbmNvcmQudjEuR2V0RW50cmllc1JlcXVlc3QaHi5jb25jb3JkLnYxLkdldEVudHJpZXNSZXNwb25zZSINkAIB6uAYBgoEAQIDBDABEm8KEUdldEluY2x1c2lvblByb29mEiQuY29uY29yZC52MS5HZXRJbmNsdXNpb25Qcm9vZlJlcXVlc3QaJS5jb25jb3JkLnYxLkdldEluY2x1c2lvblByb29mUmVzcG9uc2UiDZACAergGAYKBAECAwQSZgoOQWRkQ29zaWduYXR1cmUSIS5jb25jb3JkLnYxLkFkZENvc2lnbmF0dXJlUmVxdWVzdBoiLmNvbmNvcmQudjEuQWRkQ29zaWduYXR1cmVSZXNwb25zZSINkAIC6uAYBgoEAQIDBBJ1ChNHZXRDb25zaXN0ZW5jeVByb29mEiYuY29uY29yZC52MS5HZXRDb25zaXN0ZW5jeVByb29mUmVxdWVzdBonLmNvbmNvcmQudjEuR2V0Q29uc2lzdGVuY3lQcm9vZlJlc3BvbnNlIg2QAgHq4BgGCgQBAgMEQiJaIGNvbmNvcmQvZ2VuL2NvbmNvcmQvdjE7Y29uY29yZHYxYgZwcm90bzM", [file_buf_validate_validate, file_concord_v1_options, file_concord_v1_types, file_google_protobuf_timestamp]);
 
 /**
  * LogEntry is one leaf of the log. The leaf is the entry's serialized bytes exactly as served
@@ -431,8 +431,20 @@ export const GetConsistencyProofResponseSchema: GenMessage<GetConsistencyProofRe
   messageDesc(file_concord_v1_log, 13);
 
 /**
- * Receipt proves that a write was logged: the entry's index, its inclusion proof, and a signed
- * checkpoint the proof leads to. The Go client verifies it before reporting success.
+ * Receipt proves that a write was logged: the entry's index, its inclusion proof, a signed
+ * checkpoint the proof leads to and, when the request gave consistency_from, a proof that this
+ * checkpoint extends the one the caller had already verified. It comes with the write's own
+ * answer, so that verifying it takes no further call. The Go client checks, before it reports
+ * success:
+ *   1. checkpoint.note verifies with the log key (its size and root are read from the note, not
+ *      from the fields beside it);
+ *   2. SHA-256(0x00 || entry) is leaf_hash, and inclusion_proof leads from it, at index, to the
+ *      note's root at the note's size;
+ *   3. entry parses as a LogEntry of this index carrying exactly the envelope it sent;
+ *   4. with consistency_from set: it equals the request's consistency_from, and
+ *      consistency_proof leads from the root of the caller's verified checkpoint of that size
+ *      to the note's root (RFC 6962 consistency; empty when the sizes are equal, and the roots
+ *      must then be equal). Without it, the caller asks GetConsistencyProof instead.
  *
  * @generated from message concord.v1.Receipt
  */
@@ -448,6 +460,9 @@ export type Receipt = Message<"concord.v1.Receipt"> & {
   inclusionProof: Uint8Array[];
 
   /**
+   * Signed by the node that answered, of at least index + 1 entries, and of at least the
+   * request's consistency_from when consistency_from is set here.
+   *
    * @generated from field: concord.v1.Checkpoint checkpoint = 3;
    */
   checkpoint?: Checkpoint | undefined;
@@ -466,6 +481,22 @@ export type Receipt = Message<"concord.v1.Receipt"> & {
    * @generated from field: bytes entry = 5;
    */
   entry: Uint8Array;
+
+  /**
+   * RFC 6962 consistency proof from the tree of consistency_from entries to the checkpoint's.
+   *
+   * @generated from field: repeated bytes consistency_proof = 6;
+   */
+  consistencyProof: Uint8Array[];
+
+  /**
+   * The size consistency_proof starts from: the request's consistency_from. 0: no proof, because
+   * the request gave none, or the answering node's log had not reached that size yet (older
+   * nodes never set it).
+   *
+   * @generated from field: uint64 consistency_from = 7;
+   */
+  consistencyFrom: bigint;
 };
 
 /**
