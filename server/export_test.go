@@ -5,6 +5,9 @@ import (
 	"context"
 
 	"concord/server/fsm"
+	"concord/server/integrity"
+
+	"github.com/hashicorp/raft"
 )
 
 // ApplyCommand appends a raw command to the node's raft log, as its leader: tests commit with
@@ -29,3 +32,12 @@ func Fingerprint(s *Server) (state []byte, size int64, root [32]byte, err error)
 	}
 	return buf.Bytes(), c.LogSize, c.LogRoot, nil
 }
+
+// ApplyLocally applies cmd to this node's state machine alone, as a node whose applying went
+// wrong would: its state and log then differ from the other nodes'.
+func ApplyLocally(s *Server, cmd []byte) any {
+	return s.fsm.Apply(&raft.Log{Index: s.fsm.Applied(), Type: raft.LogCommand, Data: cmd})
+}
+
+// Alarms are the node's integrity alarms.
+func Alarms(s *Server) []integrity.Alarm { return s.guard.Alarms() }

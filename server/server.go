@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	concordv1 "concord/gen/concord/v1"
@@ -105,6 +106,9 @@ type ClusterConfig struct {
 	// HealthInterval is how often a clustered node checks that it is current, for the health
 	// service (default 1 s).
 	HealthInterval time.Duration
+	// LogCheckInterval is how often the node compares its transparency log with every other
+	// voter's (default cluster.DefaultLogCheckInterval; negative: never).
+	LogCheckInterval time.Duration
 	// Raft tunes raft (tests shorten its timeouts and snapshot often); see raftnode.Config.
 	SnapshotThreshold  uint64
 	SnapshotInterval   time.Duration
@@ -159,6 +163,9 @@ func (c *Config) setDefaults() error {
 	if c.Cluster.HealthInterval == 0 {
 		c.Cluster.HealthInterval = time.Second
 	}
+	if c.Cluster.LogCheckInterval == 0 {
+		c.Cluster.LogCheckInterval = cluster.DefaultLogCheckInterval
+	}
 	return nil
 }
 
@@ -179,6 +186,10 @@ type Server struct {
 	httpLn  net.Listener
 	// lock holds the data directory for this process.
 	lock *datadir.Lock
+	// repairing is why the node is being repaired from its cluster at this start ("": it is
+	// not); repairRequested is set once it asked to restart for a repair.
+	repairing       string
+	repairRequested atomic.Bool
 	// guard holds the node's integrity alarms: while one is raised the node answers nothing
 	// but ClusterService and signs nothing.
 	guard *integrity.Guard
@@ -219,16 +230,9 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	s := &Server{cfg: cfg, errc: make(chan error, 2), health: health.NewServer(), stopping: make(chan struct{}),
 		guard: integrity.New(cfg.Logger), lock: lock}
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
-	if s.fsm, err = fsm.New(cfg.Logger); err != nil {
+	if err := s.resetState(); err != nil {
 		return nil, err
 	}
-	s.fsm.OnHalt = func(h *fsm.Halt) {
-		s.guard.Raise(integrity.Alarm{Kind: integrity.Halted, Index: h.Index, Detail: fmt.Sprintf(
-			"the state machine cannot apply this %v entry (%v) and applies nothing after it: run the same Concord version on every node; "+
-				"if the entry is damaged on this node only, repair the node from its cluster (README: when a node's data is damaged)", h.Type, h.Err)})
-	}
-	s.index = match.NewIndex(matchindex.Options{}, cfg.Logger)
-	s.fsm.Attach(s.index)
 	policy := authz.NewPolicy(cfg.TrustDomain, func(id string) (*concordv1.Partner, error) {
 		return s.fsm.State().PartnerRow(id) // read-only: the policy only reads roles
 	})
@@ -252,6 +256,17 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 
 	pub, err := transparency.Open(cfg.DataDir, logSigner, logVerifier, s.fsm.Tree, s.fsm.State)
+	if err != nil && s.port != nil {
+		// A member of a cluster holds the cluster's log now (it caught up): a checkpoint it
+		// cannot read, or one that log contradicts (a fork it signed before), is set aside as
+		// evidence, and the node goes on from the cluster's log.
+		dst, qerr := quarantine(cfg.DataDir, true)
+		if qerr != nil {
+			return nil, errors.Join(err, qerr)
+		}
+		cfg.Logger.Error("this node's last signed checkpoint is damaged or contradicts the cluster's log: set aside", "err", err, "quarantine", dst)
+		pub, err = transparency.Open(cfg.DataDir, logSigner, logVerifier, s.fsm.Tree, s.fsm.State)
+	}
 	if err != nil {
 		if torn := s.node.TornTail(); torn != nil {
 			// The entries the checkpoint covers were in the write that was cleared.
@@ -330,10 +345,31 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	go s.watchIntegrity()
 	if s.port != nil {
 		go s.watchHealth()
+		s.cluster.RecordMembers()
+		if cfg.Cluster.LogCheckInterval > 0 {
+			go s.cluster.RunLogChecks(cfg.Cluster.LogCheckInterval, s.stopping)
+		}
 	}
 	cfg.Logger.Info("concord node ready", "grpc", s.GRPCAddr(), "https", s.HTTPAddr(), "data_dir", cfg.DataDir,
 		"node", s.node.ID(), "raft", s.node.Addr())
 	return s, nil
+}
+
+// resetState gives the node an empty state machine and match index, before raft starts.
+func (s *Server) resetState() error {
+	f, err := fsm.New(s.cfg.Logger)
+	if err != nil {
+		return err
+	}
+	f.OnHalt = func(h *fsm.Halt) {
+		s.guard.Raise(integrity.Alarm{Kind: integrity.Halted, Index: h.Index, Detail: fmt.Sprintf(
+			"the state machine cannot apply this %v entry (%v) and applies nothing after it: run the same Concord version on every node; "+
+				"if the entry is damaged on this node only, repair the node from its cluster (README: when a node's data is damaged)", h.Type, h.Err)})
+	}
+	s.fsm = f
+	s.index = match.NewIndex(matchindex.Options{}, s.cfg.Logger)
+	s.fsm.Attach(s.index)
+	return nil
 }
 
 // openRaft opens the raft node: alone with the in-memory transport, or on the raft port with
@@ -362,13 +398,42 @@ func (s *Server) openRaft(ctx context.Context, policy *authz.Policy) (err error)
 		rc.Stream = s.port.Raft()
 		rc.Join = len(cc.Join) > 0
 	}
-	if s.node, err = raftnode.Open(rc, s.fsm); err != nil {
-		if s.port != nil {
+	rc.OnCorrupt = func(err error) {
+		s.guard.Raise(integrity.Alarm{Kind: integrity.Corrupt, Detail: err.Error() + "; the node repairs itself from its cluster (README: when a node's data is damaged)"})
+	}
+	defer func() {
+		if err != nil && s.port != nil {
 			s.port.Close()
 		}
-		return err
+	}()
+	if reason, ok := repairReason(s.cfg.DataDir); ok && s.port != nil {
+		if err := s.beginRepair(ctx, rc.NodeID, reason); err != nil {
+			return err
+		}
+		rc.Join = true
 	}
-	s.cluster = cluster.New(cluster.Config{Raft: s.node, FSM: s.fsm, Port: s.port, Logger: s.cfg.Logger, LeaderWait: cc.LeaderWait, Integrity: s.guard})
+	if s.node, err = raftnode.Open(rc, s.fsm); err != nil {
+		var ce *raftnode.CorruptError
+		if !errors.As(err, &ce) {
+			return err
+		}
+		if s.port == nil {
+			return fmt.Errorf("%w: this node runs alone, with nobody to repair it from: restore its data directory from a backup ('concord snapshot restore')", err)
+		}
+		if s.repairing != "" {
+			return err
+		}
+		// A member of a cluster repairs itself from the others.
+		if err := s.beginRepair(ctx, rc.NodeID, err.Error()); err != nil {
+			return err
+		}
+		rc.Join, rc.Stream = true, s.port.Raft()
+		if s.node, err = raftnode.Open(rc, s.fsm); err != nil {
+			return err
+		}
+	}
+	s.cluster = cluster.New(cluster.Config{Raft: s.node, FSM: s.fsm, Port: s.port, Logger: s.cfg.Logger, LeaderWait: cc.LeaderWait,
+		Integrity: s.guard, DataDir: s.cfg.DataDir})
 	if s.port != nil {
 		if s.nodeRPC, err = transport.NewNodeGRPC(policy, s.cfg.Logger, cluster.ServerCredentials(), s.cluster.NodeService()); err != nil {
 			s.stopRaft()
@@ -396,6 +461,11 @@ func (s *Server) waitReady(ctx context.Context) error {
 	}
 	if err := s.cluster.WaitCaughtUp(ctx); err != nil {
 		return err
+	}
+	if s.repairing != "" {
+		if err := s.endRepair(ctx); err != nil {
+			return err
+		}
 	}
 	if err := s.node.UpdateOwnAddress(ctx); err != nil {
 		return fmt.Errorf("record this node's raft address: %w", err)
@@ -463,6 +533,11 @@ func (s *Server) watchIntegrity() {
 		if s.guard.Serving() != nil && s.node.IsLeader() && !s.node.SingleVoter() {
 			if err := s.node.LeadershipTransfer(); err != nil {
 				s.cfg.Logger.Warn("cannot hand over leadership while this node's integrity is in doubt", "err", err)
+			}
+		}
+		for _, a := range s.guard.Alarms() {
+			if a.Kind == integrity.Forked || a.Kind == integrity.Corrupt {
+				s.requestRepair(a)
 			}
 		}
 		select {

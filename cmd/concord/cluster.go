@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -42,7 +43,11 @@ func runClusterList(ctx context.Context, args []string) error {
 	fs := newFlags("cluster list", "cluster list [flags]", `
 Lists the members of the cluster as the node at --addr knows them, each with what it reports
 itself: its role (LEADER, FOLLOWER, CANDIDATE; UNREACHABLE when it does not answer within a
-second), how long ago it last heard from the leader, and the raft index its state has applied.`, `
+second), how long ago it last heard from the leader, the raft index its state has applied, when
+it last compared its transparency log with the other voters', and its alarms: HALTED (its state
+machine met an entry it cannot apply), CORRUPT (a data file failed verification), FORKED (its
+log disagrees with the majority's) stop it from serving and signing; NO_SPACE stops its writes.
+It exits with status 5 when a member has an alarm.`, `
 concord cluster list --as hub-ops
 concord cluster list --addr 10.0.0.2:7443 --ca ca.pem --cert admin.pem --key admin.key --json`)
 	var cf clientFlags
@@ -66,26 +71,54 @@ concord cluster list --addr 10.0.0.2:7443 --ca ca.pem --cert admin.pem --key adm
 	if resp.GetLeaderId() == "" {
 		fmt.Fprintf(os.Stdout, "\nNo leader: %s knows of none. With fewer than a majority of the voters up, the cluster cannot elect one (see the README, 'When nodes are lost').\n", resp.GetNodeId())
 	}
+	for _, m := range resp.GetMembers() {
+		if len(m.GetAlarms()) > 0 {
+			return errAlarm
+		}
+	}
 	return nil
 }
+
+// errAlarm: a member reported an alarm (exit status 5).
+var errAlarm = errors.New("a member has raised an alarm")
 
 // printMembers prints members as a table.
 func printMembers(w io.Writer, members []*concordv1.Member) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tROLE\tVOTER\tRAFT ADDRESS\tLAST CONTACT\tAPPLIED\tCOMMIT\tTERM")
+	fmt.Fprintln(tw, "NODE\tROLE\tVOTER\tRAFT ADDRESS\tLAST CONTACT\tAPPLIED\tCOMMIT\tTERM\tLOG CHECKED\tALARMS")
 	for _, m := range members {
 		contact := "-"
 		if lc := m.GetLastContact(); lc != nil {
 			contact = lc.AsDuration().Round(time.Millisecond).String()
 		}
+		checked := "-"
+		if at := m.GetLogCheckedAt(); at != nil {
+			checked = time.Since(at.AsTime()).Round(time.Second).String() + " ago"
+		}
+		alarms := "-"
+		if len(m.GetAlarms()) > 0 {
+			var kinds []string
+			for _, a := range m.GetAlarms() {
+				kinds = append(kinds, strings.TrimPrefix(a.GetKind().String(), "ALARM_KIND_"))
+			}
+			alarms = strings.Join(kinds, ",")
+		}
 		role := strings.TrimPrefix(m.GetRole().String(), "MEMBER_ROLE_")
-		fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%s\t%d\t%d\t%d\n", m.GetNodeId(), role, m.GetVoter(), m.GetRaftAddress(), contact,
-			m.GetAppliedIndex(), m.GetCommitIndex(), m.GetTerm())
+		fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%s\t%d\t%d\t%d\t%s\t%s\n", m.GetNodeId(), role, m.GetVoter(), m.GetRaftAddress(), contact,
+			m.GetAppliedIndex(), m.GetCommitIndex(), m.GetTerm(), checked, alarms)
 	}
 	tw.Flush()
 	for _, m := range members {
 		if m.GetError() != "" {
 			fmt.Fprintf(w, "%s: %s\n", m.GetNodeId(), m.GetError())
+		}
+		for _, a := range m.GetAlarms() {
+			at := ""
+			if a.GetRaftIndex() > 0 {
+				at = fmt.Sprintf(" at raft index %d", a.GetRaftIndex())
+			}
+			fmt.Fprintf(w, "%s: %s%s since %s: %s\n", m.GetNodeId(), strings.TrimPrefix(a.GetKind().String(), "ALARM_KIND_"), at,
+				a.GetSince().AsTime().UTC().Format(time.RFC3339), a.GetDetail())
 		}
 	}
 }

@@ -100,6 +100,8 @@ func run(args []string) int {
 		return 3
 	case errors.Is(err, errSplitView):
 		return 4
+	case errors.Is(err, errAlarm):
+		return 5
 	default:
 		fmt.Fprintf(os.Stderr, "concord %s: %v\n", c.name, err)
 		return 1

@@ -228,34 +228,42 @@ concord serve --data-dir /var/lib/concord --ca ca.pem --cert server.pem --key se
 const shutdownBound = 20 * time.Second
 
 // serveUntilSignal runs a node until ctx ends (SIGINT/SIGTERM), then shuts it down gracefully.
-// ready, if set, is called once the node serves.
+// A node that must repair itself from its cluster (server.ErrRepair) is restarted at once.
+// ready, if set, is called each time the node serves.
 func serveUntilSignal(ctx context.Context, cfg server.Config, ready func(*server.Server)) error {
 	done := make(chan struct{})
 	defer close(done)
 	go exitAfterSignal(ctx, done, cfg.Logger)
-	srv, err := server.Start(ctx, cfg)
-	if err != nil {
-		if ctx.Err() != nil {
-			cfg.Logger.Info("stopped before it was ready", "err", err)
-			return nil
+	for {
+		srv, err := server.Start(ctx, cfg)
+		if err != nil {
+			if ctx.Err() != nil {
+				cfg.Logger.Info("stopped before it was ready", "err", err)
+				return nil
+			}
+			return err
 		}
-		return err
-	}
-	if ready != nil {
-		ready(srv)
-	}
-	var serveErr error
-	select {
-	case <-ctx.Done():
-		cfg.Logger.Info("shutting down")
-	case serveErr = <-srv.Done():
-		if errors.Is(serveErr, http.ErrServerClosed) {
-			serveErr = nil
+		if ready != nil {
+			ready(srv)
 		}
+		var serveErr error
+		select {
+		case <-ctx.Done():
+			cfg.Logger.Info("shutting down")
+		case serveErr = <-srv.Done():
+			if errors.Is(serveErr, http.ErrServerClosed) {
+				serveErr = nil
+			}
+		}
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		err = srv.Shutdown(shutdownCtx)
+		cancel()
+		if errors.Is(serveErr, server.ErrRepair) && ctx.Err() == nil {
+			cfg.Logger.Warn("restarting the node to repair it from its cluster")
+			continue
+		}
+		return errors.Join(serveErr, err)
 	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	return errors.Join(serveErr, srv.Shutdown(shutdownCtx))
 }
 
 // exitAfterSignal ends the process shutdownBound after ctx ends (a signal), or at a second

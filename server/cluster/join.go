@@ -37,7 +37,7 @@ func Join(ctx context.Context, addrs []string, conf *tls.Config, id, raftAddr st
 	var last error
 	for round := 0; ; round++ {
 		for _, addr := range addrs {
-			err := joinOnce(ctx, addr, conf, id, raftAddr)
+			err := joinOnce(ctx, addr, conf, &nodev1.JoinRequest{NodeId: id, RaftAddress: raftAddr})
 			if err == nil {
 				logger.Info("joined the cluster", "through", addr, "node", id, "raft_addr", raftAddr)
 				return nil
@@ -63,7 +63,7 @@ func Join(ctx context.Context, addrs []string, conf *tls.Config, id, raftAddr st
 	}
 }
 
-func joinOnce(ctx context.Context, addr string, conf *tls.Config, id, raftAddr string) error {
+func joinOnce(ctx context.Context, addr string, conf *tls.Config, req *nodev1.JoinRequest) error {
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(conf.Clone())))
 	if err != nil {
 		return err
@@ -71,6 +71,6 @@ func joinOnce(ctx context.Context, addr string, conf *tls.Config, id, raftAddr s
 	defer conn.Close()
 	ctx, cancel := context.WithTimeout(ctx, joinAttemptTimeout)
 	defer cancel()
-	_, err = nodev1.NewNodeServiceClient(conn).Join(ctx, &nodev1.JoinRequest{NodeId: id, RaftAddress: raftAddr})
+	_, err = nodev1.NewNodeServiceClient(conn).Join(ctx, req)
 	return err
 }

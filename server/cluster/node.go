@@ -53,6 +53,8 @@ type Config struct {
 	LeaderWait time.Duration
 	// Integrity is the node's integrity guard, whose alarms Status reports (nil: none).
 	Integrity *integrity.Guard
+	// DataDir, if set, is where the node records the cluster's members (see MembersFile).
+	DataDir string
 }
 
 // Node is a Concord node's place in its cluster. It is the fsm.Applier the services write
@@ -68,6 +70,11 @@ type Node struct {
 	reads      *readBatcher
 	// caughtUp is set once the node has caught up with the cluster after it started.
 	caughtUp atomic.Bool
+	// lastCheck is the latest comparison of this node's log with the other voters'.
+	lastCheck atomic.Pointer[LogCheck]
+	dataDir   string
+	recordMu  sync.Mutex
+	recorded  []KnownMember // what MembersFile holds
 }
 
 var _ fsm.Applier = (*Node)(nil)
@@ -81,7 +88,7 @@ func New(cfg Config) *Node {
 	if cfg.LeaderWait <= 0 {
 		cfg.LeaderWait = DefaultLeaderWait
 	}
-	n := &Node{raft: cfg.Raft, fsm: cfg.FSM, port: cfg.Port, logger: cfg.Logger, leaderWait: cfg.LeaderWait, integrity: cfg.Integrity}
+	n := &Node{raft: cfg.Raft, fsm: cfg.FSM, port: cfg.Port, logger: cfg.Logger, leaderWait: cfg.LeaderWait, integrity: cfg.Integrity, dataDir: cfg.DataDir}
 	if cfg.Port != nil {
 		n.peers = newPeers(cfg.Port)
 	}
@@ -414,6 +421,9 @@ func (n *Node) Status() *concordv1.Member {
 		LeaderId:     leader,
 		Alarms:       alarmsProto(n.integrity),
 	}
+	if c := n.LastLogCheck(); c != nil {
+		m.LogCheckedAt = timestamppb.New(c.At)
+	}
 	switch n.raft.State() {
 	case raft.Leader:
 		m.Role = concordv1.MemberRole_MEMBER_ROLE_LEADER
@@ -544,4 +554,18 @@ func (n *Node) RemoveServer(ctx context.Context, id string) error {
 			_, err := c.RemoveServer(ctx, &nodev1.RemoveServerRequest{NodeId: id})
 			return err
 		})
+}
+
+// removeIfMember removes node id from the configuration, through the leader, if it is in it.
+func (n *Node) removeIfMember(ctx context.Context, id string) error {
+	servers, err := n.raft.Configuration()
+	if err != nil {
+		return err
+	}
+	for _, s := range servers {
+		if string(s.ID) == id {
+			return n.RemoveServer(ctx, id)
+		}
+	}
+	return nil
 }

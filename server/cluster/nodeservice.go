@@ -78,10 +78,16 @@ func (s *NodeService) Join(ctx context.Context, req *nodev1.JoinRequest) (*nodev
 	if err := checkMember(req.GetNodeId(), req.GetRaftAddress()); err != nil {
 		return nil, err
 	}
+	if req.GetRejoin() {
+		// It no longer holds the log it voted with: out of the configuration first.
+		if err := s.node.removeIfMember(ctx, req.GetNodeId()); err != nil {
+			return nil, err
+		}
+	}
 	if err := s.node.AddVoter(ctx, req.GetNodeId(), req.GetRaftAddress()); err != nil {
 		return nil, err
 	}
-	s.node.logger.Info("node joined the cluster", "node", req.GetNodeId(), "raft_addr", req.GetRaftAddress())
+	s.node.logger.Info("node joined the cluster", "node", req.GetNodeId(), "raft_addr", req.GetRaftAddress(), "rejoin", req.GetRejoin())
 	members, err := s.node.Members(ctx)
 	if err != nil {
 		return nil, err
@@ -114,6 +120,11 @@ func (s *NodeService) RemoveServer(ctx context.Context, req *nodev1.RemoveServer
 		return nil, err
 	}
 	return &nodev1.RemoveServerResponse{Index: index}, nil
+}
+
+// CompareLog answers another node's comparison of their transparency logs.
+func (s *NodeService) CompareLog(_ context.Context, req *nodev1.CompareLogRequest) (*nodev1.CompareLogResponse, error) {
+	return s.node.compareLog(req)
 }
 
 // Status reports this node's raft state.

@@ -93,6 +93,8 @@ type Config struct {
 	// DefaultSnapshotAge).
 	SnapshotBytes uint64
 	SnapshotAge   time.Duration
+	// OnCorrupt, if set, is told of a log entry found damaged while the node runs.
+	OnCorrupt func(error)
 
 	// Stream carries raft between nodes (mutual TLS, see server/cluster); nil runs the in-memory
 	// transport of a single voter. Its address is this node's raft address.
@@ -164,6 +166,9 @@ func Open(cfg Config, fsm raft.FSM) (_ *Node, err error) {
 	}()
 	if n.log, err = openLogStore(walDir, hlog.Named("wal"), cfg.SegmentBytes); err != nil {
 		return nil, err
+	}
+	if cfg.OnCorrupt != nil {
+		n.log.onCorrupt = func(ce *CorruptError) { cfg.OnCorrupt(ce) }
 	}
 	if n.snapshots, err = newSnapshotStore(raftDir, hlog.Named("snapshots")); err != nil {
 		return nil, fmt.Errorf("raftnode: open the snapshot store in %s: %w", raftDir, err)

@@ -178,7 +178,10 @@ type Member struct {
 	Error string `protobuf:"bytes,11,opt,name=error,proto3" json:"error,omitempty"`
 	// The alarms it has raised, most serious first. While one other than NO_SPACE is raised it
 	// answers no Concord RPC but ClusterService's, and signs nothing.
-	Alarms        []*Alarm `protobuf:"bytes,12,rep,name=alarms,proto3" json:"alarms,omitempty"`
+	Alarms []*Alarm `protobuf:"bytes,12,rep,name=alarms,proto3" json:"alarms,omitempty"`
+	// When it last compared its transparency log with every other voter's (unset: never, or it
+	// runs alone).
+	LogCheckedAt  *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=log_checked_at,json=logCheckedAt,proto3" json:"log_checked_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -293,6 +296,13 @@ func (x *Member) GetError() string {
 func (x *Member) GetAlarms() []*Alarm {
 	if x != nil {
 		return x.Alarms
+	}
+	return nil
+}
+
+func (x *Member) GetLogCheckedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LogCheckedAt
 	}
 	return nil
 }
@@ -887,7 +897,7 @@ var File_concord_v1_cluster_proto protoreflect.FileDescriptor
 const file_concord_v1_cluster_proto_rawDesc = "" +
 	"\n" +
 	"\x18concord/v1/cluster.proto\x12\n" +
-	"concord.v1\x1a\x1bbuf/validate/validate.proto\x1a\x18concord/v1/options.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa4\x03\n" +
+	"concord.v1\x1a\x1bbuf/validate/validate.proto\x1a\x18concord/v1/options.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe6\x03\n" +
 	"\x06Member\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12!\n" +
 	"\fraft_address\x18\x02 \x01(\tR\vraftAddress\x12\x14\n" +
@@ -901,7 +911,8 @@ const file_concord_v1_cluster_proto_rawDesc = "" +
 	"\tleader_id\x18\n" +
 	" \x01(\tR\bleaderId\x12\x14\n" +
 	"\x05error\x18\v \x01(\tR\x05error\x12)\n" +
-	"\x06alarms\x18\f \x03(\v2\x11.concord.v1.AlarmR\x06alarms\"\x9b\x01\n" +
+	"\x06alarms\x18\f \x03(\v2\x11.concord.v1.AlarmR\x06alarms\x12@\n" +
+	"\x0elog_checked_at\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\flogCheckedAt\"\x9b\x01\n" +
 	"\x05Alarm\x12)\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x15.concord.v1.AlarmKindR\x04kind\x12\x1d\n" +
 	"\n" +
@@ -999,26 +1010,27 @@ var file_concord_v1_cluster_proto_depIdxs = []int32{
 	0,  // 0: concord.v1.Member.role:type_name -> concord.v1.MemberRole
 	13, // 1: concord.v1.Member.last_contact:type_name -> google.protobuf.Duration
 	3,  // 2: concord.v1.Member.alarms:type_name -> concord.v1.Alarm
-	1,  // 3: concord.v1.Alarm.kind:type_name -> concord.v1.AlarmKind
-	14, // 4: concord.v1.Alarm.since:type_name -> google.protobuf.Timestamp
-	2,  // 5: concord.v1.ListMembersResponse.members:type_name -> concord.v1.Member
-	2,  // 6: concord.v1.AddMemberResponse.members:type_name -> concord.v1.Member
-	2,  // 7: concord.v1.RemoveMemberResponse.members:type_name -> concord.v1.Member
-	12, // 8: concord.v1.SaveSnapshotResponse.info:type_name -> concord.v1.SnapshotInfo
-	14, // 9: concord.v1.SnapshotInfo.taken_at:type_name -> google.protobuf.Timestamp
-	4,  // 10: concord.v1.ClusterService.ListMembers:input_type -> concord.v1.ListMembersRequest
-	6,  // 11: concord.v1.ClusterService.AddMember:input_type -> concord.v1.AddMemberRequest
-	8,  // 12: concord.v1.ClusterService.RemoveMember:input_type -> concord.v1.RemoveMemberRequest
-	10, // 13: concord.v1.ClusterService.SaveSnapshot:input_type -> concord.v1.SaveSnapshotRequest
-	5,  // 14: concord.v1.ClusterService.ListMembers:output_type -> concord.v1.ListMembersResponse
-	7,  // 15: concord.v1.ClusterService.AddMember:output_type -> concord.v1.AddMemberResponse
-	9,  // 16: concord.v1.ClusterService.RemoveMember:output_type -> concord.v1.RemoveMemberResponse
-	11, // 17: concord.v1.ClusterService.SaveSnapshot:output_type -> concord.v1.SaveSnapshotResponse
-	14, // [14:18] is the sub-list for method output_type
-	10, // [10:14] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	14, // 3: concord.v1.Member.log_checked_at:type_name -> google.protobuf.Timestamp
+	1,  // 4: concord.v1.Alarm.kind:type_name -> concord.v1.AlarmKind
+	14, // 5: concord.v1.Alarm.since:type_name -> google.protobuf.Timestamp
+	2,  // 6: concord.v1.ListMembersResponse.members:type_name -> concord.v1.Member
+	2,  // 7: concord.v1.AddMemberResponse.members:type_name -> concord.v1.Member
+	2,  // 8: concord.v1.RemoveMemberResponse.members:type_name -> concord.v1.Member
+	12, // 9: concord.v1.SaveSnapshotResponse.info:type_name -> concord.v1.SnapshotInfo
+	14, // 10: concord.v1.SnapshotInfo.taken_at:type_name -> google.protobuf.Timestamp
+	4,  // 11: concord.v1.ClusterService.ListMembers:input_type -> concord.v1.ListMembersRequest
+	6,  // 12: concord.v1.ClusterService.AddMember:input_type -> concord.v1.AddMemberRequest
+	8,  // 13: concord.v1.ClusterService.RemoveMember:input_type -> concord.v1.RemoveMemberRequest
+	10, // 14: concord.v1.ClusterService.SaveSnapshot:input_type -> concord.v1.SaveSnapshotRequest
+	5,  // 15: concord.v1.ClusterService.ListMembers:output_type -> concord.v1.ListMembersResponse
+	7,  // 16: concord.v1.ClusterService.AddMember:output_type -> concord.v1.AddMemberResponse
+	9,  // 17: concord.v1.ClusterService.RemoveMember:output_type -> concord.v1.RemoveMemberResponse
+	11, // 18: concord.v1.ClusterService.SaveSnapshot:output_type -> concord.v1.SaveSnapshotResponse
+	15, // [15:19] is the sub-list for method output_type
+	11, // [11:15] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_concord_v1_cluster_proto_init() }

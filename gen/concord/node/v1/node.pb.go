@@ -23,6 +23,129 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type CompareLogRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Size          uint64                 `protobuf:"varint,1,opt,name=size,proto3" json:"size,omitempty"`
+	Root          []byte                 `protobuf:"bytes,2,opt,name=root,proto3" json:"root,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CompareLogRequest) Reset() {
+	*x = CompareLogRequest{}
+	mi := &file_concord_node_v1_node_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CompareLogRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CompareLogRequest) ProtoMessage() {}
+
+func (x *CompareLogRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_concord_node_v1_node_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CompareLogRequest.ProtoReflect.Descriptor instead.
+func (*CompareLogRequest) Descriptor() ([]byte, []int) {
+	return file_concord_node_v1_node_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *CompareLogRequest) GetSize() uint64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *CompareLogRequest) GetRoot() []byte {
+	if x != nil {
+		return x.Root
+	}
+	return nil
+}
+
+type CompareLogResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The answering node's tree.
+	Size uint64 `protobuf:"varint,1,opt,name=size,proto3" json:"size,omitempty"`
+	Root []byte `protobuf:"bytes,2,opt,name=root,proto3" json:"root,omitempty"`
+	// When size is at least the request's: the proof that the request's tree is a prefix of the
+	// answering node's (RFC 6962 consistency proof); empty when the request's size is 0 or equal.
+	ConsistencyProof [][]byte `protobuf:"bytes,3,rep,name=consistency_proof,json=consistencyProof,proto3" json:"consistency_proof,omitempty"`
+	NodeId           string   `protobuf:"bytes,4,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *CompareLogResponse) Reset() {
+	*x = CompareLogResponse{}
+	mi := &file_concord_node_v1_node_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CompareLogResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CompareLogResponse) ProtoMessage() {}
+
+func (x *CompareLogResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_concord_node_v1_node_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CompareLogResponse.ProtoReflect.Descriptor instead.
+func (*CompareLogResponse) Descriptor() ([]byte, []int) {
+	return file_concord_node_v1_node_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *CompareLogResponse) GetSize() uint64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *CompareLogResponse) GetRoot() []byte {
+	if x != nil {
+		return x.Root
+	}
+	return nil
+}
+
+func (x *CompareLogResponse) GetConsistencyProof() [][]byte {
+	if x != nil {
+		return x.ConsistencyProof
+	}
+	return nil
+}
+
+func (x *CompareLogResponse) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
 type ApplyRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// A command as fsm.Encode builds it: a type byte, then the command's proto encoding.
@@ -33,7 +156,7 @@ type ApplyRequest struct {
 
 func (x *ApplyRequest) Reset() {
 	*x = ApplyRequest{}
-	mi := &file_concord_node_v1_node_proto_msgTypes[0]
+	mi := &file_concord_node_v1_node_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -45,7 +168,7 @@ func (x *ApplyRequest) String() string {
 func (*ApplyRequest) ProtoMessage() {}
 
 func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_node_v1_node_proto_msgTypes[0]
+	mi := &file_concord_node_v1_node_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -58,7 +181,7 @@ func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRequest.ProtoReflect.Descriptor instead.
 func (*ApplyRequest) Descriptor() ([]byte, []int) {
-	return file_concord_node_v1_node_proto_rawDescGZIP(), []int{0}
+	return file_concord_node_v1_node_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *ApplyRequest) GetCommand() []byte {
@@ -88,7 +211,7 @@ type ApplyResponse struct {
 
 func (x *ApplyResponse) Reset() {
 	*x = ApplyResponse{}
-	mi := &file_concord_node_v1_node_proto_msgTypes[1]
+	mi := &file_concord_node_v1_node_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -100,7 +223,7 @@ func (x *ApplyResponse) String() string {
 func (*ApplyResponse) ProtoMessage() {}
 
 func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_node_v1_node_proto_msgTypes[1]
+	mi := &file_concord_node_v1_node_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -113,7 +236,7 @@ func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyResponse.ProtoReflect.Descriptor instead.
 func (*ApplyResponse) Descriptor() ([]byte, []int) {
-	return file_concord_node_v1_node_proto_rawDescGZIP(), []int{1}
+	return file_concord_node_v1_node_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ApplyResponse) GetIndex() uint64 {
@@ -238,7 +361,7 @@ type StatementResult struct {
 
 func (x *StatementResult) Reset() {
 	*x = StatementResult{}
-	mi := &file_concord_node_v1_node_proto_msgTypes[2]
+	mi := &file_concord_node_v1_node_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -250,7 +373,7 @@ func (x *StatementResult) String() string {
 func (*StatementResult) ProtoMessage() {}
 
 func (x *StatementResult) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_node_v1_node_proto_msgTypes[2]
+	mi := &file_concord_node_v1_node_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -263,7 +386,7 @@ func (x *StatementResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatementResult.ProtoReflect.Descriptor instead.
 func (*StatementResult) Descriptor() ([]byte, []int) {
-	return file_concord_node_v1_node_proto_rawDescGZIP(), []int{2}
+	return file_concord_node_v1_node_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *StatementResult) GetRecord() *v11.NoticeRecord {
@@ -296,7 +419,7 @@ type Nothing struct {
 
 func (x *Nothing) Reset() {
 	*x = Nothing{}
-	mi := &file_concord_node_v1_node_proto_msgTypes[3]
+	mi := &file_concord_node_v1_node_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -308,7 +431,7 @@ func (x *Nothing) String() string {
 func (*Nothing) ProtoMessage() {}
 
 func (x *Nothing) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_node_v1_node_proto_msgTypes[3]
+	mi := &file_concord_node_v1_node_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -321,7 +444,7 @@ func (x *Nothing) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Nothing.ProtoReflect.Descriptor instead.
 func (*Nothing) Descriptor() ([]byte, []int) {
-	return file_concord_node_v1_node_proto_rawDescGZIP(), []int{3}
+	return file_concord_node_v1_node_proto_rawDescGZIP(), []int{5}
 }
 
 // Refusal is an error the state machine returned: a broken rule with its gRPC code, or an
@@ -337,7 +460,7 @@ type Refusal struct {
 
 func (x *Refusal) Reset() {
 	*x = Refusal{}
-	mi := &file_concord_node_v1_node_proto_msgTypes[4]
+	mi := &file_concord_node_v1_node_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -349,7 +472,7 @@ func (x *Refusal) String() string {
 func (*Refusal) ProtoMessage() {}
 
 func (x *Refusal) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_node_v1_node_proto_msgTypes[4]
+	mi := &file_concord_node_v1_node_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -362,7 +485,7 @@ func (x *Refusal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Refusal.ProtoReflect.Descriptor instead.
 func (*Refusal) Descriptor() ([]byte, []int) {
-	return file_concord_node_v1_node_proto_rawDescGZIP(), []int{4}
+	return file_concord_node_v1_node_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Refusal) GetCode() uint32 {
@@ -387,7 +510,7 @@ type ReadIndexRequest struct {
 
 func (x *ReadIndexRequest) Reset() {
 	*x = ReadIndexRequest{}
-	mi := &file_concord_node_v1_node_proto_msgTypes[5]
+	mi := &file_concord_node_v1_node_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -399,7 +522,7 @@ func (x *ReadIndexRequest) String() string {
 func (*ReadIndexRequest) ProtoMessage() {}
 
 func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_node_v1_node_proto_msgTypes[5]
+	mi := &file_concord_node_v1_node_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -412,7 +535,7 @@ func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexRequest.ProtoReflect.Descriptor instead.
 func (*ReadIndexRequest) Descriptor() ([]byte, []int) {
-	return file_concord_node_v1_node_proto_rawDescGZIP(), []int{5}
+	return file_concord_node_v1_node_proto_rawDescGZIP(), []int{7}
 }
 
 type ReadIndexResponse struct {
@@ -424,7 +547,7 @@ type ReadIndexResponse struct {
 
 func (x *ReadIndexResponse) Reset() {
 	*x = ReadIndexResponse{}
-	mi := &file_concord_node_v1_node_proto_msgTypes[6]
+	mi := &file_concord_node_v1_node_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -436,7 +559,7 @@ func (x *ReadIndexResponse) String() string {
 func (*ReadIndexResponse) ProtoMessage() {}
 
 func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_node_v1_node_proto_msgTypes[6]
+	mi := &file_concord_node_v1_node_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -449,7 +572,7 @@ func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexResponse.ProtoReflect.Descriptor instead.
 func (*ReadIndexResponse) Descriptor() ([]byte, []int) {
-	return file_concord_node_v1_node_proto_rawDescGZIP(), []int{6}
+	return file_concord_node_v1_node_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ReadIndexResponse) GetIndex() uint64 {
@@ -460,16 +583,20 @@ func (x *ReadIndexResponse) GetIndex() uint64 {
 }
 
 type JoinRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	NodeId        string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
-	RaftAddress   string                 `protobuf:"bytes,2,opt,name=raft_address,json=raftAddress,proto3" json:"raft_address,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	NodeId      string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	RaftAddress string                 `protobuf:"bytes,2,opt,name=raft_address,json=raftAddress,proto3" json:"raft_address,omitempty"`
+	// The node lost its raft state (it found it damaged, or its log forked, and set it aside): a
+	// member of that id is removed from the configuration before it is added again, so that it
+	// never votes with a log it no longer holds.
+	Rejoin        bool `protobuf:"varint,3,opt,name=rejoin,proto3" json:"rejoin,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *JoinRequest) Reset() {
 	*x = JoinRequest{}
-	mi := &file_concord_node_v1_node_proto_msgTypes[7]
+	mi := &file_concord_node_v1_node_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -481,7 +608,7 @@ func (x *JoinRequest) String() string {
 func (*JoinRequest) ProtoMessage() {}
 
 func (x *JoinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_node_v1_node_proto_msgTypes[7]
+	mi := &file_concord_node_v1_node_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -494,7 +621,7 @@ func (x *JoinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinRequest.ProtoReflect.Descriptor instead.
 func (*JoinRequest) Descriptor() ([]byte, []int) {
-	return file_concord_node_v1_node_proto_rawDescGZIP(), []int{7}
+	return file_concord_node_v1_node_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *JoinRequest) GetNodeId() string {
@@ -511,6 +638,13 @@ func (x *JoinRequest) GetRaftAddress() string {
 	return ""
 }
 
+func (x *JoinRequest) GetRejoin() bool {
+	if x != nil {
+		return x.Rejoin
+	}
+	return false
+}
+
 type JoinResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Members       []*v11.Member          `protobuf:"bytes,1,rep,name=members,proto3" json:"members,omitempty"`
@@ -520,7 +654,7 @@ type JoinResponse struct {
 
 func (x *JoinResponse) Reset() {
 	*x = JoinResponse{}
-	mi := &file_concord_node_v1_node_proto_msgTypes[8]
+	mi := &file_concord_node_v1_node_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -532,7 +666,7 @@ func (x *JoinResponse) String() string {
 func (*JoinResponse) ProtoMessage() {}
 
 func (x *JoinResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_node_v1_node_proto_msgTypes[8]
+	mi := &file_concord_node_v1_node_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -545,7 +679,7 @@ func (x *JoinResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinResponse.ProtoReflect.Descriptor instead.
 func (*JoinResponse) Descriptor() ([]byte, []int) {
-	return file_concord_node_v1_node_proto_rawDescGZIP(), []int{8}
+	return file_concord_node_v1_node_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *JoinResponse) GetMembers() []*v11.Member {
@@ -565,7 +699,7 @@ type AddVoterRequest struct {
 
 func (x *AddVoterRequest) Reset() {
 	*x = AddVoterRequest{}
-	mi := &file_concord_node_v1_node_proto_msgTypes[9]
+	mi := &file_concord_node_v1_node_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -577,7 +711,7 @@ func (x *AddVoterRequest) String() string {
 func (*AddVoterRequest) ProtoMessage() {}
 
 func (x *AddVoterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_node_v1_node_proto_msgTypes[9]
+	mi := &file_concord_node_v1_node_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -590,7 +724,7 @@ func (x *AddVoterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddVoterRequest.ProtoReflect.Descriptor instead.
 func (*AddVoterRequest) Descriptor() ([]byte, []int) {
-	return file_concord_node_v1_node_proto_rawDescGZIP(), []int{9}
+	return file_concord_node_v1_node_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *AddVoterRequest) GetNodeId() string {
@@ -616,7 +750,7 @@ type AddVoterResponse struct {
 
 func (x *AddVoterResponse) Reset() {
 	*x = AddVoterResponse{}
-	mi := &file_concord_node_v1_node_proto_msgTypes[10]
+	mi := &file_concord_node_v1_node_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -628,7 +762,7 @@ func (x *AddVoterResponse) String() string {
 func (*AddVoterResponse) ProtoMessage() {}
 
 func (x *AddVoterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_node_v1_node_proto_msgTypes[10]
+	mi := &file_concord_node_v1_node_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -641,7 +775,7 @@ func (x *AddVoterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddVoterResponse.ProtoReflect.Descriptor instead.
 func (*AddVoterResponse) Descriptor() ([]byte, []int) {
-	return file_concord_node_v1_node_proto_rawDescGZIP(), []int{10}
+	return file_concord_node_v1_node_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *AddVoterResponse) GetIndex() uint64 {
@@ -660,7 +794,7 @@ type RemoveServerRequest struct {
 
 func (x *RemoveServerRequest) Reset() {
 	*x = RemoveServerRequest{}
-	mi := &file_concord_node_v1_node_proto_msgTypes[11]
+	mi := &file_concord_node_v1_node_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -672,7 +806,7 @@ func (x *RemoveServerRequest) String() string {
 func (*RemoveServerRequest) ProtoMessage() {}
 
 func (x *RemoveServerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_node_v1_node_proto_msgTypes[11]
+	mi := &file_concord_node_v1_node_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -685,7 +819,7 @@ func (x *RemoveServerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveServerRequest.ProtoReflect.Descriptor instead.
 func (*RemoveServerRequest) Descriptor() ([]byte, []int) {
-	return file_concord_node_v1_node_proto_rawDescGZIP(), []int{11}
+	return file_concord_node_v1_node_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *RemoveServerRequest) GetNodeId() string {
@@ -704,7 +838,7 @@ type RemoveServerResponse struct {
 
 func (x *RemoveServerResponse) Reset() {
 	*x = RemoveServerResponse{}
-	mi := &file_concord_node_v1_node_proto_msgTypes[12]
+	mi := &file_concord_node_v1_node_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -716,7 +850,7 @@ func (x *RemoveServerResponse) String() string {
 func (*RemoveServerResponse) ProtoMessage() {}
 
 func (x *RemoveServerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_node_v1_node_proto_msgTypes[12]
+	mi := &file_concord_node_v1_node_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -729,7 +863,7 @@ func (x *RemoveServerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveServerResponse.ProtoReflect.Descriptor instead.
 func (*RemoveServerResponse) Descriptor() ([]byte, []int) {
-	return file_concord_node_v1_node_proto_rawDescGZIP(), []int{12}
+	return file_concord_node_v1_node_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *RemoveServerResponse) GetIndex() uint64 {
@@ -747,7 +881,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_concord_node_v1_node_proto_msgTypes[13]
+	mi := &file_concord_node_v1_node_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -759,7 +893,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_node_v1_node_proto_msgTypes[13]
+	mi := &file_concord_node_v1_node_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -772,7 +906,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_concord_node_v1_node_proto_rawDescGZIP(), []int{13}
+	return file_concord_node_v1_node_proto_rawDescGZIP(), []int{15}
 }
 
 type StatusResponse struct {
@@ -784,7 +918,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_concord_node_v1_node_proto_msgTypes[14]
+	mi := &file_concord_node_v1_node_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -796,7 +930,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_concord_node_v1_node_proto_msgTypes[14]
+	mi := &file_concord_node_v1_node_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -809,7 +943,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_concord_node_v1_node_proto_rawDescGZIP(), []int{14}
+	return file_concord_node_v1_node_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *StatusResponse) GetMember() *v11.Member {
@@ -823,7 +957,15 @@ var File_concord_node_v1_node_proto protoreflect.FileDescriptor
 
 const file_concord_node_v1_node_proto_rawDesc = "" +
 	"\n" +
-	"\x1aconcord/node/v1/node.proto\x12\x0fconcord.node.v1\x1a\x1cconcord/state/v1/state.proto\x1a\x17concord/v1/action.proto\x1a\x18concord/v1/cluster.proto\x1a\x17concord/v1/notice.proto\"(\n" +
+	"\x1aconcord/node/v1/node.proto\x12\x0fconcord.node.v1\x1a\x1cconcord/state/v1/state.proto\x1a\x17concord/v1/action.proto\x1a\x18concord/v1/cluster.proto\x1a\x17concord/v1/notice.proto\";\n" +
+	"\x11CompareLogRequest\x12\x12\n" +
+	"\x04size\x18\x01 \x01(\x04R\x04size\x12\x12\n" +
+	"\x04root\x18\x02 \x01(\fR\x04root\"\x82\x01\n" +
+	"\x12CompareLogResponse\x12\x12\n" +
+	"\x04size\x18\x01 \x01(\x04R\x04size\x12\x12\n" +
+	"\x04root\x18\x02 \x01(\fR\x04root\x12+\n" +
+	"\x11consistency_proof\x18\x03 \x03(\fR\x10consistencyProof\x12\x17\n" +
+	"\anode_id\x18\x04 \x01(\tR\x06nodeId\"(\n" +
 	"\fApplyRequest\x12\x18\n" +
 	"\acommand\x18\x01 \x01(\fR\acommand\"\xb6\x03\n" +
 	"\rApplyResponse\x12\x14\n" +
@@ -845,10 +987,11 @@ const file_concord_node_v1_node_proto_rawDesc = "" +
 	"\amessage\x18\x02 \x01(\tR\amessage\"\x12\n" +
 	"\x10ReadIndexRequest\")\n" +
 	"\x11ReadIndexResponse\x12\x14\n" +
-	"\x05index\x18\x01 \x01(\x04R\x05index\"I\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index\"a\n" +
 	"\vJoinRequest\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12!\n" +
-	"\fraft_address\x18\x02 \x01(\tR\vraftAddress\"<\n" +
+	"\fraft_address\x18\x02 \x01(\tR\vraftAddress\x12\x16\n" +
+	"\x06rejoin\x18\x03 \x01(\bR\x06rejoin\"<\n" +
 	"\fJoinResponse\x12,\n" +
 	"\amembers\x18\x01 \x03(\v2\x12.concord.v1.MemberR\amembers\"M\n" +
 	"\x0fAddVoterRequest\x12\x17\n" +
@@ -862,14 +1005,16 @@ const file_concord_node_v1_node_proto_rawDesc = "" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\"\x0f\n" +
 	"\rStatusRequest\"<\n" +
 	"\x0eStatusResponse\x12*\n" +
-	"\x06member\x18\x01 \x01(\v2\x12.concord.v1.MemberR\x06member2\xe7\x03\n" +
+	"\x06member\x18\x01 \x01(\v2\x12.concord.v1.MemberR\x06member2\xbe\x04\n" +
 	"\vNodeService\x12F\n" +
 	"\x05Apply\x12\x1d.concord.node.v1.ApplyRequest\x1a\x1e.concord.node.v1.ApplyResponse\x12R\n" +
 	"\tReadIndex\x12!.concord.node.v1.ReadIndexRequest\x1a\".concord.node.v1.ReadIndexResponse\x12C\n" +
 	"\x04Join\x12\x1c.concord.node.v1.JoinRequest\x1a\x1d.concord.node.v1.JoinResponse\x12O\n" +
 	"\bAddVoter\x12 .concord.node.v1.AddVoterRequest\x1a!.concord.node.v1.AddVoterResponse\x12[\n" +
 	"\fRemoveServer\x12$.concord.node.v1.RemoveServerRequest\x1a%.concord.node.v1.RemoveServerResponse\x12I\n" +
-	"\x06Status\x12\x1e.concord.node.v1.StatusRequest\x1a\x1f.concord.node.v1.StatusResponseB$Z\"concord/gen/concord/node/v1;nodev1b\x06proto3"
+	"\x06Status\x12\x1e.concord.node.v1.StatusRequest\x1a\x1f.concord.node.v1.StatusResponse\x12U\n" +
+	"\n" +
+	"CompareLog\x12\".concord.node.v1.CompareLogRequest\x1a#.concord.node.v1.CompareLogResponseB$Z\"concord/gen/concord/node/v1;nodev1b\x06proto3"
 
 var (
 	file_concord_node_v1_node_proto_rawDescOnce sync.Once
@@ -883,52 +1028,56 @@ func file_concord_node_v1_node_proto_rawDescGZIP() []byte {
 	return file_concord_node_v1_node_proto_rawDescData
 }
 
-var file_concord_node_v1_node_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_concord_node_v1_node_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_concord_node_v1_node_proto_goTypes = []any{
-	(*ApplyRequest)(nil),         // 0: concord.node.v1.ApplyRequest
-	(*ApplyResponse)(nil),        // 1: concord.node.v1.ApplyResponse
-	(*StatementResult)(nil),      // 2: concord.node.v1.StatementResult
-	(*Nothing)(nil),              // 3: concord.node.v1.Nothing
-	(*Refusal)(nil),              // 4: concord.node.v1.Refusal
-	(*ReadIndexRequest)(nil),     // 5: concord.node.v1.ReadIndexRequest
-	(*ReadIndexResponse)(nil),    // 6: concord.node.v1.ReadIndexResponse
-	(*JoinRequest)(nil),          // 7: concord.node.v1.JoinRequest
-	(*JoinResponse)(nil),         // 8: concord.node.v1.JoinResponse
-	(*AddVoterRequest)(nil),      // 9: concord.node.v1.AddVoterRequest
-	(*AddVoterResponse)(nil),     // 10: concord.node.v1.AddVoterResponse
-	(*RemoveServerRequest)(nil),  // 11: concord.node.v1.RemoveServerRequest
-	(*RemoveServerResponse)(nil), // 12: concord.node.v1.RemoveServerResponse
-	(*StatusRequest)(nil),        // 13: concord.node.v1.StatusRequest
-	(*StatusResponse)(nil),       // 14: concord.node.v1.StatusResponse
-	(*v1.AppliedChange)(nil),     // 15: concord.state.v1.AppliedChange
-	(*v11.NoticeRecord)(nil),     // 16: concord.v1.NoticeRecord
-	(*v11.ActionRecord)(nil),     // 17: concord.v1.ActionRecord
-	(*v11.Member)(nil),           // 18: concord.v1.Member
+	(*CompareLogRequest)(nil),    // 0: concord.node.v1.CompareLogRequest
+	(*CompareLogResponse)(nil),   // 1: concord.node.v1.CompareLogResponse
+	(*ApplyRequest)(nil),         // 2: concord.node.v1.ApplyRequest
+	(*ApplyResponse)(nil),        // 3: concord.node.v1.ApplyResponse
+	(*StatementResult)(nil),      // 4: concord.node.v1.StatementResult
+	(*Nothing)(nil),              // 5: concord.node.v1.Nothing
+	(*Refusal)(nil),              // 6: concord.node.v1.Refusal
+	(*ReadIndexRequest)(nil),     // 7: concord.node.v1.ReadIndexRequest
+	(*ReadIndexResponse)(nil),    // 8: concord.node.v1.ReadIndexResponse
+	(*JoinRequest)(nil),          // 9: concord.node.v1.JoinRequest
+	(*JoinResponse)(nil),         // 10: concord.node.v1.JoinResponse
+	(*AddVoterRequest)(nil),      // 11: concord.node.v1.AddVoterRequest
+	(*AddVoterResponse)(nil),     // 12: concord.node.v1.AddVoterResponse
+	(*RemoveServerRequest)(nil),  // 13: concord.node.v1.RemoveServerRequest
+	(*RemoveServerResponse)(nil), // 14: concord.node.v1.RemoveServerResponse
+	(*StatusRequest)(nil),        // 15: concord.node.v1.StatusRequest
+	(*StatusResponse)(nil),       // 16: concord.node.v1.StatusResponse
+	(*v1.AppliedChange)(nil),     // 17: concord.state.v1.AppliedChange
+	(*v11.NoticeRecord)(nil),     // 18: concord.v1.NoticeRecord
+	(*v11.ActionRecord)(nil),     // 19: concord.v1.ActionRecord
+	(*v11.Member)(nil),           // 20: concord.v1.Member
 }
 var file_concord_node_v1_node_proto_depIdxs = []int32{
-	15, // 0: concord.node.v1.ApplyResponse.applied_change:type_name -> concord.state.v1.AppliedChange
-	16, // 1: concord.node.v1.ApplyResponse.notice_record:type_name -> concord.v1.NoticeRecord
-	2,  // 2: concord.node.v1.ApplyResponse.statement_result:type_name -> concord.node.v1.StatementResult
-	17, // 3: concord.node.v1.ApplyResponse.action_record:type_name -> concord.v1.ActionRecord
-	3,  // 4: concord.node.v1.ApplyResponse.nothing:type_name -> concord.node.v1.Nothing
-	4,  // 5: concord.node.v1.ApplyResponse.refusal:type_name -> concord.node.v1.Refusal
-	16, // 6: concord.node.v1.StatementResult.record:type_name -> concord.v1.NoticeRecord
-	18, // 7: concord.node.v1.JoinResponse.members:type_name -> concord.v1.Member
-	18, // 8: concord.node.v1.StatusResponse.member:type_name -> concord.v1.Member
-	0,  // 9: concord.node.v1.NodeService.Apply:input_type -> concord.node.v1.ApplyRequest
-	5,  // 10: concord.node.v1.NodeService.ReadIndex:input_type -> concord.node.v1.ReadIndexRequest
-	7,  // 11: concord.node.v1.NodeService.Join:input_type -> concord.node.v1.JoinRequest
-	9,  // 12: concord.node.v1.NodeService.AddVoter:input_type -> concord.node.v1.AddVoterRequest
-	11, // 13: concord.node.v1.NodeService.RemoveServer:input_type -> concord.node.v1.RemoveServerRequest
-	13, // 14: concord.node.v1.NodeService.Status:input_type -> concord.node.v1.StatusRequest
-	1,  // 15: concord.node.v1.NodeService.Apply:output_type -> concord.node.v1.ApplyResponse
-	6,  // 16: concord.node.v1.NodeService.ReadIndex:output_type -> concord.node.v1.ReadIndexResponse
-	8,  // 17: concord.node.v1.NodeService.Join:output_type -> concord.node.v1.JoinResponse
-	10, // 18: concord.node.v1.NodeService.AddVoter:output_type -> concord.node.v1.AddVoterResponse
-	12, // 19: concord.node.v1.NodeService.RemoveServer:output_type -> concord.node.v1.RemoveServerResponse
-	14, // 20: concord.node.v1.NodeService.Status:output_type -> concord.node.v1.StatusResponse
-	15, // [15:21] is the sub-list for method output_type
-	9,  // [9:15] is the sub-list for method input_type
+	17, // 0: concord.node.v1.ApplyResponse.applied_change:type_name -> concord.state.v1.AppliedChange
+	18, // 1: concord.node.v1.ApplyResponse.notice_record:type_name -> concord.v1.NoticeRecord
+	4,  // 2: concord.node.v1.ApplyResponse.statement_result:type_name -> concord.node.v1.StatementResult
+	19, // 3: concord.node.v1.ApplyResponse.action_record:type_name -> concord.v1.ActionRecord
+	5,  // 4: concord.node.v1.ApplyResponse.nothing:type_name -> concord.node.v1.Nothing
+	6,  // 5: concord.node.v1.ApplyResponse.refusal:type_name -> concord.node.v1.Refusal
+	18, // 6: concord.node.v1.StatementResult.record:type_name -> concord.v1.NoticeRecord
+	20, // 7: concord.node.v1.JoinResponse.members:type_name -> concord.v1.Member
+	20, // 8: concord.node.v1.StatusResponse.member:type_name -> concord.v1.Member
+	2,  // 9: concord.node.v1.NodeService.Apply:input_type -> concord.node.v1.ApplyRequest
+	7,  // 10: concord.node.v1.NodeService.ReadIndex:input_type -> concord.node.v1.ReadIndexRequest
+	9,  // 11: concord.node.v1.NodeService.Join:input_type -> concord.node.v1.JoinRequest
+	11, // 12: concord.node.v1.NodeService.AddVoter:input_type -> concord.node.v1.AddVoterRequest
+	13, // 13: concord.node.v1.NodeService.RemoveServer:input_type -> concord.node.v1.RemoveServerRequest
+	15, // 14: concord.node.v1.NodeService.Status:input_type -> concord.node.v1.StatusRequest
+	0,  // 15: concord.node.v1.NodeService.CompareLog:input_type -> concord.node.v1.CompareLogRequest
+	3,  // 16: concord.node.v1.NodeService.Apply:output_type -> concord.node.v1.ApplyResponse
+	8,  // 17: concord.node.v1.NodeService.ReadIndex:output_type -> concord.node.v1.ReadIndexResponse
+	10, // 18: concord.node.v1.NodeService.Join:output_type -> concord.node.v1.JoinResponse
+	12, // 19: concord.node.v1.NodeService.AddVoter:output_type -> concord.node.v1.AddVoterResponse
+	14, // 20: concord.node.v1.NodeService.RemoveServer:output_type -> concord.node.v1.RemoveServerResponse
+	16, // 21: concord.node.v1.NodeService.Status:output_type -> concord.node.v1.StatusResponse
+	1,  // 22: concord.node.v1.NodeService.CompareLog:output_type -> concord.node.v1.CompareLogResponse
+	16, // [16:23] is the sub-list for method output_type
+	9,  // [9:16] is the sub-list for method input_type
 	9,  // [9:9] is the sub-list for extension type_name
 	9,  // [9:9] is the sub-list for extension extendee
 	0,  // [0:9] is the sub-list for field type_name
@@ -939,7 +1088,7 @@ func file_concord_node_v1_node_proto_init() {
 	if File_concord_node_v1_node_proto != nil {
 		return
 	}
-	file_concord_node_v1_node_proto_msgTypes[1].OneofWrappers = []any{
+	file_concord_node_v1_node_proto_msgTypes[3].OneofWrappers = []any{
 		(*ApplyResponse_AppliedChange)(nil),
 		(*ApplyResponse_NoticeRecord)(nil),
 		(*ApplyResponse_StatementResult)(nil),
@@ -953,7 +1102,7 @@ func file_concord_node_v1_node_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_concord_node_v1_node_proto_rawDesc), len(file_concord_node_v1_node_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   15,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

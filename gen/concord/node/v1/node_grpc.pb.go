@@ -25,6 +25,7 @@ const (
 	NodeService_AddVoter_FullMethodName     = "/concord.node.v1.NodeService/AddVoter"
 	NodeService_RemoveServer_FullMethodName = "/concord.node.v1.NodeService/RemoveServer"
 	NodeService_Status_FullMethodName       = "/concord.node.v1.NodeService/Status"
+	NodeService_CompareLog_FullMethodName   = "/concord.node.v1.NodeService/CompareLog"
 )
 
 // NodeServiceClient is the client API for NodeService service.
@@ -53,6 +54,11 @@ type NodeServiceClient interface {
 	RemoveServer(ctx context.Context, in *RemoveServerRequest, opts ...grpc.CallOption) (*RemoveServerResponse, error)
 	// Status reports the answering node's own raft state.
 	Status(ctx context.Context, in *StatusRequest, opts ...grpc.CallOption) (*StatusResponse, error)
+	// CompareLog compares the caller's transparency log with the answering node's: the caller
+	// sends its tree's size and root, the answer is the answering node's, with a consistency proof
+	// from the caller's size when its own tree is at least as large. Every node asks every voter
+	// periodically; a node whose log a majority contradicts stops serving and signing.
+	CompareLog(ctx context.Context, in *CompareLogRequest, opts ...grpc.CallOption) (*CompareLogResponse, error)
 }
 
 type nodeServiceClient struct {
@@ -123,6 +129,16 @@ func (c *nodeServiceClient) Status(ctx context.Context, in *StatusRequest, opts 
 	return out, nil
 }
 
+func (c *nodeServiceClient) CompareLog(ctx context.Context, in *CompareLogRequest, opts ...grpc.CallOption) (*CompareLogResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CompareLogResponse)
+	err := c.cc.Invoke(ctx, NodeService_CompareLog_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // NodeServiceServer is the server API for NodeService service.
 // All implementations must embed UnimplementedNodeServiceServer
 // for forward compatibility.
@@ -149,6 +165,11 @@ type NodeServiceServer interface {
 	RemoveServer(context.Context, *RemoveServerRequest) (*RemoveServerResponse, error)
 	// Status reports the answering node's own raft state.
 	Status(context.Context, *StatusRequest) (*StatusResponse, error)
+	// CompareLog compares the caller's transparency log with the answering node's: the caller
+	// sends its tree's size and root, the answer is the answering node's, with a consistency proof
+	// from the caller's size when its own tree is at least as large. Every node asks every voter
+	// periodically; a node whose log a majority contradicts stops serving and signing.
+	CompareLog(context.Context, *CompareLogRequest) (*CompareLogResponse, error)
 	mustEmbedUnimplementedNodeServiceServer()
 }
 
@@ -176,6 +197,9 @@ func (UnimplementedNodeServiceServer) RemoveServer(context.Context, *RemoveServe
 }
 func (UnimplementedNodeServiceServer) Status(context.Context, *StatusRequest) (*StatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Status not implemented")
+}
+func (UnimplementedNodeServiceServer) CompareLog(context.Context, *CompareLogRequest) (*CompareLogResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CompareLog not implemented")
 }
 func (UnimplementedNodeServiceServer) mustEmbedUnimplementedNodeServiceServer() {}
 func (UnimplementedNodeServiceServer) testEmbeddedByValue()                     {}
@@ -306,6 +330,24 @@ func _NodeService_Status_Handler(srv interface{}, ctx context.Context, dec func(
 	return interceptor(ctx, in, info, handler)
 }
 
+func _NodeService_CompareLog_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CompareLogRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NodeServiceServer).CompareLog(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: NodeService_CompareLog_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NodeServiceServer).CompareLog(ctx, req.(*CompareLogRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // NodeService_ServiceDesc is the grpc.ServiceDesc for NodeService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -336,6 +378,10 @@ var NodeService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Status",
 			Handler:    _NodeService_Status_Handler,
+		},
+		{
+			MethodName: "CompareLog",
+			Handler:    _NodeService_CompareLog_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

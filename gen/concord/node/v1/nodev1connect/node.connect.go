@@ -36,6 +36,8 @@ const (
 	NodeServiceRemoveServerProcedure = "/concord.node.v1.NodeService/RemoveServer"
 	// NodeServiceStatusProcedure is the procedure name of the NodeService's Status RPC.
 	NodeServiceStatusProcedure = "/concord.node.v1.NodeService/Status"
+	// NodeServiceCompareLogProcedure is the procedure name of the NodeService's CompareLog RPC.
+	NodeServiceCompareLogProcedure = "/concord.node.v1.NodeService/CompareLog"
 )
 
 var (
@@ -81,6 +83,13 @@ var (
 			Procedure:  NodeServiceStatusProcedure,
 		}
 	})
+	nodeServiceCompareLogSpec = sync.OnceValue(func() connect.Spec {
+		return connect.Spec{
+			StreamType: connect.StreamTypeUnary,
+			Schema:     v1.File_concord_node_v1_node_proto.Services().ByName("NodeService").Methods().ByName("CompareLog"),
+			Procedure:  NodeServiceCompareLogProcedure,
+		}
+	})
 )
 
 // NodeServiceClient is a client for the concord.node.v1.NodeService service.
@@ -101,6 +110,11 @@ type NodeServiceClient interface {
 	RemoveServer(context.Context, *v1.RemoveServerRequest) (*v1.RemoveServerResponse, error)
 	// Status reports the answering node's own raft state.
 	Status(context.Context, *v1.StatusRequest) (*v1.StatusResponse, error)
+	// CompareLog compares the caller's transparency log with the answering node's: the caller
+	// sends its tree's size and root, the answer is the answering node's, with a consistency proof
+	// from the caller's size when its own tree is at least as large. Every node asks every voter
+	// periodically; a node whose log a majority contradicts stops serving and signing.
+	CompareLog(context.Context, *v1.CompareLogRequest) (*v1.CompareLogResponse, error)
 }
 
 // NewNodeServiceClient constructs a client for the concord.node.v1.NodeService service. Multiple
@@ -127,6 +141,11 @@ type NodeServiceHandler interface {
 	RemoveServer(context.Context, *v1.RemoveServerRequest) (*v1.RemoveServerResponse, error)
 	// Status reports the answering node's own raft state.
 	Status(context.Context, *v1.StatusRequest) (*v1.StatusResponse, error)
+	// CompareLog compares the caller's transparency log with the answering node's: the caller
+	// sends its tree's size and root, the answer is the answering node's, with a consistency proof
+	// from the caller's size when its own tree is at least as large. Every node asks every voter
+	// periodically; a node whose log a majority contradicts stops serving and signing.
+	CompareLog(context.Context, *v1.CompareLogRequest) (*v1.CompareLogResponse, error)
 }
 
 // RegisterNodeServiceHandler registers svc as the concord.node.v1.NodeService implementation on
@@ -140,6 +159,7 @@ func RegisterNodeServiceHandler(server *connect.Server, svc NodeServiceHandler) 
 		connect.Method{Spec: nodeServiceAddVoterSpec(), Handler: adapter.addVoter},
 		connect.Method{Spec: nodeServiceRemoveServerSpec(), Handler: adapter.removeServer},
 		connect.Method{Spec: nodeServiceStatusSpec(), Handler: adapter.status},
+		connect.Method{Spec: nodeServiceCompareLogSpec(), Handler: adapter.compareLog},
 	)
 }
 
@@ -168,6 +188,10 @@ func (UnimplementedNodeServiceHandler) RemoveServer(context.Context, *v1.RemoveS
 
 func (UnimplementedNodeServiceHandler) Status(context.Context, *v1.StatusRequest) (*v1.StatusResponse, error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, "concord.node.v1.NodeService.Status is not implemented")
+}
+
+func (UnimplementedNodeServiceHandler) CompareLog(context.Context, *v1.CompareLogRequest) (*v1.CompareLogResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, "concord.node.v1.NodeService.CompareLog is not implemented")
 }
 
 type nodeServiceClient struct {
@@ -217,6 +241,14 @@ func (c *nodeServiceClient) RemoveServer(ctx context.Context, req *v1.RemoveServ
 func (c *nodeServiceClient) Status(ctx context.Context, req *v1.StatusRequest) (*v1.StatusResponse, error) {
 	var res v1.StatusResponse
 	if err := c.client.CallUnary(ctx, nodeServiceStatusSpec(), req, &res); err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+func (c *nodeServiceClient) CompareLog(ctx context.Context, req *v1.CompareLogRequest) (*v1.CompareLogResponse, error) {
+	var res v1.CompareLogResponse
+	if err := c.client.CallUnary(ctx, nodeServiceCompareLogSpec(), req, &res); err != nil {
 		return nil, err
 	}
 	return &res, nil
@@ -290,6 +322,18 @@ func (h nodeServiceHandler) status(ctx context.Context, _ connect.Spec, stream c
 		return err
 	}
 	res, err := h.svc.Status(ctx, &req)
+	if err != nil {
+		return err
+	}
+	return stream.Send(res)
+}
+
+func (h nodeServiceHandler) compareLog(ctx context.Context, _ connect.Spec, stream connect.ServerStream) error {
+	var req v1.CompareLogRequest
+	if err := stream.Receive(&req); err != nil {
+		return err
+	}
+	res, err := h.svc.CompareLog(ctx, &req)
 	if err != nil {
 		return err
 	}
