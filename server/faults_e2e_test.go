@@ -45,7 +45,7 @@ func faultSeed(t *testing.T) uint64 {
 }
 
 // dataFileKind is one kind of file a node keeps, and the part of it that holds data (the rest
-// of a log segment is preallocated zeros that nothing reads).
+// of a log segment, or of a file written into reserved space, is zeros that nothing reads).
 type dataFileKind struct {
 	name string
 	// find returns the file's path in a data directory.
@@ -85,10 +85,10 @@ func newestSnapshotFile(t *testing.T, dataDir, name string) string {
 var dataFileKinds = []dataFileKind{
 	{"sealed log segment", func(t *testing.T, d string) string { return segments(t, d)[1] }, writtenPart},
 	{"last log segment", func(t *testing.T, d string) string { s := segments(t, d); return s[len(s)-1] }, writtenPart},
-	{"log metadata", func(t *testing.T, d string) string { return filepath.Join(d, "raft", "wal", "wal-meta.json") }, wholeFile},
+	{"log metadata", func(t *testing.T, d string) string { return filepath.Join(d, "raft", "wal", "wal-meta.json") }, writtenPart},
 	{"snapshot state", func(t *testing.T, d string) string { return newestSnapshotFile(t, d, "state.bin") }, wholeFile},
 	{"snapshot metadata", func(t *testing.T, d string) string { return newestSnapshotFile(t, d, "meta.json") }, wholeFile},
-	{"signed checkpoint", func(t *testing.T, d string) string { return filepath.Join(d, "checkpoint") }, wholeFile},
+	{"signed checkpoint", func(t *testing.T, d string) string { return filepath.Join(d, "checkpoint") }, writtenPart},
 }
 
 // faultNode configures a node quick to elect itself, with small log segments and no snapshot

@@ -186,6 +186,8 @@ type Server struct {
 	httpLn  net.Listener
 	// lock holds the data directory for this process.
 	lock *datadir.Lock
+	// space refuses writes while the data directory's filesystem is short of space.
+	space *datadir.Space
 	// repairing is why the node is being repaired from its cluster at this start ("": it is
 	// not); repairRequested is set once it asked to restart for a repair.
 	repairing       string
@@ -241,6 +243,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 	defer func() {
 		if err != nil {
+			close(s.stopping)
 			s.stopRaft()
 		}
 	}()
@@ -398,6 +401,7 @@ func (s *Server) openRaft(ctx context.Context, policy *authz.Policy) (err error)
 		rc.Stream = s.port.Raft()
 		rc.Join = len(cc.Join) > 0
 	}
+	rc.Admit = func(n int) error { return s.space.Admit(n) }
 	rc.OnCorrupt = func(err error) {
 		s.guard.Raise(integrity.Alarm{Kind: integrity.Corrupt, Detail: err.Error() + "; the node repairs itself from its cluster (README: when a node's data is damaged)"})
 	}
@@ -432,6 +436,9 @@ func (s *Server) openRaft(ctx context.Context, policy *authz.Policy) (err error)
 			return err
 		}
 	}
+	s.space = &datadir.Space{Dir: s.cfg.DataDir, SegmentBytes: s.node.SegmentBytes(), SnapshotBytes: s.node.LatestSnapshotBytes,
+		HasSpare: s.node.HasSpareSegment, MakeSpare: s.node.MakeSpareSegment, Guard: s.guard, Logger: s.cfg.Logger}
+	go s.space.Run(s.stopping)
 	s.cluster = cluster.New(cluster.Config{Raft: s.node, FSM: s.fsm, Port: s.port, Logger: s.cfg.Logger, LeaderWait: cc.LeaderWait,
 		Integrity: s.guard, DataDir: s.cfg.DataDir})
 	if s.port != nil {

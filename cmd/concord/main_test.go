@@ -47,13 +47,24 @@ type node struct {
 // startServe runs `concord serve` on dir and waits for its ready line.
 func startServe(t *testing.T, dir string, extra ...string) *node {
 	t.Helper()
+	return startServeWith(t, nil, dir, filepath.Join(dir, "data"), extra...)
+}
+
+// serveArgs are the arguments of `concord serve` on the PKI in dir and dataDir.
+func serveArgs(dir, dataDir string) []string {
 	certs := pki.Layout{Dir: filepath.Join(dir, "certs")}
-	cmd := exec.Command(concordBinary, "serve",
-		"--data-dir", filepath.Join(dir, "data"),
+	return []string{"serve", "--data-dir", dataDir,
 		"--ca", certs.CACert(), "--cert", certs.ServerCert(), "--key", certs.ServerKey(), "--log-key", certs.LogKey(),
 		"--registry", filepath.Join(certs.Dir, "registry.yaml"),
-		"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--log-format", "json")
-	cmd.Args = append(cmd.Args, extra...)
+		"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--log-format", "json"}
+}
+
+// startServeWith runs `concord serve` on dataDir, behind the command prefix (nsenter, say),
+// and waits for its ready line.
+func startServeWith(t *testing.T, prefix []string, dir, dataDir string, extra ...string) *node {
+	t.Helper()
+	args := append(append(append([]string{}, prefix...), concordBinary), serveArgs(dir, dataDir)...)
+	cmd := exec.Command(args[0], append(args[1:], extra...)...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

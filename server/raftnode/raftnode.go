@@ -19,10 +19,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"concord/server/datadir"
 	"concord/server/fault"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
+	wal "github.com/hashicorp/raft-wal"
 )
 
 // MaxCommandBytes is the largest command Apply takes. Larger raft entries slow replication and
@@ -95,6 +97,9 @@ type Config struct {
 	SnapshotAge   time.Duration
 	// OnCorrupt, if set, is told of a log entry found damaged while the node runs.
 	OnCorrupt func(error)
+	// Admit, if set, is asked before each command is appended (its size in bytes): an error
+	// refuses the command (the data directory lacks space, say).
+	Admit func(n int) error
 
 	// Stream carries raft between nodes (mutual TLS, see server/cluster); nil runs the in-memory
 	// transport of a single voter. Its address is this node's raft address.
@@ -129,6 +134,12 @@ type Node struct {
 
 	// stopPolicy ends the snapshot policy (see snapshotPolicy).
 	stopPolicy chan struct{}
+	admit      func(int) error
+
+	// snapBytes caches the latest snapshot's size, snapBytesAt when it was read.
+	snapMu      sync.Mutex
+	snapBytes   uint64
+	snapBytesAt time.Time
 
 	shutdownOnce sync.Once
 	shutdownErr  error
@@ -158,17 +169,23 @@ func Open(cfg Config, fsm raft.FSM) (_ *Node, err error) {
 	}
 	hlog := newHCLogger(cfg.Logger, hclog.Warn)
 
-	n := &Node{logger: cfg.Logger, id: cfg.NodeID}
+	n := &Node{logger: cfg.Logger, id: cfg.NodeID, admit: cfg.Admit}
 	defer func() {
 		if err != nil {
 			n.closeStores()
 		}
 	}()
+	if err := checkStartSpace(cfg.DataDir, walDir, cfg.SegmentBytes); err != nil {
+		return nil, err
+	}
 	if n.log, err = openLogStore(walDir, hlog.Named("wal"), cfg.SegmentBytes); err != nil {
 		return nil, err
 	}
 	if cfg.OnCorrupt != nil {
 		n.log.onCorrupt = func(ce *CorruptError) { cfg.OnCorrupt(ce) }
+	}
+	if err := n.log.MakeSpareSegment(); err != nil {
+		n.logger.Warn("no spare raft log segment yet: writes wait for one", "err", err)
 	}
 	if n.snapshots, err = newSnapshotStore(raftDir, hlog.Named("snapshots")); err != nil {
 		return nil, fmt.Errorf("raftnode: open the snapshot store in %s: %w", raftDir, err)
@@ -262,6 +279,39 @@ func verifyAndRestore(log *logStore, snaps *snapshotStore, fsm raft.FSM) error {
 	return err
 }
 
+// checkStartSpace refuses to open a node whose data directory's filesystem lacks the space its
+// raft log needs (see datadir.CheckStart).
+func checkStartSpace(dataDir, walDir string, segmentBytes int) error {
+	if segmentBytes <= 0 {
+		segmentBytes = wal.DefaultSegmentSize
+	}
+	segs, _ := filepath.Glob(filepath.Join(walDir, "*.wal"))
+	_, spareErr := os.Stat(filepath.Join(walDir, SpareSegmentFile))
+	return datadir.CheckStart(dataDir, uint64(segmentBytes), len(segs) > 0, spareErr == nil)
+}
+
+// HasSpareSegment reports whether the spare raft log segment is ready.
+func (n *Node) HasSpareSegment() bool { return n.log.HasSpareSegment() }
+
+// MakeSpareSegment allocates the spare raft log segment if it is missing.
+func (n *Node) MakeSpareSegment() error { return n.log.MakeSpareSegment() }
+
+// SegmentBytes is the size of the raft log's segment files.
+func (n *Node) SegmentBytes() uint64 { return n.log.spare.size }
+
+// LatestSnapshotBytes is the size of the node's latest snapshot (read at most once a second).
+func (n *Node) LatestSnapshotBytes() uint64 {
+	n.snapMu.Lock()
+	defer n.snapMu.Unlock()
+	if time.Since(n.snapBytesAt) > time.Second {
+		if snaps, err := n.snapshots.List(); err == nil && len(snaps) > 0 {
+			n.snapBytes = uint64(snaps[0].Size)
+		}
+		n.snapBytesAt = time.Now()
+	}
+	return n.snapBytes
+}
+
 // TornTail describes an incomplete last write of the raft log that was cleared when the node
 // opened it, or nil. A signed checkpoint the log then falls short of points here.
 func (n *Node) TornTail() error {
@@ -316,6 +366,11 @@ func (n *Node) Apply(ctx context.Context, cmd []byte) (index uint64, response an
 	}
 	if n.raft.State() != raft.Leader {
 		return 0, nil, n.notLeader()
+	}
+	if n.admit != nil {
+		if err := n.admit(len(cmd)); err != nil {
+			return 0, nil, err
+		}
 	}
 	var future raft.ApplyFuture
 	err = n.await(ctx, func() raft.Future {

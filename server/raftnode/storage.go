@@ -7,10 +7,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	wal "github.com/hashicorp/raft-wal"
+	"github.com/hashicorp/raft-wal/fs"
+	"github.com/hashicorp/raft-wal/segment"
 	"github.com/hashicorp/raft-wal/types"
 )
 
@@ -53,7 +56,12 @@ func segmentFileName(si types.SegmentInfo) string {
 // sealEntry) and a checksummed metadata file, and every entry read checked against the index
 // asked for.
 type logStore struct {
-	dir  string
+	dir    string
+	logger hclog.Logger
+	spare  *spareVFS
+
+	// mu guards wal and meta, which a reopen replaces (see StoreLogs).
+	mu   sync.RWMutex
 	wal  *wal.WAL
 	meta *fileMetaStore
 	// onCorrupt, if set, is told of an entry found damaged while the node runs.
@@ -70,12 +78,23 @@ var (
 	_ raft.MonotonicLogStore = (*logStore)(nil)
 )
 
-func (s *logStore) FirstIndex() (uint64, error) { return s.wal.FirstIndex() }
-func (s *logStore) LastIndex() (uint64, error)  { return s.wal.LastIndex() }
+func (s *logStore) FirstIndex() (uint64, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.wal.FirstIndex()
+}
+
+func (s *logStore) LastIndex() (uint64, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.wal.LastIndex()
+}
 
 // GetLog reads entry index, checking its checksum and that it is the entry asked for.
 func (s *logStore) GetLog(index uint64, l *raft.Log) error {
+	s.mu.RLock()
 	err := s.wal.GetLog(index, l)
+	s.mu.RUnlock()
 	if err == nil {
 		err = openEntry(l)
 	}
@@ -102,7 +121,19 @@ func (s *logStore) StoreLogs(logs []*raft.Log) error {
 		sealed[i] = sealEntry(l)
 		n += uint64(len(l.Data) + len(sealed[i].Extensions))
 	}
-	if err := s.wal.StoreLogs(sealed); err != nil {
+	s.mu.RLock()
+	err := s.wal.StoreLogs(sealed)
+	s.mu.RUnlock()
+	if errors.Is(err, wal.ErrSealed) {
+		// The last rotation failed (a full disk, say) and raft-wal cannot append until it is
+		// reopened, which finishes the rotation.
+		if err = s.reopen(); err == nil {
+			s.mu.RLock()
+			err = s.wal.StoreLogs(sealed)
+			s.mu.RUnlock()
+		}
+	}
+	if err != nil {
 		return err
 	}
 	s.stats.bytes.Add(n)
@@ -110,20 +141,86 @@ func (s *logStore) StoreLogs(logs []*raft.Log) error {
 	return nil
 }
 
-func (s *logStore) DeleteRange(min, max uint64) error  { return s.wal.DeleteRange(min, max) }
-func (s *logStore) Set(k, v []byte) error              { return s.wal.Set(k, v) }
-func (s *logStore) Get(k []byte) ([]byte, error)       { return s.wal.Get(k) }
-func (s *logStore) SetUint64(k []byte, v uint64) error { return s.wal.SetUint64(k, v) }
-func (s *logStore) GetUint64(k []byte) (uint64, error) { return s.wal.GetUint64(k) }
-func (s *logStore) IsMonotonic() bool                  { return s.wal.IsMonotonic() }
-func (s *logStore) Close() error                       { return s.wal.Close() }
+// reopen closes raft-wal and opens it again.
+func (s *logStore) reopen() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.wal.Close(); err != nil {
+		s.logger.Warn("close the raft log before reopening it", "err", err)
+	}
+	w, meta, err := openWAL(s.dir, s.logger, s.spare)
+	if err != nil {
+		return fmt.Errorf("reopen the raft log in %s: %w", s.dir, err)
+	}
+	s.wal, s.meta = w, meta
+	s.logger.Info("raft log reopened after a failed rotation", "dir", s.dir)
+	return nil
+}
+
+// openWAL opens raft-wal in dir with Concord's metadata file and spare segment.
+func openWAL(dir string, logger hclog.Logger, spare *spareVFS) (*wal.WAL, *fileMetaStore, error) {
+	meta := &fileMetaStore{}
+	w, err := wal.Open(dir, wal.WithMetaStore(meta), wal.WithLogger(logger), wal.WithSegmentSize(int(spare.size)),
+		wal.WithSegmentFiler(segment.NewFiler(dir, spare)))
+	if err != nil {
+		return nil, nil, err
+	}
+	return w, meta, nil
+}
+
+func (s *logStore) DeleteRange(min, max uint64) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.wal.DeleteRange(min, max)
+}
+
+func (s *logStore) Set(k, v []byte) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.wal.Set(k, v)
+}
+
+func (s *logStore) Get(k []byte) ([]byte, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.wal.Get(k)
+}
+
+func (s *logStore) SetUint64(k []byte, v uint64) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.wal.SetUint64(k, v)
+}
+
+func (s *logStore) GetUint64(k []byte) (uint64, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.wal.GetUint64(k)
+}
+
+func (s *logStore) IsMonotonic() bool { return true } // raft-wal's
+
+func (s *logStore) Close() error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.wal.Close()
+}
+
+// HasSpareSegment reports whether the spare segment is ready (see SpareSegmentFile).
+func (s *logStore) HasSpareSegment() bool { return s.spare.hasSpare() }
+
+// MakeSpareSegment allocates the spare segment if it is missing.
+func (s *logStore) MakeSpareSegment() error { return s.spare.makeSpare() }
 
 // segmentPath names the segment file that holds raft index index, as far as the metadata file
 // knows (the directory itself when no segment does).
 func (s *logStore) segmentPath(index uint64) string {
-	s.meta.mu.Lock()
-	segs := s.meta.doc.State.Segments
-	s.meta.mu.Unlock()
+	s.mu.RLock()
+	meta := s.meta
+	s.mu.RUnlock()
+	meta.mu.Lock()
+	segs := meta.doc.State.Segments
+	meta.mu.Unlock()
 	name := ""
 	for _, si := range segs {
 		if si.BaseIndex <= index {
@@ -159,12 +256,15 @@ func openLogStore(dir string, logger hclog.Logger, segmentBytes int) (*logStore,
 	if err != nil {
 		return nil, err
 	}
-	meta := &fileMetaStore{}
-	w, err := wal.Open(dir, wal.WithMetaStore(meta), wal.WithLogger(logger), wal.WithSegmentSize(segmentBytes))
+	if segmentBytes <= 0 {
+		segmentBytes = wal.DefaultSegmentSize
+	}
+	spare := &spareVFS{FS: fs.New(), dir: dir, size: uint64(segmentBytes)}
+	w, meta, err := openWAL(dir, logger, spare)
 	if err != nil {
 		return nil, fmt.Errorf("open the raft log in %s: %w", dir, err)
 	}
-	s := &logStore{dir: dir, wal: w, meta: meta, tornTail: tail.torn}
+	s := &logStore{dir: dir, logger: logger, spare: spare, wal: w, meta: meta, tornTail: tail.torn}
 	if last, _ := w.LastIndex(); tail.committed > last {
 		w.Close()
 		return nil, &CorruptError{File: s.segmentPath(tail.committed), Err: fmt.Errorf(

@@ -257,3 +257,53 @@ func TestLegacyLogIsConverted(t *testing.T) {
 		t.Fatalf("vote after conversion: %q", v)
 	}
 }
+
+// TestRotationTakesTheSpareSegment: a full segment rotates into the spare segment file, by a
+// rename (no space allocated then); the spare is made again afterwards.
+func TestRotationTakesTheSpareSegment(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s, err := openLogStore(dir, quietHC(), 8<<10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.MakeSpareSegment(); err != nil {
+		t.Fatal(err)
+	}
+	spare := filepath.Join(dir, SpareSegmentFile)
+	before, err := os.Stat(spare)
+	if err != nil || before.Size() != 8<<10 {
+		t.Fatalf("spare segment: %v, %v", before, err)
+	}
+	for i := uint64(1); s.HasSpareSegment(); i++ {
+		if i > 1000 {
+			t.Fatal("the log never rotated into the spare segment")
+		}
+		if err := s.StoreLogs([]*raft.Log{{Index: i, Term: 1, Type: raft.LogCommand, Data: payload(i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Rotation is asynchronous in raft-wal: the next append waits for it.
+	last, _ := s.LastIndex()
+	if err := s.StoreLogs([]*raft.Log{{Index: last + 1, Term: 1, Type: raft.LogCommand, Data: payload(last + 1)}}); err != nil {
+		t.Fatal(err)
+	}
+	segs, _ := filepath.Glob(filepath.Join(dir, "*.wal"))
+	var taken bool
+	for _, seg := range segs {
+		if fi, err := os.Stat(seg); err == nil && os.SameFile(fi, before) {
+			taken = true
+		}
+	}
+	if !taken {
+		t.Fatalf("no segment file is the former spare: %v", segs)
+	}
+	if err := s.MakeSpareSegment(); err != nil || !s.HasSpareSegment() {
+		t.Fatalf("spare not made again: %v", err)
+	}
+	s.SetUint64(keyCurrentTerm, 1)
+	if _, err := verifyLog(s, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+}

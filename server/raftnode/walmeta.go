@@ -11,14 +11,20 @@ import (
 	"path/filepath"
 	"sync"
 
+	"concord/internal/atomicfile"
+
 	"github.com/hashicorp/raft-wal/types"
 )
 
 // MetaFile is the file in the raft log's directory that lists its segment files and holds raft's
 // stable values (term, vote). It replaces raft-wal's bolt database: bolt checksums only its meta
 // pages, and a damaged data page can crash the process that reads it, where this file is one
-// JSON document with its SHA-256, rewritten atomically on each (rare) change.
+// JSON document with its SHA-256, rewritten atomically on each (rare) change, into space
+// reserved beforehand (see atomicfile.Reserved), so that a full disk never stops it.
 const MetaFile = "wal-meta.json"
+
+// metaReserve is the space kept for MetaFile (and its spare): room for a few hundred segments.
+const metaReserve = 64 << 10
 
 // metaTrailer starts the file's last line: the SHA-256 of everything before it, in hex.
 const metaTrailer = "sha256 "
@@ -45,7 +51,7 @@ var ErrMetaChecksum = errors.New("checksum mismatch")
 
 // readMetaFile reads and checks path. It returns os.ErrNotExist if there is none.
 func readMetaFile(path string) (metaDoc, error) {
-	b, err := os.ReadFile(path)
+	b, err := atomicfile.ReadReserved(path)
 	if err != nil {
 		return metaDoc{}, err
 	}
@@ -73,8 +79,8 @@ func readMetaFile(path string) (metaDoc, error) {
 	return doc, nil
 }
 
-// writeMetaFile replaces path with doc, durably and atomically: a crash leaves the old file or
-// the new one.
+// writeMetaFile replaces path with doc, durably and atomically (a crash leaves the old file or
+// the new one), in reserved space.
 func writeMetaFile(path string, doc metaDoc) error {
 	body, err := json.MarshalIndent(doc, "", " ")
 	if err != nil {
@@ -83,26 +89,7 @@ func writeMetaFile(path string, doc metaDoc) error {
 	body = append(body, '\n')
 	sum := sha256.Sum256(body)
 	b := append(body, []byte(metaTrailer+hex.EncodeToString(sum[:])+"\n")...)
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	return syncDir(filepath.Dir(path))
+	return atomicfile.Reserved{Path: path, Size: metaReserve}.Write(b)
 }
 
 func syncDir(dir string) error {

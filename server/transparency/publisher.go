@@ -55,6 +55,9 @@ type Publisher struct {
 // CheckpointFile is where a node keeps the last checkpoint it signed, in its data directory.
 const CheckpointFile = "checkpoint"
 
+// checkpointReserve is the space kept for CheckpointFile (and its spare).
+const checkpointReserve = 4 << 10
+
 // Open returns a publisher signing with signer, whose verifier is verifier, over tree. It reads
 // the last checkpoint this node signed from dataDir and refuses to go on if the tree is not
 // consistent with it (shorter, or another root at that size): signing again would contradict
@@ -65,7 +68,7 @@ func Open(dataDir string, signer note.Signer, verifier note.Verifier, tree func(
 	}
 	p := &Publisher{tree: tree, entries: entries, signer: signer, verifier: verifier, path: filepath.Join(dataDir, CheckpointFile),
 		cosigs: newCosignatures(dataDir, verifier)}
-	b, err := os.ReadFile(p.path)
+	b, err := atomicfile.ReadReserved(p.path)
 	if errors.Is(err, os.ErrNotExist) {
 		return p, nil
 	}
@@ -152,8 +155,9 @@ func (p *Publisher) Latest(ctx context.Context, minSize int64) (*Signed, error) 
 	if err != nil {
 		return nil, err
 	}
-	// Durable before anyone sees it, so a restart knows what it must stay consistent with.
-	if err := atomicfile.WriteFile(p.path, []byte(signed)); err != nil {
+	// Durable before anyone sees it, so a restart knows what it must stay consistent with; in
+	// reserved space, so that a full disk does not keep a committed write from its receipt.
+	if err := (atomicfile.Reserved{Path: p.path, Size: checkpointReserve}).Write([]byte(signed)); err != nil {
 		return nil, fmt.Errorf("transparency: keep the checkpoint: %w", err)
 	}
 	s := &Signed{Checkpoint: cp, Note: signed}

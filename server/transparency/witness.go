@@ -3,7 +3,6 @@ package transparency
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -45,7 +44,7 @@ func newCosignatures(dataDir string, verifier note.Verifier) *cosignatures {
 	cs := &cosignatures{byText: map[string]*Signed{}, sigs: map[string]map[string]string{}, path: filepath.Join(dataDir, CosignedFile)}
 	// The newest cosigned checkpoint from before a restart. Its witness signatures were checked
 	// when they came; the hub's own is checked again now.
-	if b, err := os.ReadFile(cs.path); err == nil {
+	if b, err := atomicfile.ReadReserved(cs.path); err == nil {
 		if cp, n, err := translog.OpenCheckpoint(string(b), verifier); err == nil {
 			s := &Signed{Checkpoint: cp, Note: string(b)}
 			cs.remember(s)
@@ -130,7 +129,7 @@ func (s *Service) AddCosignature(ctx context.Context, req *concordv1.AddCosignat
 		cs.sigs[n.Text][sig.Name] = "— " + sig.Name + " " + sig.Base64
 	}
 	merged, count := cs.merged(n.Text)
-	if err := atomicfile.WriteFile(cs.path, []byte(merged.Note)); err != nil {
+	if err := (atomicfile.Reserved{Path: cs.path, Size: 16 << 10}).Write([]byte(merged.Note)); err != nil {
 		return nil, fmt.Errorf("keep the cosigned checkpoint: %w", err)
 	}
 	return &concordv1.AddCosignatureResponse{Checkpoint: merged.Proto(), Cosignatures: uint32(count)}, nil
