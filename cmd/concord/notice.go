@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -215,7 +216,18 @@ concord notice submit --as fr-pharos --basis fr.lcen.6-1 --category ATTACK_FOOTA
 		callCtx, cancel := context.WithTimeout(ctx, cf.timeout)
 		rec, err := c.SubmitNotice(callCtx, n)
 		cancel()
+		var unverified *client.UnverifiedReceiptError
+		if errors.As(err, &unverified) {
+			// Committed: its receipt is signed and proves it; only its link to the checkpoints
+			// seen before is not proven yet.
+			fmt.Fprintf(os.Stderr, "warning: notice %s is committed, but %v\n", n.GetNoticeId(), unverified.Err)
+			rec, err = unverified.Response.(*concordv1.SubmitNoticeResponse).GetNotice(), nil
+		}
 		if err != nil {
+			var unknown *client.OutcomeUnknownError
+			if errors.As(err, &unknown) {
+				fmt.Fprintf(os.Stderr, "notice %s may or may not be committed (no answer in time): 'concord notice get %s' tells\n", n.GetNoticeId(), n.GetNoticeId())
+			}
 			if i > 0 {
 				fmt.Fprintf(os.Stderr, "%d of %d notices were accepted before this error; submit the remaining hashes again\n", i, len(chunks))
 			}
