@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc64"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -73,6 +75,7 @@ type snapshotDirMeta struct {
 	ID                 string
 	Index, Term        uint64
 	Size               int64
+	CRC                []byte
 	Configuration      raft.Configuration
 	ConfigurationIndex uint64
 }
@@ -113,12 +116,24 @@ func restoreLatest(s *snapshotStore, fsm raft.FSM) (index, term uint64, err erro
 	} else if fi.Size() != meta.Size {
 		return 0, 0, &CorruptError{File: statePath, Err: fmt.Errorf("%d bytes, but %s says %d: one of the two is damaged", fi.Size(), metaPath, meta.Size)}
 	}
-	_, rc, err := s.Open(dir.name)
+	// One pass: the state is restored while its CRC-64 is computed, and refused at the end if it
+	// does not match (raft's own Open reads the file twice).
+	f, err := os.Open(statePath)
 	if err != nil {
-		return 0, 0, &CorruptError{File: statePath, Err: fmt.Errorf("%w (its checksum is recorded in %s: one of the two is damaged)", err, metaPath)}
-	}
-	if err := fsm.Restore(rc); err != nil {
 		return 0, 0, &CorruptError{File: statePath, Err: err}
+	}
+	defer f.Close()
+	sum := crc64.New(crc64.MakeTable(crc64.ECMA))
+	tee := io.TeeReader(f, sum)
+	restoreErr := fsm.Restore(io.NopCloser(tee))
+	if _, err := io.Copy(io.Discard, tee); err != nil {
+		return 0, 0, &CorruptError{File: statePath, Err: err}
+	}
+	if !bytes.Equal(sum.Sum(nil), meta.CRC) {
+		return 0, 0, &CorruptError{File: statePath, Err: fmt.Errorf("its CRC-64 is not the one %s records: one of the two is damaged", metaPath)}
+	}
+	if restoreErr != nil {
+		return 0, 0, &CorruptError{File: statePath, Err: restoreErr}
 	}
 	if r, ok := fsm.(RestoredSnapshot); ok {
 		idx, t, digest := r.RestoredRaftSnapshot()
