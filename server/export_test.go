@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 
+	"concord/server/cluster"
 	"concord/server/fsm"
 	"concord/server/integrity"
 
@@ -41,3 +42,8 @@ func ApplyLocally(s *Server, cmd []byte) any {
 
 // Alarms are the node's integrity alarms.
 func Alarms(s *Server) []integrity.Alarm { return s.guard.Alarms() }
+
+// CheckLog runs one comparison of the node's log with the other voters'.
+func CheckLog(ctx context.Context, s *Server) (*cluster.LogCheck, error) {
+	return s.cluster.CheckLog(ctx)
+}

@@ -178,7 +178,7 @@ const (
 // write whose outcome was unknown is re-sent, and what that says is what the log shows.
 func TestWritesUnderFailoverAndRateLimitAreNeverReportedFailedWhenCommitted(t *testing.T) {
 	t.Parallel()
-	c := servertest.StartCluster(t, 3, servertest.Options{RateLimit: 30, RateBurst: 10,
+	c := servertest.StartCluster(t, 3, servertest.Options{RateLimit: 8, RateBurst: 4,
 		Cluster: server.ClusterConfig{LeaderWait: 2 * time.Second, HealthInterval: 200 * time.Millisecond}})
 	// The client starts on the leader, so that the first fault hits writes in flight.
 	leader := c.Leader(t, 10*time.Second)

@@ -42,25 +42,32 @@ func repairReason(dataDir string) (string, bool) {
 	return strings.TrimSpace(string(b)), true
 }
 
-// quarantine moves the raft state of dataDir (and, with checkpoint, the node's last signed
-// checkpoint) into a new directory of QuarantineDir and returns its path.
-func quarantine(dataDir string, checkpoint bool) (string, error) {
+// quarantine moves the named files or directories of dataDir into a new directory of
+// QuarantineDir and returns its path.
+func quarantine(dataDir string, names ...string) (string, error) {
 	dst := filepath.Join(dataDir, QuarantineDir, time.Now().UTC().Format("20060102T150405.000000000Z"))
 	if err := os.MkdirAll(dst, 0o700); err != nil {
-		return "", fmt.Errorf("quarantine the damaged raft state: %w", err)
+		return "", fmt.Errorf("quarantine %v: %w", names, err)
 	}
-	moves := []string{"raft"}
-	if checkpoint {
-		moves = append(moves, transparency.CheckpointFile, transparency.CosignedFile)
-	}
-	for _, name := range moves {
+	for _, name := range names {
 		err := os.Rename(filepath.Join(dataDir, name), filepath.Join(dst, name))
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
 			return "", fmt.Errorf("quarantine %s: %w", name, err)
 		}
 	}
+	if err := syncDir(dst); err != nil {
+		return "", err
+	}
+	if err := syncDir(filepath.Join(dataDir, QuarantineDir)); err != nil {
+		return "", err
+	}
 	return dst, syncDir(dataDir)
 }
+
+// checkpointFiles are the node's signed checkpoint and its cosignatures, with the spares of
+// their reserved space.
+var checkpointFiles = []string{transparency.CheckpointFile, transparency.CheckpointFile + ".spare",
+	transparency.CosignedFile, transparency.CosignedFile + ".spare"}
 
 func syncDir(dir string) error {
 	d, err := os.Open(dir)
@@ -76,7 +83,14 @@ func syncDir(dir string) error {
 func (s *Server) beginRepair(ctx context.Context, id, reason string) error {
 	dataDir := s.cfg.DataDir
 	known := cluster.ReadMembers(dataDir)
-	dst, err := quarantine(dataDir, false)
+	// The mark first, durably: a crash before the cluster has taken the node back must not leave
+	// an empty raft directory that a restart would bootstrap, or join as if it were new.
+	if _, marked := repairReason(dataDir); !marked {
+		if err := atomicfile.WriteFile(filepath.Join(dataDir, RepairFile), []byte(reason+"\n")); err != nil {
+			return fmt.Errorf("mark the data directory for repair: %w", err)
+		}
+	}
+	dst, err := quarantine(dataDir, "raft")
 	if err != nil {
 		return err
 	}
@@ -118,7 +132,10 @@ func (s *Server) requestRepair(a integrity.Alarm) {
 	}
 	reason := a.String()
 	if err := atomicfile.WriteFile(filepath.Join(s.cfg.DataDir, RepairFile), []byte(reason+"\n")); err != nil {
-		s.cfg.Logger.Error("cannot mark the data directory for repair: restart the node to repair it", "err", err)
+		// Without the mark a restart would serve the damaged state until the next comparison:
+		// the node stays as it is, serving and signing nothing.
+		s.cfg.Logger.Error("cannot mark the data directory for repair: this node stays stopped; free space and restart it", "err", err, "reason", reason)
+		return
 	}
 	s.cfg.Logger.Error("this node will restart to repair itself from its cluster", "reason", reason)
 	select {

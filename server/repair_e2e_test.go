@@ -27,12 +27,12 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
-// repairCluster starts three nodes that compare their logs every 100 ms.
-func repairCluster(t *testing.T) *servertest.Cluster {
+// repairCluster starts three nodes that compare their logs every interval (negative: never).
+func repairCluster(t *testing.T, interval time.Duration) *servertest.Cluster {
 	t.Helper()
 	return servertest.StartCluster(t, 3, servertest.Options{Cluster: server.ClusterConfig{
 		HeartbeatTimeout: 300 * time.Millisecond, LeaderLeaseTimeout: 150 * time.Millisecond,
-		LogCheckInterval: 100 * time.Millisecond,
+		LogCheckInterval: interval,
 	}})
 }
 
@@ -110,7 +110,7 @@ func checkpointsAgree(t *testing.T, c *servertest.Cluster, i, j int) {
 // checkpoints consistent with the leader's.
 func TestFollowerWithDamagedLogRepairsItself(t *testing.T) {
 	t.Parallel()
-	c := repairCluster(t)
+	c := repairCluster(t, 100*time.Millisecond)
 	leader := c.Leader(t, 30*time.Second)
 	f := others(c, leader)[0]
 	// Written through the follower: it signs checkpoints for their receipts.
@@ -251,7 +251,8 @@ func TestForkedNodeStopsServingAndSigningThenRepairs(t *testing.T) {
 	for _, who := range []string{"follower", "leader"} {
 		t.Run(who, func(t *testing.T) {
 			t.Parallel()
-			c := repairCluster(t)
+			// Comparisons run when the test says, so that the forked node signs before.
+			c := repairCluster(t, -1)
 			leader := c.Leader(t, 30*time.Second)
 			submitThrough(t, c, leader, "before the fork", 3)
 			forked := leader
@@ -267,6 +268,26 @@ func TestForkedNodeStopsServingAndSigningThenRepairs(t *testing.T) {
 			defer cancel()
 			if _, resp, err := server.ApplyCommand(ctx, c.Nodes[leader].Server, noticeCommand(t, c.Nodes[leader], "after the fork")); err != nil || asError(resp) != nil {
 				t.Fatalf("commit after the fork: %v %v", resp, err)
+			}
+			// Before anyone compares, the forked node signs a checkpoint of its forked log.
+			eventually(t, 30*time.Second, "every node applies the entry after the fork", func() error {
+				for _, n := range c.Nodes {
+					if _, size, _, err := server.Fingerprint(n.Server); err != nil || size < 5 {
+						return fmt.Errorf("log size %d, %v", size, err)
+					}
+				}
+				return nil
+			})
+			if _, err := c.Nodes[forked].Client(t, "observatory").Log.GetCheckpoint(ctx, &concordv1.GetCheckpointRequest{}); err != nil {
+				t.Fatal(err)
+			}
+			for _, o := range others(c, forked) {
+				if check, err := server.CheckLog(ctx, c.Nodes[o].Server); err != nil || check.Forked() || len(check.Disagree) != 1 {
+					t.Fatalf("%s's comparison: %+v, %v; want one disagreement, not forked", servertest.NodeID(o), check, err)
+				}
+			}
+			if _, err := server.CheckLog(ctx, c.Nodes[forked].Server); err != nil {
+				t.Fatal(err)
 			}
 			alarm := waitForked(t, c, forked)
 			if !strings.Contains(alarm.Detail, "contradicted by 2 of the 3 voters") {
@@ -313,6 +334,13 @@ func TestForkedNodeStopsServingAndSigningThenRepairs(t *testing.T) {
 				t.Fatalf("the repair mark is still there: %v", err)
 			}
 			checkpointsAgree(t, c, forked, newLeader)
+			// The checkpoint it signed over its forked log is kept aside, as evidence.
+			if cps, _ := filepath.Glob(filepath.Join(n.DataDir, server.QuarantineDir, "*", "checkpoint")); len(cps) != 1 {
+				t.Fatalf("the forked checkpoint was not set aside: %v", cps)
+			}
+			if _, err := os.Stat(filepath.Join(n.DataDir, "raft", "wal")); err != nil {
+				t.Fatalf("the repaired node's raft log: %v", err)
+			}
 		})
 	}
 }

@@ -241,6 +241,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err := s.openRaft(ctx, policy); err != nil {
 		return nil, err
 	}
+	go s.space.Run(s.stopping)
 	defer func() {
 		if err != nil {
 			close(s.stopping)
@@ -263,7 +264,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		// A member of a cluster holds the cluster's log now (it caught up): a checkpoint it
 		// cannot read, or one that log contradicts (a fork it signed before), is set aside as
 		// evidence, and the node goes on from the cluster's log.
-		dst, qerr := quarantine(cfg.DataDir, true)
+		dst, qerr := quarantine(cfg.DataDir, checkpointFiles...)
 		if qerr != nil {
 			return nil, errors.Join(err, qerr)
 		}
@@ -438,7 +439,6 @@ func (s *Server) openRaft(ctx context.Context, policy *authz.Policy) (err error)
 	}
 	s.space = &datadir.Space{Dir: s.cfg.DataDir, SegmentBytes: s.node.SegmentBytes(), SnapshotBytes: s.node.LatestSnapshotBytes,
 		HasSpare: s.node.HasSpareSegment, MakeSpare: s.node.MakeSpareSegment, Guard: s.guard, Logger: s.cfg.Logger}
-	go s.space.Run(s.stopping)
 	s.cluster = cluster.New(cluster.Config{Raft: s.node, FSM: s.fsm, Port: s.port, Logger: s.cfg.Logger, LeaderWait: cc.LeaderWait,
 		Integrity: s.guard, DataDir: s.cfg.DataDir})
 	if s.port != nil {
@@ -532,6 +532,10 @@ func (s *Server) updateHealthLocked() {
 // watchIntegrity follows the integrity alarms: the health status reflects them, and a leader
 // that must stop serving hands leadership to another voter, so that the cluster goes on.
 func (s *Server) watchIntegrity() {
+	// A leader with an alarm keeps handing over leadership: a transfer can fail, and the node
+	// can win a later election.
+	tick := time.NewTicker(2 * time.Second)
+	defer tick.Stop()
 	for {
 		changed := s.guard.Changed()
 		s.healthMu.Lock()
@@ -551,6 +555,7 @@ func (s *Server) watchIntegrity() {
 		case <-s.stopping:
 			return
 		case <-changed:
+		case <-tick.C:
 		}
 	}
 }

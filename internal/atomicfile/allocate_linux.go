@@ -6,8 +6,8 @@ import (
 	"syscall"
 )
 
-// allocate makes f exactly size bytes, every one of them allocated (fallocate).
-func allocate(f *os.File, size int64) error {
+// Allocate makes f exactly size bytes, every one of them allocated (fallocate).
+func Allocate(f *os.File, size int64) error {
 	fi, err := f.Stat()
 	if err != nil {
 		return err

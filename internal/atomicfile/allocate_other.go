@@ -4,8 +4,8 @@ package atomicfile
 
 import "os"
 
-// allocate makes f exactly size bytes; writing the zeros allocates them.
-func allocate(f *os.File, size int64) error {
+// Allocate makes f exactly size bytes; writing the zeros allocates them.
+func Allocate(f *os.File, size int64) error {
 	fi, err := f.Stat()
 	if err != nil {
 		return err

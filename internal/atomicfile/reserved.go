@@ -54,7 +54,7 @@ func (r Reserved) Write(data []byte) error {
 	if err != nil {
 		return fmt.Errorf("write %s: %w", r.Path, err)
 	}
-	if err := allocate(f, size); err != nil {
+	if err := Allocate(f, size); err != nil {
 		f.Close()
 		return fmt.Errorf("write %s: reserve %d bytes: %w", r.Path, size, err)
 	}

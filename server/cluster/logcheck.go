@@ -40,11 +40,11 @@ type LogCheck struct {
 	Evidence []string
 }
 
-// Forked reports whether the round proves that this node's log is not the majority's: so many
-// voters contradict it that it cannot belong to any majority, whatever the silent ones hold.
+// Forked reports whether the round proves that this node's log is not the majority's: a quorum
+// of the voters (two of three, three of five) contradicts it. Fewer (one of two, two of four)
+// prove nothing about which side forked: each logs the disagreement, neither stops.
 func (c *LogCheck) Forked() bool {
-	quorum := c.Voters/2 + 1
-	return len(c.Disagree) > c.Voters-quorum
+	return len(c.Disagree) >= c.Voters/2+1
 }
 
 // CompareLog answers another node's comparison: this node's tree, and the proof that the

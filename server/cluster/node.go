@@ -144,18 +144,34 @@ func (n *Node) Apply(ctx context.Context, cmd []byte) (uint64, any, error) {
 	if n.Standalone() {
 		return n.raft.Apply(ctx, cmd)
 	}
+	// A node that may not write (no space, or its integrity in doubt) does not take writes to
+	// forward either.
+	if err := n.integrity.Writable(); err != nil {
+		return 0, nil, err
+	}
 	var index uint64
 	var response any
+	ambiguous := false // an attempt got no answer: it may have committed
+	noteAmbiguous := func(err error) error {
+		code := fault.CodeOf(err)
+		if st, ok := status.FromError(err); ok {
+			code = st.Code()
+		}
+		if err != nil && (code == codes.Unavailable || code == codes.DeadlineExceeded || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)) {
+			ambiguous = true
+		}
+		return err
+	}
 	err := n.onLeader(ctx, "commit the write",
 		func(ctx context.Context) error {
 			var err error
 			index, response, err = n.raft.Apply(ctx, cmd)
-			return err
+			return noteAmbiguous(err)
 		},
 		func(ctx context.Context, c nodev1.NodeServiceClient) error {
 			resp, err := c.Apply(ctx, &nodev1.ApplyRequest{Command: cmd})
 			if err != nil {
-				return err
+				return noteAmbiguous(err)
 			}
 			if response, err = decodeResponse(resp); err != nil {
 				return err
@@ -163,6 +179,11 @@ func (n *Node) Apply(ctx context.Context, cmd []byte) (uint64, any, error) {
 			index = resp.GetIndex()
 			return nil
 		})
+	if err != nil && ambiguous && fault.CodeOf(err) == codes.ResourceExhausted {
+		// Refused before it was appended, but an earlier attempt may have committed it: to the
+		// caller, the outcome is unknown.
+		err = fault.Unavailable("%v, after an earlier attempt that got no answer", err)
+	}
 	if err != nil {
 		if fault.CodeOf(err) == codes.Unavailable {
 			// An attempt may have reached the leader and be committed by now.
@@ -384,6 +405,12 @@ func (n *Node) WaitCaughtUp(ctx context.Context) error {
 	start := time.Now()
 	nextLog := start.Add(10 * time.Second)
 	for {
+		if h := n.fsm.Halted(); h != nil {
+			// It will never catch up: it starts, to show operators its HALTED alarm, and
+			// answers nothing else.
+			n.logger.Error("the state machine is halted: the node starts without catching up", "index", h.Index, "err", h.Err)
+			return nil
+		}
 		tryCtx, cancel := context.WithTimeout(ctx, n.leaderWait+time.Second)
 		err := n.Linearize(tryCtx)
 		cancel()
@@ -554,6 +581,20 @@ func (n *Node) RemoveServer(ctx context.Context, id string) error {
 			_, err := c.RemoveServer(ctx, &nodev1.RemoveServerRequest{NodeId: id})
 			return err
 		})
+}
+
+// isMember reports whether node id is in the configuration this node knows.
+func (n *Node) isMember(id string) bool {
+	servers, err := n.raft.Configuration()
+	if err != nil {
+		return false
+	}
+	for _, s := range servers {
+		if string(s.ID) == id {
+			return true
+		}
+	}
+	return false
 }
 
 // removeIfMember removes node id from the configuration, through the leader, if it is in it.

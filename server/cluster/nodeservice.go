@@ -33,6 +33,10 @@ func (j joinOnly) Join(ctx context.Context, req *nodev1.JoinRequest) (*nodev1.Jo
 }
 
 func (s *NodeService) leader() error {
+	// A leader whose integrity is in doubt takes no write and vouches for no read.
+	if err := s.node.integrity.Serving(); err != nil {
+		return err
+	}
 	if s.node.raft.IsLeader() {
 		return nil
 	}
@@ -78,8 +82,9 @@ func (s *NodeService) Join(ctx context.Context, req *nodev1.JoinRequest) (*nodev
 	if err := checkMember(req.GetNodeId(), req.GetRaftAddress()); err != nil {
 		return nil, err
 	}
-	if req.GetRejoin() {
-		// It no longer holds the log it voted with: out of the configuration first.
+	if req.GetRejoin() || s.node.isMember(req.GetNodeId()) {
+		// It no longer holds the log it voted with (only a node without state asks to join):
+		// out of the configuration first.
 		if err := s.node.removeIfMember(ctx, req.GetNodeId()); err != nil {
 			return nil, err
 		}

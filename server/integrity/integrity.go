@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"concord/server/fault"
@@ -75,6 +76,9 @@ type Guard struct {
 	mu      sync.Mutex
 	alarms  map[Kind]Alarm
 	changed chan struct{} // closed and replaced when the set of alarms changes
+	// stopped mirrors whether an alarm that stops serving is raised, for Serving's fast path
+	// (every message of every stream asks).
+	stopped atomic.Bool
 }
 
 // New returns a guard with no alarm raised.
@@ -121,6 +125,11 @@ func (g *Guard) Clear(k Kind) bool {
 }
 
 func (g *Guard) notifyLocked() {
+	stopped := false
+	for k := range g.alarms {
+		stopped = stopped || k.stopsServing()
+	}
+	g.stopped.Store(stopped)
 	close(g.changed)
 	g.changed = make(chan struct{})
 }
@@ -155,7 +164,7 @@ func (g *Guard) Changed() <-chan struct{} {
 // Serving returns nil while the node may answer, or an Unavailable error that says why it may
 // not: an alarm other than NoSpace is raised.
 func (g *Guard) Serving() error {
-	if g == nil {
+	if g == nil || !g.stopped.Load() {
 		return nil
 	}
 	g.mu.Lock()

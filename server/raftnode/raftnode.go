@@ -181,9 +181,6 @@ func Open(cfg Config, fsm raft.FSM) (_ *Node, err error) {
 	if n.log, err = openLogStore(walDir, hlog.Named("wal"), cfg.SegmentBytes); err != nil {
 		return nil, err
 	}
-	if cfg.OnCorrupt != nil {
-		n.log.onCorrupt = func(ce *CorruptError) { cfg.OnCorrupt(ce) }
-	}
 	if err := n.log.MakeSpareSegment(); err != nil {
 		n.logger.Warn("no spare raft log segment yet: writes wait for one", "err", err)
 	}
@@ -247,6 +244,11 @@ func Open(cfg Config, fsm raft.FSM) (_ *Node, err error) {
 		if err := verifyAndRestore(n.log, n.snapshots, fsm); err != nil {
 			return nil, err
 		}
+	}
+	// Damage found from now on, while the node runs, raises the alarm (damage found at start is
+	// Open's error).
+	if cfg.OnCorrupt != nil {
+		n.log.onCorrupt = func(ce *CorruptError) { cfg.OnCorrupt(ce) }
 	}
 	if !existing && (cfg.Stream == nil || !cfg.Join) {
 		voters := raft.Configuration{Servers: []raft.Server{{Suffrage: raft.Voter, ID: conf.LocalID, Address: addr}}}

@@ -167,14 +167,14 @@ func newestSnapshotDir(dir string) (snapshotDir, bool, error) {
 			continue
 		}
 		parts := strings.Split(e.Name(), "-")
-		if len(parts) != 3 {
-			return snapshotDir{}, false, &CorruptError{File: filepath.Join(dir, e.Name()), Err: errors.New("not a snapshot directory's name (term-index-milliseconds)")}
-		}
 		var nums [3]uint64
-		for i, p := range parts {
-			if nums[i], err = strconv.ParseUint(p, 10, 64); err != nil {
-				return snapshotDir{}, false, &CorruptError{File: filepath.Join(dir, e.Name()), Err: errors.New("not a snapshot directory's name (term-index-milliseconds)")}
-			}
+		ok := len(parts) == 3
+		for i := 0; ok && i < 3; i++ {
+			nums[i], err = strconv.ParseUint(parts[i], 10, 64)
+			ok = err == nil
+		}
+		if !ok {
+			continue // not one of raft's snapshot directories (raft ignores it too)
 		}
 		dirs = append(dirs, snapshotDir{name: e.Name(), term: nums[0], index: nums[1], msec: nums[2]})
 	}

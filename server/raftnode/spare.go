@@ -1,13 +1,13 @@
 package raftnode
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
-	"syscall"
+
+	"concord/internal/atomicfile"
 
 	"github.com/hashicorp/raft-wal/fs"
 	"github.com/hashicorp/raft-wal/types"
@@ -69,10 +69,7 @@ func (v *spareVFS) makeSpare() error {
 	if err != nil {
 		return err
 	}
-	err = syscall.Fallocate(int(f.Fd()), 0, 0, int64(v.size))
-	if errors.Is(err, syscall.EOPNOTSUPP) {
-		err = f.Truncate(int64(v.size)) // no fallocate here: at least the size
-	}
+	err = atomicfile.Allocate(f, int64(v.size))
 	if err == nil {
 		err = f.Sync()
 	}

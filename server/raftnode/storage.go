@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
@@ -60,10 +62,11 @@ type logStore struct {
 	logger hclog.Logger
 	spare  *spareVFS
 
-	// mu guards wal and meta, which a reopen replaces (see StoreLogs).
-	mu   sync.RWMutex
-	wal  *wal.WAL
-	meta *fileMetaStore
+	// mu guards wal, meta and closed: a reopen replaces them (see StoreLogs).
+	mu     sync.RWMutex
+	wal    *wal.WAL
+	meta   *fileMetaStore
+	closed bool // a reopen failed: wal is closed
 	// onCorrupt, if set, is told of an entry found damaged while the node runs.
 	onCorrupt func(*CorruptError)
 	// tornTail describes an incomplete last write cleared at open, if there was one.
@@ -101,7 +104,7 @@ func (s *logStore) GetLog(index uint64, l *raft.Log) error {
 	if err == nil && l.Index != index {
 		err = fmt.Errorf("%w: read as entry %d, it holds entry %d", ErrEntryChecksum, index, l.Index)
 	}
-	if err != nil && !errors.Is(err, raft.ErrLogNotFound) {
+	if err != nil && damaged(err) {
 		ce := &CorruptError{File: s.segmentPath(index), Index: index, Err: err}
 		if s.onCorrupt != nil {
 			s.onCorrupt(ce)
@@ -109,6 +112,15 @@ func (s *logStore) GetLog(index uint64, l *raft.Log) error {
 		return ce
 	}
 	return err
+}
+
+// damaged reports whether a read failed because of what the file holds: anything but a missing
+// entry, a closed log or an error of the file system (what raft-wal's reader says of bytes it
+// cannot make sense of varies: a checksum, a short buffer, an unexpected end...).
+func damaged(err error) bool {
+	var pathErr *os.PathError
+	var errno syscall.Errno
+	return !errors.Is(err, raft.ErrLogNotFound) && !errors.Is(err, wal.ErrClosed) && !errors.As(err, &pathErr) && !errors.As(err, &errno)
 }
 
 func (s *logStore) StoreLog(l *raft.Log) error { return s.StoreLogs([]*raft.Log{l}) }
@@ -124,7 +136,7 @@ func (s *logStore) StoreLogs(logs []*raft.Log) error {
 	s.mu.RLock()
 	err := s.wal.StoreLogs(sealed)
 	s.mu.RUnlock()
-	if errors.Is(err, wal.ErrSealed) {
+	if errors.Is(err, wal.ErrSealed) || errors.Is(err, wal.ErrClosed) {
 		// The last rotation failed (a full disk, say) and raft-wal cannot append until it is
 		// reopened, which finishes the rotation.
 		if err = s.reopen(); err == nil {
@@ -142,17 +154,20 @@ func (s *logStore) StoreLogs(logs []*raft.Log) error {
 }
 
 // reopen closes raft-wal and opens it again.
+// On failure the log stays closed, every call fails, and the next StoreLogs tries again.
 func (s *logStore) reopen() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.wal.Close(); err != nil {
-		s.logger.Warn("close the raft log before reopening it", "err", err)
+	if !s.closed {
+		if err := s.wal.Close(); err != nil {
+			s.logger.Warn("close the raft log before reopening it", "err", err)
+		}
+		s.closed = true
 	}
-	w, meta, err := openWAL(s.dir, s.logger, s.spare)
-	if err != nil {
+	if err := s.open(); err != nil {
 		return fmt.Errorf("reopen the raft log in %s: %w", s.dir, err)
 	}
-	s.wal, s.meta = w, meta
+	s.closed = false
 	s.logger.Info("raft log reopened after a failed rotation", "dir", s.dir)
 	return nil
 }
@@ -216,8 +231,12 @@ func (s *logStore) MakeSpareSegment() error { return s.spare.makeSpare() }
 // knows (the directory itself when no segment does).
 func (s *logStore) segmentPath(index uint64) string {
 	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.segmentPathLocked(index)
+}
+
+func (s *logStore) segmentPathLocked(index uint64) string {
 	meta := s.meta
-	s.mu.RUnlock()
 	meta.mu.Lock()
 	segs := meta.doc.State.Segments
 	meta.mu.Unlock()
@@ -241,36 +260,57 @@ func openLogStore(dir string, logger hclog.Logger, segmentBytes int) (*logStore,
 	if err := migrateLegacyWAL(dir, logger); err != nil {
 		return nil, err
 	}
-	metaPath := filepath.Join(dir, MetaFile)
+	if segmentBytes <= 0 {
+		segmentBytes = wal.DefaultSegmentSize
+	}
+	s := &logStore{dir: dir, logger: logger, spare: &spareVFS{FS: fs.New(), dir: dir, size: uint64(segmentBytes)}}
+	if err := s.open(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// open checks the log's files (see openLogStore), finishes a rotation that did not complete,
+// and opens raft-wal on them.
+func (s *logStore) open() error {
+	metaPath := filepath.Join(s.dir, MetaFile)
 	doc, err := readMetaFile(metaPath)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 	case err != nil:
-		return nil, &CorruptError{File: metaPath, Err: err}
+		return &CorruptError{File: metaPath, Err: err}
 	default:
-		if err := checkSegmentFiles(dir, doc.State); err != nil {
-			return nil, err
+		if err := checkSegmentFiles(s.dir, doc.State); err != nil {
+			return err
 		}
 	}
-	tail, err := scanTail(dir, doc.State, logger)
+	tail, err := scanTail(s.dir, doc.State, s.logger)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if segmentBytes <= 0 {
-		segmentBytes = wal.DefaultSegmentSize
+	if tail.sealedAt > 0 {
+		if err := finishSeal(s.dir, doc, tail, int(s.spare.size), s.logger); err != nil {
+			return err
+		}
 	}
-	spare := &spareVFS{FS: fs.New(), dir: dir, size: uint64(segmentBytes)}
-	w, meta, err := openWAL(dir, logger, spare)
+	w, meta, err := openWAL(s.dir, s.logger, s.spare)
+	if errors.Is(err, types.ErrCorrupt) {
+		return &CorruptError{File: s.dir, Err: err}
+	}
 	if err != nil {
-		return nil, fmt.Errorf("open the raft log in %s: %w", dir, err)
+		return fmt.Errorf("open the raft log in %s: %w", s.dir, err)
 	}
-	s := &logStore{dir: dir, logger: logger, spare: spare, wal: w, meta: meta, tornTail: tail.torn}
+	s.wal, s.meta = w, meta
+	if tail.torn != nil {
+		s.tornTail = tail.torn
+	}
 	if last, _ := w.LastIndex(); tail.committed > last {
+		path := s.segmentPathLocked(tail.committed)
 		w.Close()
-		return nil, &CorruptError{File: s.segmentPath(tail.committed), Err: fmt.Errorf(
+		return &CorruptError{File: path, Err: fmt.Errorf(
 			"it holds committed entries up to %d, but recovering its last write kept only up to %d: bytes of that write are damaged", tail.committed, last)}
 	}
-	return s, nil
+	return nil
 }
 
 // checkSegmentFiles checks that every segment file the metadata lists is there, with the header
@@ -327,14 +367,21 @@ type tailScan struct {
 	// torn, when set, describes bytes after the last commit frame that are not a clean end: a
 	// write that never completed. They were cleared, as raft-wal's recovery would drop them.
 	torn *CorruptError
+	// sealedAt, when not 0, is the file offset of the index array of a last segment sealed in
+	// its file (an index frame, committed) that the metadata still lists as open: the rotation
+	// that followed the seal did not complete. maxIndex is its last entry.
+	sealedAt, maxIndex uint64
 }
 
 // scanTail walks the frames of the last (unsealed) segment itself, checking every entry, and
-// returns the last entry index covered by a commit frame. raft-wal's recovery keeps what is
-// covered by a commit frame whose checksum matches and drops the rest as a torn write; it must
-// drop nothing that was acknowledged. So a damaged frame fails the scan, unless it is the start
-// of a write that never completed: nothing but the damage itself follows it, no commit frame.
-// Such bytes are cleared, so that raft-wal recovers from a clean end.
+// returns the last entry index covered by a commit frame. raft-wal's recovery keeps what a
+// commit frame covers and drops the rest as an incomplete write; it must drop nothing that was
+// acknowledged. Every write ends with a commit frame, and a segment file starts as zeros (it is
+// preallocated), so the scan refuses the segment when anything that looks like a commit frame
+// follows the place where the walk stopped (a damaged frame, or a header that reads as the end),
+// and when the walk stopped on garbage right after entries that a commit frame should have
+// closed (a damaged commit frame). What remains is a write that never completed: its bytes are
+// cleared, so that raft-wal recovers from a clean end.
 func scanTail(dir string, st types.PersistentState, logger hclog.Logger) (tailScan, error) {
 	if len(st.Segments) == 0 {
 		return tailScan{}, nil
@@ -351,17 +398,23 @@ func scanTail(dir string, st types.PersistentState, logger hclog.Logger) (tailSc
 	if err != nil {
 		return tailScan{}, &CorruptError{File: path, Err: err}
 	}
-	if len(data) < segmentHeaderLen || bytes.Equal(data[:segmentHeaderLen], make([]byte, segmentHeaderLen)) {
+	if len(data) < segmentHeaderLen || isZero(data[:segmentHeaderLen]) {
+		if nonZeroAt(data, 0) >= 0 {
+			return tailScan{}, &CorruptError{File: path, Err: errors.New("its header is zeros, but data follows it")}
+		}
 		return tailScan{}, nil // never written
 	}
 	var codec wal.BinaryCodec
 	next, committed := si.BaseIndex, uint64(0)
+	pending := 0 // entries since the last commit frame
+	var indexAt, indexMax uint64
+	sealedAt, sealedMax := uint64(0), uint64(0)
 	off := segmentHeaderLen
 	var damage error
 frames:
 	for off+frameHeaderLen <= len(data) {
 		h := data[off : off+frameHeaderLen]
-		if bytes.Equal(h, make([]byte, frameHeaderLen)) {
+		if isZero(h) {
 			break // the end of what was written
 		}
 		if h[1] != 0 || h[2] != 0 || h[3] != 0 {
@@ -389,45 +442,101 @@ frames:
 				break frames
 			}
 			next++
+			pending++
 			off += frameHeaderLen + n + padLen(n)
 		case frameIndex:
 			if n > maxFrameLen || off+frameHeaderLen+n > len(data) {
 				damage = fmt.Errorf("an index frame of %d bytes runs past the file", n)
 				break frames
 			}
+			indexAt, indexMax = uint64(off+frameHeaderLen), next-1
 			off += frameHeaderLen + n + padLen(n)
 		case frameCommit:
-			committed = next - 1
+			committed, pending = next-1, 0
+			if indexAt > 0 {
+				sealedAt, sealedMax = indexAt, indexMax
+			}
 			off += frameHeaderLen
 		default:
 			damage = fmt.Errorf("a frame of unknown type %d", h[0])
 			break frames
 		}
 	}
-	scan := tailScan{}
+	scan := tailScan{sealedAt: sealedAt, maxIndex: sealedMax}
 	if committed >= si.BaseIndex {
 		scan.committed = committed
+	}
+	refuse := func(format string, args ...any) (tailScan, error) {
+		// The entry the walk stopped at: the damaged one, or the first the end would drop.
+		return tailScan{}, &CorruptError{File: path, Index: next, Err: fmt.Errorf(format, args...)}
+	}
+	// Anything that looks like a commit frame after the walk's end was part of a completed
+	// write: the entries it covers would be lost.
+	for p := off + frameHeaderLen; p+frameHeaderLen <= len(data); p += frameHeaderLen {
+		if data[p] == frameCommit && data[p+1] == 0 && data[p+2] == 0 && data[p+3] == 0 && !isZero(data[p+4:p+8]) {
+			what := "a header that reads as the end of the log"
+			if damage != nil {
+				what = damage.Error()
+			}
+			return refuse("byte %d: %s, but a commit frame follows at byte %d: committed entries from %d on would be lost", off, what, p, committed+1)
+		}
 	}
 	if damage == nil {
 		return scan, nil
 	}
-	// A commit frame after the damage means the damaged bytes were part of a completed write.
-	for p := off + frameHeaderLen; p+frameHeaderLen <= len(data); p += frameHeaderLen {
-		if data[p] == frameCommit && data[p+1] == 0 && data[p+2] == 0 && data[p+3] == 0 {
-			return tailScan{}, &CorruptError{File: path, Index: next, Err: fmt.Errorf(
-				"byte %d: %v, in a write that completed (a commit frame follows at byte %d): entries from %d on are lost", off, damage, p, next)}
-		}
+	if pending > 0 && !isZero(data[off:off+frameHeaderLen]) {
+		// Entries written whole, then garbage where their commit frame goes: an incomplete
+		// write leaves zeros there, not garbage. The commit frame was written, then damaged.
+		return refuse("byte %d: %v, where the commit frame of entries %d to %d belongs: those entries were acknowledged", off, damage, committed+1, next-1)
 	}
 	end := len(data)
 	for end > off && data[end-1] == 0 {
 		end--
 	}
-	scan.torn = &CorruptError{File: path, Index: next, Err: fmt.Errorf("bytes %d to %d after the last committed entry (%d) are not a clean end (%v): a write that never completed; cleared", off, end, committed, damage)}
+	scan.torn = &CorruptError{File: path, Index: committed + 1, Err: fmt.Errorf("bytes %d to %d after the last committed entry (%d) are not a clean end (%v): a write that never completed; cleared", off, end, committed, damage)}
 	if err := clearBytes(path, int64(off), int64(end-off)); err != nil {
 		return tailScan{}, &CorruptError{File: path, Err: fmt.Errorf("clear an incomplete write: %w", err)}
 	}
 	logger.Warn("raft log: an incomplete write after the last committed entry was cleared", "file", path, "from", off, "to", end, "committed", committed, "damage", damage.Error())
 	return scan, nil
+}
+
+func isZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// nonZeroAt returns the offset of the first non-zero byte of b at or after from, or -1.
+func nonZeroAt(b []byte, from int) int {
+	for i := from; i < len(b); i++ {
+		if b[i] != 0 {
+			return i
+		}
+	}
+	return -1
+}
+
+// finishSeal completes, in the metadata, a rotation that did not: the last segment is sealed in
+// its file (see tailScan.sealedAt), so it is recorded sealed and a new last segment follows it;
+// raft-wal creates that segment's file when it opens.
+func finishSeal(dir string, doc metaDoc, scan tailScan, segmentBytes int, logger hclog.Logger) error {
+	segs := doc.State.Segments
+	last := segs[len(segs)-1]
+	now := time.Now()
+	last.SealTime, last.MaxIndex, last.IndexStart = now, scan.maxIndex, scan.sealedAt
+	next := types.SegmentInfo{ID: doc.State.NextSegmentID, BaseIndex: scan.maxIndex + 1, MinIndex: scan.maxIndex + 1,
+		SizeLimit: uint32(segmentBytes), Codec: last.Codec, CreateTime: now}
+	doc.State.Segments = append(append(segs[:len(segs)-1:len(segs)-1], last), next)
+	doc.State.NextSegmentID++
+	if err := writeMetaFile(filepath.Join(dir, MetaFile), doc); err != nil {
+		return fmt.Errorf("finish the rotation of the raft log in %s: %w", dir, err)
+	}
+	logger.Warn("raft log: a rotation that did not complete was finished", "sealed", segmentFileName(last), "next", segmentFileName(next))
+	return nil
 }
 
 // clearBytes overwrites n bytes of path from off with zeros, durably.

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
@@ -306,4 +307,145 @@ func TestRotationTakesTheSpareSegment(t *testing.T) {
 	if _, err := verifyLog(s, 0, 0); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestZeroedFrameHeaderBeforeCommittedEntriesIsRefused: a zeroed header in the middle of the
+// last segment reads as the end of the log; the committed entries after it make the log refuse
+// to open rather than lose them.
+func TestZeroedFrameHeaderBeforeCommittedEntriesIsRefused(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	fillLog(t, dir, 100, 7)
+	seg := tailFile(t, dir)
+	data, _ := os.ReadFile(seg)
+	// The frame header sits just before the entry's encoding, which starts with its index.
+	off := bytes.Index(data, payload(50)) - 1
+	for data[off-7] != frameEntry || data[off-6] != 0 {
+		off--
+	}
+	copy(data[off-7:off+1], make([]byte, 8))
+	os.WriteFile(seg, data, 0o600)
+	_, err := openLogStore(dir, quietHC(), 0)
+	var ce *CorruptError
+	if !errors.As(err, &ce) || ce.File != seg || !strings.Contains(err.Error(), "commit frame follows") {
+		t.Fatalf("open = %v, want a CorruptError naming %s", err, seg)
+	}
+}
+
+// TestDamagedLastCommitFrameIsRefused: garbage where the last write's commit frame belongs, after
+// its entries written whole, is a damaged acknowledged write, not an incomplete one.
+func TestDamagedLastCommitFrameIsRefused(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	fillLog(t, dir, 40, 4)
+	seg := tailFile(t, dir)
+	data, _ := os.ReadFile(seg)
+	end := len(data)
+	for end > 0 && data[end-1] == 0 {
+		end--
+	}
+	commit := end - end%frameHeaderLen // the last frame, the commit, ends in its CRC
+	if data[commit-frameHeaderLen+8] != 0 || commit%8 != 0 {
+		commit = end + padLen(end) - frameHeaderLen
+	}
+	commit -= frameHeaderLen - frameHeaderLen
+	for data[commit] != frameCommit {
+		commit -= frameHeaderLen
+	}
+	flipAt(t, seg, int64(commit+2))
+	_, err := openLogStore(dir, quietHC(), 0)
+	var ce *CorruptError
+	if !errors.As(err, &ce) || ce.File != seg || !strings.Contains(err.Error(), "were acknowledged") {
+		t.Fatalf("open = %v, want a CorruptError naming %s", err, seg)
+	}
+}
+
+// TestUnfinishedRotationIsFinished: a last segment sealed in its file while the metadata still
+// lists it open (the rotation after the seal failed, on a full disk say) is recorded sealed at
+// open, and the log goes on in a new segment with every entry.
+func TestUnfinishedRotationIsFinished(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s, err := openLogStore(dir, quietHC(), 8<<10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta := filepath.Join(dir, MetaFile)
+	s.SetUint64(keyCurrentTerm, 1)
+	var before []byte
+	var last uint64
+	for i := uint64(1); ; i++ {
+		if i > 1000 {
+			t.Fatal("the log never sealed its segment")
+		}
+		before = mustRead(t, meta)
+		if err := s.StoreLogs([]*raft.Log{{Index: i, Term: 1, Type: raft.LogCommand, Data: payload(i)}}); err != nil {
+			t.Fatal(err)
+		}
+		// The append that seals writes the index frame before it returns.
+		old, err := readMetaFileBytes(before)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if scan, err := scanTail(dir, old.State, quietHC()); err == nil && scan.sealedAt > 0 {
+			last = i
+			break
+		}
+	}
+	// Let raft-wal's rotation finish before closing.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if names, _ := filepath.Glob(filepath.Join(dir, "*.wal")); len(names) > 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the rotation did not happen")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	s.Close()
+	// As if the rotation's metadata write had failed: the old metadata, no new segment file.
+	names, _ := filepath.Glob(filepath.Join(dir, "*.wal"))
+	for _, n := range names[1:] {
+		os.Remove(n)
+	}
+	if err := os.WriteFile(meta, before, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err = openLogStore(dir, quietHC(), 8<<10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got, _ := s.LastIndex(); got != last {
+		t.Fatalf("last index %d after finishing the rotation, want %d", got, last)
+	}
+	if err := s.StoreLogs([]*raft.Log{{Index: last + 1, Term: 1, Type: raft.LogCommand, Data: payload(last + 1)}}); err != nil {
+		t.Fatalf("append after the unfinished rotation: %v", err)
+	}
+	if _, err := verifyLog(s, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// readMetaFileBytes parses a metadata file's content.
+func readMetaFileBytes(b []byte) (metaDoc, error) {
+	dir, err := os.MkdirTemp("", "meta")
+	if err != nil {
+		return metaDoc{}, err
+	}
+	defer os.RemoveAll(dir)
+	p := filepath.Join(dir, MetaFile)
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		return metaDoc{}, err
+	}
+	return readMetaFile(p)
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -207,6 +207,9 @@ func (c *connectInterceptor) intercept(next connect.ServerFunc) connect.ServerFu
 		if err := c.o.consistent(ctx, spec.Procedure, md); err != nil {
 			return connectError(ctx, c.o.Logger, err)
 		}
+		if c.o.Integrity != nil && spec.StreamType != connect.StreamTypeUnary && guardedMethod(spec.Procedure, md) {
+			stream = guardedConnectStream{ServerStream: stream, integrity: c.o.Integrity}
+		}
 		return connectError(ctx, c.o.Logger, next(ctx, spec, stream))
 	}
 }

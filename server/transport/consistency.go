@@ -4,6 +4,9 @@ import (
 	"context"
 	"sync"
 
+	"connectrpc.com/connect/v2"
+	"google.golang.org/grpc"
+
 	"concord/internal/rpcmethod"
 
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -106,4 +109,31 @@ func (o *Options) consistent(ctx context.Context, fullMethod string, md protoref
 		return o.Consistency.CatchUp(ctx)
 	}
 	return nil
+}
+
+// guardedServerStream ends a gRPC stream (a feed, a match stream) at its next message once the
+// node's integrity is in doubt: it was allowed when it started.
+type guardedServerStream struct {
+	grpc.ServerStream
+	integrity Integrity
+}
+
+func (s guardedServerStream) SendMsg(m any) error {
+	if err := s.integrity.Serving(); err != nil {
+		return err
+	}
+	return s.ServerStream.SendMsg(m)
+}
+
+// guardedConnectStream is guardedServerStream for connect-go.
+type guardedConnectStream struct {
+	connect.ServerStream
+	integrity Integrity
+}
+
+func (s guardedConnectStream) Send(m any) error {
+	if err := s.integrity.Serving(); err != nil {
+		return err
+	}
+	return s.ServerStream.Send(m)
 }

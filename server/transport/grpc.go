@@ -164,6 +164,9 @@ func (g *grpcInterceptors) streamConsistency(srv any, ss grpc.ServerStream, info
 	if err := g.o.consistent(ss.Context(), info.FullMethod, nil); err != nil {
 		return err
 	}
+	if g.o.Integrity != nil && guardedMethod(info.FullMethod, nil) {
+		ss = guardedServerStream{ServerStream: ss, integrity: g.o.Integrity}
+	}
 	return handler(srv, ss)
 }
 
