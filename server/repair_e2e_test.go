@@ -344,3 +344,70 @@ func TestForkedNodeStopsServingAndSigningThenRepairs(t *testing.T) {
 		})
 	}
 }
+
+// damageLog flips 64 bytes of node i's raft log inside the entry that carries content's hash,
+// and returns the damaged segment file.
+func damageLog(t *testing.T, c *servertest.Cluster, i int, content string) string {
+	t.Helper()
+	sum := sha256.Sum256([]byte(content))
+	segs, _ := filepath.Glob(filepath.Join(c.Nodes[i].DataDir, "raft", "wal", "*.wal"))
+	for _, seg := range segs {
+		data, _ := os.ReadFile(seg)
+		if off := bytes.Index(data, sum[:]); off >= 0 {
+			for k := off - 16; k < off+48; k++ {
+				data[k] ^= 0xa5
+			}
+			if err := os.WriteFile(seg, data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			return seg
+		}
+	}
+	t.Fatalf("the entry of %q is not in %s's raft log", content, servertest.NodeID(i))
+	return ""
+}
+
+// TestRepairInterruptedResumes: a damaged node (the one that bootstrapped the cluster, started
+// without --join) whose repair cannot reach the cluster gives up after its ready timeout, with
+// its raft state set aside; started again once the others are back, it resumes the repair (it
+// neither bootstraps a new cluster nor joins as a new node) and ends with the cluster's log.
+func TestRepairInterruptedResumes(t *testing.T) {
+	t.Parallel()
+	c := repairCluster(t, 100*time.Millisecond)
+	contents := submitThrough(t, c, c.Leader(t, 30*time.Second), "before the damage", 8)
+	for i := range c.Nodes {
+		sameLog(t, c, i, c.Leader(t, 30*time.Second))
+	}
+	for i := range c.Nodes {
+		c.Stop(t, i)
+	}
+	damageLog(t, c, 0, contents[6])
+
+	// Alone, it cannot be repaired: it gives up, marked for repair.
+	n := c.Nodes[0]
+	n.Config.ReadyTimeout = 3 * time.Second
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if srv, err := server.Start(ctx, n.Config); err == nil {
+		srv.Shutdown(ctx)
+		t.Fatal("a damaged node started with nobody to repair it from")
+	}
+	if reason, err := os.ReadFile(filepath.Join(n.DataDir, server.RepairFile)); err != nil || len(reason) == 0 {
+		t.Fatalf("no repair mark after the interrupted repair: %v", err)
+	}
+	n.Config.ReadyTimeout = 0
+
+	c.RestartAll(t, 1, 2)
+	leader := c.Leader(t, 30*time.Second, 0)
+	later := submitThrough(t, c, leader, "while node-1 was away", 3)
+	c.Restart(t, 0)
+	sameLog(t, c, 0, leader)
+	for _, content := range append(contents, later...) {
+		if got, want := matchOne(t, c.Nodes[0].Client(t, "videoshare"), content), matchOne(t, c.Nodes[leader].Client(t, "videoshare"), content); got != want {
+			t.Fatalf("%q: %s answers %s, the leader %s", content, servertest.NodeID(0), got, want)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(n.DataDir, server.RepairFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the repair mark is still there: %v", err)
+	}
+}

@@ -83,12 +83,19 @@ func StartClusterWith(t testing.TB, size int, opts Options, co ClusterOptions) *
 // start starts node i on its configuration.
 func (c *Cluster) start(t testing.TB, i int) {
 	t.Helper()
+	if err := c.startErr(t, i); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// startErr starts node i on its configuration, or returns why it did not start.
+func (c *Cluster) startErr(t testing.TB, i int) error {
 	n := c.Nodes[i]
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	srv, err := server.Start(ctx, n.Config)
 	if err != nil {
-		t.Fatalf("start %s: %v", NodeID(i), err)
+		return fmt.Errorf("start %s: %w", NodeID(i), err)
 	}
 	c.mu.Lock()
 	n.Server = srv
@@ -101,6 +108,24 @@ func (c *Cluster) start(t testing.TB, i int) {
 		defer cancel()
 		_ = srv.Shutdown(ctx)
 	})
+	return nil
+}
+
+// RestartAll starts the nodes given again, at once: each waits for the others to catch up.
+func (c *Cluster) RestartAll(t testing.TB, nodes ...int) {
+	t.Helper()
+	errs := make(chan error, len(nodes))
+	for _, i := range nodes {
+		go func() { errs <- c.startErr(t, i) }()
+	}
+	for range nodes {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
 }
 
 // Stop shuts node i down.
