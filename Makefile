@@ -14,7 +14,7 @@ GRPCURL_VERSION              := v1.9.4
 
 TS_DIR := clients/typescript
 
-.PHONY: test tools generate check-generated lint go-test ts-deps run bench clean-tools
+.PHONY: test tools generate check-generated lint go-test ts-deps run bench chaos clean-tools
 
 ## test: every check — formatting, vet, buf lint, generated code freshness, all Go tests with
 ## the race detector (including the TypeScript client and the grpcurl/curl calls).
@@ -80,6 +80,19 @@ bench:
 	go test ./server -run '^$$' -bench 'Ingest' -benchtime 200x -count 3
 	go test ./server -run '^$$' -bench 'ClusterWrites' -benchtime 1000x -count 3
 	go test ./server -run '^$$' -bench 'ClusterMatch' -benchtime 5000x -count 3
+
+## chaos: the long fault suite (minutes; `make test` runs short versions of the same tests):
+## kill -9 loops on a node and on a three-node cluster of `concord serve` processes, a frozen
+## (SIGSTOP) leader, and damage to every kind of data file. Tune it with the variables below,
+## e.g. `make chaos CONCORD_CHAOS_DURATION=30m CONCORD_CHAOS_KILLS=500`; a failing run prints
+## its CONCORD_CHAOS_SEED (CONCORD_FAULT_SEED for damaged files), which replays its choices.
+CONCORD_CHAOS_DURATION ?= 5m
+CONCORD_CHAOS_KILLS    ?= 100
+CONCORD_FAULT_TRIALS   ?= 500
+chaos:
+	CONCORD_CHAOS_DURATION=$(CONCORD_CHAOS_DURATION) CONCORD_CHAOS_KILLS=$(CONCORD_CHAOS_KILLS) \
+		go test -race ./cmd/concord -run '^(TestKill9Loop|TestFrozenLeader)$$' -count 1 -v -timeout 2h
+	CONCORD_FAULT_TRIALS=$(CONCORD_FAULT_TRIALS) go test ./server -run '^TestDamagedDataFiles$$' -count 1 -v -timeout 2h
 
 ## run: a development node (same as `go run ./cmd/concord dev`).
 run:
