@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -388,6 +390,15 @@ func (w *workload) audit(t *testing.T, certs pki.Layout, addr string) map[string
 	if len(seen) < 10 {
 		t.Errorf("only %d checkpoints seen: too few to say anything", len(seen))
 	}
+	// Why writes were refused, by kind: none of them is committed, but they say what clients
+	// go through.
+	reasons := map[string]int{}
+	for _, err := range w.refused {
+		reasons[status.Code(err).String()+": "+digits.ReplaceAllString(firstLine(status.Convert(err).Message(), 200), "N")]++
+	}
+	for reason, k := range reasons {
+		t.Logf("refused %d times: %s", k, reason)
+	}
 	unknownPresent := 0
 	for id := range w.unknown {
 		if present[id] {
@@ -673,4 +684,18 @@ func sameNotices(t *testing.T, certs pki.Layout, nodes []*clusterNode, present m
 			}
 		}
 	}
+}
+
+// digits are the numbers in an error message (ports, sizes), which do not make another reason.
+var digits = regexp.MustCompile(`[0-9]+`)
+
+// firstLine is s up to its first newline, cut at max bytes.
+func firstLine(s string, max int) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	if len(s) > max {
+		s = s[:max] + "…"
+	}
+	return s
 }
