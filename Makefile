@@ -89,10 +89,14 @@ bench:
 CONCORD_CHAOS_DURATION ?= 5m
 CONCORD_CHAOS_KILLS    ?= 100
 CONCORD_FAULT_TRIALS   ?= 500
+# Both suites run even when the first fails; the target fails if either did.
 chaos:
+	@status=0; \
 	CONCORD_CHAOS_DURATION=$(CONCORD_CHAOS_DURATION) CONCORD_CHAOS_KILLS=$(CONCORD_CHAOS_KILLS) \
-		go test -race ./cmd/concord -run '^(TestKill9Loop|TestFrozenLeader)$$' -count 1 -v -timeout 2h
-	CONCORD_FAULT_TRIALS=$(CONCORD_FAULT_TRIALS) go test ./server -run '^TestDamagedDataFiles$$' -count 1 -v -timeout 2h
+		go test -race ./cmd/concord -run '^(TestKill9Loop|TestFrozenLeader)$$' -count 1 -v -timeout 2h || status=1; \
+	CONCORD_FAULT_TRIALS=$(CONCORD_FAULT_TRIALS) \
+		go test ./server -run '^TestDamagedDataFiles$$' -count 1 -v -timeout 2h || status=1; \
+	exit $$status
 
 ## run: a development node (same as `go run ./cmd/concord dev`).
 run:
