@@ -175,19 +175,38 @@ func BenchmarkFeedLatency(b *testing.B) {
 
 // BenchmarkRestart stores random PDQ hashes through the API (1 M by default; CONCORD_BENCH_HASHES
 // sets another number) in notices of 10 000 hashes, one big history (CONCORD_BENCH_NOTICE_HASHES
-// sets another size: 10 makes a history of many small notices), submitted by eight writers at
-// once. It reports the node's resident memory per stored hash, all in, then restarts it twice on
+// sets another size, or several separated by commas, run side by side: 10 makes a history of
+// many small notices), submitted by eight writers at once. It reports the node's resident memory per stored hash, all in, then restarts it twice on
 // the same data — as the ingest left it (its latest automatic snapshot, taken every 64 MiB of
 // log, and the log after it), then right after a snapshot — and reports the time from
 // server.Start until a Match is answered (DESIGN.md §6: back and serving in ≤ 10 s, ≤ 400
 // bytes a hash), and the size of the raft log and snapshots on disk. The memory right after
 // ingest may include a merge of the match index in flight (old and new copies); the one after
 // the restart from the snapshot is the steady state. CONCORD_BENCH_CPU_PROFILE=PREFIX writes a
-// CPU profile of each restart to PREFIX-as-left.pprof and PREFIX-snapshot.pprof. Run with
-// -benchtime 1x.
+// CPU profile of each restart to PREFIX-SIZE-as-left.pprof and PREFIX-SIZE-snapshot.pprof.
+// Run with -benchtime 1x.
 func BenchmarkRestart(b *testing.B) {
 	total := benchEnvInt(b, "CONCORD_BENCH_HASHES", 1_000_000)
-	perNotice := benchEnvInt(b, "CONCORD_BENCH_NOTICE_HASHES", 10_000)
+	sizes := []int{10_000}
+	if v := os.Getenv("CONCORD_BENCH_NOTICE_HASHES"); v != "" {
+		sizes = nil
+		for _, f := range strings.Split(v, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || n <= 0 {
+				b.Fatalf("CONCORD_BENCH_NOTICE_HASHES=%q: want positive whole numbers, comma-separated", v)
+			}
+			sizes = append(sizes, n)
+		}
+	}
+	for _, perNotice := range sizes {
+		b.Run(fmt.Sprintf("hashes=%d/notice_hashes=%d", total, perNotice), func(b *testing.B) {
+			benchRestart(b, total, perNotice)
+		})
+	}
+}
+
+// benchRestart is BenchmarkRestart for total hashes in notices of perNotice.
+func benchRestart(b *testing.B, total, perNotice int) {
 	notices := (total + perNotice - 1) / perNotice
 	for range b.N {
 		dir := b.TempDir()
@@ -268,7 +287,7 @@ func BenchmarkRestart(b *testing.B) {
 			b.ReportMetric(float64(dirBytes(b, filepath.Join(cfg.DataDir, "raft", "wal")))/1e6, label+"_log_MB")
 			b.ReportMetric(float64(dirBytes(b, filepath.Join(cfg.DataDir, "raft", "snapshots")))/1e6, label+"_snapshots_MB")
 			if prefix := os.Getenv("CONCORD_BENCH_CPU_PROFILE"); prefix != "" {
-				f, err := os.Create(prefix + "-" + profile + ".pprof")
+				f, err := os.Create(fmt.Sprintf("%s-%d-%s.pprof", prefix, perNotice, profile))
 				if err != nil {
 					b.Fatal(err)
 				}
