@@ -14,7 +14,7 @@ GRPCURL_VERSION              := v1.9.4
 
 TS_DIR := clients/typescript
 
-.PHONY: test tools generate check-generated lint go-test ts-deps run bench clean-tools
+.PHONY: test tools generate check-generated lint go-test ts-deps run bench chaos clean-tools
 
 ## test: every check — formatting, vet, buf lint, generated code freshness, all Go tests with
 ## the race detector (including the TypeScript client and the grpcurl/curl calls).
@@ -72,14 +72,36 @@ go-test: tools ts-deps
 	go test -race -timeout 20m ./...
 
 ## bench: the transports side by side (WhoAmI on the gRPC port vs the HTTPS port), an
-## acknowledged registry change, the ingest of batched notices, and writes and Match on one node
-## versus a three-node cluster. Not part of `make test`;
+## acknowledged registry change, the ingest of batched notices, writes and Match on one node
+## versus a three-node cluster, writes with the nodes' log check at 5 s, 100 ms and off, a
+## damaged follower's repair, and a restart after 1 M hashes in big and in small notices (the
+## 10 M restarts are commands in BENCHMARKS.md). Not part of `make test`;
 ## results and the machine they ran on go in BENCHMARKS.md.
 bench:
 	go test ./server -run '^$$' -bench 'WhoAmI|UpdateRegistry' -benchtime 3s -count 3
 	go test ./server -run '^$$' -bench 'Ingest' -benchtime 200x -count 3
 	go test ./server -run '^$$' -bench 'ClusterWrites' -benchtime 1000x -count 3
 	go test ./server -run '^$$' -bench 'ClusterMatch' -benchtime 5000x -count 3
+	go test ./server -run '^$$' -bench 'ClusterLogCheck' -benchtime 10000x -count 3
+	go test ./server -run '^$$' -bench 'DamagedFollowerRepair' -benchtime 1x -count 3
+	CONCORD_BENCH_NOTICE_HASHES=10000,10 go test ./server -run '^$$' -bench 'Restart' -benchtime 1x -timeout 30m
+
+## chaos: the long fault suite (minutes; `make test` runs short versions of the same tests):
+## kill -9 loops on a node and on a three-node cluster of `concord serve` processes, a frozen
+## (SIGSTOP) leader, and damage to every kind of data file. Tune it with the variables below,
+## e.g. `make chaos CONCORD_CHAOS_DURATION=30m CONCORD_CHAOS_KILLS=500`; a failing run prints
+## its CONCORD_CHAOS_SEED (CONCORD_FAULT_SEED for damaged files), which replays its choices.
+CONCORD_CHAOS_DURATION ?= 5m
+CONCORD_CHAOS_KILLS    ?= 100
+CONCORD_FAULT_TRIALS   ?= 500
+# Both suites run even when the first fails; the target fails if either did.
+chaos:
+	@status=0; \
+	CONCORD_CHAOS_DURATION=$(CONCORD_CHAOS_DURATION) CONCORD_CHAOS_KILLS=$(CONCORD_CHAOS_KILLS) \
+		go test -race ./cmd/concord -run '^(TestKill9Loop|TestFrozenLeader)$$' -count 1 -v -timeout 2h || status=1; \
+	CONCORD_FAULT_TRIALS=$(CONCORD_FAULT_TRIALS) \
+		go test ./server -run '^TestDamagedDataFiles$$' -count 1 -v -timeout 2h || status=1; \
+	exit $$status
 
 ## run: a development node (same as `go run ./cmd/concord dev`).
 run:

@@ -3,8 +3,10 @@ package server_test
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
@@ -12,10 +14,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
-	"concord/client"
 	concordv1 "concord/gen/concord/v1"
 	"concord/gen/concord/v1/concordv1connect"
 	"concord/internal/pki"
@@ -86,50 +88,9 @@ func BenchmarkUpdateRegistry(b *testing.B) {
 func BenchmarkIngest(b *testing.B) {
 	for _, size := range []int{1000, 10000} {
 		b.Run(fmt.Sprintf("hashes_per_notice=%d", size), func(b *testing.B) {
-			n := servertest.Start(b, servertest.Options{})
-			ctx := context.Background()
-			type submitter struct {
-				c    *client.Client
-				envs []*concordv1.Envelope
-			}
-			var subs []*submitter
-			for _, p := range []string{"fr-pharos", "de-bka", "be-fedpol", "gb-ctiru"} {
-				subs = append(subs, &submitter{c: n.Client(b, p)})
-			}
-			bases := []string{"fr.cp.421-2-5", "de.stgb.140", "be.cp.140bis", "gb.ta2006.s1"}
-			for i := range b.N {
-				s := subs[i%len(subs)]
-				notice := &concordv1.Notice{LegalBasis: bases[i%len(subs)], Categories: []concordv1.Category{concordv1.Category_CATEGORY_GLORIFICATION}}
-				for h := range size {
-					notice.Hashes = append(notice.Hashes, sha256Hash(fmt.Sprintf("bench %d %d", i, h)))
-				}
-				env, err := s.c.SignNotice(ctx, notice)
-				if err != nil {
-					b.Fatal(err)
-				}
-				s.envs = append(s.envs, env)
-			}
-			b.ResetTimer()
-			start := time.Now()
-			var wg sync.WaitGroup
-			for _, s := range subs {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for _, env := range s.envs {
-						if _, err := s.c.Notices.SubmitNotice(ctx, &concordv1.SubmitNoticeRequest{Envelope: env}); err != nil {
-							b.Error(err)
-							return
-						}
-					}
-				}()
-			}
-			wg.Wait()
-			elapsed := time.Since(start).Seconds()
-			b.ReportMetric(float64(b.N)/elapsed, "notices/s")
-			b.ReportMetric(float64(b.N*size)/elapsed, "hashes/s")
+			notices := benchWrites(b, benchTopology{"nodes=1", 1, false}, size, 4, servertest.Options{})
 			// Each notice is one transparency-log entry (and one Merkle leaf).
-			b.ReportMetric(float64(b.N)/elapsed, "log_appends/s")
+			b.ReportMetric(notices, "log_appends/s")
 		})
 	}
 }
@@ -212,21 +173,41 @@ func BenchmarkFeedLatency(b *testing.B) {
 	}
 }
 
-// BenchmarkRestart stores PDQ hashes through the API (1 M by default; CONCORD_BENCH_HASHES
-// sets another number), reports the node's resident memory per stored hash, all in, then
-// restarts it twice on the same data — replaying the raft log, then from a snapshot — and
-// reports the time until it serves again (DESIGN.md §6: 1 M hashes back in ≤ 10 s, ≤ 400
-// bytes a hash). The memory right after ingest may include a merge of the match index in
-// flight (old and new copies); the one after the restart from the snapshot is the steady state.
+// BenchmarkRestart stores random PDQ hashes through the API (1 M by default; CONCORD_BENCH_HASHES
+// sets another number) in notices of 10 000 hashes, one big history (CONCORD_BENCH_NOTICE_HASHES
+// sets another size, or several separated by commas, run side by side: 10 makes a history of
+// many small notices), submitted by eight writers at once. It reports the node's resident memory per stored hash, all in, then restarts it twice on
+// the same data — as the ingest left it (its latest automatic snapshot, taken every 64 MiB of
+// log, and the log after it), then right after a snapshot — and reports the time from
+// server.Start until a Match is answered (DESIGN.md §6: back and serving in ≤ 10 s, ≤ 400
+// bytes a hash), and the size of the raft log and snapshots on disk. The memory right after
+// ingest may include a merge of the match index in flight (old and new copies); the one after
+// the restart from the snapshot is the steady state. CONCORD_BENCH_CPU_PROFILE=PREFIX writes a
+// CPU profile of each restart to PREFIX-SIZE-as-left.pprof and PREFIX-SIZE-snapshot.pprof.
 // Run with -benchtime 1x.
 func BenchmarkRestart(b *testing.B) {
-	total := 1_000_000
-	if v := os.Getenv("CONCORD_BENCH_HASHES"); v != "" {
-		var err error
-		if total, err = strconv.Atoi(v); err != nil {
-			b.Fatalf("CONCORD_BENCH_HASHES=%q: %v", v, err)
+	total := benchEnvInt(b, "CONCORD_BENCH_HASHES", 1_000_000)
+	sizes := []int{10_000}
+	if v := os.Getenv("CONCORD_BENCH_NOTICE_HASHES"); v != "" {
+		sizes = nil
+		for _, f := range strings.Split(v, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || n <= 0 {
+				b.Fatalf("CONCORD_BENCH_NOTICE_HASHES=%q: want positive whole numbers, comma-separated", v)
+			}
+			sizes = append(sizes, n)
 		}
 	}
+	for _, perNotice := range sizes {
+		b.Run(fmt.Sprintf("hashes=%d/notice_hashes=%d", total, perNotice), func(b *testing.B) {
+			benchRestart(b, total, perNotice)
+		})
+	}
+}
+
+// benchRestart is BenchmarkRestart for total hashes in notices of perNotice.
+func benchRestart(b *testing.B, total, perNotice int) {
+	notices := (total + perNotice - 1) / perNotice
 	for range b.N {
 		dir := b.TempDir()
 		rssBefore := vmRSS(b)
@@ -240,21 +221,44 @@ func BenchmarkRestart(b *testing.B) {
 		}
 		n.Server = node
 		authorities := []struct{ partner, basis string }{{"fr-pharos", "fr.cp.421-2-5"}, {"de-bka", "de.stgb.140"}}
-		r := rand.New(rand.NewPCG(1, 1))
 		start := time.Now()
-		for k := 0; k*10000 < total; k++ {
-			a := authorities[k%2]
-			notice := &concordv1.Notice{LegalBasis: a.basis, Categories: []concordv1.Category{concordv1.Category_CATEGORY_GLORIFICATION}}
-			for range min(10000, total-k*10000) {
-				v := make([]byte, 32)
-				for j := range v {
-					v[j] = byte(r.Uint32())
+		var (
+			next atomic.Int64
+			wg   sync.WaitGroup
+		)
+		for w := range 8 {
+			a := authorities[w%len(authorities)]
+			c := n.Client(b, a.partner)
+			r := rand.New(rand.NewPCG(1, uint64(w)))
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					k := int(next.Add(1)) - 1
+					if k >= notices {
+						return
+					}
+					notice := &concordv1.Notice{LegalBasis: a.basis, Categories: []concordv1.Category{concordv1.Category_CATEGORY_GLORIFICATION}}
+					for range min(perNotice, total-k*perNotice) {
+						v := make([]byte, 32)
+						for j := range v {
+							v[j] = byte(r.Uint32())
+						}
+						notice.Hashes = append(notice.Hashes, &concordv1.Hash{Kind: concordv1.HashKind_HASH_KIND_PDQ, Value: v, Quality: 90})
+					}
+					if _, err := c.SubmitNotice(ctx, notice); err != nil {
+						b.Error(err)
+						return
+					}
+					if step := max(notices/10, 1); (k+1)%step == 0 {
+						fmt.Fprintf(os.Stderr, "ingest: %d of %d notices after %v\n", k+1, notices, time.Since(start).Round(time.Second))
+					}
 				}
-				notice.Hashes = append(notice.Hashes, &concordv1.Hash{Kind: concordv1.HashKind_HASH_KIND_PDQ, Value: v, Quality: 90})
-			}
-			if _, err := n.Client(b, a.partner).SubmitNotice(ctx, notice); err != nil {
-				b.Fatal(err)
-			}
+			}()
+		}
+		wg.Wait()
+		if b.Failed() {
+			b.FailNow()
 		}
 		b.ReportMetric(float64(total)/time.Since(start).Seconds(), "ingest_hashes/s")
 		runtime.GC()
@@ -272,14 +276,27 @@ func BenchmarkRestart(b *testing.B) {
 		}
 
 		cfg := n.Config
-		restart := func(label string) {
-			sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		restart := func(label, profile string) {
+			sctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 			defer cancel()
 			if err := node.Shutdown(sctx); err != nil {
 				b.Fatal(err)
 			}
 			node = nil
 			runtime.GC()
+			b.ReportMetric(float64(dirBytes(b, filepath.Join(cfg.DataDir, "raft", "wal")))/1e6, label+"_log_MB")
+			b.ReportMetric(float64(dirBytes(b, filepath.Join(cfg.DataDir, "raft", "snapshots")))/1e6, label+"_snapshots_MB")
+			if prefix := os.Getenv("CONCORD_BENCH_CPU_PROFILE"); prefix != "" {
+				f, err := os.Create(fmt.Sprintf("%s-%d-%s.pprof", prefix, perNotice, profile))
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					b.Fatal(err)
+				}
+				defer pprof.StopCPUProfile()
+			}
 			t0 := time.Now()
 			if node, err = server.Start(ctx, cfg); err != nil {
 				b.Fatal(err)
@@ -289,19 +306,51 @@ func BenchmarkRestart(b *testing.B) {
 			if _, err := n.Client(b, "videoshare").Matches.Match(ctx, q); err != nil {
 				b.Fatal(err)
 			}
-			b.ReportMetric(time.Since(t0).Seconds(), label)
+			b.ReportMetric(time.Since(t0).Seconds(), label+"_s")
 		}
-		restart("restart_replay_s")
+		restart("restart_as_left", "as-left")
 		if err := node.Snapshot(); err != nil {
 			b.Fatal(err)
 		}
-		restart("restart_snapshot_s")
+		restart("restart_snapshot", "snapshot")
 		defer node.Shutdown(context.Background())
 		// Resident memory of the node rebuilt from the snapshot, merges and ingest buffers gone.
 		runtime.GC()
 		debug.FreeOSMemory()
 		b.ReportMetric(float64(vmRSS(b)-rssBefore)/float64(total), "rss_after_restart_bytes/hash")
 	}
+}
+
+// benchEnvInt is the integer in the environment variable name, or def.
+func benchEnvInt(b *testing.B, name string, def int) int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		b.Fatalf("%s=%q: want a positive whole number", name, v)
+	}
+	return n
+}
+
+// dirBytes is the size of the files under dir.
+func dirBytes(b *testing.B, dir string) int64 {
+	var total int64
+	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		info, err := d.Info()
+		if err == nil {
+			total += info.Size()
+		}
+		return err
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return total
 }
 
 // vmRSS is this process's resident memory, in bytes.

@@ -125,24 +125,7 @@ func TestFollowerWithDamagedLogRepairsItself(t *testing.T) {
 	c.Stop(t, f)
 
 	// Flip 64 bytes inside one of those later entries, found by its hash.
-	sum := sha256.Sum256([]byte(later[4]))
-	segs, _ := filepath.Glob(filepath.Join(c.Nodes[f].DataDir, "raft", "wal", "*.wal"))
-	damaged := ""
-	for _, seg := range segs {
-		data, _ := os.ReadFile(seg)
-		if off := bytes.Index(data, sum[:]); off >= 0 {
-			for k := off - 16; k < off+48; k++ {
-				data[k] ^= 0xa5
-			}
-			if err := os.WriteFile(seg, data, 0o600); err != nil {
-				t.Fatal(err)
-			}
-			damaged = seg
-		}
-	}
-	if damaged == "" {
-		t.Fatal("the entry to damage is not in the follower's raft log")
-	}
+	damaged := damageEntry(t, c.Nodes[f].DataDir, later[4])
 
 	var logs logBuffer
 	c.Nodes[f].Config.Logger = logs.logger()
@@ -176,6 +159,31 @@ func TestFollowerWithDamagedLogRepairsItself(t *testing.T) {
 	if h := healthOf(t, c.Nodes[f]); h != healthpb.HealthCheckResponse_SERVING {
 		t.Fatalf("health %v after the repair", h)
 	}
+}
+
+// damageEntry flips 64 bytes around the hash of content in a stopped node's raft log (the
+// entry of the notice that carries it) and returns the segment it damaged.
+func damageEntry(t testing.TB, dataDir, content string) string {
+	t.Helper()
+	sum := sha256.Sum256([]byte(content))
+	segs, _ := filepath.Glob(filepath.Join(dataDir, "raft", "wal", "*.wal"))
+	for _, seg := range segs {
+		data, err := os.ReadFile(seg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if off := bytes.Index(data, sum[:]); off >= 0 {
+			for k := off - 16; k < off+48; k++ {
+				data[k] ^= 0xa5
+			}
+			if err := os.WriteFile(seg, data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			return seg
+		}
+	}
+	t.Fatalf("no entry carrying %q in the raft log of %s", content, dataDir)
+	return ""
 }
 
 // matchOne is the ids of the notices a hash of content matches, as one string.

@@ -1,24 +1,20 @@
 package main
 
 import (
-	"context"
 	"crypto/sha256"
-	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"concord/client"
-	"concord/dsse"
 	concordv1 "concord/gen/concord/v1"
 	"concord/internal/identity"
 	"concord/internal/mtls"
 	"concord/internal/pki"
 	"concord/internal/registryfile"
-	"concord/translog"
 )
 
 // testPKI creates a dev PKI and the example registry file in dir.
@@ -34,16 +30,20 @@ func testPKI(t *testing.T, dir string) pki.Layout {
 	return certs
 }
 
+// dialAs dials one node as partner, sending nothing twice.
 func dialAs(t *testing.T, certs pki.Layout, addr, partner string) *client.Client {
 	t.Helper()
-	c, err := client.Dial(client.Config{
-		Addr:           addr,
-		TLS:            mtls.Files{CA: certs.CACert(), Cert: certs.PartnerCert(partner), Key: certs.PartnerKey(partner)},
-		SigningKeyFile: certs.SigningKey(partner),
-		LogKeyFile:     certs.LogPub(),
-		Retries:        -1,
-		Timeout:        10 * time.Second,
-	})
+	return dialWith(t, certs, partner, client.Config{Addr: addr, Retries: -1, Timeout: 10 * time.Second})
+}
+
+// dialWith dials as partner, with its certificate and signing key and the log key, on cfg's
+// nodes and retry policy; the connection closes when the test ends.
+func dialWith(t *testing.T, certs pki.Layout, partner string, cfg client.Config) *client.Client {
+	t.Helper()
+	cfg.TLS = mtls.Files{CA: certs.CACert(), Cert: certs.PartnerCert(partner), Key: certs.PartnerKey(partner)}
+	cfg.SigningKeyFile = certs.SigningKey(partner)
+	cfg.LogKeyFile = certs.LogPub()
+	c, err := client.Dial(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,211 +51,132 @@ func dialAs(t *testing.T, certs pki.Layout, addr, partner string) *client.Client
 	return c
 }
 
-// TestKill9DuringSubmissions kills the node with SIGKILL while authorities stream notices of 500
-// hashes each, restarts it on the same data dir, and checks that every acknowledged notice is
-// there and that every notice there is whole.
-func TestKill9DuringSubmissions(t *testing.T) {
-	dir := t.TempDir()
-	certs := testPKI(t, dir)
-	first := startServe(t, dir)
-
-	var (
-		mu    sync.Mutex
-		acked = map[string]int{} // notice id → hash count
-		wg    sync.WaitGroup
-	)
-	stop := make(chan struct{})
-	for w, partner := range []string{"fr-pharos", "de-bka"} {
-		c := dialAs(t, certs, first.grpcAddr, partner)
-		basis := map[string]string{"fr-pharos": "fr.cp.421-2-5", "de-bka": "de.stgb.140"}[partner]
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				n := &concordv1.Notice{LegalBasis: basis, Categories: []concordv1.Category{concordv1.Category_CATEGORY_GLORIFICATION}}
-				for h := range 500 {
-					sum := sha256.Sum256(fmt.Appendf(nil, "worker %d notice %d hash %d", w, i, h))
-					n.Hashes = append(n.Hashes, &concordv1.Hash{Kind: concordv1.HashKind_HASH_KIND_SHA256, Value: sum[:]})
-				}
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				rec, err := c.SubmitNotice(ctx, n)
-				cancel()
-				if err != nil {
-					return // the node died under us
-				}
-				mu.Lock()
-				acked[rec.GetNotice().GetNoticeId()] = int(rec.GetHashCount())
-				mu.Unlock()
-			}
-		}()
-	}
-	// Let acknowledgements accumulate, then kill -9 mid-stream.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		mu.Lock()
-		n := len(acked)
-		mu.Unlock()
-		if n >= 20 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if err := first.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+// killNode sends SIGKILL and reaps the process.
+func killNode(t *testing.T, n *node) {
+	t.Helper()
+	if err := n.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	_ = first.cmd.Wait()
-	close(stop)
-	wg.Wait()
-	if len(acked) < 20 {
-		t.Fatalf("only %d notices acknowledged before the kill", len(acked))
-	}
-
-	second := startServe(t, dir)
-	auditor := dialAs(t, certs, second.grpcAddr, "observatory")
-	partners, err := auditor.Registry.ListPartners(context.Background(), &concordv1.ListPartnersRequest{PageSize: 1000})
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys := map[string]*concordv1.SigningKey{}
-	for _, p := range partners.GetPartners() {
-		for _, k := range p.GetSigningKeys() {
-			keys[k.GetKeyId()] = k
-		}
-	}
-	found := map[string]bool{}
-	req := &concordv1.ListNoticesRequest{PageSize: 50, View: concordv1.NoticeView_NOTICE_VIEW_FULL}
-	for {
-		resp, err := auditor.Notices.ListNotices(context.Background(), req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, rec := range resp.GetNotices() {
-			id := rec.GetNotice().GetNoticeId()
-			found[id] = true
-			// Whole: the record's count, its hashes and its signed payload agree.
-			var signed concordv1.Notice
-			if _, err := dsse.Open(rec.GetEnvelope(), dsse.PayloadTypeNotice, func(id string) (*concordv1.SigningKey, error) { return keys[id], nil }, rec.GetAcceptedAt().AsTime(), &signed); err != nil {
-				t.Errorf("notice %s: stored envelope does not verify: %v", id, err)
-			}
-			if int(rec.GetHashCount()) != 500 || len(rec.GetNotice().GetHashes()) != 500 || len(signed.GetHashes()) != 500 || len(rec.GetJurisdictions()) == 0 {
-				t.Errorf("notice %s half-applied: hash_count %d, %d hashes, %d signed, %d jurisdictions", id, rec.GetHashCount(), len(rec.GetNotice().GetHashes()), len(signed.GetHashes()), len(rec.GetJurisdictions()))
-			}
-		}
-		if resp.GetNextPageToken() == "" {
-			break
-		}
-		req.PageToken = resp.GetNextPageToken()
-	}
-	for id := range acked {
-		if !found[id] {
-			t.Errorf("acknowledged notice %s is missing after kill -9 and restart", id)
-		}
-	}
-	t.Logf("%d notices acknowledged before the kill, %d present after restart", len(acked), len(found))
+	_ = n.cmd.Wait()
 }
 
-// TestKill9KeepsCheckpointsConsistent kills the node three times while authorities submit
-// notices, collecting every checkpoint the node returns (in receipts and from GetCheckpoint), and
-// checks at the end that each is consistent with the latest: nothing signed was ever contradicted.
-func TestKill9KeepsCheckpointsConsistent(t *testing.T) {
-	dir := t.TempDir()
-	certs := testPKI(t, dir)
-	verifier, err := pki.LoadLogVerifier(certs.LogPub())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var (
-		mu     sync.Mutex
-		signed []string
-	)
-	seen := map[string]bool{}
-	keep := func(note string) {
-		mu.Lock()
-		if !seen[note] {
-			seen[note] = true
-			signed = append(signed, note)
+// TestKill9Loop kills a node with SIGKILL again and again while four authorities write notices
+// of 1 to 1 000 hashes, restarting it each time on its data directory, then audits: every
+// acknowledged notice is there, whole, and once in the log; nothing a writer was told failed is
+// there; every checkpoint seen (receipts, GetCheckpoint) is consistent with the final one; no
+// node raised an alarm. Alone: the writers wait for the node to come back. In a cluster of
+// three: the first kill hits the leader (another leads within 5 s), the next ones a node drawn
+// at random, leader or follower; writers fail over; every node ends with the same log.
+func TestKill9Loop(t *testing.T) {
+	t.Parallel()
+	t.Run("node", func(t *testing.T) {
+		t.Parallel()
+		cfg := chaosFromEnv(t, 5)
+		r := rand.New(rand.NewPCG(cfg.seed, 1))
+		dir := t.TempDir()
+		certs := testPKI(t, dir)
+		flags := []string{"--grpc-addr", freeAddr(t), "--rate-limit", "-1"}
+		n := startServe(t, dir, flags...)
+		procs := []*node{n}
+		w := startWorkload(t, certs, []string{n.grpcAddr})
+		start := time.Now()
+		kills := 0
+		for kills < cfg.kills && time.Since(start) < cfg.duration {
+			have, _ := w.ackedCount()
+			w.waitAcked(t, have+10+r.IntN(30), 60*time.Second, "writes after a start")
+			killNode(t, n)
+			kills++
+			n = restartAfterKill(t, r, dir, flags, &procs)
 		}
-		mu.Unlock()
-	}
-	for round := range 3 {
-		n := startServe(t, dir)
-		stop := make(chan struct{})
-		var wg sync.WaitGroup
-		for _, p := range []struct{ partner, basis string }{{"fr-pharos", "fr.cp.421-2-5"}, {"de-bka", "de.stgb.140"}} {
-			c := dialAs(t, certs, n.grpcAddr, p.partner)
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := 0; ; i++ {
-					select {
-					case <-stop:
-						return
-					default:
+		have, _ := w.ackedCount()
+		w.waitAcked(t, have+10, 60*time.Second, "writes after the last start")
+		w.finish()
+		t.Logf("%d kill -9 in %v, %d more during a start", kills, time.Since(start).Round(time.Second), len(procs)-1-kills)
+		w.audit(t, certs, n.grpcAddr)
+		noAlarms(t, certs, []*node{n}, procs)
+	})
+	t.Run("cluster", func(t *testing.T) {
+		t.Parallel()
+		cfg := chaosFromEnv(t, 5)
+		r := rand.New(rand.NewPCG(cfg.seed, 2))
+		dir := t.TempDir()
+		certs, nodes := startClusterProcesses(t, dir, 3, "--rate-limit", "-1")
+		var addrs []string
+		var procs []*node
+		for _, n := range nodes {
+			addrs = append(addrs, n.grpcAddr)
+			procs = append(procs, n.node)
+		}
+		w := startWorkload(t, certs, addrs)
+		start := time.Now()
+		kills, leaderKills := 0, 0
+		for kills < cfg.kills && time.Since(start) < cfg.duration {
+			have, _ := w.ackedCount()
+			w.waitAcked(t, have+10+r.IntN(30), 60*time.Second, "writes after a start")
+			leaderID := leaderOf(certs, t, nodes)
+			victim := nodes[r.IntN(len(nodes))]
+			if kills == 0 {
+				for _, n := range nodes {
+					if n.id == leaderID {
+						victim = n
 					}
-					env, err := c.SignNotice(context.Background(), &concordv1.Notice{LegalBasis: p.basis,
-						Categories: []concordv1.Category{concordv1.Category_CATEGORY_GLORIFICATION},
-						Hashes:     []*concordv1.Hash{sha256Of(fmt.Sprint(round, p.partner, i))}})
-					if err != nil {
-						return
-					}
-					ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-					resp, err := c.Notices.SubmitNotice(ctx, &concordv1.SubmitNoticeRequest{Envelope: env})
-					if err == nil {
-						keep(resp.GetReceipt().GetCheckpoint().GetNote())
-					}
-					if cp, err := c.Log.GetCheckpoint(ctx, &concordv1.GetCheckpointRequest{}); err == nil {
-						keep(cp.GetCheckpoint().GetNote())
-					}
-					cancel()
 				}
-			}()
+			}
+			killNode(t, victim.node)
+			killedAt := time.Now()
+			kills++
+			if victim.id == leaderID {
+				leaderKills++
+				var survivors []*clusterNode
+				for _, n := range nodes {
+					if n != victim {
+						survivors = append(survivors, n)
+					}
+				}
+				for newLeader := ""; newLeader == "" || newLeader == leaderID; newLeader = leaderOf(certs, t, survivors) {
+					if time.Since(killedAt) > 5*time.Second {
+						t.Fatalf("no new leader within 5 s of killing the leader %s", leaderID)
+					}
+				}
+				t.Logf("kill %d: leader %s; another leads %v later", kills, victim.id, time.Since(killedAt).Round(time.Millisecond))
+			} else {
+				t.Logf("kill %d: follower %s", kills, victim.id)
+			}
+			// The others go on taking writes while it is down.
+			have, _ = w.ackedCount()
+			w.waitAcked(t, have+5, 60*time.Second, "writes while "+victim.id+" is down")
+			victim.node = restartAfterKill(t, r, dir, victim.flags, &procs)
 		}
-		time.Sleep(700 * time.Millisecond)
-		if err := n.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-			t.Fatal(err)
-		}
-		_ = n.cmd.Wait()
-		close(stop)
-		wg.Wait()
-	}
+		have, _ := w.ackedCount()
+		w.waitAcked(t, have+10, 60*time.Second, "writes after the last start")
+		w.finish()
+		t.Logf("%d kill -9 (%d of the leader) in %v, %d more during a start", kills, leaderKills, time.Since(start).Round(time.Second), len(procs)-len(nodes)-kills)
 
-	final := startServe(t, dir, "--rate-limit", "-1")
-	c := dialAs(t, certs, final.grpcAddr, "observatory")
-	ctx := context.Background()
-	resp, err := c.Log.GetCheckpoint(ctx, &concordv1.GetCheckpointRequest{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	latest, _, err := translog.OpenCheckpoint(resp.GetCheckpoint().GetNote(), verifier)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(signed) < 10 {
-		t.Fatalf("only %d checkpoints collected", len(signed))
-	}
-	for _, s := range signed {
-		cp, _, err := translog.OpenCheckpoint(s, verifier)
-		if err != nil {
-			t.Fatalf("a returned checkpoint does not verify: %v", err)
+		sameCheckpoint(t, certs, nodes)
+		sameNotices(t, certs, nodes, w.audit(t, certs, nodes[0].grpcAddr))
+		var running []*node
+		for _, n := range nodes {
+			running = append(running, n.node)
 		}
-		if cp.Size > latest.Size {
-			t.Fatalf("a checkpoint of %d entries was returned, but after restarts the log has %d", cp.Size, latest.Size)
-		}
-		proof, err := c.Log.GetConsistencyProof(ctx, &concordv1.GetConsistencyProofRequest{OldSize: uint64(cp.Size), NewSize: uint64(latest.Size)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		hashes, _ := translog.HashesFromBytes(proof.GetHashes())
-		if err := translog.CheckConsistency(hashes, cp.Size, cp.Root, latest.Size, latest.Root); err != nil {
-			t.Fatalf("checkpoint %d is not consistent with the latest (%d): %v", cp.Size, latest.Size, err)
-		}
+		noAlarms(t, certs, running, procs)
+	})
+}
+
+// restartAfterKill starts a killed node again and adds its processes to procs. One time in
+// three it kills it once more at a random moment of its start (restoring its snapshot,
+// replaying or checking its log, catching up with its cluster) before starting it for good.
+func restartAfterKill(t *testing.T, r *rand.Rand, dir string, flags []string, procs *[]*node) *node {
+	t.Helper()
+	if r.IntN(3) == 0 {
+		early, _ := launchServe(t, dir, flags...)
+		*procs = append(*procs, early)
+		// The pause picks the moment of the kill; nothing waits on it.
+		time.Sleep(time.Duration(r.IntN(1500)) * time.Millisecond)
+		killNode(t, early)
 	}
-	t.Logf("%d distinct checkpoints returned over 3 kill -9 rounds, all consistent with the latest (%d entries)", len(signed), latest.Size)
+	n := startServe(t, dir, flags...)
+	*procs = append(*procs, n)
+	return n
 }
 
 func sha256Of(s string) *concordv1.Hash {

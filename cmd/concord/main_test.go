@@ -8,7 +8,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -42,12 +44,71 @@ func TestMain(m *testing.M) {
 type node struct {
 	cmd      *exec.Cmd
 	grpcAddr string
+	// logs holds the warnings and errors it logged, to find alarms and repairs in.
+	logs *procLog
+}
+
+// procLog keeps what a process's JSON log said of alarms and repairs, and its latest warnings
+// and errors.
+type procLog struct {
+	mu     sync.Mutex
+	alarms []string
+	recent []string
+}
+
+// alarmMessages are what a node logs when it raises an integrity alarm, suspects a fork or sets
+// its raft state aside to repair itself.
+var alarmMessages = []string{"integrity alarm", "disagrees with another voter", "repairing this node"}
+
+// recentLines bounds the lines a procLog keeps for a failure report.
+const recentLines = 20
+
+func (l *procLog) add(line string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, m := range alarmMessages {
+		if strings.Contains(line, m) {
+			l.alarms = append(l.alarms, line)
+			break
+		}
+	}
+	if len(l.recent) == recentLines {
+		l.recent = l.recent[1:]
+	}
+	l.recent = append(l.recent, line)
+}
+
+// alarmLines are the lines that reported an alarm or a repair.
+func (l *procLog) alarmLines() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.alarms)
+}
+
+// tail is the latest warnings and errors.
+func (l *procLog) tail() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.recent)
 }
 
 // startServe runs `concord serve` on dir and waits for its ready line.
 func startServe(t *testing.T, dir string, extra ...string) *node {
 	t.Helper()
 	return startServeWith(t, nil, dir, filepath.Join(dir, "data"), extra...)
+}
+
+// startServeWith runs `concord serve` on dataDir, behind the command prefix (nsenter, say),
+// and waits for its ready line.
+func startServeWith(t *testing.T, prefix []string, dir, dataDir string, extra ...string) *node {
+	t.Helper()
+	n, ready := launchServeWith(t, prefix, dir, dataDir, extra...)
+	select {
+	case n.grpcAddr = <-ready:
+	case <-time.After(60 * time.Second):
+		t.Fatal("concord serve did not report ready within 60 s")
+	}
+	return n
 }
 
 // serveArgs are the arguments of `concord serve` on the PKI in dir and dataDir.
@@ -59,9 +120,14 @@ func serveArgs(dir, dataDir string) []string {
 		"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--log-format", "json"}
 }
 
-// startServeWith runs `concord serve` on dataDir, behind the command prefix (nsenter, say),
-// and waits for its ready line.
-func startServeWith(t *testing.T, prefix []string, dir, dataDir string, extra ...string) *node {
+// launchServe runs `concord serve` on dir; ready receives its gRPC address when it serves.
+func launchServe(t *testing.T, dir string, extra ...string) (*node, <-chan string) {
+	t.Helper()
+	return launchServeWith(t, nil, dir, filepath.Join(dir, "data"), extra...)
+}
+
+// launchServeWith is launchServe on dataDir, behind the command prefix.
+func launchServeWith(t *testing.T, prefix []string, dir, dataDir string, extra ...string) (*node, <-chan string) {
 	t.Helper()
 	args := append(append(append([]string{}, prefix...), concordBinary), serveArgs(dir, dataDir)...)
 	cmd := exec.Command(args[0], append(args[1:], extra...)...)
@@ -72,31 +138,43 @@ func startServeWith(t *testing.T, prefix []string, dir, dataDir string, extra ..
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	n := &node{cmd: cmd}
+	n := &node{cmd: cmd, logs: &procLog{}}
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
+		if t.Failed() {
+			for _, line := range n.logs.tail() {
+				t.Logf("process %d: %s", cmd.Process.Pid, line)
+			}
+		}
 	})
 	ready := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		for sc.Scan() {
 			var line struct {
-				Msg  string `json:"msg"`
-				GRPC string `json:"grpc"`
+				Level string `json:"level"`
+				Msg   string `json:"msg"`
+				GRPC  string `json:"grpc"`
 			}
-			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "concord node ready" {
-				ready <- line.GRPC
+			if json.Unmarshal(sc.Bytes(), &line) != nil {
+				continue
+			}
+			if line.Level == "WARN" || line.Level == "ERROR" {
+				n.logs.add(sc.Text())
+			}
+			if line.Msg == "concord node ready" {
+				// A node that restarts itself to repair reports ready again: never block its log.
+				select {
+				case ready <- line.GRPC:
+				default:
+				}
 			}
 		}
 		_, _ = io.Copy(io.Discard, stderr)
 	}()
-	select {
-	case n.grpcAddr = <-ready:
-	case <-time.After(60 * time.Second):
-		t.Fatal("concord serve did not report ready within 60 s")
-	}
-	return n
+	return n, ready
 }
 
 func TestKill9KeepsAcknowledgedRegistryChange(t *testing.T) {
