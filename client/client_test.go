@@ -164,6 +164,9 @@ func TestRetriable(t *testing.T) {
 	}{
 		{status.Error(codes.Unavailable, "leader election in progress"), true},
 		{status.Error(codes.Unavailable, "connection error: desc = \"transport: authentication handshake failed: tls: unknown certificate authority\""), false},
+		// A node that dies during the handshake is not a refusal: another node, or a later
+		// attempt, can answer.
+		{status.Error(codes.Unavailable, "connection error: desc = \"transport: authentication handshake failed: read tcp 127.0.0.1:1->127.0.0.1:2: read: connection reset by peer\""), true},
 		{status.Error(codes.Unavailable, "x509: certificate signed by unknown authority"), false},
 		{status.Error(codes.Internal, "boom"), false},
 		{status.Error(codes.ResourceExhausted, "rate limit"), false},

@@ -262,5 +262,7 @@ func retriable(err error) bool {
 		return false
 	}
 	msg := st.Message()
-	return !strings.Contains(msg, "tls:") && !strings.Contains(msg, "handshake") && !strings.Contains(msg, "x509:")
+	// Only the TLS layer's own refusals: "authentication handshake failed: read: connection
+	// reset by peer" is a node going away, which the next node or attempt can fix.
+	return !strings.Contains(msg, "tls:") && !strings.Contains(msg, "x509:")
 }

@@ -46,7 +46,7 @@ func Join(ctx context.Context, addrs []string, conf *tls.Config, id, raftAddr st
 			case codes.PermissionDenied, codes.Unauthenticated, codes.InvalidArgument, codes.FailedPrecondition:
 				return fmt.Errorf("join the cluster through %s: %s", addr, status.Convert(err).Message())
 			case codes.Unavailable:
-				if msg := status.Convert(err).Message(); strings.Contains(msg, "tls:") || strings.Contains(msg, "x509:") || strings.Contains(msg, "handshake") {
+				if msg := status.Convert(err).Message(); strings.Contains(msg, "tls:") || strings.Contains(msg, "x509:") {
 					return fmt.Errorf("join the cluster through %s: the TLS handshake failed (is the node certificate from the cluster's CA?): %s", addr, msg)
 				}
 			}

@@ -72,9 +72,12 @@ type Node struct {
 	caughtUp atomic.Bool
 	// lastCheck is the latest comparison of this node's log with the other voters'.
 	lastCheck atomic.Pointer[LogCheck]
-	dataDir   string
-	recordMu  sync.Mutex
-	recorded  []KnownMember // what MembersFile holds
+	// confirmedAt is when (Unix nanoseconds) the latest read round that confirmed this node's
+	// state current started, for Fresh.
+	confirmedAt atomic.Int64
+	dataDir     string
+	recordMu    sync.Mutex
+	recorded    []KnownMember // what MembersFile holds
 }
 
 var _ fsm.Applier = (*Node)(nil)
@@ -320,6 +323,7 @@ func (n *Node) Linearize(ctx context.Context) error {
 		}
 		return n.raft.LeaderBarrier(ctx)
 	}
+	start := time.Now()
 	index, err := n.reads.index(ctx, n.waitBound(ctx))
 	if errors.Is(err, errNoRound) {
 		return fault.Unavailable("cannot confirm this node has the latest state: no answer from a raft leader within %v; the cluster may be electing one, or this node is cut off from most of the others: retry, or call another node", n.leaderWait)
@@ -327,7 +331,22 @@ func (n *Node) Linearize(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return n.waitApplied(ctx, index, false)
+	if err := n.waitApplied(ctx, index, false); err != nil {
+		return err
+	}
+	n.confirm(start)
+	return nil
+}
+
+// confirm records that this node's state held, at start, every write acknowledged before.
+func (n *Node) confirm(start time.Time) {
+	t := start.UnixNano()
+	for {
+		old := n.confirmedAt.Load()
+		if old >= t || n.confirmedAt.CompareAndSwap(old, t) {
+			return
+		}
+	}
 }
 
 // CatchUp is Linearize before a write on a follower: the service checks a write against this
@@ -364,38 +383,40 @@ func (n *Node) readIndex(ctx context.Context) (uint64, error) {
 // leaderReadIndex is the applied index of this node, the leader, once it has applied every entry
 // of earlier terms and confirmed that it still leads.
 func (n *Node) leaderReadIndex(ctx context.Context) (uint64, error) {
-	if err := n.raft.LeaderBarrier(ctx); err != nil {
-		return 0, err
-	}
-	index := n.fsm.Applied()
-	if !n.raft.SingleVoter() {
-		if err := n.raft.VerifyLeader(ctx); err != nil {
+	if n.raft.SingleVoter() {
+		// The only voter cannot be deposed: applying every entry of earlier terms is enough.
+		if err := n.raft.LeaderBarrier(ctx); err != nil {
 			return 0, err
 		}
+		n.confirm(time.Now())
+		return n.fsm.Applied(), nil
 	}
-	return index, nil
+	// Leadership is confirmed by committing an entry in this term, not by raft's VerifyLeader,
+	// which counts answers to heartbeats sent before it was asked: a leader frozen (SIGSTOP, a
+	// long pause) and resumed can read such answers and believe it still leads.
+	start := time.Now()
+	if err := n.raft.ConfirmLeader(ctx); err != nil {
+		return 0, err
+	}
+	n.confirm(start)
+	return n.fsm.Applied(), nil
 }
 
 // Fresh reports whether this node may answer a read that tolerates maxStaleness from its own
-// state: it caught up with the cluster since it started, and it leads, or heard from the leader
-// within maxStaleness (then at most the writes committed since are missing). A follower that
-// lost its leader, or a cluster that lost its quorum, keeps answering such reads for as long as
-// the caller allows.
+// state: it confirmed, within maxStaleness, that its state held every write acknowledged in the
+// cluster (a read round with the leader; the health check makes one every second). A follower
+// cut off from its leader, or a cluster that lost its quorum, keeps answering such reads for as
+// long as the caller allows. Raft's own last contact is not enough: a leader that was frozen,
+// deposed meanwhile, sets it when it steps down, and a vote sets it too.
 func (n *Node) Fresh(maxStaleness time.Duration) bool {
 	if n.Standalone() {
 		return n.raft.IsLeader()
 	}
-	if !n.caughtUp.Load() {
+	if !n.caughtUp.Load() || n.raft.State() == raft.Shutdown {
 		return false
 	}
-	switch n.raft.State() {
-	case raft.Leader:
-		return true
-	case raft.Shutdown:
-		return false
-	}
-	last := n.raft.LastContact()
-	return !last.IsZero() && time.Since(last) <= maxStaleness
+	confirmed := n.confirmedAt.Load()
+	return confirmed > 0 && time.Since(time.Unix(0, confirmed)) <= maxStaleness
 }
 
 // WaitCaughtUp returns once the node has caught up with the cluster (Linearize succeeded), or
