@@ -253,6 +253,9 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err := s.waitReady(readyCtx); err != nil {
 		return nil, err
 	}
+	if err := s.fsm.EndDeferral(); err != nil {
+		return nil, err
+	}
 	if did, err := registry.Bootstrap(readyCtx, s.fsm.State(), s.cluster, cfg.Registry, cfg.Now()); err != nil {
 		return nil, err
 	} else if did {
@@ -373,6 +376,9 @@ func (s *Server) resetState() error {
 	s.fsm = f
 	s.index = match.NewIndex(matchindex.Options{}, s.cfg.Logger)
 	s.fsm.Attach(s.index)
+	// The match index is built once the node has restored and replayed its state (see
+	// FSM.DeferDerived), before it serves.
+	s.fsm.DeferDerived()
 	return nil
 }
 

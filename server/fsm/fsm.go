@@ -104,6 +104,10 @@ type FSM struct {
 	waitMu    sync.Mutex
 	appliedCh chan struct{}
 
+	// deferDerived: derived structures are rebuilt at EndDeferral, not told of each change
+	// (guarded by applyMu).
+	deferDerived bool
+
 	// halt is set, once, when an entry cannot be applied (see Halt).
 	halt atomic.Pointer[Halt]
 	// OnHalt, if set before raft starts, is called once when the FSM halts.
@@ -299,9 +303,14 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	if err := checkLogRoot(st.RestoredMeta(), tree); err != nil {
 		return err
 	}
-	for _, d := range f.derived {
-		if err := d.Rebuild(st); err != nil {
-			return fmt.Errorf("restore: rebuild derived state: %w", err)
+	f.applyMu.Lock()
+	deferred := f.deferDerived
+	f.applyMu.Unlock()
+	if !deferred {
+		for _, d := range f.derived {
+			if err := d.Rebuild(st); err != nil {
+				return fmt.Errorf("restore: rebuild derived state: %w", err)
+			}
 		}
 	}
 	f.applyMu.Lock()

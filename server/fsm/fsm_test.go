@@ -17,6 +17,7 @@ import (
 	statev1 "concord/gen/concord/state/v1"
 	concordv1 "concord/gen/concord/v1"
 	"concord/server/fault"
+	"concord/server/state"
 
 	"github.com/hashicorp/raft"
 	"google.golang.org/grpc/codes"
@@ -350,5 +351,34 @@ func TestAppliedIndexFollowsCommandsAndSnapshots(t *testing.T) {
 	}
 	if r.Applied() != f.Applied() {
 		t.Fatalf("restored Applied = %d, want %d", r.Applied(), f.Applied())
+	}
+}
+
+// countingDerived counts what a derived structure is told.
+type countingDerived struct{ accepted, rebuilt int }
+
+func (d *countingDerived) NoticeAccepted(uint64, *concordv1.Notice) { d.accepted++ }
+func (d *countingDerived) NoticeRetired(uint64, string)             {}
+func (d *countingDerived) Rebuild(*state.Store) error               { d.rebuilt++; return nil }
+
+// TestDeferredDerivedAreRebuiltOnce: while deferred, derived structures hear of nothing; at
+// the end they are rebuilt once from the state, and hear of every change after.
+func TestDeferredDerivedAreRebuiltOnce(t *testing.T) {
+	t.Parallel()
+	f := newFSM(t)
+	d := &countingDerived{}
+	f.Attach(d)
+	f.DeferDerived()
+	if err := f.Restore(io.NopCloser(bytes.NewReader(persist(t, newFSM(t))))); err != nil {
+		t.Fatal(err)
+	}
+	if d.rebuilt != 0 {
+		t.Fatalf("rebuilt %d times while deferred", d.rebuilt)
+	}
+	if err := f.EndDeferral(); err != nil || d.rebuilt != 1 {
+		t.Fatalf("EndDeferral: %v, rebuilt %d times", err, d.rebuilt)
+	}
+	if err := f.EndDeferral(); err != nil || d.rebuilt != 1 {
+		t.Fatalf("a second EndDeferral rebuilt again (%d): %v", d.rebuilt, err)
 	}
 }

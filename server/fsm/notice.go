@@ -76,7 +76,37 @@ type Derived interface {
 // rebuild it, and the log replay after that must reach it.
 func (f *FSM) Attach(d Derived) { f.derived = append(f.derived, d) }
 
+// DeferDerived stops telling the derived structures of each change, until EndDeferral rebuilds
+// them once from the state. A node does so while it restores its snapshot and replays its log
+// at start: indexing each replayed notice, then merging the index's new segments into the old,
+// costs far more than one build. Call it before raft starts.
+func (f *FSM) DeferDerived() {
+	f.applyMu.Lock()
+	f.deferDerived = true
+	f.applyMu.Unlock()
+}
+
+// EndDeferral rebuilds the derived structures from the state as it is now, between two
+// commands, and tells them of every change from then on.
+func (f *FSM) EndDeferral() error {
+	f.applyMu.Lock()
+	defer f.applyMu.Unlock()
+	if !f.deferDerived {
+		return nil
+	}
+	for _, d := range f.derived {
+		if err := d.Rebuild(f.State()); err != nil {
+			return fmt.Errorf("rebuild derived state: %w", err)
+		}
+	}
+	f.deferDerived = false
+	return nil
+}
+
 func (f *FSM) noticeAccepted(index uint64, n *concordv1.Notice, superseded string) {
+	if f.deferDerived {
+		return
+	}
 	for _, d := range f.derived {
 		if superseded != "" {
 			d.NoticeRetired(index, superseded)
@@ -86,6 +116,9 @@ func (f *FSM) noticeAccepted(index uint64, n *concordv1.Notice, superseded strin
 }
 
 func (f *FSM) noticeRetired(index uint64, id string) {
+	if f.deferDerived {
+		return
+	}
 	for _, d := range f.derived {
 		d.NoticeRetired(index, id)
 	}
