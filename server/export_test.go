@@ -47,3 +47,6 @@ func Alarms(s *Server) []integrity.Alarm { return s.guard.Alarms() }
 func CheckLog(ctx context.Context, s *Server) (*cluster.LogCheck, error) {
 	return s.cluster.CheckLog(ctx)
 }
+
+// WaitIndexMerges waits for the background merges of the node's match index.
+func WaitIndexMerges(s *Server) { s.index.Current().WaitMerges() }

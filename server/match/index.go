@@ -14,7 +14,7 @@ import (
 	"concord/server/fsm"
 	"concord/server/state"
 
-	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // Index is the match index of the notices in force, derived from the state by the FSM: it adds a
@@ -80,17 +80,19 @@ func (x *Index) Rebuild(st *state.Store) error {
 func Build(st *state.Store, opts matchindex.Options) (*matchindex.Index, error) {
 	b := matchindex.NewBuilder(opts)
 	var buildErr error
+	var buf []matchindex.Hash // reused: the builder copies what it keeps
 	err := st.Notices(func(rec *concordv1.NoticeRecord) bool {
 		if rec.GetState() != concordv1.NoticeState_NOTICE_STATE_ACTIVE {
 			return true
 		}
-		var n concordv1.Notice
-		if err := proto.Unmarshal(rec.GetEnvelope().GetPayload(), &n); err != nil {
+		id, hs, err := noticeHashes(rec.GetEnvelope().GetPayload(), buf)
+		buf = hs
+		if err != nil {
 			buildErr = fmt.Errorf("match index: notice %s: stored payload does not parse: %w", rec.GetNotice().GetNoticeId(), err)
 			return false
 		}
-		if err := b.Add(n.GetNoticeId(), hashes(n.GetHashes())); err != nil {
-			buildErr = fmt.Errorf("match index: notice %s: %w", n.GetNoticeId(), err)
+		if err := b.Add(id, hs); err != nil {
+			buildErr = fmt.Errorf("match index: notice %s: %w", id, err)
 			return false
 		}
 		return true
@@ -102,4 +104,86 @@ func Build(st *state.Store, opts matchindex.Options) (*matchindex.Index, error) 
 		return nil, buildErr
 	}
 	return b.Finish(), nil
+}
+
+// Field numbers of concordv1.Notice and concordv1.Hash that the index reads.
+const (
+	noticeIDField     = 1
+	noticeHashesField = 6
+	hashKindField     = 1
+	hashValueField    = 2
+)
+
+// noticeHashes reads a signed notice's id and hashes from its payload, as proto.Unmarshal of a
+// concordv1.Notice would give them, without decoding the rest: a restart indexes millions of
+// hashes, and the general decoder's allocations were most of that time. The hashes are appended
+// to buf[:0]; their values point into payload.
+func noticeHashes(payload []byte, buf []matchindex.Hash) (string, []matchindex.Hash, error) {
+	var id string
+	out := buf[:0]
+	for len(payload) > 0 {
+		num, typ, n := protowire.ConsumeTag(payload)
+		if n < 0 {
+			return "", nil, protowire.ParseError(n)
+		}
+		payload = payload[n:]
+		switch {
+		case num == noticeIDField && typ == protowire.BytesType:
+			v, n := protowire.ConsumeBytes(payload)
+			if n < 0 {
+				return "", nil, protowire.ParseError(n)
+			}
+			id, payload = string(v), payload[n:]
+		case num == noticeHashesField && typ == protowire.BytesType:
+			v, n := protowire.ConsumeBytes(payload)
+			if n < 0 {
+				return "", nil, protowire.ParseError(n)
+			}
+			h, err := hashFields(v)
+			if err != nil {
+				return "", nil, err
+			}
+			out, payload = append(out, h), payload[n:]
+		default:
+			n := protowire.ConsumeFieldValue(num, typ, payload)
+			if n < 0 {
+				return "", nil, protowire.ParseError(n)
+			}
+			payload = payload[n:]
+		}
+	}
+	return id, out, nil
+}
+
+// hashFields reads a concordv1.Hash's kind and value.
+func hashFields(b []byte) (matchindex.Hash, error) {
+	var h matchindex.Hash
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return h, protowire.ParseError(n)
+		}
+		b = b[n:]
+		switch {
+		case num == hashKindField && typ == protowire.VarintType:
+			v, n := protowire.ConsumeVarint(b)
+			if n < 0 {
+				return h, protowire.ParseError(n)
+			}
+			h.Kind, b = matchindex.Kind(int32(v)), b[n:]
+		case num == hashValueField && typ == protowire.BytesType:
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return h, protowire.ParseError(n)
+			}
+			h.Value, b = v, b[n:]
+		default:
+			n := protowire.ConsumeFieldValue(num, typ, b)
+			if n < 0 {
+				return h, protowire.ParseError(n)
+			}
+			b = b[n:]
+		}
+	}
+	return h, nil
 }
