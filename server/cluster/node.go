@@ -68,6 +68,9 @@ type Node struct {
 	leaderWait time.Duration
 	integrity  *integrity.Guard
 	reads      *readBatcher
+	// leaderReads shares this node's confirmations of its leadership, as leader, between the
+	// reads of every node that arrive meanwhile.
+	leaderReads *readBatcher
 	// caughtUp is set once the node has caught up with the cluster after it started.
 	caughtUp atomic.Bool
 	// lastCheck is the latest comparison of this node's log with the other voters'.
@@ -96,6 +99,7 @@ func New(cfg Config) *Node {
 		n.peers = newPeers(cfg.Port)
 	}
 	n.reads = &readBatcher{fetch: n.readIndex, timeout: n.leaderWait + time.Second}
+	n.leaderReads = &readBatcher{fetch: n.leaderReadIndex, timeout: n.leaderWait + time.Second}
 	return n
 }
 
@@ -366,7 +370,7 @@ func (n *Node) readIndex(ctx context.Context) (uint64, error) {
 	err := n.onLeader(ctx, "confirm this node has the latest state",
 		func(ctx context.Context) error {
 			var err error
-			index, err = n.leaderReadIndex(ctx)
+			index, err = n.sharedLeaderReadIndex(ctx)
 			return err
 		},
 		func(ctx context.Context, c nodev1.NodeServiceClient) error {
@@ -377,6 +381,16 @@ func (n *Node) readIndex(ctx context.Context) (uint64, error) {
 			index = resp.GetIndex()
 			return nil
 		})
+	return index, err
+}
+
+// sharedLeaderReadIndex is leaderReadIndex, one round shared by the reads that arrive while
+// another is under way.
+func (n *Node) sharedLeaderReadIndex(ctx context.Context) (uint64, error) {
+	index, err := n.leaderReads.index(ctx, n.waitBound(ctx))
+	if errors.Is(err, errNoRound) {
+		return 0, fault.Unavailable("this node could not confirm it still leads within %v: retry; another node may lead now", n.leaderWait)
+	}
 	return index, err
 }
 
@@ -391,15 +405,75 @@ func (n *Node) leaderReadIndex(ctx context.Context) (uint64, error) {
 		n.confirm(time.Now())
 		return n.fsm.Applied(), nil
 	}
-	// Leadership is confirmed by committing an entry in this term, not by raft's VerifyLeader,
-	// which counts answers to heartbeats sent before it was asked: a leader frozen (SIGSTOP, a
-	// long pause) and resumed can read such answers and believe it still leads.
+	if err := n.raft.LeaderBarrier(ctx); err != nil {
+		return 0, err
+	}
 	start := time.Now()
-	if err := n.raft.ConfirmLeader(ctx); err != nil {
+	index := n.fsm.Applied()
+	if err := n.confirmLeadership(ctx); err != nil {
 		return 0, err
 	}
 	n.confirm(start)
-	return n.fsm.Applied(), nil
+	return index, nil
+}
+
+// confirmLeadership asks every other voter, now, which term it is in and whom it follows, and
+// returns once a quorum (this node included) follows this node in its term. Raft's VerifyLeader
+// is not used: it counts answers to heartbeats sent before it was asked, and a leader frozen (a
+// SIGSTOP, a long pause), deposed meanwhile, reads such answers when it resumes and believes it
+// still leads. An answer given after the read arrived cannot come from a voter that moved to a
+// later term, and a quorum of them leaves no majority to a later leader before the read.
+func (n *Node) confirmLeadership(ctx context.Context) error {
+	term := n.raft.Term()
+	servers, err := n.raft.Configuration()
+	if err != nil {
+		return err
+	}
+	voters, need := 0, 0
+	var others []raft.Server
+	for _, s := range servers {
+		if s.Suffrage != raft.Voter {
+			continue
+		}
+		voters++
+		if string(s.ID) != n.ID() {
+			others = append(others, s)
+		}
+	}
+	need = voters/2 + 1 - 1 // this node counts itself
+	if need <= 0 {
+		return nil
+	}
+	answers := make(chan bool, len(others))
+	for _, s := range others {
+		go func(addr string) {
+			c, err := n.peers.client(addr)
+			if err != nil {
+				answers <- false
+				return
+			}
+			resp, err := c.Status(ctx, &nodev1.StatusRequest{})
+			m := resp.GetMember()
+			answers <- err == nil && m.GetTerm() == term && m.GetLeaderId() == n.ID()
+		}(string(s.Address))
+	}
+	yes, no := 0, 0
+	for yes < need && no <= len(others)-need {
+		select {
+		case ok := <-answers:
+			if ok {
+				yes++
+			} else {
+				no++
+			}
+		case <-ctx.Done():
+			return fmt.Errorf("confirm raft leadership: %w", ctx.Err())
+		}
+	}
+	if yes < need || n.raft.Term() != term || !n.raft.IsLeader() {
+		return fault.Unavailable("this node could not confirm with a quorum of the voters that it still leads (term %d): retry; another node may lead now", term)
+	}
+	return nil
 }
 
 // Fresh reports whether this node may answer a read that tolerates maxStaleness from its own

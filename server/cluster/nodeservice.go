@@ -63,7 +63,7 @@ func (s *NodeService) ReadIndex(ctx context.Context, _ *nodev1.ReadIndexRequest)
 	if err := s.leader(); err != nil {
 		return nil, err
 	}
-	index, err := s.node.leaderReadIndex(ctx)
+	index, err := s.node.sharedLeaderReadIndex(ctx)
 	if err != nil {
 		return nil, err
 	}

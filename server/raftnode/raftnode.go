@@ -562,22 +562,6 @@ func (n *Node) LeadershipTransfer() error {
 	return nil
 }
 
-// ConfirmLeader confirms that this node leads by committing a barrier entry in its term, and
-// returns once its state has applied everything before it. A leader that was deposed while it
-// could not hear of it fails: the entry does not commit.
-func (n *Node) ConfirmLeader(ctx context.Context) error {
-	if n.raft.State() != raft.Leader {
-		return n.notLeader()
-	}
-	if err := n.await(ctx, func() raft.Future { return n.raft.Barrier(enqueueTimeout(ctx)) }); err != nil {
-		if ctx.Err() != nil {
-			return fmt.Errorf("confirm raft leadership: %w", ctx.Err())
-		}
-		return n.applyError(err)
-	}
-	return nil
-}
-
 // AddVoter adds node id at addr as a voter, or updates a member's address, and returns the
 // index of the configuration change once it is committed. Only the leader can.
 func (n *Node) AddVoter(ctx context.Context, id, addr string) (uint64, error) {
