@@ -10,8 +10,9 @@ import (
 	"testing"
 )
 
+// Not parallel with TestLockEndsWithTheProcess: a process forked meanwhile holds a copy of the
+// lock's descriptor until it execs, and with it the lock.
 func TestAcquireRefusesASecondHolderAtOnce(t *testing.T) {
-	t.Parallel()
 	dir := t.TempDir()
 	l, err := Acquire(dir)
 	if err != nil {
@@ -35,7 +36,6 @@ func TestAcquireRefusesASecondHolderAtOnce(t *testing.T) {
 
 // TestLockEndsWithTheProcess: a holder killed with SIGKILL leaves no lock behind.
 func TestLockEndsWithTheProcess(t *testing.T) {
-	t.Parallel()
 	dir := t.TempDir()
 	// flock(1) holds the lock file and prints once it does.
 	cmd := exec.Command("flock", "--exclusive", "--no-fork", dir+"/"+LockFile, "sh", "-c", "echo held; exec sleep 600")
