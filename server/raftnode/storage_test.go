@@ -154,12 +154,7 @@ func TestIncompleteLastWriteIsCleared(t *testing.T) {
 	dir := t.TempDir()
 	fillLog(t, dir, 40, 4)
 	seg := tailFile(t, dir)
-	data, _ := os.ReadFile(seg)
-	end := len(data)
-	for end > 0 && data[end-1] == 0 {
-		end--
-	}
-	end += padLen(end)
+	end := writtenEnd(mustRead(t, seg))
 	// A half-written entry frame: a header, then garbage.
 	f, _ := os.OpenFile(seg, os.O_RDWR, 0)
 	f.WriteAt([]byte{frameEntry, 0, 0, 0, 200, 0, 0, 0, 0xde, 0xad, 0xbe, 0xef}, int64(end))
@@ -339,18 +334,10 @@ func TestDamagedLastCommitFrameIsRefused(t *testing.T) {
 	dir := t.TempDir()
 	fillLog(t, dir, 40, 4)
 	seg := tailFile(t, dir)
-	data, _ := os.ReadFile(seg)
-	end := len(data)
-	for end > 0 && data[end-1] == 0 {
-		end--
-	}
-	commit := end - end%frameHeaderLen // the last frame, the commit, ends in its CRC
-	if data[commit-frameHeaderLen+8] != 0 || commit%8 != 0 {
-		commit = end + padLen(end) - frameHeaderLen
-	}
-	commit -= frameHeaderLen - frameHeaderLen
-	for data[commit] != frameCommit {
-		commit -= frameHeaderLen
+	data := mustRead(t, seg)
+	commit := writtenEnd(data) - frameHeaderLen // the last frame: the last write's commit
+	if data[commit] != frameCommit {
+		t.Fatalf("the last frame is of type %d, not a commit", data[commit])
 	}
 	flipAt(t, seg, int64(commit+2))
 	_, err := openLogStore(dir, quietHC(), 0)
@@ -439,6 +426,16 @@ func readMetaFileBytes(b []byte) (metaDoc, error) {
 		return metaDoc{}, err
 	}
 	return readMetaFile(p)
+}
+
+// writtenEnd is where a segment's written frames end: frames are 8-byte aligned and the last one
+// (a commit frame) starts with a non-zero type byte.
+func writtenEnd(data []byte) int {
+	end := len(data)
+	for end > 0 && data[end-1] == 0 {
+		end--
+	}
+	return end + padLen(end)
 }
 
 func mustRead(t *testing.T, path string) []byte {
