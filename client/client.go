@@ -16,7 +16,7 @@ import (
 	"concord/internal/mtls"
 	"concord/internal/pki"
 	"concord/internal/rpcmethod"
-	"concord/internal/ulid"
+	"concord/internal/statementid"
 	"concord/translog"
 
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
@@ -184,8 +184,9 @@ func (c *Client) Close() error { return c.nodes.close() }
 // Signer is the partner's statement signer, or nil without a signing key.
 func (c *Client) Signer() *dsse.Signer { return c.signer }
 
-// NewID returns a fresh ULID for a statement id (notice id, change id).
-func NewID() string { return ulid.Make() }
+// NewID returns a fresh id for a statement signer signs (notice id, report id, change id): a
+// ULID carrying signer's tag, which the hub requires (see WhoAmIResponse.statement_id_tag).
+func NewID(signer string) string { return statementid.New(signer) }
 
 // SignRegistryChange signs change with the partner's key, filling in change_id and created_at
 // if they are empty. The author must be the calling partner.
@@ -194,7 +195,7 @@ func (c *Client) SignRegistryChange(change *concordv1.RegistryChange) (*concordv
 		return nil, errors.New("client: no signing key configured (Config.SigningKeyFile)")
 	}
 	if change.GetChangeId() == "" {
-		change.ChangeId = NewID()
+		change.ChangeId = NewID(change.GetAuthor())
 	}
 	if change.GetCreatedAt() == nil {
 		change.CreatedAt = timestamppb.Now()

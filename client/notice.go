@@ -54,7 +54,7 @@ func (c *Client) SignNotice(ctx context.Context, n *concordv1.Notice) (*concordv
 		}
 	}
 	if n.GetNoticeId() == "" {
-		n.NoticeId = NewID()
+		n.NoticeId = NewID(n.GetIssuer())
 	}
 	if n.GetCreatedAt() == nil {
 		n.CreatedAt = timestamppb.Now()
@@ -110,7 +110,7 @@ func (c *Client) SignEndorsement(ctx context.Context, e *concordv1.Endorsement) 
 		return nil, err
 	}
 	if e.EndorsementId == "" {
-		e.EndorsementId = NewID()
+		e.EndorsementId = NewID(e.GetAuthor())
 	}
 	if e.CreatedAt == nil {
 		e.CreatedAt = timestamppb.Now()
@@ -139,7 +139,7 @@ func (c *Client) SignObjection(ctx context.Context, o *concordv1.Objection) (*co
 		return nil, err
 	}
 	if o.ObjectionId == "" {
-		o.ObjectionId = NewID()
+		o.ObjectionId = NewID(o.GetAuthor())
 	}
 	if o.CreatedAt == nil {
 		o.CreatedAt = timestamppb.Now()
@@ -168,7 +168,7 @@ func (c *Client) SignWithdrawal(ctx context.Context, w *concordv1.Withdrawal) (*
 		return nil, err
 	}
 	if w.WithdrawalId == "" {
-		w.WithdrawalId = NewID()
+		w.WithdrawalId = NewID(w.GetAuthor())
 	}
 	if w.CreatedAt == nil {
 		w.CreatedAt = timestamppb.Now()
@@ -197,7 +197,7 @@ func (c *Client) SignActionReport(ctx context.Context, r *concordv1.ActionReport
 		return nil, err
 	}
 	if r.ReportId == "" {
-		r.ReportId = NewID()
+		r.ReportId = NewID(r.GetReporter())
 	}
 	if r.CreatedAt == nil {
 		r.CreatedAt = timestamppb.Now()

@@ -387,7 +387,7 @@ func TestClusterNodeCutOffRefusesWritesAndReadsThenRejoins(t *testing.T) {
 	// The others elect a leader among themselves and take writes.
 	leader := c.Leader(t, 10*time.Second, old)
 	var during []*concordv1.NoticeRecord
-	duringHash := sha256Hash("during " + client.NewID())
+	duringHash := sha256Hash("during " + client.NewID("x"))
 	for i := range 3 {
 		rec, err := c.Nodes[leader].Client(t, "de-bka").SubmitNotice(ctx, &concordv1.Notice{LegalBasis: "de.stgb.140",
 			Categories: []concordv1.Category{concordv1.Category_CATEGORY_GLORIFICATION}, Hashes: []*concordv1.Hash{duringHash, sha256Hash(fmt.Sprint("during ", i))}})
@@ -682,7 +682,7 @@ func TestClusterBackupRestoresIntoAFreshCluster(t *testing.T) {
 			default:
 			}
 			_, _ = c.SubmitNotice(ctx, &concordv1.Notice{LegalBasis: "de.stgb.140", Categories: []concordv1.Category{concordv1.Category_CATEGORY_GLORIFICATION},
-				Hashes: []*concordv1.Hash{sha256Hash("concurrent " + client.NewID())}})
+				Hashes: []*concordv1.Hash{sha256Hash("concurrent " + client.NewID("x"))}})
 		}
 	}()
 	file := filepath.Join(t.TempDir(), "backup.snap")

@@ -80,7 +80,7 @@ func TestPlatformLoop(t *testing.T) {
 	fr, de, platform := n.Client(t, "fr-pharos"), n.Client(t, "de-bka"), n.Client(t, "videoshare")
 	feed := watch(t, ctx, platform, &concordv1.WatchNoticesRequest{})
 
-	content := "attack video " + client.NewID()
+	content := "attack video " + client.NewID("x")
 	notice := glorificationNotice(content)
 	notice.PreservationRequested = true
 	notice.CounterNarratives = []*concordv1.CounterNarrative{{Url: "https://example.org/exit", Language: "fr"}}
@@ -199,7 +199,7 @@ func TestActionReportRefusals(t *testing.T) {
 		t.Fatal(err)
 	}
 	report := func(j ...string) *concordv1.ActionReport {
-		return &concordv1.ActionReport{ReportId: client.NewID(), NoticeId: id, Reporter: "videoshare", Jurisdictions: j,
+		return &concordv1.ActionReport{ReportId: client.NewID("videoshare"), NoticeId: id, Reporter: "videoshare", Jurisdictions: j,
 			Outcome: concordv1.ActionOutcome_ACTION_OUTCOME_REMOVED, OccurredAt: timestamppb.Now()}
 	}
 	before, err := n.Client(t, "observatory").Actions.GetCompliance(ctx, &concordv1.GetComplianceRequest{})

@@ -15,7 +15,7 @@ import (
 	"concord/dsse"
 	concordv1 "concord/gen/concord/v1"
 	"concord/internal/pki"
-	"concord/internal/ulid"
+	"concord/internal/statementid"
 	"concord/server/servertest"
 
 	"google.golang.org/grpc/codes"
@@ -42,7 +42,7 @@ func sha256Hash(content string) *concordv1.Hash {
 // glorificationNotice is a French notice for glorification content under art. 421-2-5.
 func glorificationNotice(content ...string) *concordv1.Notice {
 	if len(content) == 0 {
-		content = []string{"video-" + client.NewID()}
+		content = []string{"video-" + client.NewID("x")}
 	}
 	n := &concordv1.Notice{
 		LegalBasis: "fr.cp.421-2-5",
@@ -335,7 +335,7 @@ func TestNoticeRefusals(t *testing.T) {
 
 	// complete fills the notice's ids as the client would, so a test can sign it with any key.
 	complete := func(nt *concordv1.Notice) *concordv1.Notice {
-		nt.NoticeId, nt.Issuer, nt.Jurisdiction = client.NewID(), "fr-pharos", "FR"
+		nt.NoticeId, nt.Issuer, nt.Jurisdiction = client.NewID("fr-pharos"), "fr-pharos", "FR"
 		return nt
 	}
 	signWith := func(key ed25519.PrivateKey, payloadType string, msg proto.Message) *concordv1.Envelope {
@@ -423,7 +423,7 @@ func TestNoticeRefusals(t *testing.T) {
 		{"a duplicate hash", func() error { return submitAs(fr)(frSigned(duplicate)) }, codes.InvalidArgument, "hashes[2] repeats hashes[0]"},
 		{"TLP:RED without a sharing group", func() error { return submitAs(fr)(frSigned(redNoGroup)) }, codes.InvalidArgument, "sharing_group"},
 		{"endorsing a notice that does not exist", func() error {
-			_, err := de.EndorseNotice(ctx, client.NewID(), "de.stgb.140")
+			_, err := de.EndorseNotice(ctx, client.NewID("fr-pharos"), "de.stgb.140")
 			return err
 		}, codes.NotFound, "not found"},
 	}
@@ -535,7 +535,7 @@ func TestListNoticesPagesAreStable(t *testing.T) {
 		t.Fatal(err)
 	}
 	lateNotice := glorificationNotice()
-	lateNotice.NoticeId = ulid.New(time.Now().Add(time.Minute)) // sorts after every earlier id
+	lateNotice.NoticeId = statementid.NewAt("fr-pharos", time.Now().Add(time.Minute)) // sorts after every earlier id
 	late, err := fr.SubmitNotice(ctx, lateNotice)
 	if err != nil {
 		t.Fatal(err)

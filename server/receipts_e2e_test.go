@@ -216,7 +216,7 @@ func TestWritesUnderFailoverAndRateLimitAreNeverReportedFailedWhenCommitted(t *t
 				default:
 				}
 				n := glorificationNotice(fmt.Sprintf("writer %d notice %d", w, i))
-				n.NoticeId = client.NewID()
+				n.NoticeId = client.NewID("fr-pharos")
 				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 				_, err := writer.SubmitNotice(ctx, n)
 				cancel()

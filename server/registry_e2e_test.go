@@ -48,7 +48,7 @@ func netherlands() *concordv1.Jurisdiction {
 func signedBy(t testing.TB, key ed25519.PrivateKey, change *concordv1.RegistryChange) *concordv1.Envelope {
 	t.Helper()
 	if change.ChangeId == "" {
-		change.ChangeId = client.NewID()
+		change.ChangeId = client.NewID(change.GetAuthor())
 	}
 	env, err := dsse.SignMessage(dsse.PayloadTypeRegistryChange, change, dsse.NewSigner(key))
 	if err != nil {

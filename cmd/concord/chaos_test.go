@@ -131,7 +131,7 @@ func startWorkload(t *testing.T, certs pki.Layout, addrs []string) *workload {
 				default:
 				}
 				size := noticeSizes[(wi+i)%len(noticeSizes)]
-				n := &concordv1.Notice{NoticeId: client.NewID(), LegalBasis: a.basis,
+				n := &concordv1.Notice{NoticeId: client.NewID(a.partner), LegalBasis: a.basis,
 					Categories: []concordv1.Category{concordv1.Category_CATEGORY_GLORIFICATION}}
 				for h := range size {
 					sum := sha256.Sum256(fmt.Appendf(nil, "%s notice %s hash %d", a.partner, n.NoticeId, h))
@@ -582,7 +582,7 @@ func TestFrozenLeader(t *testing.T) {
 		t.Logf("freeze %d: leader %s frozen; another leads %v later", freezes, leaderID, time.Since(frozenAt).Round(time.Millisecond))
 
 		// A notice written while it is frozen, and the writers carrying on without it.
-		during := &concordv1.Notice{NoticeId: client.NewID(), LegalBasis: "fr.cp.421-2-5",
+		during := &concordv1.Notice{NoticeId: client.NewID("fr-pharos"), LegalBasis: "fr.cp.421-2-5",
 			Categories: []concordv1.Category{concordv1.Category_CATEGORY_GLORIFICATION},
 			Hashes:     []*concordv1.Hash{sha256Of(fmt.Sprintf("written while %s is frozen, freeze %d", leaderID, freezes))}}
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

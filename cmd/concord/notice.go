@@ -120,7 +120,7 @@ concord notice submit --as fr-pharos --basis fr.lcen.6-1 --category ATTACK_FOOTA
 	fs.Var(&narratives, "counter-narrative", "a counter-narrative resource, URL or URL@LANG (repeatable)")
 	contextText := fs.String("context", "", "context for the platforms' reviewers")
 	supersedes := fs.String("supersedes", "", "id of an earlier notice of yours that this one replaces")
-	id := fs.String("id", "", "the notice's id (a ULID; default: a new one)")
+	id := fs.String("id", "", "the notice's id (a ULID carrying your statement id tag at characters 11 to 16, see WhoAmI; default: a new one)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

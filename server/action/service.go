@@ -14,6 +14,7 @@ import (
 	"concord/dsse"
 	statev1 "concord/gen/concord/state/v1"
 	concordv1 "concord/gen/concord/v1"
+	"concord/internal/statementid"
 	"concord/server/authz"
 	"concord/server/fault"
 	"concord/server/fsm"
@@ -87,6 +88,11 @@ func (s *Service) ReportAction(ctx context.Context, req *concordv1.ReportActionR
 		return nil, fault.Invalid("envelope.payload.reporter is %q but the report is signed by %q: set reporter to the signer", r.GetReporter(), c.PartnerID)
 	}
 	rec, err := st.CheckActionReport(r, opened.Key.GetKeyId(), at, opened.Digest)
+	if idErr := statementid.Check("report_id", r.GetReportId(), c.PartnerID); idErr != nil && rec == nil {
+		// Only an identical re-send, of a report accepted before ids carried their signer's tag,
+		// gets through; any other answer would tell whether the id is taken.
+		return nil, fault.Invalid("envelope.payload.%v", idErr)
+	}
 	if err != nil {
 		return nil, err
 	}

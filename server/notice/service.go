@@ -19,6 +19,7 @@ import (
 	"concord/dsse"
 	statev1 "concord/gen/concord/state/v1"
 	concordv1 "concord/gen/concord/v1"
+	"concord/internal/statementid"
 	"concord/server/fault"
 	"concord/server/fsm"
 	"concord/server/signed"
@@ -109,6 +110,14 @@ func (s *Service) SubmitNotice(ctx context.Context, req *concordv1.SubmitNoticeR
 	}
 	if n.GetIssuer() != c.PartnerID {
 		return nil, fault.Invalid("envelope.payload.issuer is %q but the notice is signed by %q: set issuer to the signer", n.GetIssuer(), c.PartnerID)
+	}
+	if err := statementid.Check("notice_id", n.GetNoticeId(), c.PartnerID); err != nil {
+		// Only an identical re-send, of a notice accepted before ids carried their signer's tag,
+		// gets through; any other answer would tell whether the id is taken.
+		if orig, _ := st.CheckNotice(n, opened.Key.GetKeyId(), at, opened.Digest); orig != nil {
+			return s.submitted(ctx, orig, req.GetConsistencyFrom())
+		}
+		return nil, fault.Invalid("envelope.payload.%v", err)
 	}
 	// Check before the raft round trip, for a fast and precise refusal; the FSM checks again at
 	// apply time, so a concurrent change cannot slip through.
@@ -206,6 +215,14 @@ func (s *Service) statement(ctx context.Context, env *concordv1.Envelope, payloa
 	}
 	if stmt.Author() != c.PartnerID {
 		return nil, fault.Invalid("envelope.payload.author is %q but the %s is signed by %q: set author to the signer", stmt.Author(), name, c.PartnerID)
+	}
+	if err := statementid.Check(name+"_id", stmt.ID(), c.PartnerID); err != nil {
+		// As for a notice: only an identical re-send of a statement accepted before ids carried
+		// tags gets through.
+		if orig, _ := st.CheckNoticeStatement(stmt, opened.Key.GetKeyId(), at, opened.Digest); orig != nil {
+			return orig, nil
+		}
+		return nil, fault.Invalid("envelope.payload.%v", err)
 	}
 	orig, err := st.CheckNoticeStatement(stmt, opened.Key.GetKeyId(), at, opened.Digest)
 	if err != nil {

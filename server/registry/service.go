@@ -13,6 +13,7 @@ import (
 	statev1 "concord/gen/concord/state/v1"
 	concordv1 "concord/gen/concord/v1"
 	"concord/internal/registryfile"
+	"concord/internal/statementid"
 	"concord/server/authz"
 	"concord/server/fault"
 	"concord/server/fsm"
@@ -76,7 +77,7 @@ func (s *Service) WhoAmI(ctx context.Context, _ *concordv1.WhoAmIRequest) (*conc
 	if p == nil {
 		return nil, fault.Denied("partner %q is not in the registry", c.PartnerID)
 	}
-	return &concordv1.WhoAmIResponse{Partner: p, CertificateUri: c.CertURI}, nil
+	return &concordv1.WhoAmIResponse{Partner: p, CertificateUri: c.CertURI, StatementIdTag: statementid.Tag(c.PartnerID)}, nil
 }
 
 // ListPartners lists partners in id order, a page at a time.

@@ -10,6 +10,7 @@ import (
 
 	"concord/dsse"
 	concordv1 "concord/gen/concord/v1"
+	"concord/internal/protostrict"
 	"concord/server/authz"
 	"concord/server/fault"
 	"concord/server/state"
@@ -51,7 +52,24 @@ func Open(st *state.Store, caller *authz.Caller, env *concordv1.Envelope, payloa
 	if key.GetPartnerId() != caller.PartnerID {
 		return nil, fault.Denied("the envelope is signed with key %s of partner %q, but you are connected as %q: sign with your own key", key.GetKeyId(), key.GetPartnerId(), caller.PartnerID)
 	}
+	if err := Strict(env, msg, name); err != nil {
+		return nil, err
+	}
 	return &Opened{Key: key, Digest: dsse.Digest(env)}, nil
+}
+
+// Strict refuses a statement whose envelope or signed payload holds a field its schema does not
+// define. The log keeps the envelope byte for byte and serves it to auditors forever; what
+// enters it must be exactly the specified structure, so content never rides along in bytes the
+// decoder would otherwise keep as unknown fields.
+func Strict(env *concordv1.Envelope, payload proto.Message, name string) error {
+	if u := protostrict.Unknown(env.ProtoReflect()); u != nil {
+		return fault.Invalid("envelope: %v: an envelope holds only payload_type, payload and signatures (key id and signature)", u)
+	}
+	if u := protostrict.Unknown(payload.ProtoReflect()); u != nil {
+		return fault.Invalid("envelope.payload: %v: a %s holds only the fields of its schema; remove it (a client built from a newer schema than this hub's?)", u, name)
+	}
+	return nil
 }
 
 // KeyRefused is Open's refusal of an envelope whose signature does verify, with a key that may

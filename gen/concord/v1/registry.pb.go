@@ -65,6 +65,10 @@ type WhoAmIResponse struct {
 	Partner *Partner `protobuf:"bytes,1,opt,name=partner,proto3" json:"partner,omitempty"`
 	// The SPIFFE URI of the caller's client certificate.
 	CertificateUri string `protobuf:"bytes,2,opt,name=certificate_uri,json=certificateUri,proto3" json:"certificate_uri,omitempty"`
+	// The caller's statement id tag: the ids of the statements it signs (notice_id, endorsement_id,
+	// objection_id, withdrawal_id, report_id) are ULIDs whose characters 11 to 16 are this tag, so
+	// that no two partners' ids can collide. Take a new ULID and replace those characters.
+	StatementIdTag string `protobuf:"bytes,3,opt,name=statement_id_tag,json=statementIdTag,proto3" json:"statement_id_tag,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
@@ -109,6 +113,13 @@ func (x *WhoAmIResponse) GetPartner() *Partner {
 func (x *WhoAmIResponse) GetCertificateUri() string {
 	if x != nil {
 		return x.CertificateUri
+	}
+	return ""
+}
+
+func (x *WhoAmIResponse) GetStatementIdTag() string {
+	if x != nil {
+		return x.StatementIdTag
 	}
 	return ""
 }
@@ -726,10 +737,11 @@ const file_concord_v1_registry_proto_rawDesc = "" +
 	"\n" +
 	"\x19concord/v1/registry.proto\x12\n" +
 	"concord.v1\x1a\x1bbuf/validate/validate.proto\x1a\x14concord/v1/log.proto\x1a\x18concord/v1/options.proto\x1a\x16concord/v1/types.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x0f\n" +
-	"\rWhoAmIRequest\"h\n" +
+	"\rWhoAmIRequest\"\x92\x01\n" +
 	"\x0eWhoAmIResponse\x12-\n" +
 	"\apartner\x18\x01 \x01(\v2\x13.concord.v1.PartnerR\apartner\x12'\n" +
-	"\x0fcertificate_uri\x18\x02 \x01(\tR\x0ecertificateUri\"g\n" +
+	"\x0fcertificate_uri\x18\x02 \x01(\tR\x0ecertificateUri\x12(\n" +
+	"\x10statement_id_tag\x18\x03 \x01(\tR\x0estatementIdTag\"g\n" +
 	"\x13ListPartnersRequest\x12'\n" +
 	"\tpage_size\x18\x01 \x01(\x05B\n" +
 	"\xbaH\a\x1a\x05\x18\xe8\a(\x00R\bpageSize\x12'\n" +
