@@ -68,6 +68,7 @@ const (
 //	| Unavailable (not a refused handshake), DeadlineExceeded    | resend       | resend          |
 //	|   or Canceled while the caller's context is alive          |              |                 |
 //	| ResourceExhausted (refused before the handler: no effect)  | answer       | resendLater     |
+//	|   (a read waits out its RetryInfo hint, within Retries)   |              |                 |
 //	| InvalidArgument, NotFound, AlreadyExists,                  | answer       | answer          |
 //	|   FailedPrecondition, OutOfRange: the statement itself     |              |                 |
 //	|   is refused, after the hub looked up a re-send            |              |                 |
@@ -78,8 +79,8 @@ const (
 //	|   which says nothing of an earlier attempt                 |              |                 |
 //	| the caller's context ended                                 | unknown      | unknown         |
 //
-// That table is for writes. A read is sent again on the first row only (and on
-// ResourceExhausted when the call asks for it); every other error is its answer.
+// That table is for writes. A read is sent again on the first row, and on ResourceExhausted
+// once the refusal's RetryInfo hint has passed; every other error is its answer.
 func decide(k callKind, err error, ambiguous, callerDone, retryExhausted bool) (verdict, bool) {
 	if k == once {
 		return answer, false
@@ -94,7 +95,7 @@ func decide(k callKind, err error, ambiguous, callerDone, retryExhausted bool) (
 	case code == codes.Unavailable && retriable(err), code == codes.DeadlineExceeded, code == codes.Canceled:
 		return resend, ambiguous || k == write
 	case code == codes.ResourceExhausted:
-		if (k == write && ambiguous) || retryExhausted {
+		if (k == write && ambiguous) || retryExhausted || k == read {
 			return resendLater, ambiguous
 		}
 		return answer, ambiguous
@@ -203,6 +204,8 @@ func (r resender) intercept(ctx context.Context, method string, req, reply any, 
 				wait = min(wait, time.Until(dl)/2) // leave the last attempt some time
 			case hasDeadline && time.Until(dl) < wait:
 				v = answer // the node's hint outlasts the caller: give up now
+			case v == resendLater && wait > maxLimitWait:
+				v = answer // a partner far over its limits: say so rather than hang
 			}
 			if v == answer && ambiguous {
 				v = unknown
@@ -232,6 +235,9 @@ func (r resender) intercept(ctx context.Context, method string, req, reply any, 
 		}
 	}
 }
+
+// maxLimitWait is the longest RetryInfo hint a call waits out by itself.
+const maxLimitWait = 30 * time.Second
 
 // backoff is the pause before re-send attempt+1: exponential from 100 ms, capped at 2 s, with
 // ±20 % jitter so that clients cut off together do not come back together.

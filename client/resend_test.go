@@ -58,8 +58,9 @@ func TestDecide(t *testing.T) {
 		{name: "read refused handshake", kind: read, err: handshake, want: answer},
 		{name: "read deadline from the server", kind: read, err: st(codes.DeadlineExceeded), want: resend},
 		{name: "read caller gave up", kind: read, err: st(codes.DeadlineExceeded), callerDone: true, want: answer},
-		{name: "read rate-limited", kind: read, err: st(codes.ResourceExhausted), want: answer},
+		{name: "read rate-limited", kind: read, err: st(codes.ResourceExhausted), want: resendLater},
 		{name: "read rate-limited, asked to wait", kind: read, err: st(codes.ResourceExhausted), retryExhausted: true, want: resendLater},
+		{name: "write rate-limited", kind: write, err: st(codes.ResourceExhausted), want: answer},
 		{name: "read internal", kind: read, err: st(codes.Internal), want: answer},
 		{name: "not idempotent", kind: once, err: unavailable, want: answer},
 	} {
@@ -235,22 +236,26 @@ func TestWriteFailsOverFromANodeThatDoesNotAnswer(t *testing.T) {
 	}
 }
 
-// Reads are sent again on Unavailable only, and wait out a rate limit only when asked to.
-func TestReadsWaitOutRateLimitsOnlyWhenAsked(t *testing.T) {
+// Reads wait out a rate limit, as the refusal's RetryInfo asks, within Config.Retries.
+func TestReadsWaitOutRateLimits(t *testing.T) {
 	t.Parallel()
 	l := testPKI(t)
-	impl := &rateLimitedLog{refusals: 2}
-	c := dial(t, l, serveLog(t, l, impl), Config{})
 	ctx := context.Background()
 	req := &concordv1.GetConsistencyProofRequest{OldSize: 1, NewSize: 2}
-	if _, err := c.Log.GetConsistencyProof(ctx, req); status.Code(err) != codes.ResourceExhausted {
-		t.Fatalf("GetConsistencyProof = %v, want ResourceExhausted", err)
-	}
-	if _, err := c.Log.GetConsistencyProof(ctx, req, retryExhausted{}); err != nil {
+
+	impl := &rateLimitedLog{refusals: 2}
+	c := dial(t, l, serveLog(t, l, impl), Config{})
+	if _, err := c.Log.GetConsistencyProof(ctx, req); err != nil {
 		t.Fatalf("GetConsistencyProof waiting out the limit = %v", err)
 	}
 	if got := impl.calls.Load(); got != 3 {
-		t.Fatalf("%d calls, want 3 (one refused and answered, one refused then served)", got)
+		t.Fatalf("%d calls, want 3 (two refused, then served)", got)
+	}
+
+	never := &rateLimitedLog{refusals: 1}
+	c = dial(t, l, serveLog(t, l, never), Config{Retries: -1})
+	if _, err := c.Log.GetConsistencyProof(ctx, req); status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("with Retries -1: GetConsistencyProof = %v, want ResourceExhausted", err)
 	}
 }
 

@@ -4,17 +4,32 @@ package server_test
 // as a test against a real node's ports, so that every defence keeps holding.
 
 import (
+	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"io"
+	"math/big"
+	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"concord/client"
 	"concord/dsse"
 	concordv1 "concord/gen/concord/v1"
 	"concord/internal/statementid"
+	"concord/server/ratelimit"
 	"concord/server/servertest"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -266,4 +281,256 @@ func TestStatementIDsRevealNothing(t *testing.T) {
 			}
 		})
 	}
+}
+
+// caSignedClientCert is a client certificate the node's CA issued, shaped by edit: the TLS
+// handshake accepts it, so what it names is judged by the hub's identity rules.
+func caSignedClientCert(t *testing.T, n *servertest.Node, edit func(*x509.Certificate)) tls.Certificate {
+	t.Helper()
+	caPair, err := tls.LoadX509KeyPair(n.PKI.CACert(), n.PKI.CAKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := x509.ParseCertificate(caPair.Certificate[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: "concord prober"},
+		NotBefore:    time.Now().Add(-time.Minute),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	edit(tmpl)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, key.Public(), caPair.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// rawCodec sends a []byte as the request body, as it is, and reads nothing back.
+type rawCodec struct{}
+
+func (rawCodec) Marshal(v any) ([]byte, error) { return v.([]byte), nil }
+func (rawCodec) Unmarshal([]byte, any) error   { return nil }
+func (rawCodec) Name() string                  { return "proto" }
+
+// TestMalformedBodiesAreRefusedAfterAuthentication: on both ports, a body that is not a valid
+// protobuf message is answered Unauthenticated when the certificate names no partner (its body
+// is never decoded) and InvalidArgument when it comes from a partner, and both refusals are
+// logged with who sent them and the method.
+func TestMalformedBodiesAreRefusedAfterAuthentication(t *testing.T) {
+	t.Parallel()
+	var logs logBuffer
+	n := servertest.Start(t, servertest.Options{Logger: logs.logger()})
+	prober := caSignedClientCert(t, n, func(c *x509.Certificate) { c.DNSNames = []string{"prober.example"} })
+	partner, err := tls.LoadX509KeyPair(n.PKI.PartnerCert("fr-pharos"), n.PKI.PartnerKey("fr-pharos"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Field 1, length-delimited, announcing 127 bytes and carrying 2.
+	body := []byte{0x0a, 0x7f, 0x01, 0x02}
+	const method = "/concord.v1.NoticeService/SubmitNotice"
+	for _, tc := range []struct {
+		name   string
+		cert   tls.Certificate
+		code   codes.Code
+		logged string
+	}{
+		{"no partner identity", prober, codes.Unauthenticated, `certificate="CN=concord prober"`},
+		{"a partner", partner, codes.InvalidArgument, "partner=fr-pharos"},
+	} {
+		conf := tlsConfigWithoutCert(t, n)
+		conf.Certificates = []tls.Certificate{tc.cert}
+		t.Run(tc.name+"/grpc", func(t *testing.T) {
+			conn, err := grpc.NewClient(n.GRPCAddr(), grpc.WithTransportCredentials(credentials.NewTLS(conf)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			err = conn.Invoke(ctx, method, body, new([]byte), grpc.ForceCodec(rawCodec{}))
+			if status.Code(err) != tc.code {
+				t.Fatalf("got %v, want %v", err, tc.code)
+			}
+			line := logLine(t, &logs, "protocol=grpc", tc.logged)
+			if !strings.Contains(line, "method="+method) || !strings.Contains(line, "code="+tc.code.String()) {
+				t.Fatalf("the refusal is logged as %q", line)
+			}
+		})
+		t.Run(tc.name+"/connect", func(t *testing.T) {
+			hc := &http.Client{Transport: &http.Transport{TLSClientConfig: conf, ForceAttemptHTTP2: true}, Timeout: 30 * time.Second}
+			resp, err := hc.Post("https://"+n.HTTPAddr()+method, "application/proto", bytes.NewReader(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			want := map[codes.Code]int{codes.Unauthenticated: http.StatusUnauthorized, codes.InvalidArgument: http.StatusBadRequest}[tc.code]
+			if resp.StatusCode != want {
+				msg, _ := io.ReadAll(resp.Body)
+				t.Fatalf("got HTTP %d %s, want %d", resp.StatusCode, msg, want)
+			}
+			line := logLine(t, &logs, "protocol=connect", tc.logged)
+			if !strings.Contains(line, "method="+method) || !strings.Contains(line, "code="+tc.code.String()) {
+				t.Fatalf("the refusal is logged as %q", line)
+			}
+		})
+	}
+}
+
+// logLine returns the first line of logs holding every one of parts.
+func logLine(t *testing.T, logs *logBuffer, parts ...string) string {
+	t.Helper()
+	for line := range strings.SplitSeq(logs.String(), "\n") {
+		all := true
+		for _, p := range parts {
+			all = all && strings.Contains(line, p)
+		}
+		if all {
+			return line
+		}
+	}
+	t.Fatalf("no log line holds %q:\n%s", parts, logs.String())
+	return ""
+}
+
+// pdqBatch is a batch of n PDQ hashes (random, good quality), for load.
+func pdqBatch(n int, seed byte) *concordv1.MatchRequest {
+	req := &concordv1.MatchRequest{}
+	for i := range n {
+		v := make([]byte, 32)
+		for j := range v {
+			v[j] = byte(i*31+j*7) ^ seed
+		}
+		req.Hashes = append(req.Hashes, &concordv1.Hash{Kind: concordv1.HashKind_HASH_KIND_PDQ, Value: v, Quality: 90})
+	}
+	return req
+}
+
+// TestFloodIsLimitedByWork: a platform flooding MatchStream with large batches is slowed to its
+// work budget (not let through at one token a stream), cannot hold more streams than its cap,
+// and the node keeps answering another platform's lookups meanwhile.
+func TestFloodIsLimitedByWork(t *testing.T) {
+	t.Parallel()
+	const (
+		work       = 400_000 // units/s
+		burst      = 200_000
+		streams    = 3
+		batches    = 6     // per stream
+		batchSize  = 1_000 // PDQ hashes: 100 000 units each
+		watchers   = 2
+		totalUnits = streams * batches * (batchSize*ratelimit.CostPDQ + ratelimit.CostCall)
+	)
+	limits := &ratelimit.Config{Default: limitsOf(work, burst, map[string]int{"MatchStream": streams, "WatchNotices": watchers})}
+	var logs logBuffer
+	n := servertest.Start(t, servertest.Options{Limits: limits, Logger: logs.logger()})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	flooder, bystander := n.Client(t, "videoshare"), n.Client(t, "socialnet")
+
+	// Streams beyond the cap are refused, of each kind; another partner's are not.
+	var open []concordv1.MatchService_MatchStreamClient
+	for i := range streams + 1 {
+		s, err := flooder.Matches.MatchStream(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Send(&concordv1.MatchStreamRequest{Batch: pdqBatch(1, 0)}); err != nil {
+			t.Fatal(err)
+		}
+		_, err = s.Recv()
+		if i < streams {
+			if err != nil {
+				t.Fatalf("stream %d: %v", i, err)
+			}
+			open = append(open, s)
+		} else if status.Code(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), "MatchStream streams open") {
+			t.Fatalf("stream %d over the cap of %d: got %v, want ResourceExhausted", i, streams, err)
+		}
+	}
+	// A watcher from the start of the feed gets the notice below at once: its first message
+	// shows the stream open before the next one is tried.
+	if _, err := n.Client(t, "fr-pharos").SubmitNotice(ctx, glorificationNotice()); err != nil {
+		t.Fatal(err)
+	}
+	for i := range watchers + 1 {
+		w, err := flooder.Notices.WatchNotices(ctx, &concordv1.WatchNoticesRequest{FromStart: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = w.Recv()
+		if i < watchers {
+			if err != nil {
+				t.Fatalf("watcher %d: %v", i, err)
+			}
+			continue // held open until the test ends
+		}
+		if status.Code(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), "WatchNotices streams open") {
+			t.Fatalf("watcher %d over the cap of %d: got %v, want ResourceExhausted", i, watchers, err)
+		}
+	}
+	if _, err := bystander.Notices.WatchNotices(ctx, &concordv1.WatchNoticesRequest{FromStart: true}); err != nil {
+		t.Fatal(err)
+	}
+
+	// The flood: every stream sends its batches as fast as the node takes them.
+	start := time.Now()
+	flood := make(chan error, streams)
+	for si, s := range open {
+		go func() {
+			for b := range batches {
+				if err := s.Send(&concordv1.MatchStreamRequest{Batch: pdqBatch(batchSize, byte(si*batches+b))}); err != nil {
+					flood <- err
+					return
+				}
+				if _, err := s.Recv(); err != nil {
+					flood <- err
+					return
+				}
+			}
+			flood <- s.CloseSend()
+		}()
+	}
+	// Meanwhile the bystander's lookups, fifty a second (well within its own limits), are
+	// answered, none refused.
+	answered := 0
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for done := 0; done < streams; {
+		select {
+		case err := <-flood:
+			if err != nil {
+				t.Fatalf("flood stream: %v", err)
+			}
+			done++
+		case <-tick.C:
+			if _, err := bystander.Matches.Match(ctx, pdqBatch(1, 0xaa)); err != nil {
+				t.Fatalf("the bystander's lookup during the flood: %v", err)
+			}
+			answered++
+		}
+	}
+	took := time.Since(start)
+	// The token bucket's bound: what the flood cost beyond the burst, at the work rate. (The
+	// stream opening messages above spent some of the burst already: the bound holds a fortiori.)
+	floor := time.Duration(totalUnits-burst) * time.Second / work
+	if took < floor {
+		t.Fatalf("the flood of %d units took %v: faster than its budget of %d units/s allows (%v)", totalUnits, took, work, floor)
+	}
+	if answered == 0 {
+		t.Fatal("the bystander got no answer during the flood")
+	}
+	t.Logf("flood of %d units took %v (budget floor %v); the bystander's %d lookups all answered", totalUnits, took, floor, answered)
+}
+
+func limitsOf(work float64, burst int64, streams map[string]int) ratelimit.Limits {
+	return ratelimit.Limits{Work: work, WorkBurst: burst, Streams: streams}
 }

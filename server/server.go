@@ -60,10 +60,13 @@ type Config struct {
 	TrustDomain string
 	// Registry is loaded on the node's first start; afterwards it is ignored.
 	Registry *registryfile.Registry
-	// RateLimit is each partner's request rate (per second) and RateBurst its burst; a negative
-	// RateLimit disables limiting.
+	// RateLimit is each partner's request rate (per second) and RateBurst its burst, unless
+	// Limits says otherwise; a negative RateLimit disables every limit.
 	RateLimit float64
 	RateBurst int
+	// Limits are the partners' limits: requests, work and open streams, by default, role and
+	// partner (see ratelimit.Config; zero values take the built-in defaults).
+	Limits ratelimit.Config
 	// MaxMessageBytes bounds a request (default 4 MiB).
 	MaxMessageBytes int
 	Logger          *slog.Logger
@@ -286,14 +289,22 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	limit := cfg.RateLimit
-	if limit < 0 {
-		limit = 0
+	limits := cfg.Limits
+	if limits.Default.Requests == 0 {
+		limits.Default.Requests = cfg.RateLimit
+	}
+	if limits.Default.RequestBurst == 0 {
+		limits.Default.RequestBurst = cfg.RateBurst
+	}
+	limits.Off = limits.Off || cfg.RateLimit < 0
+	limiter, err := ratelimit.New(limits)
+	if err != nil {
+		return nil, err
 	}
 	opts := transport.Options{
 		TLS:             tlsConf,
 		Policy:          policy,
-		Limiter:         ratelimit.New(limit, cfg.RateBurst),
+		Limiter:         limiter,
 		Logger:          cfg.Logger,
 		Health:          s.health,
 		MaxMessageBytes: cfg.MaxMessageBytes,
@@ -318,6 +329,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil, err
 	}
 	matchSvc.Reads = s.cluster
+	matchSvc.Fair = ratelimit.NewFair(0)
 	logSvc := transparency.NewService(s.fsm.State, s.fsm.Tree, pub)
 	logSvc.Stopping = s.stopping
 	services := transport.Services{Registry: regSvc, NoticeGRPC: noticeSvc.GRPC(), NoticeConnect: noticeSvc.Connect(), Action: actionSvc,

@@ -17,6 +17,7 @@ import (
 	"concord/internal/mtls"
 	"concord/internal/registryfile"
 	"concord/server"
+	"concord/server/ratelimit"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -38,8 +39,10 @@ type serveConfig struct {
 	Registry    string  `yaml:"registry"`
 	RateLimit   float64 `yaml:"rate_limit"`
 	RateBurst   int     `yaml:"rate_burst"`
-	LogLevel    string  `yaml:"log_level"`
-	LogFormat   string  `yaml:"log_format"`
+	// Limits: requests, work and open streams per partner, by default, role and partner.
+	Limits    ratelimit.Config `yaml:"limits"`
+	LogLevel  string           `yaml:"log_level"`
+	LogFormat string           `yaml:"log_format"`
 	// Clustering: empty RaftAddr runs the node alone.
 	NodeID   string     `yaml:"node_id"`
 	RaftAddr string     `yaml:"raft_addr"`
@@ -210,6 +213,7 @@ concord serve --data-dir /var/lib/concord --ca ca.pem --cert server.pem --key se
 		Registry:    reg,
 		RateLimit:   cfg.RateLimit,
 		RateBurst:   cfg.RateBurst,
+		Limits:      cfg.Limits,
 		Logger:      logger,
 		Cluster: server.ClusterConfig{
 			NodeID:   cfg.NodeID,

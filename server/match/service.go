@@ -12,6 +12,7 @@ import (
 	"concord/gen/concord/v1/concordv1connect"
 	"concord/matchindex"
 	"concord/server/fault"
+	"concord/server/ratelimit"
 	"concord/server/signed"
 	"concord/server/state"
 
@@ -34,7 +35,14 @@ type Service struct {
 
 	// Reads, if set, makes answers linearizable (set before serving).
 	Reads Reads
+	// Fair, if set, shares the cores among partners: a batch is matched a slice at a time, each
+	// slice holding one of its slots (set before serving).
+	Fair *ratelimit.Fair
 }
+
+// sliceCost is the work (ratelimit work units, about a millisecond) matched between turns: the
+// longest another partner's lookup waits behind a batch, per core.
+const sliceCost = 1000
 
 // New returns the match service over the state and the index derived from it.
 func New(st func() *state.Store, index func() *matchindex.Index, now func() time.Time) (*Service, error) {
@@ -66,7 +74,7 @@ func (s *Service) Match(ctx context.Context, req *concordv1.MatchRequest) (*conc
 	if err := s.barrier(ctx, req); err != nil {
 		return nil, err
 	}
-	return s.match(c.PartnerID, req)
+	return s.match(ctx, c.PartnerID, req)
 }
 
 // barrier makes the node's state current for req, unless the caller tolerates the staleness of
@@ -88,8 +96,31 @@ type noticeView struct {
 	template *concordv1.NoticeMatch
 }
 
-func (s *Service) match(partner string, req *concordv1.MatchRequest) (*concordv1.MatchResponse, error) {
-	return Answer(s.state(), s.index(), partner, req, s.now())
+func (s *Service) match(ctx context.Context, partner string, req *concordv1.MatchRequest) (*concordv1.MatchResponse, error) {
+	if err := ValidateRequest(req); err != nil {
+		return nil, err
+	}
+	if s.Fair == nil {
+		return answer(s.state(), s.index(), partner, req, s.now(), nil)
+	}
+	if err := s.Fair.Acquire(ctx, partner); err != nil {
+		return nil, err
+	}
+	held := true
+	defer func() {
+		if held {
+			s.Fair.Release()
+		}
+	}()
+	return answer(s.state(), s.index(), partner, req, s.now(), func() error {
+		s.Fair.Release()
+		held = false
+		if err := s.Fair.Acquire(ctx, partner); err != nil {
+			return err
+		}
+		held = true
+		return nil
+	})
 }
 
 // Answer matches a batch for partner against index and the state it derives from. The hub
@@ -98,6 +129,12 @@ func Answer(st *state.Store, index *matchindex.Index, partner string, req *conco
 	if err := ValidateRequest(req); err != nil {
 		return nil, err
 	}
+	return answer(st, index, partner, req, now, nil)
+}
+
+// answer is Answer for a validated request; yield, if set, is called after each slice of
+// sliceCost work units, to let other partners' work run.
+func answer(st *state.Store, index *matchindex.Index, partner string, req *concordv1.MatchRequest, now time.Time, yield func() error) (*concordv1.MatchResponse, error) {
 	// One view for the whole batch: every hash is matched against the same index.
 	view := index.View()
 	radius := int(req.GetMaxPdqDistance())
@@ -123,7 +160,17 @@ func Answer(st *state.Store, index *matchindex.Index, partner string, req *conco
 		return nv, nil
 	}
 	resp := &concordv1.MatchResponse{RequestId: req.GetRequestId(), Index: st.NoticesIndex(), Results: make([]*concordv1.HashResult, len(req.GetHashes()))}
+	spent := int64(0)
 	for i, h := range req.GetHashes() {
+		if yield != nil {
+			if spent >= sliceCost {
+				if err := yield(); err != nil {
+					return nil, err
+				}
+				spent = 0
+			}
+			spent += ratelimit.CostOfHash(h)
+		}
 		res := &concordv1.HashResult{}
 		resp.Results[i] = res
 		kind := matchindex.Kind(h.GetKind())
@@ -254,7 +301,7 @@ func (s *Service) stream(ctx context.Context, recv func() (*concordv1.MatchStrea
 			}
 			current = req.GetBatch().GetMaxStaleness() == nil
 		}
-		resp, err := s.match(c.PartnerID, req.GetBatch())
+		resp, err := s.match(ctx, c.PartnerID, req.GetBatch())
 		if err != nil {
 			return err
 		}

@@ -1,55 +1,249 @@
 package ratelimit
 
 import (
+	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
+	concordv1 "concord/gen/concord/v1"
 	"concord/server/fault"
 
 	"google.golang.org/grpc/codes"
 )
 
-func TestLimiterIsPerPartner(t *testing.T) {
+var (
+	platform  = Caller{ID: "videoshare", Roles: []concordv1.Role{concordv1.Role_ROLE_OPERATOR}}
+	authority = Caller{ID: "fr-pharos", Roles: []concordv1.Role{concordv1.Role_ROLE_AUTHORITY}}
+)
+
+func newLimiter(t *testing.T, cfg Config) *Limiter {
+	t.Helper()
+	l, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func TestRequestsArePerPartner(t *testing.T) {
 	t.Parallel()
-	l := New(0.001, 2) // effectively no refill during the test
+	l := newLimiter(t, Config{Default: Limits{Requests: 0.001, RequestBurst: 2}})
 	for i := range 2 {
-		if err := l.Allow("fr-pharos"); err != nil {
+		if err := l.Charge(authority, 1, CostCall); err != nil {
 			t.Fatalf("request %d within burst refused: %v", i, err)
 		}
 	}
-	err := l.Allow("fr-pharos")
-	if fault.CodeOf(err) != codes.ResourceExhausted {
+	if err := l.Charge(authority, 1, CostCall); fault.CodeOf(err) != codes.ResourceExhausted {
 		t.Fatalf("third request: got %v, want ResourceExhausted", err)
 	}
-	if err := l.Allow("de-bka"); err != nil {
+	if err := l.Charge(platform, 1, CostCall); err != nil {
 		t.Fatalf("another partner is limited by fr-pharos's bucket: %v", err)
 	}
 }
 
-func TestDisabledLimiterAllowsAll(t *testing.T) {
+// TestWorkIsCharged: a partner's work budget, not its number of calls, bounds large batches,
+// and a refusal says when to retry.
+func TestWorkIsCharged(t *testing.T) {
 	t.Parallel()
-	for _, l := range []*Limiter{nil, New(0, 1)} {
-		for range 100 {
-			if err := l.Allow("videoshare"); err != nil {
+	l := newLimiter(t, Config{Default: Limits{Work: 10_000, WorkBurst: 20_000}})
+	batch := &concordv1.MatchRequest{}
+	for range 100 {
+		batch.Hashes = append(batch.Hashes, &concordv1.Hash{Kind: concordv1.HashKind_HASH_KIND_PDQ})
+	}
+	cost := CostCall + Cost(batch) // 10 020 units
+	if err := l.Charge(platform, 1, cost); err != nil {
+		t.Fatal(err)
+	}
+	var f *fault.Error
+	if err := l.Charge(platform, 1, cost); !errors.As(err, &f) || f.Code != codes.ResourceExhausted {
+		t.Fatalf("second batch: got %v, want ResourceExhausted", err)
+	}
+	if f.RetryAfter <= 0 || f.RetryAfter > 2*time.Second {
+		t.Fatalf("retry after %v, want within the second the bucket takes to refill", f.RetryAfter)
+	}
+	// A single exact lookup still passes: the bucket holds ~9 980 units.
+	if err := l.Charge(platform, 1, CostCall+CostExact); err != nil {
+		t.Fatalf("a small request after the refusal: %v", err)
+	}
+	// More than the burst can never pass: the caller must split it.
+	if err := l.Charge(platform, 1, 30_000); fault.CodeOf(err) != codes.InvalidArgument {
+		t.Fatalf("a request over the burst: got %v, want InvalidArgument", err)
+	}
+}
+
+func TestCostWeighsTheWork(t *testing.T) {
+	t.Parallel()
+	exact := &concordv1.MatchRequest{Hashes: []*concordv1.Hash{{Kind: concordv1.HashKind_HASH_KIND_SHA256, Value: make([]byte, 32)}}}
+	pdq := &concordv1.MatchRequest{Hashes: []*concordv1.Hash{{Kind: concordv1.HashKind_HASH_KIND_PDQ, Value: make([]byte, 32)}}}
+	video := &concordv1.MatchRequest{Hashes: []*concordv1.Hash{{Kind: concordv1.HashKind_HASH_KIND_PDQ_VIDEO, Value: make([]byte, 32*30)}}}
+	if Cost(exact) != CostExact || Cost(pdq) != CostPDQ || Cost(video) != 30*CostPDQ {
+		t.Fatalf("costs: exact %d, pdq %d, video of 30 frames %d", Cost(exact), Cost(pdq), Cost(video))
+	}
+	if Cost(&concordv1.MatchStreamRequest{Batch: pdq}) != CostPDQ {
+		t.Fatal("a stream's batch is not charged as a batch")
+	}
+	big := &concordv1.Notice{Context: string(make([]byte, 64<<10))}
+	if Cost(big) < 64*CostPerKiB {
+		t.Fatalf("a 64 KiB notice costs %d", Cost(big))
+	}
+}
+
+func TestLimitsByRoleAndPartner(t *testing.T) {
+	t.Parallel()
+	cfg := Config{
+		Default:  Limits{Work: 100},
+		Roles:    map[string]Limits{"OPERATOR": {Work: 1000, Streams: map[string]int{"MatchStream": 2}}, "AUDITOR": {Work: 5000}},
+		Partners: map[string]Limits{"videoshare": {WorkBurst: 7}},
+	}
+	if err := cfg.Check(); err == nil {
+		t.Fatal("a work burst below one call's cost passed the check")
+	}
+	cfg.Partners["videoshare"] = Limits{WorkBurst: 70_000}
+	if err := cfg.Check(); err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Limits("fr-pharos", authority.Roles); got.Work != 100 || got.Requests != Defaults.Requests || got.Streams["MatchStream"] != Defaults.Streams["MatchStream"] {
+		t.Fatalf("authority: %+v", got)
+	}
+	got := cfg.Limits("videoshare", platform.Roles)
+	if got.Work != 1000 || got.WorkBurst != 70_000 || got.Streams["MatchStream"] != 2 || got.Streams["WatchNotices"] != Defaults.Streams["WatchNotices"] {
+		t.Fatalf("videoshare: %+v", got)
+	}
+	both := cfg.Limits("x", []concordv1.Role{concordv1.Role_ROLE_OPERATOR, concordv1.Role_ROLE_AUDITOR})
+	if both.Work != 5000 || both.Streams["MatchStream"] != Defaults.Streams["MatchStream"] {
+		t.Fatalf("two roles: the most generous of each field, got %+v", both)
+	}
+	for _, bad := range []Config{
+		{Roles: map[string]Limits{"KING": {}}},
+		{Default: Limits{Streams: map[string]int{"Match": 1}}},
+	} {
+		if bad.Check() == nil {
+			t.Errorf("%+v passed the check", bad)
+		}
+	}
+}
+
+func TestStreamsAreCapped(t *testing.T) {
+	t.Parallel()
+	l := newLimiter(t, Config{Default: Limits{Streams: map[string]int{"WatchNotices": 2}}})
+	r1, err := l.Open(platform, "WatchNotices")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Open(platform, "WatchNotices"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Open(platform, "WatchNotices"); fault.CodeOf(err) != codes.ResourceExhausted {
+		t.Fatalf("third stream: got %v", err)
+	}
+	if _, err := l.Open(authority, "WatchNotices"); err != nil {
+		t.Fatalf("another partner's streams: %v", err)
+	}
+	r1()
+	r1() // releasing twice counts once
+	if _, err := l.Open(platform, "WatchNotices"); err != nil {
+		t.Fatalf("after closing one: %v", err)
+	}
+	if _, err := l.Open(platform, "WatchNotices"); err == nil {
+		t.Fatal("a double release freed two streams")
+	}
+}
+
+func TestWaitSlowsAStreamDown(t *testing.T) {
+	t.Parallel()
+	l := newLimiter(t, Config{Default: Limits{Work: 1_000_000, WorkBurst: 1000}})
+	ctx := context.Background()
+	if err := l.Wait(ctx, platform, 1, 1000); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := l.Wait(ctx, platform, 1, 1000); err != nil { // 1 ms of refill
+		t.Fatal(err)
+	}
+	if time.Since(start) < 500*time.Microsecond {
+		t.Fatal("the second message did not wait for the bucket")
+	}
+	slow := newLimiter(t, Config{Default: Limits{Work: 1, WorkBurst: 1000}})
+	_ = slow.Wait(ctx, platform, 1, 1000)
+	if err := slow.Wait(ctx, platform, 1, 1000); fault.CodeOf(err) != codes.ResourceExhausted {
+		t.Fatalf("a wait over %v: got %v, want ResourceExhausted", MaxStreamWait, err)
+	}
+}
+
+func TestOffAllowsAll(t *testing.T) {
+	t.Parallel()
+	for _, l := range []*Limiter{nil, newLimiter(t, Config{Off: true})} {
+		for range 1000 {
+			if err := l.Charge(platform, 1, 1<<40); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
 }
 
-// A refusal says how long until the bucket holds a token again.
-func TestRefusalSaysWhenToRetry(t *testing.T) {
+// TestFairServesPartnersInTurn: with one slot held and one partner's ten waiters queued first,
+// another partner's waiter is served second, not eleventh.
+func TestFairServesPartnersInTurn(t *testing.T) {
 	t.Parallel()
-	l := New(10, 1) // a token every 100 ms
-	if err := l.Allow("fr-pharos"); err != nil {
+	f := NewFair(1)
+	ctx := context.Background()
+	if err := f.Acquire(ctx, "flooder"); err != nil {
 		t.Fatal(err)
 	}
-	var f *fault.Error
-	if err := l.Allow("fr-pharos"); !errors.As(err, &f) || f.Code != codes.ResourceExhausted {
-		t.Fatalf("second request: %v, want a ResourceExhausted fault", err)
+	var mu sync.Mutex
+	var order []string
+	var wg sync.WaitGroup
+	// enqueue starts a waiter for p and returns once it is queued: the order of arrival is what
+	// the test is about.
+	enqueue := func(p string) {
+		before := waitersOf(f, p)
+		wg.Go(func() {
+			if err := f.Acquire(ctx, p); err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			order = append(order, p)
+			mu.Unlock()
+			f.Release()
+		})
+		for waitersOf(f, p) == before {
+			time.Sleep(100 * time.Microsecond)
+		}
 	}
-	if f.RetryAfter <= 0 || f.RetryAfter > 100*time.Millisecond {
-		t.Fatalf("retry after %v, want within the 100 ms a token takes", f.RetryAfter)
+	for range 10 {
+		enqueue("flooder")
 	}
+	enqueue("bystander")
+	f.Release()
+	wg.Wait()
+	if len(order) != 11 || order[1] != "bystander" {
+		t.Fatalf("served in order %v: want the bystander second", order)
+	}
+	// A waiter whose context ends leaves the queue.
+	if err := f.Acquire(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	done := make(chan error)
+	go func() { done <- f.Acquire(cctx, "b") }()
+	for waitersOf(f, "b") == 0 {
+		time.Sleep(100 * time.Microsecond)
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v", err)
+	}
+	f.Release()
+	if err := f.Acquire(ctx, "c"); err != nil || f.free != 0 || len(f.turn) != 0 {
+		t.Fatalf("after a canceled waiter: err %v, free %d, turn %v", err, f.free, f.turn)
+	}
+}
+
+func waitersOf(f *Fair, p string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.queue[p])
 }

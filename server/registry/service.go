@@ -165,6 +165,9 @@ func (s *Service) UpdateRegistry(ctx context.Context, req *concordv1.UpdateRegis
 	if change.GetAuthor() != c.PartnerID {
 		return nil, fault.Invalid("envelope.payload.author is %q but the change is signed by %q: set author to the signer", change.GetAuthor(), c.PartnerID)
 	}
+	if err := checkTagFree(st, change.GetUpsertPartner()); err != nil {
+		return nil, err
+	}
 	digest := opened.Digest
 	// Check before the raft round trip, for a fast and precise refusal; the FSM checks again at
 	// apply time, so a concurrent revocation cannot slip through.
@@ -220,4 +223,25 @@ func Bootstrap(ctx context.Context, st *state.Store, raft fsm.Applier, reg *regi
 		return false, fmt.Errorf("bootstrap registry: %w", err)
 	}
 	return true, nil
+}
+
+// checkTagFree refuses a new partner whose statement id tag (statementid.Tag) another partner
+// already has: tags keep partners' statement ids apart. With 30-bit tags it is rare (about one
+// registry in 20 000 with 200 partners); the refusal asks for another id. Checked on the way
+// in only, so that a log written before the rule replays unchanged.
+func checkTagFree(st *state.Store, p *concordv1.Partner) error {
+	if p == nil {
+		return nil
+	}
+	existing, err := st.Partners(nil)
+	if err != nil {
+		return err
+	}
+	tag := statementid.Tag(p.GetId())
+	for _, q := range existing {
+		if q.GetId() != p.GetId() && statementid.Tag(q.GetId()) == tag {
+			return fault.Precondition("partner id %q has the statement id tag %s of partner %q: choose another id", p.GetId(), tag, q.GetId())
+		}
+	}
+	return nil
 }

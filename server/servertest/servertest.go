@@ -17,6 +17,7 @@ import (
 	"concord/internal/registryfile"
 	"concord/server"
 	"concord/server/cluster"
+	"concord/server/ratelimit"
 )
 
 // Node is a running test node and what a client needs to reach it.
@@ -34,9 +35,13 @@ type Node struct {
 type Options struct {
 	// Dir reuses a directory (PKI and data) from an earlier node; empty: a new t.TempDir().
 	Dir string
-	// RateLimit per partner; 0: unlimited.
+	// RateLimit per partner; 0: unlimited, unless Limits is set.
 	RateLimit float64
 	RateBurst int
+	// Limits, if set, are the node's limits (work, streams, ...), with the default request rate
+	// unless RateLimit says otherwise.
+	Limits *ratelimit.Config
+
 	// Now is the leader clock (default time.Now).
 	Now func() time.Time
 	// Logger (default: discard).
@@ -95,7 +100,7 @@ func prepare(t testing.TB, dir, certDir, dataDir string, opts Options, nodeIDs [
 		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	rate := opts.RateLimit
-	if rate == 0 {
+	if rate == 0 && opts.Limits == nil {
 		rate = -1
 	}
 	layout := pki.Layout{Dir: certDir}
@@ -112,6 +117,9 @@ func prepare(t testing.TB, dir, certDir, dataDir string, opts Options, nodeIDs [
 		Logger:     logger,
 		Now:        opts.Now,
 		FeedMaxLag: opts.FeedMaxLag,
+	}
+	if opts.Limits != nil {
+		n.Config.Limits = *opts.Limits
 	}
 	return n
 }

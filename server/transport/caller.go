@@ -12,3 +12,10 @@ func callerID(ctx context.Context) string {
 	}
 	return ""
 }
+
+func nodeID(ctx context.Context) string {
+	if n, ok := authz.NodeFrom(ctx); ok {
+		return n.ID
+	}
+	return ""
+}

@@ -47,7 +47,7 @@ func NewConnect(o Options, s Services, chain PeerChainFunc) (*connect.Server, er
 	if chain == nil {
 		chain = ConnectPeerChain
 	}
-	c := &connectInterceptor{o: o, chain: chain}
+	c := &connectInterceptor{o: o, chain: chain, log: newCallLog(o.Logger, o.RefusalInterval)}
 	srv := connect.NewServer(c.intercept, validate.NewServerInterceptor())
 	concordv1connect.RegisterRegistryServiceHandler(srv, s.Registry)
 	concordv1connect.RegisterNoticeServiceHandler(srv, s.NoticeConnect)
@@ -99,8 +99,8 @@ func authorizeHTTP(o Options, procedure string, next http.Handler) http.Handler 
 			chain = r.TLS.PeerCertificates
 		}
 		ctx, err := o.Policy.Authorize(r.Context(), procedure, nil, chain)
-		if id := callerID(ctx); err == nil && id != "" {
-			err = o.Limiter.Allow(id)
+		if err == nil {
+			err = o.chargeUnary(ctx, nil)
 		}
 		if err == nil && o.Integrity != nil {
 			err = o.Integrity.Serving()
@@ -179,6 +179,7 @@ func NewHTTPServer(h http.Handler, o Options) *http.Server {
 type connectInterceptor struct {
 	o     Options
 	chain PeerChainFunc
+	log   *callLog
 }
 
 func (c *connectInterceptor) intercept(next connect.ServerFunc) connect.ServerFunc {
@@ -189,17 +190,30 @@ func (c *connectInterceptor) intercept(next connect.ServerFunc) connect.ServerFu
 				c.o.Logger.ErrorContext(ctx, "panic in handler", "panic", p, "stack", string(debug.Stack()))
 				err = connect.NewError(connect.CodeInternal, "internal error: the hub logged the details")
 			}
-			c.log(ctx, spec, start, err)
+			code, msg := codes.OK, ""
+			if err != nil {
+				code, msg = codes.Code(connect.CodeOf(err)), err.Error()
+				var ce *connect.Error
+				if errors.As(err, &ce) {
+					msg = ce.Message()
+				}
+			}
+			c.log.finished(ctx, "connect", spec.Procedure, c.chain(ctx), code, msg, time.Since(start))
 		}()
 		md, _ := spec.Schema.(protoreflect.MethodDescriptor)
 		ctx, err = c.o.Policy.Authorize(ctx, spec.Procedure, md, c.chain(ctx))
 		if err != nil {
 			return connectError(ctx, c.o.Logger, err)
 		}
-		if id := callerID(ctx); id != "" { // nodes are not rate-limited: they carry partners' calls
-			if err := c.o.Limiter.Allow(id); err != nil {
+		if spec.StreamType != connect.StreamTypeUnary {
+			release, err := c.o.openStream(ctx, spec.Procedure)
+			if err != nil {
 				return connectError(ctx, c.o.Logger, err)
 			}
+			defer release()
+		}
+		if spec.StreamType == connect.StreamTypeUnary || spec.StreamType&connect.StreamTypeClient != 0 {
+			stream = chargedConnectStream{ServerStream: stream, ctx: ctx, o: &c.o, unary: spec.StreamType == connect.StreamTypeUnary}
 		}
 		if c.o.Consistency != nil && spec.StreamType == connect.StreamTypeUnary {
 			ctx = c.o.Consistency.Bound(ctx)
@@ -212,22 +226,6 @@ func (c *connectInterceptor) intercept(next connect.ServerFunc) connect.ServerFu
 		}
 		return connectError(ctx, c.o.Logger, next(ctx, spec, stream))
 	}
-}
-
-func (c *connectInterceptor) log(ctx context.Context, spec connect.Spec, start time.Time, err error) {
-	level, code := slog.LevelInfo, "ok"
-	if spec.IdempotencyLevel == connect.IdempotencyNoSideEffects {
-		level = slog.LevelDebug // as on the gRPC port: successful reads at debug level
-	}
-	if err != nil {
-		level, code = slog.LevelWarn, connect.CodeOf(err).String()
-		switch connect.CodeOf(err) {
-		case connect.CodeInternal, connect.CodeUnknown, connect.CodeDataLoss, connect.CodeUnimplemented:
-			level = slog.LevelError
-		}
-	}
-	c.o.Logger.Log(ctx, level, "finished call", "protocol", "connect", "method", spec.Procedure,
-		"partner", callerID(ctx), "code", code, "duration", time.Since(start))
 }
 
 // registerHealth serves grpc.health.v1.Health/Check on the connect server from the same health

@@ -4,18 +4,15 @@ import (
 	"context"
 	"crypto/x509"
 	"fmt"
-	"log/slog"
 	"runtime"
 	"runtime/debug"
 	"time"
 
 	nodev1 "concord/gen/concord/node/v1"
 	concordv1 "concord/gen/concord/v1"
-	"concord/internal/rpcmethod"
 
 	"buf.build/go/protovalidate"
 	middleware "github.com/grpc-ecosystem/go-grpc-middleware/v2"
-	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	grpcprotovalidate "github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/protovalidate"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
 	"google.golang.org/grpc"
@@ -26,6 +23,8 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/tap"
+	"google.golang.org/protobuf/proto"
 )
 
 // NewGRPC returns the grpc-go server of the gRPC port, with every service, health and reflection
@@ -42,18 +41,18 @@ func NewGRPC(o Options, s Services) (*grpc.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("transport: protovalidate: %w", err)
 	}
-	g := &grpcInterceptors{o: o}
+	g := &grpcInterceptors{o: o, log: newCallLog(o.Logger, o.RefusalInterval)}
 	recoveryOpt := recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
 		o.Logger.ErrorContext(ctx, "panic in handler", "panic", p, "stack", string(debug.Stack()))
 		return status.Error(codes.Internal, "internal error: the hub logged the details")
 	})
-	logOpts := []logging.Option{
-		logging.WithLogOnEvents(logging.FinishCall),
-		logging.WithFieldsFromContext(partnerField),
-	}
 	srv := grpc.NewServer(
 		grpc.Creds(credentials.NewTLS(o.TLS)),
 		grpc.MaxRecvMsgSize(o.MaxMessageBytes),
+		// The caller is identified and its role checked from the call's headers, before its body
+		// is read (see tap); a body that does not decode is then InvalidArgument (see codec.go).
+		grpc.InTapHandle(g.tap),
+		grpc.ForceServerCodecV2(newStrictCodec()),
 		// Reused workers keep their grown stacks: a goroutine per call would grow a fresh stack
 		// through the interceptors and validation every time (≈12 % of a Match call's CPU).
 		grpc.NumStreamWorkers(uint32(4*runtime.GOMAXPROCS(0))),
@@ -61,7 +60,7 @@ func NewGRPC(o Options, s Services) (*grpc.Server, error) {
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.ChainUnaryInterceptor(
 			recovery.UnaryServerInterceptor(recoveryOpt),
-			g.quietReads(logging.UnaryServerInterceptor(slogAdapter(o.Logger), logOpts...)),
+			g.unaryCall,
 			g.unaryAuth,
 			// Match requests are validated by the match service itself (match.ValidateRequest,
 			// the same rules in plain Go): on the hot path the general evaluator cost more
@@ -73,7 +72,7 @@ func NewGRPC(o Options, s Services) (*grpc.Server, error) {
 		),
 		grpc.ChainStreamInterceptor(
 			recovery.StreamServerInterceptor(recoveryOpt),
-			logging.StreamServerInterceptor(slogAdapter(o.Logger), logOpts...),
+			g.streamCall,
 			g.streamAuth,
 			grpcprotovalidate.StreamServerInterceptor(validator, grpcprotovalidate.WithIgnoreMessages(
 				(&concordv1.MatchStreamRequest{}).ProtoReflect().Type())),
@@ -97,31 +96,73 @@ func NewGRPC(o Options, s Services) (*grpc.Server, error) {
 	return srv, nil
 }
 
-type grpcInterceptors struct{ o Options }
+type grpcInterceptors struct {
+	o   Options
+	log *callLog
+}
 
-// quietReads runs the logging interceptor, except for a read (NO_SIDE_EFFECTS) when debug logs
-// are off: a successful read would only be logged at debug level (see slogAdapter), and building
-// the log fields of every Match call costs as much as a tenth of it. A failed read is still
-// logged, at warn level or above.
-func (g *grpcInterceptors) quietReads(logged grpc.UnaryServerInterceptor) grpc.UnaryServerInterceptor {
-	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		if !rpcmethod.ReadOnly(info.FullMethod) || g.o.Logger.Enabled(ctx, slog.LevelDebug) {
-			return logged(ctx, req, info, handler)
-		}
-		start := time.Now()
-		resp, err := handler(ctx, req)
-		if err != nil {
-			code := status.Code(err)
-			level := slog.LevelWarn
-			switch code {
-			case codes.Internal, codes.Unknown, codes.DataLoss, codes.Unimplemented:
-				level = slog.LevelError
-			}
-			g.o.Logger.Log(ctx, level, "finished call", "protocol", "grpc", "grpc.method", info.FullMethod,
-				"partner", callerID(ctx), "grpc.code", code.String(), "grpc.time_ms", time.Since(start).Milliseconds())
-		}
-		return resp, err
+// tap identifies the caller of a new call from its certificate and checks its role for the
+// method, before grpc-go reads the request's body: a caller the hub does not know, or one
+// calling outside its roles, is refused without its bytes being decoded. The context it returns,
+// carrying the caller, is the call's.
+func (g *grpcInterceptors) tap(ctx context.Context, info *tap.Info) (context.Context, error) {
+	start := time.Now()
+	chain := peerChain(ctx)
+	authorized, err := g.o.Policy.Authorize(ctx, info.FullMethodName, nil, chain)
+	if err != nil {
+		err = grpcError(ctx, g.o.Logger, err)
+		st := status.Convert(err)
+		g.log.finished(ctx, "grpc", info.FullMethodName, chain, st.Code(), st.Message(), time.Since(start))
+		return ctx, err
 	}
+	return authorized, nil
+}
+
+// unaryCall answers a request whose body did not decode with InvalidArgument, runs the call
+// otherwise, and logs how it ended.
+func (g *grpcInterceptors) unaryCall(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	start := time.Now()
+	var resp any
+	var err error
+	if derr := decodeFailure(req); derr != nil {
+		err = malformed(req, derr)
+	} else {
+		resp, err = handler(ctx, req)
+	}
+	st := status.Convert(err)
+	g.log.finished(ctx, "grpc", info.FullMethod, peerChain(ctx), st.Code(), st.Message(), time.Since(start))
+	return resp, err
+}
+
+// streamCall is unaryCall for streams: each message received is checked as it arrives.
+func (g *grpcInterceptors) streamCall(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	start := time.Now()
+	err := handler(srv, decodedStream{ss})
+	st := status.Convert(err)
+	g.log.finished(ss.Context(), "grpc", info.FullMethod, peerChain(ss.Context()), st.Code(), st.Message(), time.Since(start))
+	return err
+}
+
+// malformed is the answer to a message whose body did not decode.
+func malformed(m any, err error) error {
+	name := "message"
+	if pm, ok := m.(proto.Message); ok {
+		name = string(pm.ProtoReflect().Descriptor().FullName())
+	}
+	return status.Errorf(codes.InvalidArgument, "the request body is not a valid %s: %v", name, err)
+}
+
+// decodedStream refuses, as InvalidArgument, a received message whose body did not decode.
+type decodedStream struct{ grpc.ServerStream }
+
+func (s decodedStream) RecvMsg(m any) error {
+	if err := s.ServerStream.RecvMsg(m); err != nil {
+		return err
+	}
+	if derr := decodeFailure(m); derr != nil {
+		return malformed(m, derr)
+	}
+	return nil
 }
 
 func peerChain(ctx context.Context) []*x509.Certificate {
@@ -136,14 +177,12 @@ func peerChain(ctx context.Context) []*x509.Certificate {
 	return info.State.PeerCertificates
 }
 
-// authorize identifies the caller, checks its roles and takes a rate-limit token.
+// authorize returns ctx with the caller the tap identified, identifying it here if the call
+// came without the tap.
 func (g *grpcInterceptors) authorize(ctx context.Context, fullMethod string) (context.Context, error) {
-	ctx, err := g.o.Policy.Authorize(ctx, fullMethod, nil, peerChain(ctx))
-	if err != nil {
-		return ctx, grpcError(ctx, g.o.Logger, err)
-	}
-	if id := callerID(ctx); id != "" { // nodes are not rate-limited: they carry partners' calls
-		if err := g.o.Limiter.Allow(id); err != nil {
+	if callerID(ctx) == "" && nodeID(ctx) == "" {
+		var err error
+		if ctx, err = g.o.Policy.Authorize(ctx, fullMethod, nil, peerChain(ctx)); err != nil {
 			return ctx, grpcError(ctx, g.o.Logger, err)
 		}
 	}
@@ -175,6 +214,9 @@ func (g *grpcInterceptors) unaryAuth(ctx context.Context, req any, info *grpc.Un
 	if err != nil {
 		return nil, err
 	}
+	if err := g.o.chargeUnary(ctx, req); err != nil {
+		return nil, grpcError(ctx, g.o.Logger, err)
+	}
 	return handler(ctx, req)
 }
 
@@ -183,8 +225,16 @@ func (g *grpcInterceptors) streamAuth(srv any, ss grpc.ServerStream, info *grpc.
 	if err != nil {
 		return err
 	}
+	release, err := g.o.openStream(ctx, info.FullMethod)
+	if err != nil {
+		return grpcError(ctx, g.o.Logger, err)
+	}
+	defer release()
 	w := middleware.WrapServerStream(ss)
 	w.WrappedContext = ctx
+	if info.IsClientStream {
+		return handler(srv, chargedServerStream{ServerStream: w, o: &g.o})
+	}
 	return handler(srv, w)
 }
 
@@ -195,30 +245,4 @@ func (g *grpcInterceptors) unaryErrors(ctx context.Context, req any, _ *grpc.Una
 
 func (g *grpcInterceptors) streamErrors(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 	return grpcError(ss.Context(), g.o.Logger, handler(srv, ss))
-}
-
-// partnerField adds the caller's partner id, from its certificate, to every log line.
-func partnerField(ctx context.Context) logging.Fields {
-	if id := callerID(ctx); id != "" {
-		return logging.Fields{"partner", id}
-	}
-	chain := peerChain(ctx)
-	if len(chain) == 0 || len(chain[0].URIs) == 0 {
-		return nil
-	}
-	return logging.Fields{"cert_uri", chain[0].URIs[0].String()}
-}
-
-// slogAdapter logs through l. A read that succeeded (a method declared NO_SIDE_EFFECTS) is
-// logged at debug level: matching and feed reads come by the thousand a second, and every write
-// and every failure stays at info or above.
-func slogAdapter(l *slog.Logger) logging.Logger {
-	return logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
-		if lvl == logging.LevelInfo {
-			if m, ok := grpc.Method(ctx); ok && rpcmethod.ReadOnly(m) {
-				lvl = logging.LevelDebug
-			}
-		}
-		l.Log(ctx, slog.Level(lvl), msg, fields...)
-	})
 }

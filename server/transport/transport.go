@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"log/slog"
+	"time"
 
 	nodev1 "concord/gen/concord/node/v1"
 	concordv1 "concord/gen/concord/v1"
@@ -34,6 +35,9 @@ type Options struct {
 	Consistency Consistency
 	// Integrity, if set, refuses Concord RPCs while the node's integrity is in doubt.
 	Integrity Integrity
+	// RefusalInterval is how often refused calls are summed up in the log, one line per caller,
+	// method and code (default DefaultRefusalInterval).
+	RefusalInterval time.Duration
 }
 
 // RegistryService is the registry's core handler; its unary methods have the signature both
