@@ -7,10 +7,12 @@ import (
 	"log/slog"
 	"runtime"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	nodev1 "concord/gen/concord/node/v1"
 	concordv1 "concord/gen/concord/v1"
+	"concord/internal/identity"
 	"concord/internal/rpcmethod"
 
 	"buf.build/go/protovalidate"
@@ -203,10 +205,16 @@ func partnerField(ctx context.Context) logging.Fields {
 		return logging.Fields{"partner", id}
 	}
 	chain := peerChain(ctx)
-	if len(chain) == 0 || len(chain[0].URIs) == 0 {
+	if len(chain) == 0 {
 		return nil
 	}
-	return logging.Fields{"cert_uri", chain[0].URIs[0].String()}
+	// The URIs as the certificate writes them: crypto/x509's parsed cert.URIs may show a
+	// refused, non-canonical URI in canonical form.
+	uris, err := identity.URISANs(chain[0])
+	if err != nil || len(uris) == 0 {
+		return nil
+	}
+	return logging.Fields{"cert_uri", strings.Join(uris, " ")}
 }
 
 // slogAdapter logs through l. A read that succeeded (a method declared NO_SIDE_EFFECTS) is
