@@ -2,7 +2,6 @@ package identity_test
 
 import (
 	"crypto/x509"
-	"fmt"
 	"strings"
 	"testing"
 
@@ -61,43 +60,6 @@ func certFromTemplate(t *testing.T, s string) *x509.Certificate {
 	return cert
 }
 
-// nonCanonical are URI SAN sets that must name nobody. KIND and ID stand for a kind's path
-// segment and an id of that kind; PCT is that id with its first three characters %-escaped.
-var nonCanonical = []struct {
-	name    string
-	uris    []string
-	wantErr string
-}{
-	{"percent-encoded id", []string{"spiffe://concord.example/KIND/PCT"}, "percent-encoded"},
-	{"empty query", []string{"spiffe://concord.example/KIND/ID?"}, "query or a fragment"},
-	{"empty fragment", []string{"spiffe://concord.example/KIND/ID#"}, "query or a fragment"},
-	{"query", []string{"spiffe://concord.example/KIND/ID?x=1"}, "query or a fragment"},
-	{"upper-case scheme", []string{"SPIFFE://concord.example/KIND/ID"}, "scheme in upper case"},
-	{"mixed-case scheme", []string{"Spiffe://concord.example/KIND/ID"}, "scheme in upper case"},
-	{"an https URI SAN after the spiffe one", []string{"spiffe://concord.example/KIND/ID", "https://concord.example/"}, "2 URI SANs"},
-	{"an https URI SAN before the spiffe one", []string{"https://concord.example/", "spiffe://concord.example/KIND/ID"}, "2 URI SANs"},
-	{"two spiffe URI SANs", []string{"spiffe://concord.example/KIND/ID", "spiffe://concord.example/KIND/ab"}, "2 URI SANs"},
-	{"the same spiffe URI SAN twice", []string{"spiffe://concord.example/KIND/ID", "spiffe://concord.example/KIND/ID"}, "2 URI SANs"},
-	{"other trust domain", []string{"spiffe://evil.example/KIND/ID"}, `trust domain "evil.example"`},
-	{"trust domain with a suffix", []string{"spiffe://concord.example.evil/KIND/ID"}, `trust domain "concord.example.evil"`},
-	{"upper-case trust domain", []string{"spiffe://Concord.Example/KIND/ID"}, "trust domain in upper case"},
-	{"trailing slash", []string{"spiffe://concord.example/KIND/ID/"}, "ends with a slash"},
-	{"nested path", []string{"spiffe://concord.example/KIND/ID/x"}, "2 path segments"},
-	{"dot-dot segment", []string{"spiffe://concord.example/KIND/../KIND/ID"}, "dot segment"},
-	{"dot segment", []string{"spiffe://concord.example/KIND/./ID"}, "dot segment"},
-	{"empty segment first", []string{"spiffe://concord.example//KIND/ID"}, "does not name"},
-	{"user info", []string{"spiffe://ID@concord.example/KIND/ID"}, "user info"},
-	{"port", []string{"spiffe://concord.example:8443/KIND/ID"}, "port"},
-	{"empty id", []string{"spiffe://concord.example/KIND/"}, `id ""`},
-	{"upper-case id", []string{"spiffe://concord.example/KIND/UPPER"}, `id "UPPER"`},
-	{"upper-case kind", []string{"spiffe://concord.example/UPPERKIND/ID"}, "does not name"},
-	{"other path", []string{"spiffe://concord.example/workload/ID"}, "does not name"},
-	{"no path", []string{"spiffe://concord.example"}, "does not name"},
-	{"opaque URI", []string{"spiffe:concord.example/KIND/ID"}, "not a SPIFFE ID"},
-	{"https URI alone", []string{"https://concord.example/KIND/ID"}, "not a SPIFFE ID"},
-	{"a DNS SAN only", nil, "no URI SAN"},
-}
-
 func TestNonCanonicalIdentitiesAreRefused(t *testing.T) {
 	t.Parallel()
 	for _, kind := range []struct {
@@ -105,37 +67,19 @@ func TestNonCanonicalIdentitiesAreRefused(t *testing.T) {
 		id   string
 		get  func(*x509.Certificate, string) (string, error)
 	}{{identity.KindPartner, "hub-ops", identity.PartnerID}, {identity.KindNode, "node-1", identity.NodeID}} {
-		for _, tt := range nonCanonical {
-			t.Run(string(kind.kind)+"/"+tt.name, func(t *testing.T) {
+		for _, form := range identitytest.NonCanonical {
+			t.Run(string(kind.kind)+"/"+form.Name, func(t *testing.T) {
 				t.Parallel()
-				sans := []identitytest.SAN{identitytest.DNS("concord.example")}
-				for _, u := range spell(tt.uris, string(kind.kind), kind.id) {
-					sans = append(sans, identitytest.URI(u))
+				cert := identitytest.Certificate(t, form.SANs(string(kind.kind), kind.id)...)
+				if got, err := identity.FromCertificate(cert, identity.DefaultTrustDomain); err == nil || !strings.Contains(err.Error(), form.Refusal) {
+					t.Fatalf("FromCertificate = %+v, %v; want an error containing %q", got, err, form.Refusal)
 				}
-				cert := identitytest.Certificate(t, sans...)
-				if got, err := identity.FromCertificate(cert, identity.DefaultTrustDomain); err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("FromCertificate = %+v, %v; want an error containing %q", got, err, tt.wantErr)
-				}
-				if got, err := kind.get(cert, identity.DefaultTrustDomain); err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("%sID = %q, %v; want an error containing %q", kind.kind, got, err, tt.wantErr)
+				if got, err := kind.get(cert, identity.DefaultTrustDomain); err == nil || !strings.Contains(err.Error(), form.Refusal) {
+					t.Fatalf("%sID = %q, %v; want an error containing %q", kind.kind, got, err, form.Refusal)
 				}
 			})
 		}
 	}
-}
-
-// spell fills the placeholders of nonCanonical's URIs for an id of kind.
-func spell(uris []string, kind, id string) []string {
-	var pct string
-	for _, c := range []byte(id[:3]) {
-		pct += fmt.Sprintf("%%%02x", c)
-	}
-	r := strings.NewReplacer("UPPERKIND", strings.ToUpper(kind), "KIND", kind, "PCT", pct+id[3:], "ID", id)
-	out := make([]string, len(uris))
-	for i, u := range uris {
-		out[i] = r.Replace(u)
-	}
-	return out
 }
 
 // crypto/x509 shows these URIs in cert.URIs as if they were canonical: the reason the identity is

@@ -12,9 +12,9 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
-	"encoding/pem"
+	"fmt"
 	"math/big"
-	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -116,17 +116,59 @@ func Issue(t testing.TB, caCert, caKey string, sans ...SAN) tls.Certificate {
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
 
-// WritePEM writes cert and its key as PEM files at certPath and keyPath.
-func WritePEM(t testing.TB, cert tls.Certificate, certPath, keyPath string) {
-	t.Helper()
-	keyDER, err := x509.MarshalPKCS8PrivateKey(cert.PrivateKey)
-	if err != nil {
-		t.Fatal(err)
+// Form is a set of URI SANs that must name nobody. In URIs, KIND and ID stand for a kind's path
+// segment and an id of that kind, UPPERKIND for the kind in upper case, PCT for the id with its
+// first three characters %-escaped.
+type Form struct {
+	Name string
+	URIs []string
+	// Refusal is part of the message that refuses the form.
+	Refusal string
+}
+
+// SANs spells the form for an id of kind, after a DNS SAN, which must not count either way.
+func (f Form) SANs(kind, id string) []SAN {
+	var pct strings.Builder
+	for _, c := range []byte(id[:3]) {
+		fmt.Fprintf(&pct, "%%%02x", c)
 	}
-	if err := os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]}), 0o600); err != nil {
-		t.Fatal(err)
+	r := strings.NewReplacer("UPPERKIND", strings.ToUpper(kind), "KIND", kind, "PCT", pct.String()+id[3:], "ID", id)
+	sans := []SAN{DNS("concord.example")}
+	for _, u := range f.URIs {
+		sans = append(sans, URI(r.Replace(u)))
 	}
-	if err := os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	return sans
+}
+
+// NonCanonical are the forms of a partner or node URI that crypto/x509 or a lax parser would
+// read as the identity, and the other ways to break the one-canonical-URI rule.
+var NonCanonical = []Form{
+	{"percent-encoded id", []string{"spiffe://concord.example/KIND/PCT"}, "percent-encoded"},
+	{"empty query", []string{"spiffe://concord.example/KIND/ID?"}, "query or a fragment"},
+	{"empty fragment", []string{"spiffe://concord.example/KIND/ID#"}, "query or a fragment"},
+	{"query", []string{"spiffe://concord.example/KIND/ID?x=1"}, "query or a fragment"},
+	{"upper-case scheme", []string{"SPIFFE://concord.example/KIND/ID"}, "scheme in upper case"},
+	{"mixed-case scheme", []string{"Spiffe://concord.example/KIND/ID"}, "scheme in upper case"},
+	{"an https URI SAN after the spiffe one", []string{"spiffe://concord.example/KIND/ID", "https://concord.example/"}, "2 URI SANs"},
+	{"an https URI SAN before the spiffe one", []string{"https://concord.example/", "spiffe://concord.example/KIND/ID"}, "2 URI SANs"},
+	{"two spiffe URI SANs", []string{"spiffe://concord.example/KIND/ID", "spiffe://concord.example/KIND/ab"}, "2 URI SANs"},
+	{"the same spiffe URI SAN twice", []string{"spiffe://concord.example/KIND/ID", "spiffe://concord.example/KIND/ID"}, "2 URI SANs"},
+	{"other trust domain", []string{"spiffe://evil.example/KIND/ID"}, `trust domain "evil.example"`},
+	{"trust domain with a suffix", []string{"spiffe://concord.example.evil/KIND/ID"}, `trust domain "concord.example.evil"`},
+	{"upper-case trust domain", []string{"spiffe://Concord.Example/KIND/ID"}, "trust domain in upper case"},
+	{"trailing slash", []string{"spiffe://concord.example/KIND/ID/"}, "ends with a slash"},
+	{"nested path", []string{"spiffe://concord.example/KIND/ID/x"}, "2 path segments"},
+	{"dot-dot segment", []string{"spiffe://concord.example/KIND/../KIND/ID"}, "dot segment"},
+	{"dot segment", []string{"spiffe://concord.example/KIND/./ID"}, "dot segment"},
+	{"empty segment first", []string{"spiffe://concord.example//KIND/ID"}, "does not name"},
+	{"user info", []string{"spiffe://ID@concord.example/KIND/ID"}, "user info"},
+	{"port", []string{"spiffe://concord.example:8443/KIND/ID"}, "port"},
+	{"empty id", []string{"spiffe://concord.example/KIND/"}, `id ""`},
+	{"upper-case id", []string{"spiffe://concord.example/KIND/UPPER"}, `id "UPPER"`},
+	{"upper-case kind", []string{"spiffe://concord.example/UPPERKIND/ID"}, "does not name"},
+	{"other path", []string{"spiffe://concord.example/workload/ID"}, "does not name"},
+	{"no path", []string{"spiffe://concord.example"}, "does not name"},
+	{"opaque URI", []string{"spiffe:concord.example/KIND/ID"}, "not a SPIFFE ID"},
+	{"https URI alone", []string{"https://concord.example/KIND/ID"}, "not a SPIFFE ID"},
+	{"a DNS SAN only", nil, "no URI SAN"},
 }
