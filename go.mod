@@ -15,15 +15,13 @@ require (
 	github.com/hashicorp/raft-wal v0.4.2
 	github.com/transparency-dev/formats v0.1.1
 	go.yaml.in/yaml/v3 v3.0.6
+	golang.org/x/crypto v0.57.0
 	golang.org/x/time v0.16.0
 	google.golang.org/grpc v1.85.0
 	google.golang.org/protobuf v1.36.12
 )
 
-require (
-	filippo.io/mldsa v0.0.0-20260215214346-43d0283efc3e // indirect
-	golang.org/x/crypto v0.57.0 // indirect
-)
+require filippo.io/mldsa v0.0.0-20260215214346-43d0283efc3e // indirect
 
 require (
 	cel.dev/cel-go v0.32.0 // indirect

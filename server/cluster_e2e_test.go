@@ -436,18 +436,26 @@ func TestClusterNodeCutOffRefusesWritesAndReadsThenRejoins(t *testing.T) {
 // certificate shows there).
 func dialRaftPort(t *testing.T, addr string, caFile string, cert tls.Certificate) error {
 	t.Helper()
+	return dialNodePort(t, addr, caFile, cert, "concord-raft/1")
+}
+
+// dialNodePort is dialRaftPort for either protocol of the port, chosen by ALPN: raft's
+// ("concord-raft/1") or the nodes' internal gRPC service ("h2").
+func dialNodePort(t *testing.T, addr string, caFile string, cert tls.Certificate, proto string) error {
+	t.Helper()
 	pool, err := mtls.LoadCAPool(caFile)
 	if err != nil {
 		t.Fatal(err)
 	}
 	conf := &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}, RootCAs: pool,
-		InsecureSkipVerify: true, NextProtos: []string{"concord-raft/1"}}
+		InsecureSkipVerify: true, NextProtos: []string{proto}}
 	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, conf)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	// A refusal arrives at once; an accepted raft client hears nothing until it asks.
+	// A refusal arrives at once; an accepted raft client hears nothing until it asks, an
+	// accepted gRPC client the server's HTTP/2 preface.
 	conn.SetDeadline(time.Now().Add(300 * time.Millisecond))
 	if _, err := conn.Read(make([]byte, 1)); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
 		return err

@@ -139,6 +139,9 @@ func (c *Config) setDefaults() error {
 	if c.TrustDomain == "" {
 		c.TrustDomain = identity.DefaultTrustDomain
 	}
+	if err := identity.ValidTrustDomain(c.TrustDomain); err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
 	if c.RateLimit == 0 {
 		c.RateLimit = DefaultRateLimit
 	}

@@ -135,6 +135,9 @@ func Init(opts Options) (*Report, error) {
 	if opts.TrustDomain == "" {
 		opts.TrustDomain = identity.DefaultTrustDomain
 	}
+	if err := identity.ValidTrustDomain(opts.TrustDomain); err != nil {
+		return nil, fmt.Errorf("pki: %w", err)
+	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}

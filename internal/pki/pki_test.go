@@ -212,6 +212,15 @@ func TestInitRefusesBadPartnerID(t *testing.T) {
 	}
 }
 
+// A trust domain that is not canonical would issue certificates no server accepts.
+func TestInitRefusesANonCanonicalTrustDomain(t *testing.T) {
+	for _, td := range []string{"Concord.example", "concord.example:443", "concord.example/x"} {
+		if _, err := Init(Options{Dir: t.TempDir(), TrustDomain: td, PartnerIDs: []string{"hub-ops"}}); err == nil || !strings.Contains(err.Error(), "trust domain") {
+			t.Errorf("Init in trust domain %q = %v", td, err)
+		}
+	}
+}
+
 func TestLoadSigningKeyRefusesAReadableKey(t *testing.T) {
 	dir := t.TempDir()
 	l := Layout{Dir: dir}

@@ -149,14 +149,14 @@ func (p *Policy) Authorize(ctx context.Context, fullMethod string, md protorefle
 	if len(chain) == 0 {
 		return ctx, fault.Unauthenticated("no client certificate: connect with your partner certificate (mutual TLS)")
 	}
-	partnerID, err := identity.PartnerID(chain[0], p.trustDomain)
+	who, err := identity.FromCertificate(chain[0], p.trustDomain)
 	if err != nil {
-		nodeID, nodeErr := identity.NodeID(chain[0], p.trustDomain)
-		if nodeErr != nil {
-			return ctx, fault.Unauthenticated("client certificate names neither a Concord partner nor a cluster node: %v", err)
-		}
-		return p.authorizeNode(ctx, fullMethod, md, nodeID)
+		return ctx, fault.Unauthenticated("client certificate names neither a Concord partner nor a cluster node: %v", err)
 	}
+	if who.Kind == identity.KindNode {
+		return p.authorizeNode(ctx, fullMethod, md, who.ID)
+	}
+	partnerID := who.ID
 	a := p.lookup(fullMethod, md)
 	if a.err != nil {
 		return ctx, a.err

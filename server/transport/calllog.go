@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/x509"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
+	"concord/internal/identity"
 	"concord/internal/rpcmethod"
 
 	"google.golang.org/grpc/codes"
@@ -55,8 +57,10 @@ func who(ctx context.Context, chain []*x509.Certificate) (key, value string) {
 	if len(chain) == 0 {
 		return "certificate", "none"
 	}
-	if len(chain[0].URIs) > 0 {
-		return "certificate", chain[0].URIs[0].String()
+	// The URIs as the certificate writes them: crypto/x509's parsed cert.URIs may show a
+	// refused, non-canonical URI in canonical form.
+	if uris, err := identity.URISANs(chain[0]); err == nil && len(uris) > 0 {
+		return "cert_uri", strings.Join(uris, " ")
 	}
 	return "certificate", chain[0].Subject.String()
 }
