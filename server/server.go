@@ -332,7 +332,10 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil, err
 	}
 	matchSvc.Reads = s.cluster
-	matchSvc.Fair = ratelimit.NewFair(0)
+	if !limits.Off {
+		// Partners' match work is served in turn (limits off: benchmarks of the node itself).
+		matchSvc.Fair = ratelimit.NewFair(0)
+	}
 	logSvc := transparency.NewService(s.fsm.State, s.fsm.Tree, pub)
 	logSvc.Stopping = s.stopping
 	services := transport.Services{Registry: regSvc, NoticeGRPC: noticeSvc.GRPC(), NoticeConnect: noticeSvc.Connect(), Action: actionSvc,
