@@ -21,6 +21,8 @@ import (
 
 	"connectrpc.com/connect/v2"
 	"connectrpc.com/connect/v2/connecthttp"
+	"connectrpc.com/connect/v2/connectproto"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -402,8 +404,33 @@ func TestRateLimitPerPartnerOnBothPorts(t *testing.T) {
 		if codeOf(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), "rate limit") {
 			t.Fatalf("%s port, over the burst: got %v, want ResourceExhausted saying so", port, err)
 		}
+		if retryAfter(err) <= 0 {
+			t.Fatalf("%s port: the refusal carries no RetryInfo: %v", port, err)
+		}
 	}
 	if err := grpcCall("socialnet"); err != nil {
 		t.Fatalf("another partner was slowed down: %v", err)
 	}
+}
+
+// retryAfter is the delay the RetryInfo detail of a refusal asks for, from either port's client.
+func retryAfter(err error) time.Duration {
+	var details []any
+	if st, ok := status.FromError(err); ok {
+		details = st.Details()
+	}
+	var ce *connect.Error
+	if errors.As(err, &ce) {
+		for _, d := range ce.Details() {
+			if v, err := connectproto.UnmarshalErrorDetail(d); err == nil {
+				details = append(details, v)
+			}
+		}
+	}
+	for _, d := range details {
+		if ri, ok := d.(*errdetails.RetryInfo); ok {
+			return ri.GetRetryDelay().AsDuration()
+		}
+	}
+	return 0
 }
