@@ -22,10 +22,12 @@ import (
 	"concord/client"
 	"concord/dsse"
 	concordv1 "concord/gen/concord/v1"
+	"concord/gen/concord/v1/concordv1connect"
 	"concord/internal/statementid"
 	"concord/server/ratelimit"
 	"concord/server/servertest"
 
+	"connectrpc.com/connect/v2"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -479,6 +481,16 @@ func TestFloodIsLimitedByWork(t *testing.T) {
 	}
 	if _, err := bystander.Notices.WatchNotices(ctx, &concordv1.WatchNoticesRequest{FromStart: true}); err != nil {
 		t.Fatal(err)
+	}
+
+	// Work is charged on both ports: a batch dearer than the burst can never pass.
+	tooBig := pdqBatch(burst/ratelimit.CostPDQ+1, 1)
+	if _, err := flooder.Matches.Match(ctx, tooBig); codeOf(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "split it") {
+		t.Fatalf("grpc port, a batch over the work burst: got %v, want InvalidArgument", err)
+	}
+	connectMatch := concordv1connect.NewMatchServiceClient(connectClient(t, n, "videoshare"))
+	if _, err := connectMatch.Match(ctx, tooBig); connect.CodeOf(err) != connect.CodeInvalidArgument || !strings.Contains(err.Error(), "split it") {
+		t.Fatalf("https port, a batch over the work burst: got %v, want InvalidArgument", err)
 	}
 
 	// The flood: every stream sends its batches as fast as the node takes them.
