@@ -226,7 +226,9 @@ func TestWriteFailsOverFromANodeThatDoesNotAnswer(t *testing.T) {
 	t.Parallel()
 	l := testPKI(t)
 	hung, answering := &scriptedNotices{hang: true}, &scriptedNotices{}
-	c := dial(t, l, serveNotices(t, l, hung)+","+serveNotices(t, l, answering), Config{AttemptTimeout: 200 * time.Millisecond})
+	// The attempt timeout is what moves the write on from the hung node; it must also be long
+	// enough for the answering node to answer on a loaded machine.
+	c := dial(t, l, serveNotices(t, l, hung)+","+serveNotices(t, l, answering), Config{AttemptTimeout: 3 * time.Second})
 	resp, err := c.Notices.SubmitNotice(context.Background(), &concordv1.SubmitNoticeRequest{Envelope: &concordv1.Envelope{Payload: []byte("a notice")}})
 	if err != nil || resp.GetNotice().GetLogIndex() != 7 {
 		t.Fatalf("SubmitNotice = %v, %v; want the second node's answer", resp, err)
