@@ -28,6 +28,7 @@ import (
 	"concord/server/fsm"
 	"concord/server/integrity"
 	"concord/server/match"
+	"concord/server/metrics"
 	"concord/server/notice"
 	"concord/server/raftnode"
 	"concord/server/ratelimit"
@@ -46,6 +47,9 @@ const (
 	DefaultHTTPAddr  = "127.0.0.1:8443"
 	DefaultRateLimit = 200 // requests per second per partner
 	DefaultRateBurst = 400
+	// DefaultMetricsInterval is the shortest interval between two computations of the notice
+	// and obligation figures a scrape reads (see Config.MetricsInterval).
+	DefaultMetricsInterval = 10 * time.Second
 )
 
 // Config configures a node.
@@ -81,6 +85,17 @@ type Config struct {
 	// FeedMaxLag is how many events a notice watcher may fall behind before it is told to
 	// resume (default notice.DefaultMaxLag).
 	FeedMaxLag uint64
+
+	// MetricsAddr, if set, serves Prometheus metrics on a listener of their own (path /metrics):
+	// plain HTTP on a loopback address, HTTPS with the node's certificate elsewhere (a scraper
+	// then presents a certificate from the CA). Empty: no metrics are recorded at all.
+	MetricsAddr string
+	// MetricsTLS serves the metrics over HTTPS on a loopback address too.
+	MetricsTLS bool
+	// MetricsInterval bounds how often a scrape computes the notice and obligation figures again
+	// (default DefaultMetricsInterval; they are computed again only when the state changed or a
+	// deadline passed).
+	MetricsInterval time.Duration
 
 	// Cluster makes the node one of several (see ClusterConfig). Its zero value runs the node
 	// alone, as a single voter with an in-memory raft transport.
@@ -166,6 +181,9 @@ func (c *Config) setDefaults() error {
 	if c.Cluster.RaftAddr == "" && len(c.Cluster.Join) > 0 {
 		return errors.New("server: joining a cluster (--join) needs this node's raft address (--raft-addr)")
 	}
+	if c.MetricsInterval == 0 {
+		c.MetricsInterval = DefaultMetricsInterval
+	}
 	if c.Cluster.HealthInterval == 0 {
 		c.Cluster.HealthInterval = time.Second
 	}
@@ -201,6 +219,10 @@ type Server struct {
 	// guard holds the node's integrity alarms: while one is raised the node answers nothing
 	// but ClusterService and signs nothing.
 	guard *integrity.Guard
+	// metrics records the node's series (nil without Config.MetricsAddr); metricsLn serves them.
+	metrics   *metrics.Metrics
+	metricsLn *metrics.Listener
+	started   time.Time
 
 	healthMu sync.Mutex
 	current  bool // the node confirmed its state is current (always, alone)
@@ -236,7 +258,10 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		}
 	}()
 	s := &Server{cfg: cfg, errc: make(chan error, 2), health: health.NewServer(), stopping: make(chan struct{}),
-		guard: integrity.New(cfg.Logger), lock: lock}
+		guard: integrity.New(cfg.Logger), lock: lock, started: time.Now()}
+	if cfg.MetricsAddr != "" {
+		s.metrics = metrics.New()
+	}
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	if err := s.resetState(); err != nil {
 		return nil, err
@@ -304,6 +329,9 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if s.metrics != nil {
+		limiter.OnRefuse = s.metrics.LimitRefused
+	}
 	opts := transport.Options{
 		TLS:             tlsConf,
 		Policy:          policy,
@@ -313,6 +341,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		MaxMessageBytes: cfg.MaxMessageBytes,
 		Consistency:     s.cluster,
 		Integrity:       s.guard,
+		Metrics:         s.metrics,
 	}
 	noticeSvc, err := notice.New(s.fsm.State, s.cluster, pub, cfg.Now)
 	if err != nil {
@@ -332,6 +361,9 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil, err
 	}
 	matchSvc.Reads = s.cluster
+	if s.metrics != nil {
+		matchSvc.ObserveLookup = func(k concordv1.HashKind, took time.Duration) { s.metrics.MatchLookup(int(k), took) }
+	}
 	if !limits.Off {
 		// Partners' match work is served in turn (limits off: benchmarks of the node itself).
 		matchSvc.Fair = ratelimit.NewFair(0)
@@ -363,6 +395,18 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		s.grpcLn.Close()
 		return nil, fmt.Errorf("listen on the HTTPS port %s: %w", cfg.HTTPAddr, err)
 	}
+	if s.metrics != nil {
+		if err := s.metrics.Register(metrics.NewNodeCollector(s.metricSources(pub, noticeSvc, actionSvc))); err != nil {
+			s.grpcLn.Close()
+			s.httpLn.Close()
+			return nil, fmt.Errorf("metrics: %w", err)
+		}
+		if s.metricsLn, err = metrics.Listen(s.metrics, cfg.MetricsAddr, tlsConf, cfg.MetricsTLS, cfg.Logger); err != nil {
+			s.grpcLn.Close()
+			s.httpLn.Close()
+			return nil, err
+		}
+	}
 	go func() { s.errc <- s.grpc.Serve(s.grpcLn) }()
 	// ServeTLS uses s.http.TLSConfig (certificates included) and enables HTTP/2.
 	go func() { s.errc <- s.http.ServeTLS(s.httpLn, "", "") }()
@@ -375,7 +419,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 			go s.cluster.RunLogChecks(cfg.Cluster.LogCheckInterval, s.stopping)
 		}
 	}
-	cfg.Logger.Info("concord node ready", "grpc", s.GRPCAddr(), "https", s.HTTPAddr(), "data_dir", cfg.DataDir,
+	cfg.Logger.Info("concord node ready", "grpc", s.GRPCAddr(), "https", s.HTTPAddr(), "metrics", s.MetricsAddr(), "data_dir", cfg.DataDir,
 		"node", s.node.ID(), "raft", s.node.Addr())
 	return s, nil
 }
@@ -390,6 +434,9 @@ func (s *Server) resetState() error {
 		s.guard.Raise(integrity.Alarm{Kind: integrity.Halted, Index: h.Index, Detail: fmt.Sprintf(
 			"the state machine cannot apply this %v entry (%v) and applies nothing after it: run the same Concord version on every node; "+
 				"if the entry is damaged on this node only, repair the node from its cluster (README: when a node's data is damaged)", h.Type, h.Err)})
+	}
+	if s.metrics != nil {
+		f.OnApply = s.metrics.FSMApplied
 	}
 	s.fsm = f
 	s.index = match.NewIndex(matchindex.Options{}, s.cfg.Logger)
@@ -623,6 +670,14 @@ func (s *Server) GRPCAddr() string { return s.grpcLn.Addr().String() }
 // HTTPAddr is the HTTPS port's address.
 func (s *Server) HTTPAddr() string { return s.httpLn.Addr().String() }
 
+// MetricsAddr is the metrics listener's address ("" without one).
+func (s *Server) MetricsAddr() string {
+	if s.metricsLn == nil {
+		return ""
+	}
+	return s.metricsLn.Addr()
+}
+
 // Snapshot takes a raft snapshot of the node's state now, compacting its log.
 func (s *Server) Snapshot() error { return s.node.Snapshot() }
 
@@ -647,6 +702,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		if errors.Is(httpErr, context.DeadlineExceeded) || errors.Is(httpErr, context.Canceled) {
 			_ = s.http.Close()
 			httpErr = nil
+		}
+		if s.metricsLn != nil {
+			_ = s.metricsLn.Close()
 		}
 		s.stopErr = errors.Join(httpErr, s.stopRaft(), s.lock.Release())
 	})

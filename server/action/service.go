@@ -46,6 +46,8 @@ type Service struct {
 	receipts  Receipts
 	now       func() time.Time
 	validator protovalidate.Validator
+
+	figures figuresCache
 }
 
 // New returns the action service.

@@ -52,6 +52,17 @@ func FreeBytes(dir string) (uint64, error) {
 	return st.Bavail * uint64(st.Bsize), nil
 }
 
+// Usage is the data directory's filesystem as monitoring sees it: the space available to this
+// process, the filesystem's size, and the space the node keeps free (below it, writes stop).
+func (s *Space) Usage() (free, size, reserved uint64, err error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(s.Dir, &st); err != nil {
+		return 0, 0, 0, fmt.Errorf("free space of %s: %w", s.Dir, err)
+	}
+	reserved, _ = s.need()
+	return st.Bavail * uint64(st.Bsize), st.Blocks * uint64(st.Bsize), reserved, nil
+}
+
 // need is the space that must stay free for writes to be taken.
 func (s *Space) need() (need uint64, why string) {
 	snap := s.SnapshotBytes()

@@ -16,6 +16,7 @@ import (
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	statev1 "concord/gen/concord/state/v1"
 	"concord/server/fault"
@@ -112,6 +113,9 @@ type FSM struct {
 	halt atomic.Pointer[Halt]
 	// OnHalt, if set before raft starts, is called once when the FSM halts.
 	OnHalt func(*Halt)
+	// OnApply, if set before raft starts, is told how long each command took to apply (for
+	// metrics: the time never reaches the state).
+	OnApply func(command string, took time.Duration)
 }
 
 var _ raft.FSM = (*FSM)(nil)
@@ -185,6 +189,10 @@ func (f *FSM) Apply(log *raft.Log) any {
 	fn, ok := commands[t]
 	if !ok {
 		return f.stop(log.Index, t, fmt.Errorf("%w: unknown message type %d: was the entry written by a newer Concord? run the same version on every node", errBug, uint8(t)))
+	}
+	if f.OnApply != nil {
+		start := time.Now()
+		defer func() { f.OnApply(t.String(), time.Since(start)) }()
 	}
 	f.applyMu.Lock()
 	resp, err := runCommand(fn, f, log.Data[1:], log.Index)

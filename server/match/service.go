@@ -38,6 +38,9 @@ type Service struct {
 	// Fair, if set, shares the cores among partners: a batch is matched a slice at a time, each
 	// slice holding one of its slots (set before serving).
 	Fair *ratelimit.Fair
+	// ObserveLookup, if set, is told how long each hash took to look up, by hash kind (set
+	// before serving).
+	ObserveLookup func(kind concordv1.HashKind, took time.Duration)
 }
 
 // sliceCost is the work (ratelimit work units, about a millisecond) matched between turns: the
@@ -101,7 +104,7 @@ func (s *Service) match(ctx context.Context, partner string, req *concordv1.Matc
 		return nil, err
 	}
 	if s.Fair == nil {
-		return answer(s.state(), s.index(), partner, req, s.now(), nil)
+		return answer(s.state(), s.index(), partner, req, s.now(), nil, s.ObserveLookup)
 	}
 	if err := s.Fair.Acquire(ctx, partner); err != nil {
 		return nil, err
@@ -120,7 +123,7 @@ func (s *Service) match(ctx context.Context, partner string, req *concordv1.Matc
 		}
 		held = true
 		return nil
-	})
+	}, s.ObserveLookup)
 }
 
 // Answer matches a batch for partner against index and the state it derives from. The hub
@@ -129,12 +132,14 @@ func Answer(st *state.Store, index *matchindex.Index, partner string, req *conco
 	if err := ValidateRequest(req); err != nil {
 		return nil, err
 	}
-	return answer(st, index, partner, req, now, nil)
+	return answer(st, index, partner, req, now, nil, nil)
 }
 
 // answer is Answer for a validated request; yield, if set, is called after each slice of
-// sliceCost work units, to let other partners' work run.
-func answer(st *state.Store, index *matchindex.Index, partner string, req *concordv1.MatchRequest, now time.Time, yield func() error) (*concordv1.MatchResponse, error) {
+// sliceCost work units, to let other partners' work run; observe, if set, is told how long each
+// hash's lookup took.
+func answer(st *state.Store, index *matchindex.Index, partner string, req *concordv1.MatchRequest, now time.Time, yield func() error,
+	observe func(concordv1.HashKind, time.Duration)) (*concordv1.MatchResponse, error) {
 	// One view for the whole batch: every hash is matched against the same index.
 	view := index.View()
 	radius := int(req.GetMaxPdqDistance())
@@ -177,6 +182,10 @@ func answer(st *state.Store, index *matchindex.Index, partner string, req *conco
 		var hits []matchindex.Hit
 		var videoHits []matchindex.VideoHit
 		var err error
+		var start time.Time
+		if observe != nil {
+			start = time.Now()
+		}
 		switch h.GetKind() {
 		case concordv1.HashKind_HASH_KIND_SHA256, concordv1.HashKind_HASH_KIND_MD5, concordv1.HashKind_HASH_KIND_URL_SHA256:
 			hits, err = view.Lookup(kind, h.GetValue())
@@ -193,6 +202,9 @@ func answer(st *state.Store, index *matchindex.Index, partner string, req *conco
 			}
 		default:
 			return nil, fault.Invalid("hashes[%d].kind %v is not a hash kind", i, h.GetKind())
+		}
+		if observe != nil {
+			observe(h.GetKind(), time.Since(start))
 		}
 		if err != nil {
 			if errors.Is(err, matchindex.ErrInvalidHash) || errors.Is(err, matchindex.ErrRadius) {

@@ -65,6 +65,10 @@ type Service struct {
 
 	aeadOnce sync.Once
 	aeadVal  cipher.AEAD
+
+	// watchers are the open feed streams, for monitoring (see Watchers).
+	watchersMu sync.Mutex
+	watchers   map[*watcher]struct{}
 }
 
 // Receipts proves that a log entry was logged (see transparency.Publisher).

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	concordv1 "concord/gen/concord/v1"
@@ -57,6 +58,8 @@ func (s *Service) watch(ctx context.Context, req *concordv1.WatchNoticesRequest,
 	timer := time.NewTimer(heartbeat)
 	defer timer.Stop()
 	match := watchFilter(c.PartnerID, req)
+	w := s.openWatcher(c.PartnerID, after)
+	defer s.closeWatcher(w)
 	stalled := false
 	for {
 		st := s.state()
@@ -80,6 +83,7 @@ func (s *Service) watch(ctx context.Context, req *concordv1.WatchNoticesRequest,
 				}
 			}
 			after = ev.GetCursor()
+			w.after.Store(after)
 			rec, err := st.NoticeRow(ev.GetNoticeId()) // read-only: Summary copies what it sends
 			if err != nil {
 				return err
@@ -117,6 +121,54 @@ func (s *Service) watch(ctx context.Context, req *concordv1.WatchNoticesRequest,
 			timer.Reset(heartbeat)
 		}
 	}
+}
+
+// watcher is one open feed stream: its partner and the cursor of the last event it read.
+type watcher struct {
+	partner string
+	after   atomic.Uint64
+}
+
+func (s *Service) openWatcher(partner string, after uint64) *watcher {
+	w := &watcher{partner: partner}
+	w.after.Store(after)
+	s.watchersMu.Lock()
+	defer s.watchersMu.Unlock()
+	if s.watchers == nil {
+		s.watchers = map[*watcher]struct{}{}
+	}
+	s.watchers[w] = struct{}{}
+	return w
+}
+
+func (s *Service) closeWatcher(w *watcher) {
+	s.watchersMu.Lock()
+	defer s.watchersMu.Unlock()
+	delete(s.watchers, w)
+}
+
+// WatcherLag is one partner's open feed streams: how many, and how many events its slowest has
+// yet to read.
+type WatcherLag struct {
+	Open   int
+	MaxLag uint64
+}
+
+// Watchers returns the feed's last cursor and, per partner, its open feed streams.
+func (s *Service) Watchers() (end uint64, byPartner map[string]WatcherLag) {
+	end, _, _ = s.state().LastCursor()
+	byPartner = map[string]WatcherLag{}
+	s.watchersMu.Lock()
+	defer s.watchersMu.Unlock()
+	for w := range s.watchers {
+		wl := byPartner[w.partner]
+		wl.Open++
+		if after := w.after.Load(); end > after {
+			wl.MaxLag = max(wl.MaxLag, end-after)
+		}
+		byPartner[w.partner] = wl
+	}
+	return end, byPartner
 }
 
 // stopping is closed when the node shuts down, so that streams end instead of holding the

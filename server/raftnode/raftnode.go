@@ -140,6 +140,9 @@ type Node struct {
 	snapMu      sync.Mutex
 	snapBytes   uint64
 	snapBytesAt time.Time
+	// snapDir caches the latest snapshot directory, snapDirAt when it was read.
+	snapDir   snapshotDir
+	snapDirAt time.Time
 
 	shutdownOnce sync.Once
 	shutdownErr  error
@@ -313,6 +316,26 @@ func (n *Node) LatestSnapshotBytes() uint64 {
 	}
 	return n.snapBytes
 }
+
+// LatestSnapshot is the index of the node's latest snapshot and when it was taken (zero without
+// one), from the snapshot directory's name: for monitoring, read at most once a second.
+func (n *Node) LatestSnapshot() (index uint64, at time.Time) {
+	n.snapMu.Lock()
+	defer n.snapMu.Unlock()
+	if time.Since(n.snapDirAt) > time.Second {
+		if d, ok, err := newestSnapshotDir(n.snapshots.dir); err == nil && ok {
+			n.snapDir = d
+		}
+		n.snapDirAt = time.Now()
+	}
+	if n.snapDir.msec == 0 {
+		return n.snapDir.index, time.Time{}
+	}
+	return n.snapDir.index, time.UnixMilli(int64(n.snapDir.msec))
+}
+
+// AppliedIndex is the index of the last entry raft handed to the state machine.
+func (n *Node) AppliedIndex() uint64 { return n.raft.AppliedIndex() }
 
 // TornTail describes an incomplete last write of the raft log that was cleared when the node
 // opened it, or nil. A signed checkpoint the log then falls short of points here.

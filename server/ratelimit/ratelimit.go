@@ -166,6 +166,10 @@ func (c Config) Limits(id string, roles []concordv1.Role) Limits {
 type Limiter struct {
 	cfg Config
 
+	// OnRefuse, if set before use, is told of each refusal: the partner and the limit ("rate":
+	// its request or work rate; "streams": its open streams).
+	OnRefuse func(partner, limit string)
+
 	mu       sync.Mutex
 	partners map[string]*partner
 }
@@ -296,6 +300,9 @@ func (l *Limiter) reserve(c Caller, requests int, work int64, wait time.Duration
 }
 
 func (l *Limiter) exhausted(c Caller, delay time.Duration) error {
+	if l.OnRefuse != nil {
+		l.OnRefuse(c.ID, "rate")
+	}
 	l.mu.Lock()
 	lim := l.state(c).limits
 	l.mu.Unlock()
@@ -315,6 +322,9 @@ func (l *Limiter) Open(c Caller, method string) (release func(), err error) {
 	p := l.state(c)
 	limit, ok := p.limits.Streams[method]
 	if ok && limit >= 0 && p.open[method] >= limit {
+		if l.OnRefuse != nil {
+			l.OnRefuse(c.ID, "streams")
+		}
 		return nil, fault.ExhaustedFor(time.Second, "partner %q has %d %s streams open, its limit: close one before opening another", c.ID, p.open[method], method)
 	}
 	p.open[method]++

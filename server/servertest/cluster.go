@@ -103,6 +103,9 @@ func (c *Cluster) startErr(t testing.TB, i int) error {
 	// Later starts keep the ports the node has now: the others know its raft address.
 	n.Config.Cluster.RaftAddr = srv.RaftAddr()
 	n.Config.GRPCAddr, n.Config.HTTPAddr = srv.GRPCAddr(), srv.HTTPAddr()
+	if a := srv.MetricsAddr(); a != "" {
+		n.Config.MetricsAddr = a
+	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()

@@ -48,6 +48,9 @@ type Options struct {
 	Logger *slog.Logger
 	// FeedMaxLag (default: the server's).
 	FeedMaxLag uint64
+	// Metrics serves the node's metrics on a loopback port of its own (see Server.MetricsAddr),
+	// computing the notice and obligation figures again at every scrape that finds them stale.
+	Metrics bool
 	// Cluster tunes the nodes of StartCluster (raft timeouts, snapshots); its addresses, node
 	// ids and certificates are filled in.
 	Cluster server.ClusterConfig
@@ -120,6 +123,10 @@ func prepare(t testing.TB, dir, certDir, dataDir string, opts Options, nodeIDs [
 	}
 	if opts.Limits != nil {
 		n.Config.Limits = *opts.Limits
+	}
+	if opts.Metrics {
+		n.Config.MetricsAddr = "127.0.0.1:0"
+		n.Config.MetricsInterval = time.Nanosecond
 	}
 	return n
 }

@@ -93,3 +93,12 @@ func maxU64(a, b uint64) uint64 {
 	}
 	return b
 }
+
+// LastChange returns the raft index of the last command that changed the state.
+func (s *Store) LastChange() uint64 {
+	idx, err := lastChangeTxn(s.db.Txn(false))
+	if err != nil {
+		panic(err) // only a schema bug makes an index look-up fail
+	}
+	return idx
+}

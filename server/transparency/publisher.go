@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	concordv1 "concord/gen/concord/v1"
 	"concord/internal/atomicfile"
@@ -44,6 +45,9 @@ type Publisher struct {
 
 	mu   sync.Mutex // serialises signing and writing the checkpoint file
 	last atomic.Pointer[Signed]
+	// lastAt is when the last checkpoint was signed (Unix nanoseconds; at start, the
+	// checkpoint file's modification time).
+	lastAt atomic.Int64
 
 	cosigs *cosignatures
 
@@ -93,10 +97,22 @@ func Open(dataDir string, signer note.Signer, verifier note.Verifier, tree func(
 	}
 	last := &Signed{Checkpoint: cp, Note: string(b)}
 	p.last.Store(last)
+	if fi, err := os.Stat(p.path); err == nil {
+		p.lastAt.Store(fi.ModTime().UnixNano())
+	}
 	p.cosigs.mu.Lock()
 	p.cosigs.remember(last)
 	p.cosigs.mu.Unlock()
 	return p, nil
+}
+
+// LastSigned is the size of the last checkpoint this node signed and when (zero: none yet).
+func (p *Publisher) LastSigned() (size int64, at time.Time) {
+	last := p.last.Load()
+	if last == nil {
+		return 0, time.Time{}
+	}
+	return last.Checkpoint.Size, time.Unix(0, p.lastAt.Load())
 }
 
 // Origin is the log's name, as its checkpoints carry it.
@@ -162,6 +178,7 @@ func (p *Publisher) Latest(ctx context.Context, minSize int64) (*Signed, error) 
 	}
 	s := &Signed{Checkpoint: cp, Note: signed}
 	p.last.Store(s)
+	p.lastAt.Store(time.Now().UnixNano())
 	p.cosigs.mu.Lock()
 	p.cosigs.remember(s)
 	p.cosigs.mu.Unlock()

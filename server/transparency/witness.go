@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	concordv1 "concord/gen/concord/v1"
 	"concord/internal/atomicfile"
@@ -38,10 +39,13 @@ type cosignatures struct {
 	byText map[string]*Signed           // the hub-signed checkpoint
 	sigs   map[string]map[string]string // text → witness name → signature line
 	path   string
+	// latest is when each witness (its partner id) last cosigned, since the node started.
+	latest map[string]time.Time
 }
 
 func newCosignatures(dataDir string, verifier note.Verifier) *cosignatures {
-	cs := &cosignatures{byText: map[string]*Signed{}, sigs: map[string]map[string]string{}, path: filepath.Join(dataDir, CosignedFile)}
+	cs := &cosignatures{byText: map[string]*Signed{}, sigs: map[string]map[string]string{}, path: filepath.Join(dataDir, CosignedFile),
+		latest: map[string]time.Time{}}
 	// The newest cosigned checkpoint from before a restart. Its witness signatures were checked
 	// when they came; the hub's own is checked again now.
 	if b, err := atomicfile.ReadReserved(cs.path); err == nil {
@@ -128,11 +132,25 @@ func (s *Service) AddCosignature(ctx context.Context, req *concordv1.AddCosignat
 	for _, sig := range n.Sigs {
 		cs.sigs[n.Text][sig.Name] = "— " + sig.Name + " " + sig.Base64
 	}
+	cs.latest[c.PartnerID] = time.Now()
 	merged, count := cs.merged(n.Text)
 	if err := (atomicfile.Reserved{Path: cs.path, Size: 16 << 10}).Write([]byte(merged.Note)); err != nil {
 		return nil, fmt.Errorf("keep the cosigned checkpoint: %w", err)
 	}
 	return &concordv1.AddCosignatureResponse{Checkpoint: merged.Proto(), Cosignatures: uint32(count)}, nil
+}
+
+// Cosignatures returns when each witness (by partner id) last cosigned a checkpoint, since the
+// node started.
+func (p *Publisher) Cosignatures() map[string]time.Time {
+	cs := p.cosigs
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	out := make(map[string]time.Time, len(cs.latest))
+	for w, at := range cs.latest {
+		out[w] = at
+	}
+	return out
 }
 
 // cosigned returns the newest checkpoint with at least min cosignatures.

@@ -48,7 +48,8 @@ func NewConnect(o Options, s Services, chain PeerChainFunc) (*connect.Server, er
 		chain = ConnectPeerChain
 	}
 	c := &connectInterceptor{o: o, chain: chain, log: newCallLog(o.Logger, o.RefusalInterval)}
-	srv := connect.NewServer(c.intercept, validate.NewServerInterceptor())
+	// Metrics first: they see every call and the code it ended with, refusals included.
+	srv := connect.NewServer(o.Metrics.ConnectInterceptor, c.intercept, validate.NewServerInterceptor())
 	concordv1connect.RegisterRegistryServiceHandler(srv, s.Registry)
 	concordv1connect.RegisterNoticeServiceHandler(srv, s.NoticeConnect)
 	concordv1connect.RegisterLogServiceHandler(srv, s.LogConnect)

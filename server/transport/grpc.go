@@ -58,7 +58,7 @@ func NewGRPC(o Options, s Services) (*grpc.Server, error) {
 		grpc.NumStreamWorkers(uint32(4*runtime.GOMAXPROCS(0))),
 		grpc.ConnectionTimeout(10*time.Second),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-		grpc.ChainUnaryInterceptor(
+		grpc.ChainUnaryInterceptor(append(g.metricsUnary(),
 			recovery.UnaryServerInterceptor(recoveryOpt),
 			g.unaryCall,
 			g.unaryAuth,
@@ -69,8 +69,8 @@ func NewGRPC(o Options, s Services) (*grpc.Server, error) {
 				(&concordv1.MatchRequest{}).ProtoReflect().Type())),
 			g.unaryErrors,
 			g.unaryConsistency,
-		),
-		grpc.ChainStreamInterceptor(
+		)...),
+		grpc.ChainStreamInterceptor(append(g.metricsStream(),
 			recovery.StreamServerInterceptor(recoveryOpt),
 			g.streamCall,
 			g.streamAuth,
@@ -78,7 +78,7 @@ func NewGRPC(o Options, s Services) (*grpc.Server, error) {
 				(&concordv1.MatchStreamRequest{}).ProtoReflect().Type())),
 			g.streamErrors,
 			g.streamConsistency,
-		),
+		)...),
 	)
 	concordv1.RegisterRegistryServiceServer(srv, s.Registry)
 	concordv1.RegisterNoticeServiceServer(srv, s.NoticeGRPC)
@@ -101,6 +101,22 @@ type grpcInterceptors struct {
 	log *callLog
 }
 
+// metricsUnary and metricsStream are go-grpc-middleware's Prometheus interceptors, outermost so
+// that they see every call that reaches the chain (a panic included, as the Internal it becomes).
+func (g *grpcInterceptors) metricsUnary() []grpc.UnaryServerInterceptor {
+	if g.o.Metrics == nil {
+		return nil
+	}
+	return []grpc.UnaryServerInterceptor{g.o.Metrics.GRPC.UnaryServerInterceptor()}
+}
+
+func (g *grpcInterceptors) metricsStream() []grpc.StreamServerInterceptor {
+	if g.o.Metrics == nil {
+		return nil
+	}
+	return []grpc.StreamServerInterceptor{g.o.Metrics.GRPC.StreamServerInterceptor()}
+}
+
 // tap identifies the caller of a new call from its certificate and checks its role for the
 // method, before grpc-go reads the request's body: a caller the hub does not know, or one
 // calling outside its roles, is refused without its bytes being decoded. The context it returns,
@@ -113,6 +129,7 @@ func (g *grpcInterceptors) tap(ctx context.Context, info *tap.Info) (context.Con
 		err = grpcError(ctx, g.o.Logger, err)
 		st := status.Convert(err)
 		g.log.finished(ctx, "grpc", info.FullMethodName, chain, st.Code(), st.Message(), time.Since(start))
+		g.o.Metrics.TapRefused(st.Code())
 		return ctx, err
 	}
 	return authorized, nil

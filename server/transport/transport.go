@@ -14,6 +14,7 @@ import (
 	concordv1 "concord/gen/concord/v1"
 	"concord/gen/concord/v1/concordv1connect"
 	"concord/server/authz"
+	"concord/server/metrics"
 	"concord/server/ratelimit"
 
 	"google.golang.org/grpc/health"
@@ -35,6 +36,8 @@ type Options struct {
 	Consistency Consistency
 	// Integrity, if set, refuses Concord RPCs while the node's integrity is in doubt.
 	Integrity Integrity
+	// Metrics, if set, records every call in Prometheus series (see server/metrics).
+	Metrics *metrics.Metrics
 	// RefusalInterval is how often refused calls are summed up in the log, one line per caller,
 	// method and code (default DefaultRefusalInterval).
 	RefusalInterval time.Duration
