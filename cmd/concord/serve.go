@@ -28,9 +28,12 @@ func init() {
 
 // serveConfig is a node's configuration, from a YAML file and flags (flags win).
 type serveConfig struct {
-	DataDir     string  `yaml:"data_dir"`
-	GRPCAddr    string  `yaml:"grpc_addr"`
-	HTTPAddr    string  `yaml:"http_addr"`
+	DataDir  string `yaml:"data_dir"`
+	GRPCAddr string `yaml:"grpc_addr"`
+	HTTPAddr string `yaml:"http_addr"`
+	// MetricsAddr serves Prometheus metrics (empty: off); MetricsTLS forces HTTPS on loopback.
+	MetricsAddr string  `yaml:"metrics_addr"`
+	MetricsTLS  bool    `yaml:"metrics_tls"`
 	CA          string  `yaml:"ca"`
 	Cert        string  `yaml:"cert"`
 	Key         string  `yaml:"key"`
@@ -99,6 +102,8 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory of the raft log and snapshots")
 	fs.StringVar(&c.GRPCAddr, "grpc-addr", c.GRPCAddr, "listen address of the gRPC port (grpc-go)")
 	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "listen address of the HTTPS port (Connect, gRPC-Web, gRPC, JSON)")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "listen address of the Prometheus metrics (path /metrics; plain HTTP on loopback, HTTPS with the server certificate and a client certificate from --ca elsewhere; empty: off)")
+	fs.BoolVar(&c.MetricsTLS, "metrics-tls", c.MetricsTLS, "serve the metrics over HTTPS on a loopback address too")
 	fs.StringVar(&c.CA, "ca", c.CA, "PEM file of the CA that issues partner certificates")
 	fs.StringVar(&c.Cert, "cert", c.Cert, "PEM file of the server certificate")
 	fs.StringVar(&c.Key, "key", c.Key, "PEM file of the server key")
@@ -173,9 +178,13 @@ Without --raft-addr the node runs alone. With --raft-addr (and --node-cert, --no
 member of a raft cluster: raft and the nodes' internal service run on that port over mutual TLS
 with node certificates. On its first start a node without --join bootstraps a new cluster; with
 --join it asks a member (its gRPC port) to add it, then catches up. It reports SERVING on the
-health service once it has caught up with the leader.`, `
+health service once it has caught up with the leader.
+
+With --metrics-addr the node serves Prometheus metrics on a listener of its own (README:
+monitoring); deploy/prometheus/ holds alert rules for them.`, `
 concord serve --data-dir /var/lib/concord --ca ca.pem --cert server.pem --key server.key \
-  --log-key log.key --registry registry.yaml --grpc-addr 0.0.0.0:7443 --http-addr 0.0.0.0:8443
+  --log-key log.key --registry registry.yaml --grpc-addr 0.0.0.0:7443 --http-addr 0.0.0.0:8443 \
+  --metrics-addr 127.0.0.1:9464
 
 concord serve --data-dir /var/lib/concord --ca ca.pem --cert server.pem --key server.key \
   --log-key log.key --grpc-addr 10.0.0.2:7443 --http-addr 10.0.0.2:8443 \
@@ -207,6 +216,8 @@ concord serve --data-dir /var/lib/concord --ca ca.pem --cert server.pem --key se
 		DataDir:     cfg.DataDir,
 		GRPCAddr:    cfg.GRPCAddr,
 		HTTPAddr:    cfg.HTTPAddr,
+		MetricsAddr: cfg.MetricsAddr,
+		MetricsTLS:  cfg.MetricsTLS,
 		TLS:         mtls.Files{CA: cfg.CA, Cert: cfg.Cert, Key: cfg.Key},
 		LogKeyFile:  cfg.LogKey,
 		TrustDomain: cfg.TrustDomain,
