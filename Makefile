@@ -14,11 +14,12 @@ GRPCURL_VERSION              := v1.9.4
 
 TS_DIR := clients/typescript
 
-.PHONY: test tools generate check-generated lint go-test ts-deps run bench chaos clean-tools
+.PHONY: test tools prometheus alert-rules generate check-generated lint go-test ts-deps run bench chaos clean-tools
 
-## test: every check — formatting, vet, buf lint, generated code freshness, all Go tests with
-## the race detector (including the TypeScript client and the grpcurl/curl calls).
-test: tools ts-deps lint check-generated go-test
+## test: every check — formatting, vet, buf lint, generated code freshness, the alert rules' unit
+## tests, all Go tests with the race detector (including the TypeScript client, the grpcurl/curl
+## calls and a real Prometheus scraping nodes).
+test: tools ts-deps prometheus lint check-generated alert-rules go-test
 
 ## tools: the pinned code generators and grpcurl, built from source into .bin/. A stamp per
 ## version means a version bump rebuilds only that tool.
@@ -44,6 +45,20 @@ $(BIN)/.grpcurl-$(GRPCURL_VERSION):
 	GOBIN=$(BIN) go install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
 	@touch $@
 
+## prometheus: Prometheus and promtool (Debian's prometheus package), which the metrics tests run
+## and the alert rules are tested with; installed only when promtool is missing.
+prometheus:
+	@if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then \
+		sudo=; if [ "$$(id -u)" != 0 ]; then sudo=sudo; fi; \
+		$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq prometheus; \
+	fi
+	@promtool --version | head -1
+
+## alert-rules: the shipped alert rules are valid and pass their unit tests.
+alert-rules: prometheus
+	promtool check rules deploy/prometheus/concord-rules.yml
+	cd deploy/prometheus && promtool test rules concord-rules_test.yml
+
 ## ts-deps: the TypeScript client's npm packages, exactly as the lockfile pins them.
 ts-deps: $(TS_DIR)/node_modules/.package-lock.json
 $(TS_DIR)/node_modules/.package-lock.json: $(TS_DIR)/package-lock.json
@@ -68,7 +83,7 @@ lint: tools
 	$(BIN)/buf lint
 
 ## go-test: all Go tests with the race detector.
-go-test: tools ts-deps
+go-test: tools ts-deps prometheus
 	go test -race -timeout 20m ./...
 
 ## bench: the transports side by side (WhoAmI on the gRPC port vs the HTTPS port), an
