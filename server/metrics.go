@@ -44,7 +44,7 @@ func (s *Server) metricSources(pub *transparency.Publisher, notices *notice.Serv
 			if err != nil {
 				s.cfg.Logger.Warn("metrics: cannot compute the notice and obligation figures", "err", err)
 			}
-			return metrics.Compliance{Notices: f.Notices, Adoptions: f.Adoptions, Open: f.Open, Overdue: f.Overdue}
+			return metrics.Compliance{Notices: f.Notices, Adoptions: f.Adoptions, Open: f.Open, Overdue: f.Overdue, Took: f.Took}
 		},
 		Disk: func() (metrics.Disk, error) {
 			free, size, reserved, err := s.space.Usage()

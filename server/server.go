@@ -49,7 +49,7 @@ const (
 	DefaultRateBurst = 400
 	// DefaultMetricsInterval is the shortest interval between two computations of the notice
 	// and obligation figures a scrape reads (see Config.MetricsInterval).
-	DefaultMetricsInterval = 10 * time.Second
+	DefaultMetricsInterval = 30 * time.Second
 )
 
 // Config configures a node.

@@ -19,6 +19,8 @@ type Figures struct {
 	// {platform, jurisdiction}: before their deadline, and past it. Every pair with an
 	// obligation in force is in both maps, 0 where none is in that state.
 	Open, Overdue map[[2]string]int
+	// Took is how long their last computation took (they may come from the cache).
+	Took time.Duration
 }
 
 // figuresCache keeps the last figures until the state changes or the next deadline passes, and
@@ -43,10 +45,12 @@ func (s *Service) Figures(minInterval time.Duration) (Figures, error) {
 		return c.figures, nil
 	}
 	change := st.LastChange()
+	start := time.Now()
 	f, next, err := s.computeFigures(st, now)
 	if err != nil {
 		return Figures{}, err
 	}
+	f.Took = time.Since(start)
 	c.st, c.change, c.at, c.next, c.figures = st, change, time.Now(), next, f
 	return f, nil
 }

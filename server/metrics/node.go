@@ -72,6 +72,8 @@ type Compliance struct {
 	// Open and Overdue count obligations not yet answered, by {platform, jurisdiction}: open
 	// ones before their deadline, overdue ones past it.
 	Open, Overdue map[[2]string]int
+	// Took is how long their last computation took.
+	Took time.Duration
 }
 
 // Disk is the data directory's filesystem.
@@ -122,7 +124,7 @@ var (
 	descDiskReserved     = desc("datadir_reserved_bytes", "Bytes the node keeps free: below this it refuses writes (the NO_SPACE alarm).")
 	descAlarm            = desc("integrity_alarm", "1 while the integrity alarm is raised (HALTED, CORRUPT, FORKED, NO_SPACE), else 0.", "alarm")
 	descReady            = desc("node_ready", "1 while the node serves (its state is current and no alarm stops it), else 0.")
-	descScrapeCompliance = desc("compliance_scrape_duration_seconds", "Time the latest computation of the notice and obligation figures took.")
+	descScrapeCompliance = desc("compliance_compute_duration_seconds", "Time the latest computation of the notice and obligation figures took (a scrape reuses them until the state changes or a deadline passes).")
 )
 
 // Describe sends every descriptor the collector may send.
@@ -209,9 +211,8 @@ func (c *NodeCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	if s.Compliance != nil {
-		start := time.Now()
 		cs := s.Compliance()
-		gauge(ch, descScrapeCompliance, time.Since(start).Seconds())
+		gauge(ch, descScrapeCompliance, cs.Took.Seconds())
 		for k, n := range cs.Notices {
 			gauge(ch, descNotices, float64(n), k[0], k[1])
 		}
