@@ -144,6 +144,26 @@ func TestPrometheusScrapesNode(t *testing.T) {
 		t.Fatalf("expected overdue obligations in FR: %v (want videoshare 2, socialnet 3)", overdue)
 	}
 	prom.waitValue(t, `sum(concord_obligations_overdue)`, float64(totalOverdue))
+	// GetCompliance, asked by an auditor, says the same (every obligation here is in force).
+	comp, err := n.Client(t, "observatory").Actions.GetCompliance(ctx, &concordv1.GetComplianceRequest{MaxItems: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromAPI := map[concordv1.ComplianceStatus]map[[2]string]int{}
+	for _, it := range comp.GetItems() {
+		if fromAPI[it.GetStatus()] == nil {
+			fromAPI[it.GetStatus()] = map[[2]string]int{}
+		}
+		fromAPI[it.GetStatus()][[2]string{it.GetPlatform(), it.GetJurisdiction()}]++
+	}
+	for _, pair := range sortedPairs(open, overdue) {
+		if got := fromAPI[concordv1.ComplianceStatus_COMPLIANCE_STATUS_OVERDUE][pair]; got != overdue[pair] {
+			t.Errorf("GetCompliance: %d overdue for %v, the metrics %d", got, pair, overdue[pair])
+		}
+		if got := fromAPI[concordv1.ComplianceStatus_COMPLIANCE_STATUS_OPEN][pair]; got != open[pair] {
+			t.Errorf("GetCompliance: %d open for %v, the metrics %d", got, pair, open[pair])
+		}
+	}
 
 	// A witness cosigns the latest checkpoint; the node snapshots.
 	w, err := client.OpenWitness(filepath.Join(t.TempDir(), "witness"), loadLogVerifier(t, n), n.PKI.WitnessKey("observatory"))

@@ -55,8 +55,11 @@ func (s *Service) Figures(minInterval time.Duration) (Figures, error) {
 	return f, nil
 }
 
-// computeFigures walks every notice once, with the obligations GetCompliance reports. next is the
-// earliest deadline still to pass, when an open obligation becomes overdue (zero: none).
+// computeFigures walks every notice once. An obligation in force is the running one of
+// GetCompliance's items (see noticeItems): answered by any report of the platform that answers
+// it there, overdue once its deadline has passed unanswered. It reads the notice's current
+// jurisdiction states and its reports, not its events: a scrape of a large hub stays cheap. next
+// is the earliest deadline still to pass, when an open obligation becomes overdue (zero: none).
 func (s *Service) computeFigures(st *state.Store, now time.Time) (Figures, time.Time, error) {
 	f := Figures{Notices: map[[2]string]int{}, Adoptions: map[[2]string]int{}, Open: map[[2]string]int{}, Overdue: map[[2]string]int{}}
 	var next time.Time
@@ -64,41 +67,43 @@ func (s *Service) computeFigures(st *state.Store, now time.Time) (Figures, time.
 	if err != nil {
 		return f, next, err
 	}
-	all := func(string) bool { return true }
 	var visitErr error
 	err = st.Notices(func(rec *concordv1.NoticeRecord) bool {
-		n := rec.GetNotice()
-		f.Notices[[2]string{strings.TrimPrefix(rec.GetState().String(), "NOTICE_STATE_"), n.GetJurisdiction()}]++
-		inForce := map[string]bool{}
+		f.Notices[[2]string{strings.TrimPrefix(rec.GetState().String(), "NOTICE_STATE_"), rec.GetNotice().GetJurisdiction()}]++
+		var inForce []*concordv1.JurisdictionState
 		for _, js := range rec.GetJurisdictions() {
 			if js.GetStatus() != concordv1.AdoptionStatus_ADOPTION_STATUS_NOT_COVERED {
 				f.Adoptions[[2]string{js.GetJurisdiction(), adoptionName(js.GetStatus())}]++
 			}
-			inForce[js.GetJurisdiction()] = js.GetActionable() && rec.GetState() == concordv1.NoticeState_NOTICE_STATE_ACTIVE
+			if js.GetActionable() && rec.GetState() == concordv1.NoticeState_NOTICE_STATE_ACTIVE {
+				inForce = append(inForce, js)
+			}
 		}
-		if !anyInForce(inForce) {
+		if len(inForce) == 0 {
 			return true
 		}
-		items, _, err := s.noticeItems(st, rec, platformsSeeing(partners, rec), all)
+		actions, err := st.ActionsOfNotice(rec.GetNotice().GetNoticeId())
 		if err != nil {
 			visitErr = err
 			return false
 		}
-		for _, it := range items {
-			if !inForce[it.GetJurisdiction()] {
-				continue // history: GetCompliance reports how it ended
-			}
-			key := [2]string{it.GetPlatform(), it.GetJurisdiction()}
-			f.Open[key] += 0
-			f.Overdue[key] += 0
-			switch it.GetStatus() {
-			case concordv1.ComplianceStatus_COMPLIANCE_STATUS_OPEN:
+		for _, p := range platformsSeeing(partners, rec) {
+			for _, js := range inForce {
+				key := [2]string{p, js.GetJurisdiction()}
+				f.Open[key] += 0
+				f.Overdue[key] += 0
+				if answered(actions, p, js.GetJurisdiction()) {
+					continue
+				}
+				d := js.GetActionDeadline()
+				if d != nil && now.After(d.AsTime()) {
+					f.Overdue[key]++
+					continue
+				}
 				f.Open[key]++
-				if d := it.GetDeadline(); d != nil && (next.IsZero() || d.AsTime().Before(next)) {
+				if d != nil && (next.IsZero() || d.AsTime().Before(next)) {
 					next = d.AsTime()
 				}
-			case concordv1.ComplianceStatus_COMPLIANCE_STATUS_OVERDUE:
-				f.Overdue[key]++
 			}
 		}
 		return true
@@ -109,9 +114,11 @@ func (s *Service) computeFigures(st *state.Store, now time.Time) (Figures, time.
 	return f, next, err
 }
 
-func anyInForce(m map[string]bool) bool {
-	for _, v := range m {
-		if v {
+// answered reports whether platform filed a report among actions that answers its obligation in
+// jurisdiction j.
+func answered(actions []*concordv1.ActionRecord, platform, j string) bool {
+	for _, a := range actions {
+		if r := a.GetReport(); r.GetReporter() == platform && answers(r, j) {
 			return true
 		}
 	}
