@@ -14,7 +14,7 @@ GRPCURL_VERSION              := v1.9.4
 
 TS_DIR := clients/typescript
 
-.PHONY: test tools generate check-generated lint go-test ts-deps run bench chaos clean-tools
+.PHONY: test tools generate check-generated lint go-test ts-deps run bench chaos clean-tools build
 
 ## test: every check — formatting, vet, buf lint, generated code freshness, all Go tests with
 ## the race detector (including the TypeScript client and the grpcurl/curl calls).
@@ -43,6 +43,15 @@ $(BIN)/.protoc-gen-connect-go-$(PROTOC_GEN_CONNECT_GO_VERSION):
 $(BIN)/.grpcurl-$(GRPCURL_VERSION):
 	GOBIN=$(BIN) go install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
 	@touch $@
+
+## build: a static, reproducible concord binary in bin/, stamped with its release (git describe)
+## and, by the Go toolchain, its commit. Two builds of one commit are byte-identical.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+BUILD_OUT ?= bin/concord
+build:
+	CGO_ENABLED=0 go build -trimpath -buildvcs=true \
+		-ldflags '-s -w -buildid= -X concord/internal/version.Release=$(VERSION)' -o $(BUILD_OUT) ./cmd/concord
+	@echo "$(BUILD_OUT): $$($(BUILD_OUT) version | head -1)"
 
 ## ts-deps: the TypeScript client's npm packages, exactly as the lockfile pins them.
 ts-deps: $(TS_DIR)/node_modules/.package-lock.json
