@@ -14,7 +14,7 @@ GRPCURL_VERSION              := v1.9.4
 
 TS_DIR := clients/typescript
 
-.PHONY: test tools prometheus alert-rules generate check-generated lint go-test ts-deps run bench chaos clean-tools
+.PHONY: test tools prometheus alert-rules generate check-generated lint go-test ts-deps run bench chaos clean-tools build
 
 ## test: every check — formatting, vet, buf lint, generated code freshness, the alert rules' unit
 ## tests, all Go tests with the race detector (including the TypeScript client, the grpcurl/curl
@@ -44,6 +44,15 @@ $(BIN)/.protoc-gen-connect-go-$(PROTOC_GEN_CONNECT_GO_VERSION):
 $(BIN)/.grpcurl-$(GRPCURL_VERSION):
 	GOBIN=$(BIN) go install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
 	@touch $@
+
+## build: a static, reproducible concord binary in bin/, stamped with its release (git describe)
+## and, by the Go toolchain, its commit. Two builds of one commit are byte-identical.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+BUILD_OUT ?= bin/concord
+build:
+	CGO_ENABLED=0 go build -trimpath -buildvcs=true \
+		-ldflags '-s -w -buildid= -X concord/internal/version.Release=$(VERSION)' -o $(BUILD_OUT) ./cmd/concord
+	@echo "$(BUILD_OUT): $$($(BUILD_OUT) version | head -1)"
 
 ## prometheus: Prometheus and promtool (Debian's prometheus package), which the metrics tests run
 ## and the alert rules are tested with; installed only when promtool is missing.

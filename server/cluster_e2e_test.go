@@ -24,6 +24,7 @@ import (
 	"concord/internal/identity"
 	"concord/internal/mtls"
 	"concord/internal/pki"
+	"concord/internal/version"
 	"concord/server"
 	"concord/server/backup"
 	"concord/server/cluster"
@@ -113,6 +114,9 @@ func TestClusterForwardsWritesAndReadsEverywhere(t *testing.T) {
 		}
 		if m.GetRole() != want || !m.GetVoter() || m.GetAppliedIndex() == 0 || m.GetLastContact() == nil || m.GetRaftAddress() == "" {
 			t.Errorf("member %v, want a voter with role %v, an applied index and a last contact", m, want)
+		}
+		if m.GetVersion() != version.Get().Short() || m.GetNewestCommand() != uint32(fsm.NewestCommand) {
+			t.Errorf("member %s reports version %q and newest command %d, want %q and %d", m.GetNodeId(), m.GetVersion(), m.GetNewestCommand(), version.Get().Short(), fsm.NewestCommand)
 		}
 	}
 }

@@ -5,6 +5,7 @@ package server
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -60,6 +61,9 @@ type Config struct {
 	GRPCAddr, HTTPAddr string
 	// TLS names the CA that issues partner certificates, and the server's certificate and key.
 	TLS mtls.Files
+	// TLSReloadInterval is how often the node looks for changed TLS files and reloads them
+	// (default 10 s; see ReloadTLS).
+	TLSReloadInterval time.Duration
 	// TrustDomain of partner certificate URIs (default identity.DefaultTrustDomain).
 	TrustDomain string
 	// Registry is loaded on the node's first start; afterwards it is ignored.
@@ -169,6 +173,9 @@ func (c *Config) setDefaults() error {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.TLSReloadInterval <= 0 {
+		c.TLSReloadInterval = 10 * time.Second
+	}
 	if c.ReadyTimeout == 0 {
 		c.ReadyTimeout = 60 * time.Second
 		if c.Cluster.RaftAddr != "" {
@@ -210,6 +217,8 @@ type Server struct {
 	httpLn  net.Listener
 	// lock holds the data directory for this process.
 	lock *datadir.Lock
+	// serverTLS follows the server certificate, its key and the partners' CA bundle on disk.
+	serverTLS *mtls.Reloading
 	// space refuses writes while the data directory's filesystem is short of space.
 	space *datadir.Space
 	// repairing is why the node is being repaired from its cluster at this start ("": it is
@@ -239,10 +248,11 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	tlsConf, err := mtls.ServerConfig(cfg.TLS)
+	serverTLS, err := mtls.NewReloading(cfg.TLS)
 	if err != nil {
 		return nil, err
 	}
+	tlsConf := serverTLS.Config()
 	logSigner, logVerifier, err := pki.LoadLogKey(cfg.LogKeyFile)
 	if err != nil {
 		return nil, err
@@ -258,7 +268,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		}
 	}()
 	s := &Server{cfg: cfg, errc: make(chan error, 2), health: health.NewServer(), stopping: make(chan struct{}),
-		guard: integrity.New(cfg.Logger), lock: lock, started: time.Now()}
+		guard: integrity.New(cfg.Logger), lock: lock, serverTLS: serverTLS, started: time.Now()}
 	if cfg.MetricsAddr != "" {
 		s.metrics = metrics.New()
 	}
@@ -412,6 +422,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	go func() { s.errc <- s.http.ServeTLS(s.httpLn, "", "") }()
 	s.setCurrent(true)
 	go s.watchIntegrity()
+	go s.watchTLSFiles()
 	if s.port != nil {
 		go s.watchHealth()
 		s.cluster.RecordMembers()
@@ -709,6 +720,36 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.stopErr = errors.Join(httpErr, s.stopRaft(), s.lock.Release())
 	})
 	return s.stopErr
+}
+
+// ReloadTLS reads the server certificate, its key and the CA bundle of partner certificates
+// again (concord serve does on SIGHUP, and the node by itself when the files change): new
+// connections get them, open ones keep theirs. It reports whether anything changed; on error
+// the files in use stay in use.
+func (s *Server) ReloadTLS() (bool, error) {
+	changed, err := s.serverTLS.Reload()
+	s.reportTLS(changed, err)
+	return changed, err
+}
+
+// ServerCertificate is the certificate the node serves now.
+func (s *Server) ServerCertificate() *x509.Certificate { return s.serverTLS.Certificate() }
+
+func (s *Server) reportTLS(changed bool, err error) {
+	switch {
+	case err != nil:
+		s.cfg.Logger.Error("TLS files not reloaded", "err", err)
+	case changed:
+		c := s.serverTLS.Certificate()
+		s.cfg.Logger.Info("TLS files reloaded", "cert", s.cfg.TLS.Cert, "ca", s.cfg.TLS.CA,
+			"subject", c.Subject.String(), "issuer", c.Issuer.String(), "not_after", c.NotAfter)
+	}
+}
+
+func (s *Server) watchTLSFiles() {
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { <-s.stopping; cancel() }()
+	s.serverTLS.Watch(ctx, s.cfg.TLSReloadInterval, s.reportTLS)
 }
 
 // pageTokenKey derives the key that seals page tokens from the log key, which every node of a

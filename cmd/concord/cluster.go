@@ -85,7 +85,7 @@ var errAlarm = errors.New("a member has raised an alarm")
 // printMembers prints members as a table.
 func printMembers(w io.Writer, members []*concordv1.Member) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tROLE\tVOTER\tRAFT ADDRESS\tLAST CONTACT\tAPPLIED\tCOMMIT\tTERM\tLOG CHECKED\tALARMS")
+	fmt.Fprintln(tw, "NODE\tROLE\tVOTER\tRAFT ADDRESS\tLAST CONTACT\tAPPLIED\tCOMMIT\tTERM\tLOG CHECKED\tALARMS\tVERSION")
 	for _, m := range members {
 		contact := "-"
 		if lc := m.GetLastContact(); lc != nil {
@@ -104,8 +104,12 @@ func printMembers(w io.Writer, members []*concordv1.Member) {
 			alarms = strings.Join(kinds, ",")
 		}
 		role := strings.TrimPrefix(m.GetRole().String(), "MEMBER_ROLE_")
-		fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%s\t%d\t%d\t%d\t%s\t%s\n", m.GetNodeId(), role, m.GetVoter(), m.GetRaftAddress(), contact,
-			m.GetAppliedIndex(), m.GetCommitIndex(), m.GetTerm(), checked, alarms)
+		ver := m.GetVersion()
+		if ver == "" {
+			ver = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\n", m.GetNodeId(), role, m.GetVoter(), m.GetRaftAddress(), contact,
+			m.GetAppliedIndex(), m.GetCommitIndex(), m.GetTerm(), checked, alarms, ver)
 	}
 	tw.Flush()
 	for _, m := range members {

@@ -43,9 +43,11 @@ type serveConfig struct {
 	RateLimit   float64 `yaml:"rate_limit"`
 	RateBurst   int     `yaml:"rate_burst"`
 	// Limits: requests, work and open streams per partner, by default, role and partner.
-	Limits    ratelimit.Config `yaml:"limits"`
-	LogLevel  string           `yaml:"log_level"`
-	LogFormat string           `yaml:"log_format"`
+	Limits ratelimit.Config `yaml:"limits"`
+	// TLSReload: how often the node looks for changed TLS files (it also reloads on SIGHUP).
+	TLSReload time.Duration `yaml:"tls_reload"`
+	LogLevel  string        `yaml:"log_level"`
+	LogFormat string        `yaml:"log_format"`
 	// Clustering: empty RaftAddr runs the node alone.
 	NodeID   string     `yaml:"node_id"`
 	RaftAddr string     `yaml:"raft_addr"`
@@ -62,6 +64,7 @@ func defaultServeConfig() serveConfig {
 		TrustDomain: identity.DefaultTrustDomain,
 		RateLimit:   server.DefaultRateLimit,
 		RateBurst:   server.DefaultRateBurst,
+		TLSReload:   10 * time.Second,
 		LogLevel:    "info",
 		LogFormat:   "text",
 	}
@@ -112,6 +115,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Registry, "registry", c.Registry, "YAML registry loaded on the node's first start (ignored afterwards)")
 	fs.Float64Var(&c.RateLimit, "rate-limit", c.RateLimit, "requests per second per partner (-1: no limit)")
 	fs.IntVar(&c.RateBurst, "rate-burst", c.RateBurst, "burst of requests per partner")
+	fs.DurationVar(&c.TLSReload, "tls-reload", c.TLSReload, "how often to look for changed TLS files (--ca, --cert, --key) and reload them; SIGHUP reloads at once")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "text or json")
 	fs.StringVar(&c.NodeID, "node-id", c.NodeID, "this node's id in its cluster (default: the id its node certificate names, or node-1)")
@@ -213,19 +217,20 @@ concord serve --data-dir /var/lib/concord --ca ca.pem --cert server.pem --key se
 		}
 	}
 	return serveUntilSignal(ctx, server.Config{
-		DataDir:     cfg.DataDir,
-		GRPCAddr:    cfg.GRPCAddr,
-		HTTPAddr:    cfg.HTTPAddr,
-		MetricsAddr: cfg.MetricsAddr,
-		MetricsTLS:  cfg.MetricsTLS,
-		TLS:         mtls.Files{CA: cfg.CA, Cert: cfg.Cert, Key: cfg.Key},
-		LogKeyFile:  cfg.LogKey,
-		TrustDomain: cfg.TrustDomain,
-		Registry:    reg,
-		RateLimit:   cfg.RateLimit,
-		RateBurst:   cfg.RateBurst,
-		Limits:      cfg.Limits,
-		Logger:      logger,
+		DataDir:           cfg.DataDir,
+		GRPCAddr:          cfg.GRPCAddr,
+		HTTPAddr:          cfg.HTTPAddr,
+		MetricsAddr:       cfg.MetricsAddr,
+		MetricsTLS:        cfg.MetricsTLS,
+		TLS:               mtls.Files{CA: cfg.CA, Cert: cfg.Cert, Key: cfg.Key},
+		LogKeyFile:        cfg.LogKey,
+		TrustDomain:       cfg.TrustDomain,
+		Registry:          reg,
+		RateLimit:         cfg.RateLimit,
+		RateBurst:         cfg.RateBurst,
+		Limits:            cfg.Limits,
+		TLSReloadInterval: cfg.TLSReload,
+		Logger:            logger,
 		Cluster: server.ClusterConfig{
 			NodeID:   cfg.NodeID,
 			RaftAddr: cfg.RaftAddr,
@@ -261,15 +266,27 @@ func serveUntilSignal(ctx context.Context, cfg server.Config, ready func(*server
 		if ready != nil {
 			ready(srv)
 		}
+		// SIGHUP reloads the server certificate, its key and the partners' CA bundle.
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
 		var serveErr error
-		select {
-		case <-ctx.Done():
-			cfg.Logger.Info("shutting down")
-		case serveErr = <-srv.Done():
-			if errors.Is(serveErr, http.ErrServerClosed) {
-				serveErr = nil
+	serving:
+		for {
+			select {
+			case <-hup:
+				cfg.Logger.Info("SIGHUP: reloading the TLS files")
+				_, _ = srv.ReloadTLS() // it logs what happened
+			case <-ctx.Done():
+				cfg.Logger.Info("shutting down")
+				break serving
+			case serveErr = <-srv.Done():
+				if errors.Is(serveErr, http.ErrServerClosed) {
+					serveErr = nil
+				}
+				break serving
 			}
 		}
+		signal.Stop(hup)
 		shutdownCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		err = srv.Shutdown(shutdownCtx)
 		cancel()

@@ -18,6 +18,7 @@ import (
 
 	nodev1 "concord/gen/concord/node/v1"
 	concordv1 "concord/gen/concord/v1"
+	"concord/internal/version"
 	"concord/server/fault"
 	"concord/server/fsm"
 	"concord/server/integrity"
@@ -534,14 +535,16 @@ func (n *Node) CaughtUp() bool { return n.Standalone() || n.caughtUp.Load() }
 func (n *Node) Status() *concordv1.Member {
 	_, leader := n.raft.Leader()
 	m := &concordv1.Member{
-		NodeId:       n.raft.ID(),
-		RaftAddress:  n.raft.Addr(),
-		AppliedIndex: n.fsm.Applied(),
-		CommitIndex:  n.raft.CommitIndex(),
-		LastLogIndex: n.raft.LastIndex(),
-		Term:         n.raft.Term(),
-		LeaderId:     leader,
-		Alarms:       alarmsProto(n.integrity),
+		NodeId:        n.raft.ID(),
+		RaftAddress:   n.raft.Addr(),
+		AppliedIndex:  n.fsm.Applied(),
+		CommitIndex:   n.raft.CommitIndex(),
+		LastLogIndex:  n.raft.LastIndex(),
+		Term:          n.raft.Term(),
+		LeaderId:      leader,
+		Alarms:        alarmsProto(n.integrity),
+		Version:       version.Get().Short(),
+		NewestCommand: uint32(fsm.NewestCommand),
 	}
 	if c := n.LastLogCheck(); c != nil {
 		m.LogCheckedAt = timestamppb.New(c.At)

@@ -42,6 +42,10 @@ const (
 	NoticeStatementType MessageType = 4
 	// ReportActionType carries a statev1.NoticeStatement whose payload is an ActionReport.
 	ReportActionType MessageType = 5
+
+	// NewestCommand is the newest command type this build applies; a node given a newer one
+	// stops (see Halt) rather than skip it. Raise it with each new type.
+	NewestCommand = ReportActionType
 )
 
 func (t MessageType) String() string {

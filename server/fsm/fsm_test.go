@@ -227,11 +227,13 @@ func TestApplyIsDeterministic(t *testing.T) {
 func TestApplyHaltsOnEntriesItCannotApply(t *testing.T) {
 	t.Parallel()
 	cases := map[string][]byte{
-		"empty":                      nil,
-		"unknown type":               {200, 1, 2, 3},
-		"undecodable bootstrap":      {byte(BootstrapRegistryType), 0xff, 0xff},
-		"undecodable change":         {byte(ApplyRegistryChangeType), 0xff},
-		"undecodable change payload": mustEncode(t, ApplyRegistryChangeType, &statev1.ApplyRegistryChange{Envelope: &concordv1.Envelope{Payload: []byte{0xff}}}),
+		"empty":        nil,
+		"unknown type": {200, 1, 2, 3},
+		// What a newer build would write during a rolling upgrade: the next type, well formed.
+		"a command newer than this build": append([]byte{byte(NewestCommand) + 1}, mustEncode(t, BootstrapRegistryType, &statev1.BootstrapRegistry{})[1:]...),
+		"undecodable bootstrap":           {byte(BootstrapRegistryType), 0xff, 0xff},
+		"undecodable change":              {byte(ApplyRegistryChangeType), 0xff},
+		"undecodable change payload":      mustEncode(t, ApplyRegistryChangeType, &statev1.ApplyRegistryChange{Envelope: &concordv1.Envelope{Payload: []byte{0xff}}}),
 	}
 	for name, data := range cases {
 		t.Run(name, func(t *testing.T) {

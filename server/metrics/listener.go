@@ -64,8 +64,7 @@ func Listen(m *Metrics, addr string, tlsConf *tls.Config, forceTLS bool, logger 
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}}
 	if useTLS {
-		l.srv.TLSConfig = tlsConf.Clone()
-		l.srv.TLSConfig.NextProtos = []string{"http/1.1"} // a scrape is one request
+		l.srv.TLSConfig = http11(tlsConf)
 		l.ln = tls.NewListener(ln, l.srv.TLSConfig)
 	}
 	go func() {
@@ -74,6 +73,25 @@ func Listen(m *Metrics, addr string, tlsConf *tls.Config, forceTLS bool, logger 
 		}
 	}()
 	return l, nil
+}
+
+// http11 is conf offering HTTP/1.1 only (a scrape is one request), also in the configuration
+// a GetConfigForClient hands out (the node's certificates, reloaded when they change).
+func http11(conf *tls.Config) *tls.Config {
+	c := conf.Clone()
+	c.NextProtos = []string{"http/1.1"}
+	if get := c.GetConfigForClient; get != nil {
+		c.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+			cc, err := get(hello)
+			if err != nil || cc == nil {
+				return cc, err
+			}
+			cc = cc.Clone()
+			cc.NextProtos = []string{"http/1.1"}
+			return cc, nil
+		}
+	}
+	return c
 }
 
 // Addr is the listener's address.

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"time"
 
@@ -92,6 +94,7 @@ func NewHTTPHandler(srv *connect.Server, o Options, logTiles http.Handler) http.
 // served once the node's state is current (the read barrier). next finds the caller on the
 // request's context.
 func authorizeHTTP(o Options, procedure string, next http.Handler) http.Handler {
+	calls := newCallLog(o.Logger, o.RefusalInterval)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
@@ -111,9 +114,12 @@ func authorizeHTTP(o Options, procedure string, next http.Handler) http.Handler 
 		}
 		if err != nil {
 			refuseHTTP(ctx, o.Logger, rec, err)
-		} else {
-			next.ServeHTTP(rec, r.WithContext(ctx))
+			// Refusals are summed up like the RPCs' (one line per caller and interval), by the
+			// prefix the request was for, not its tile path.
+			calls.finished(ctx, "http", r.Method+" "+LogTilesPrefix, chain, fault.CodeOf(err), err.Error(), time.Since(start))
+			return
 		}
+		next.ServeHTTP(rec, r.WithContext(ctx))
 		level := slog.LevelInfo
 		if rec.status >= http.StatusInternalServerError {
 			level = slog.LevelError
@@ -138,7 +144,8 @@ func refuseHTTP(ctx context.Context, logger *slog.Logger, w http.ResponseWriter,
 			status, msg = http.StatusForbidden, f.Msg
 		case codes.ResourceExhausted:
 			status, msg = http.StatusTooManyRequests, f.Msg
-			w.Header().Set("Retry-After", "1")
+			// Whole seconds, rounded up: the bucket holds enough again by then.
+			w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(f.RetryAfter.Seconds())))))
 		case codes.Unavailable:
 			status, msg = http.StatusServiceUnavailable, f.Msg
 			w.Header().Set("Retry-After", "1")

@@ -181,7 +181,12 @@ type Member struct {
 	Alarms []*Alarm `protobuf:"bytes,12,rep,name=alarms,proto3" json:"alarms,omitempty"`
 	// When it last compared its transparency log with every other voter's (unset: never, or it
 	// runs alone).
-	LogCheckedAt  *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=log_checked_at,json=logCheckedAt,proto3" json:"log_checked_at,omitempty"`
+	LogCheckedAt *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=log_checked_at,json=logCheckedAt,proto3" json:"log_checked_at,omitempty"`
+	// The Concord it runs: release and commit ("v0.4.0 (0123456789ab)").
+	Version string `protobuf:"bytes,14,opt,name=version,proto3" json:"version,omitempty"`
+	// The newest raft command type it applies: during a rolling upgrade, a command newer than a
+	// member understands must not be written until every member does.
+	NewestCommand uint32 `protobuf:"varint,15,opt,name=newest_command,json=newestCommand,proto3" json:"newest_command,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -305,6 +310,20 @@ func (x *Member) GetLogCheckedAt() *timestamppb.Timestamp {
 		return x.LogCheckedAt
 	}
 	return nil
+}
+
+func (x *Member) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *Member) GetNewestCommand() uint32 {
+	if x != nil {
+		return x.NewestCommand
+	}
+	return 0
 }
 
 // Alarm is a condition under which a node stops serving, or, for NO_SPACE, stops writing.
@@ -897,7 +916,7 @@ var File_concord_v1_cluster_proto protoreflect.FileDescriptor
 const file_concord_v1_cluster_proto_rawDesc = "" +
 	"\n" +
 	"\x18concord/v1/cluster.proto\x12\n" +
-	"concord.v1\x1a\x1bbuf/validate/validate.proto\x1a\x18concord/v1/options.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe6\x03\n" +
+	"concord.v1\x1a\x1bbuf/validate/validate.proto\x1a\x18concord/v1/options.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa7\x04\n" +
 	"\x06Member\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12!\n" +
 	"\fraft_address\x18\x02 \x01(\tR\vraftAddress\x12\x14\n" +
@@ -912,7 +931,9 @@ const file_concord_v1_cluster_proto_rawDesc = "" +
 	" \x01(\tR\bleaderId\x12\x14\n" +
 	"\x05error\x18\v \x01(\tR\x05error\x12)\n" +
 	"\x06alarms\x18\f \x03(\v2\x11.concord.v1.AlarmR\x06alarms\x12@\n" +
-	"\x0elog_checked_at\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\flogCheckedAt\"\x9b\x01\n" +
+	"\x0elog_checked_at\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\flogCheckedAt\x12\x18\n" +
+	"\aversion\x18\x0e \x01(\tR\aversion\x12%\n" +
+	"\x0enewest_command\x18\x0f \x01(\rR\rnewestCommand\"\x9b\x01\n" +
 	"\x05Alarm\x12)\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x15.concord.v1.AlarmKindR\x04kind\x12\x1d\n" +
 	"\n" +
