@@ -112,7 +112,7 @@ bench:
 	go test ./server -run '^$$' -bench 'DamagedFollowerRepair' -benchtime 1x -count 3
 	go test ./server -run '^$$' -bench 'Fairness' -benchtime 1x
 	go test ./server -run '^$$' -bench 'LimitingOverhead' -benchtime 20000x
-	go test ./server -run '^$$' -bench 'MetricsOverhead' -benchtime 4000x
+	CONCORD_BENCH_ROUNDS=8 go test ./server -run '^$$' -bench 'MetricsOverhead' -benchtime 3000x
 	CONCORD_BENCH_NOTICE_HASHES=10000,10 go test ./server -run '^$$' -bench 'Restart' -benchtime 1x -timeout 30m
 
 ## chaos: the long fault suite (minutes; `make test` runs short versions of the same tests):
