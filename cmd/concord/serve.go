@@ -18,7 +18,9 @@ import (
 	"concord/internal/registryfile"
 	"concord/server"
 	"concord/server/ratelimit"
+	"concord/server/tracing"
 
+	"go.opentelemetry.io/otel/trace"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -49,6 +51,10 @@ type serveConfig struct {
 	NodeCert string     `yaml:"node_cert"`
 	NodeKey  string     `yaml:"node_key"`
 	Join     stringList `yaml:"join"`
+	// Tracing: spans go to an OTLP collector, if one is named here or by OTEL_EXPORTER_OTLP_*.
+	OTLPEndpoint     string  `yaml:"otlp_endpoint"`
+	OTLPProtocol     string  `yaml:"otlp_protocol"`
+	TraceSampleRatio float64 `yaml:"trace_sample_ratio"`
 }
 
 func defaultServeConfig() serveConfig {
@@ -61,6 +67,8 @@ func defaultServeConfig() serveConfig {
 		RateBurst:   server.DefaultRateBurst,
 		LogLevel:    "info",
 		LogFormat:   "text",
+
+		TraceSampleRatio: tracing.DefaultSampleRatio,
 	}
 }
 
@@ -114,6 +122,9 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.NodeCert, "node-cert", c.NodeCert, "PEM file of this node's certificate (spiffe://DOMAIN/node/ID; 'concord certs init --nodes ID')")
 	fs.StringVar(&c.NodeKey, "node-key", c.NodeKey, "PEM file of this node's certificate key")
 	fs.Var(&joinFlag{list: &c.Join}, "join", "gRPC address of a cluster member to join through, on the first start (repeatable, or comma-separated)")
+	fs.StringVar(&c.OTLPEndpoint, "otlp-endpoint", c.OTLPEndpoint, "URL of the OTLP collector that receives the node's trace spans, e.g. https://collector:4317 (http:// for plain text; empty: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT, else no tracing)")
+	fs.StringVar(&c.OTLPProtocol, "otlp-protocol", c.OTLPProtocol, "grpc or http/protobuf (empty: OTEL_EXPORTER_OTLP_TRACES_PROTOCOL or OTEL_EXPORTER_OTLP_PROTOCOL, else grpc)")
+	fs.Float64Var(&c.TraceSampleRatio, "trace-sample-ratio", c.TraceSampleRatio, "share of the traces that start at this node which are sampled, 0 to 1 (a call whose caller sampled it is always traced)")
 }
 
 // joinFlag is --join: repeatable, each value possibly a comma-separated list. A flag given on
@@ -203,6 +214,27 @@ concord serve --data-dir /var/lib/concord --ca ca.pem --cert server.pem --key se
 			return err
 		}
 	}
+	ratio := cfg.TraceSampleRatio
+	if ratio == 0 {
+		ratio = -1 // zero asks for no new trace, not for the default
+	}
+	tp, err := tracing.Start(ctx, tracing.Config{Endpoint: cfg.OTLPEndpoint, Protocol: cfg.OTLPProtocol, SampleRatio: ratio, NodeID: cfg.NodeID})
+	if err != nil {
+		return err
+	}
+	var tracer trace.TracerProvider
+	if tp != nil {
+		tracer = tp
+		defer func() {
+			// The last spans are flushed, within a bound: a collector that is down holds no node.
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := tp.Shutdown(sctx); err != nil {
+				logger.Warn("tracing: the last spans were not exported", "err", err)
+			}
+		}()
+		logger.Info("tracing to an OTLP collector", "sample_ratio", max(ratio, 0))
+	}
 	return serveUntilSignal(ctx, server.Config{
 		DataDir:     cfg.DataDir,
 		GRPCAddr:    cfg.GRPCAddr,
@@ -215,6 +247,8 @@ concord serve --data-dir /var/lib/concord --ca ca.pem --cert server.pem --key se
 		RateBurst:   cfg.RateBurst,
 		Limits:      cfg.Limits,
 		Logger:      logger,
+		// A nil *sdktrace.TracerProvider in the interface would not read as tracing off.
+		TracerProvider: tracer,
 		Cluster: server.ClusterConfig{
 			NodeID:   cfg.NodeID,
 			RaftAddr: cfg.RaftAddr,

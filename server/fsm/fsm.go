@@ -20,9 +20,12 @@ import (
 	statev1 "concord/gen/concord/state/v1"
 	"concord/server/fault"
 	"concord/server/state"
+	"concord/server/tracing"
 	"concord/translog"
 
 	"github.com/hashicorp/raft"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -112,6 +115,9 @@ type FSM struct {
 	halt atomic.Pointer[Halt]
 	// OnHalt, if set before raft starts, is called once when the FSM halts.
 	OnHalt func(*Halt)
+	// Tracer, if set before raft starts, traces the apply of each entry that carries a sampled
+	// trace context ("fsm.apply"), on every node, outside the replay at start.
+	Tracer trace.Tracer
 }
 
 var _ raft.FSM = (*FSM)(nil)
@@ -186,6 +192,11 @@ func (f *FSM) Apply(log *raft.Log) any {
 	if !ok {
 		return f.stop(log.Index, t, fmt.Errorf("%w: unknown message type %d: was the entry written by a newer Concord? run the same version on every node", errBug, uint8(t)))
 	}
+	if f.Tracer != nil && len(log.Extensions) > 0 {
+		if span := f.startSpan(log, t); span != nil {
+			defer span.End()
+		}
+	}
 	f.applyMu.Lock()
 	resp, err := runCommand(fn, f, log.Data[1:], log.Index)
 	if err == nil {
@@ -208,6 +219,24 @@ func (f *FSM) Apply(log *raft.Log) any {
 		f.logger.Debug("raft command refused", "index", log.Index, "type", t.String(), "error", err)
 	}
 	return resp
+}
+
+// startSpan starts the span of an entry's apply, a child of the trace the entry carries, or
+// returns nil: no trace carried, or the node is replaying its log at start (old traces).
+func (f *FSM) startSpan(log *raft.Log, t MessageType) trace.Span {
+	ctx, ok := tracing.FromEntry(context.Background(), log.Extensions)
+	if !ok {
+		return nil
+	}
+	f.applyMu.Lock()
+	replay := f.deferDerived
+	f.applyMu.Unlock()
+	if replay {
+		return nil
+	}
+	_, span := f.Tracer.Start(ctx, "fsm.apply", trace.WithAttributes(
+		attribute.Int64("raft.index", int64(log.Index)), attribute.String("concord.command", t.String())))
+	return span
 }
 
 // runCommand runs a command handler, turning a panic into an error.

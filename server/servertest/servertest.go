@@ -18,6 +18,8 @@ import (
 	"concord/server"
 	"concord/server/cluster"
 	"concord/server/ratelimit"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Node is a running test node and what a client needs to reach it.
@@ -51,6 +53,8 @@ type Options struct {
 	// Cluster tunes the nodes of StartCluster (raft timeouts, snapshots); its addresses, node
 	// ids and certificates are filled in.
 	Cluster server.ClusterConfig
+	// TracerProvider traces the node's calls (default: none).
+	TracerProvider trace.TracerProvider
 }
 
 // Start starts a node and stops it when the test ends.
@@ -117,6 +121,8 @@ func prepare(t testing.TB, dir, certDir, dataDir string, opts Options, nodeIDs [
 		Logger:     logger,
 		Now:        opts.Now,
 		FeedMaxLag: opts.FeedMaxLag,
+
+		TracerProvider: opts.TracerProvider,
 	}
 	if opts.Limits != nil {
 		n.Config.Limits = *opts.Limits

@@ -13,6 +13,7 @@ import (
 
 	"concord/gen/concord/v1/concordv1connect"
 	"concord/server/fault"
+	"concord/server/tracing"
 
 	"connectrpc.com/connect/v2"
 	"connectrpc.com/connect/v2/connecthttp"
@@ -48,7 +49,11 @@ func NewConnect(o Options, s Services, chain PeerChainFunc) (*connect.Server, er
 		chain = ConnectPeerChain
 	}
 	c := &connectInterceptor{o: o, chain: chain, log: newCallLog(o.Logger, o.RefusalInterval)}
-	srv := connect.NewServer(c.intercept, validate.NewServerInterceptor())
+	interceptors := []connect.ServerInterceptor{c.intercept, validate.NewServerInterceptor()}
+	if o.TracerProvider != nil {
+		interceptors = append([]connect.ServerInterceptor{connectTracing{tracer: tracing.Tracer(o.TracerProvider)}.intercept}, interceptors...)
+	}
+	srv := connect.NewServer(interceptors...)
 	concordv1connect.RegisterRegistryServiceHandler(srv, s.Registry)
 	concordv1connect.RegisterNoticeServiceHandler(srv, s.NoticeConnect)
 	concordv1connect.RegisterLogServiceHandler(srv, s.LogConnect)

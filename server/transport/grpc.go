@@ -10,6 +10,7 @@ import (
 
 	nodev1 "concord/gen/concord/node/v1"
 	concordv1 "concord/gen/concord/v1"
+	"concord/server/tracing"
 
 	"buf.build/go/protovalidate"
 	middleware "github.com/grpc-ecosystem/go-grpc-middleware/v2"
@@ -46,7 +47,7 @@ func NewGRPC(o Options, s Services) (*grpc.Server, error) {
 		o.Logger.ErrorContext(ctx, "panic in handler", "panic", p, "stack", string(debug.Stack()))
 		return status.Error(codes.Internal, "internal error: the hub logged the details")
 	})
-	srv := grpc.NewServer(
+	opts := []grpc.ServerOption{
 		grpc.Creds(credentials.NewTLS(o.TLS)),
 		grpc.MaxRecvMsgSize(o.MaxMessageBytes),
 		// The caller is identified and its role checked from the call's headers, before its body
@@ -55,8 +56,8 @@ func NewGRPC(o Options, s Services) (*grpc.Server, error) {
 		grpc.ForceServerCodecV2(newStrictCodec()),
 		// Reused workers keep their grown stacks: a goroutine per call would grow a fresh stack
 		// through the interceptors and validation every time (≈12 % of a Match call's CPU).
-		grpc.NumStreamWorkers(uint32(4*runtime.GOMAXPROCS(0))),
-		grpc.ConnectionTimeout(10*time.Second),
+		grpc.NumStreamWorkers(uint32(4 * runtime.GOMAXPROCS(0))),
+		grpc.ConnectionTimeout(10 * time.Second),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.ChainUnaryInterceptor(
 			recovery.UnaryServerInterceptor(recoveryOpt),
@@ -79,7 +80,11 @@ func NewGRPC(o Options, s Services) (*grpc.Server, error) {
 			g.streamErrors,
 			g.streamConsistency,
 		),
-	)
+	}
+	if h := tracing.ServerHandler(o.TracerProvider); h != nil {
+		opts = append(opts, grpc.StatsHandler(h))
+	}
+	srv := grpc.NewServer(opts...)
 	concordv1.RegisterRegistryServiceServer(srv, s.Registry)
 	concordv1.RegisterNoticeServiceServer(srv, s.NoticeGRPC)
 	concordv1.RegisterLogServiceServer(srv, s.LogGRPC)

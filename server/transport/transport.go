@@ -16,6 +16,7 @@ import (
 	"concord/server/authz"
 	"concord/server/ratelimit"
 
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/health"
 )
 
@@ -38,6 +39,9 @@ type Options struct {
 	// RefusalInterval is how often refused calls are summed up in the log, one line per caller,
 	// method and code (default DefaultRefusalInterval).
 	RefusalInterval time.Duration
+	// TracerProvider, if set, traces every call of both ports (one server span each, a child of
+	// the caller's W3C trace context).
+	TracerProvider trace.TracerProvider
 }
 
 // RegistryService is the registry's core handler; its unary methods have the signature both
