@@ -83,6 +83,9 @@ type Config struct {
 	// FeedMaxLag is how many events a notice watcher may fall behind before it is told to
 	// resume (default notice.DefaultMaxLag).
 	FeedMaxLag uint64
+	// Audit, if set, receives the audit stream: every accepted write and every refused call, on
+	// both ports (refusals summed up per caller, method and code as in the log).
+	Audit *slog.Logger
 	// TracerProvider, if set, traces every call on both ports, the calls between nodes, each
 	// raft apply and the state machine's apply of sampled entries (see tracing.Start). nil:
 	// tracing off.
@@ -320,6 +323,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Consistency:     s.cluster,
 		Integrity:       s.guard,
 		TracerProvider:  cfg.TracerProvider,
+		Audit:           cfg.Audit,
 	}
 	noticeSvc, err := notice.New(s.fsm.State, s.cluster, pub, cfg.Now)
 	if err != nil {

@@ -45,6 +45,8 @@ type serveConfig struct {
 	Limits    ratelimit.Config `yaml:"limits"`
 	LogLevel  string           `yaml:"log_level"`
 	LogFormat string           `yaml:"log_format"`
+	// AuditLog is the file of the audit stream (JSON lines); empty: none.
+	AuditLog string `yaml:"audit_log"`
 	// Clustering: empty RaftAddr runs the node alone.
 	NodeID   string     `yaml:"node_id"`
 	RaftAddr string     `yaml:"raft_addr"`
@@ -117,6 +119,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.RateBurst, "rate-burst", c.RateBurst, "burst of requests per partner")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "text or json")
+	fs.StringVar(&c.AuditLog, "audit-log", c.AuditLog, "file that receives the audit stream, JSON lines appended: every accepted write and every refused call, for a SIEM (empty: none)")
 	fs.StringVar(&c.NodeID, "node-id", c.NodeID, "this node's id in its cluster (default: the id its node certificate names, or node-1)")
 	fs.StringVar(&c.RaftAddr, "raft-addr", c.RaftAddr, "host:port of this node's raft port, as the other nodes reach it (empty: run alone)")
 	fs.StringVar(&c.NodeCert, "node-cert", c.NodeCert, "PEM file of this node's certificate (spiffe://DOMAIN/node/ID; 'concord certs init --nodes ID')")
@@ -169,6 +172,19 @@ func (c *serveConfig) logger() (*slog.Logger, error) {
 	return nil, fmt.Errorf("--log-format %q: want text or json", c.LogFormat)
 }
 
+// openAuditLog opens the audit stream's file for appending, readable by its owner only: the
+// lines name partners and what they did. No path: no audit stream.
+func openAuditLog(path string) (*slog.Logger, func(), error) {
+	if path == "" {
+		return nil, func() {}, nil
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--audit-log: %w", err)
+	}
+	return slog.New(slog.NewJSONHandler(f, nil)), func() { f.Close() }, nil
+}
+
 func runServe(ctx context.Context, args []string) error {
 	cfg, err := loadServeConfig(args)
 	if err != nil {
@@ -214,6 +230,11 @@ concord serve --data-dir /var/lib/concord --ca ca.pem --cert server.pem --key se
 			return err
 		}
 	}
+	audit, closeAudit, err := openAuditLog(cfg.AuditLog)
+	if err != nil {
+		return err
+	}
+	defer closeAudit()
 	ratio := cfg.TraceSampleRatio
 	if ratio == 0 {
 		ratio = -1 // zero asks for no new trace, not for the default
@@ -247,6 +268,7 @@ concord serve --data-dir /var/lib/concord --ca ca.pem --cert server.pem --key se
 		RateBurst:   cfg.RateBurst,
 		Limits:      cfg.Limits,
 		Logger:      logger,
+		Audit:       audit,
 		// A nil *sdktrace.TracerProvider in the interface would not read as tracing off.
 		TracerProvider: tracer,
 		Cluster: server.ClusterConfig{

@@ -53,6 +53,8 @@ type Options struct {
 	// Cluster tunes the nodes of StartCluster (raft timeouts, snapshots); its addresses, node
 	// ids and certificates are filled in.
 	Cluster server.ClusterConfig
+	// Audit receives the node's audit stream (default: none).
+	Audit *slog.Logger
 	// TracerProvider traces the node's calls (default: none).
 	TracerProvider trace.TracerProvider
 }
@@ -123,6 +125,7 @@ func prepare(t testing.TB, dir, certDir, dataDir string, opts Options, nodeIDs [
 		FeedMaxLag: opts.FeedMaxLag,
 
 		TracerProvider: opts.TracerProvider,
+		Audit:          opts.Audit,
 	}
 	if opts.Limits != nil {
 		n.Config.Limits = *opts.Limits

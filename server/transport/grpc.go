@@ -42,7 +42,7 @@ func NewGRPC(o Options, s Services) (*grpc.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("transport: protovalidate: %w", err)
 	}
-	g := &grpcInterceptors{o: o, log: newCallLog(o.Logger, o.RefusalInterval)}
+	g := &grpcInterceptors{o: o, log: newCallLog(o.Logger, o.Audit, o.RefusalInterval, o.Policy.TrustDomain())}
 	recoveryOpt := recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
 		o.Logger.ErrorContext(ctx, "panic in handler", "panic", p, "stack", string(debug.Stack()))
 		return status.Error(codes.Internal, "internal error: the hub logged the details")
@@ -117,7 +117,7 @@ func (g *grpcInterceptors) tap(ctx context.Context, info *tap.Info) (context.Con
 	if err != nil {
 		err = grpcError(ctx, g.o.Logger, err)
 		st := status.Convert(err)
-		g.log.finished(ctx, "grpc", info.FullMethodName, chain, st.Code(), st.Message(), time.Since(start))
+		g.log.finished(ctx, "grpc", info.FullMethodName, chain, st.Code(), st.Message(), time.Since(start), nil, nil)
 		return ctx, err
 	}
 	return authorized, nil
@@ -135,7 +135,7 @@ func (g *grpcInterceptors) unaryCall(ctx context.Context, req any, info *grpc.Un
 		resp, err = handler(ctx, req)
 	}
 	st := status.Convert(err)
-	g.log.finished(ctx, "grpc", info.FullMethod, peerChain(ctx), st.Code(), st.Message(), time.Since(start))
+	g.log.finished(ctx, "grpc", info.FullMethod, peerChain(ctx), st.Code(), st.Message(), time.Since(start), req, resp)
 	return resp, err
 }
 
@@ -144,7 +144,7 @@ func (g *grpcInterceptors) streamCall(srv any, ss grpc.ServerStream, info *grpc.
 	start := time.Now()
 	err := handler(srv, decodedStream{ss})
 	st := status.Convert(err)
-	g.log.finished(ss.Context(), "grpc", info.FullMethod, peerChain(ss.Context()), st.Code(), st.Message(), time.Since(start))
+	g.log.finished(ss.Context(), "grpc", info.FullMethod, peerChain(ss.Context()), st.Code(), st.Message(), time.Since(start), nil, nil)
 	return err
 }
 
