@@ -75,7 +75,8 @@ go-test: tools ts-deps
 ## acknowledged registry change, the ingest of batched notices, writes and Match on one node
 ## versus a three-node cluster, writes with the nodes' log check at 5 s, 100 ms and off, a
 ## damaged follower's repair, a victim's Match latency alone and under another partner's flood, the
-## cost of cost-based limiting, and a restart after 1 M hashes in big and in small notices (the
+## cost of cost-based limiting, Match calls/s and write throughput with tracing off, at 1 % and at
+## 100 %, and a restart after 1 M hashes in big and in small notices (the
 ## 10 M restarts are commands in BENCHMARKS.md). Not part of `make test`;
 ## results and the machine they ran on go in BENCHMARKS.md.
 bench:
@@ -87,6 +88,8 @@ bench:
 	go test ./server -run '^$$' -bench 'DamagedFollowerRepair' -benchtime 1x -count 3
 	go test ./server -run '^$$' -bench 'Fairness' -benchtime 1x
 	go test ./server -run '^$$' -bench 'LimitingOverhead' -benchtime 20000x
+	go test ./server -run '^$$' -bench 'TracingOverhead/match' -benchtime 20000x -count 3
+	go test ./server -run '^$$' -bench 'TracingOverhead/writes' -benchtime 2000x -count 3
 	CONCORD_BENCH_NOTICE_HASHES=10000,10 go test ./server -run '^$$' -bench 'Restart' -benchtime 1x -timeout 30m
 
 ## chaos: the long fault suite (minutes; `make test` runs short versions of the same tests):

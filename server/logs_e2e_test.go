@@ -122,8 +122,11 @@ func (s *secrets) addPKI(t *testing.T, layout pki.Layout, partners []string) {
 			return nil
 		}
 		// A note signer key: PRIVATE+KEY+name+hash+key.
-		key := strings.TrimSpace(string(b))
-		s.addString(path, key[strings.LastIndexByte(key, '+')+1:])
+		f := strings.SplitN(strings.TrimSpace(string(b)), "+", 5)
+		if len(f) != 5 || len(f[4]) < 16 {
+			return fmt.Errorf("%s: neither PEM nor a note signer key", path)
+		}
+		s.addString(path, f[4])
 		return nil
 	})
 	if err != nil {

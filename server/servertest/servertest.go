@@ -46,7 +46,8 @@ type Options struct {
 
 	// Now is the leader clock (default time.Now).
 	Now func() time.Time
-	// Logger (default: discard).
+	// Logger (default: a test's node logs nothing, but fails the test if a line at info level
+	// or above holds a private key of its PKI; a benchmark's discards its log).
 	Logger *slog.Logger
 	// FeedMaxLag (default: the server's).
 	FeedMaxLag uint64
@@ -103,7 +104,11 @@ func prepare(t testing.TB, dir, certDir, dataDir string, opts Options, nodeIDs [
 	}
 	logger := opts.Logger
 	if logger == nil {
-		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		if _, bench := t.(*testing.B); bench {
+			logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		} else {
+			logger = newSecretScan(t, pki.Layout{Dir: certDir}, registryfile.ExamplePartnerIDs())
+		}
 	}
 	rate := opts.RateLimit
 	if rate == 0 && opts.Limits == nil {

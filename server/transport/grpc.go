@@ -81,8 +81,10 @@ func NewGRPC(o Options, s Services) (*grpc.Server, error) {
 			g.streamConsistency,
 		),
 	}
-	if h := tracing.ServerHandler(o.TracerProvider); h != nil {
-		opts = append(opts, grpc.StatsHandler(h))
+	if o.TracerProvider != nil {
+		// Outermost: the span covers the whole call, and the call's log line names its trace.
+		t := grpcTracing{tracer: tracing.Tracer(o.TracerProvider)}
+		opts = append([]grpc.ServerOption{grpc.ChainUnaryInterceptor(t.unary), grpc.ChainStreamInterceptor(t.stream)}, opts...)
 	}
 	srv := grpc.NewServer(opts...)
 	concordv1.RegisterRegistryServiceServer(srv, s.Registry)
