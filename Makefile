@@ -99,8 +99,8 @@ go-test: tools ts-deps prometheus
 ## acknowledged registry change, the ingest of batched notices, writes and Match on one node
 ## versus a three-node cluster, writes with the nodes' log check at 5 s, 100 ms and off, a
 ## damaged follower's repair, a victim's Match latency alone and under another partner's flood, the
-## cost of cost-based limiting, Match and write throughput with metrics on and off, and a restart
-## after 1 M hashes in big and in small notices (the
+## cost of cost-based limiting, Match and write throughput with metrics on and off and with
+## tracing off, at 1 % and at 100 %, and a restart after 1 M hashes in big and in small notices (the
 ## 10 M restarts are commands in BENCHMARKS.md). Not part of `make test`;
 ## results and the machine they ran on go in BENCHMARKS.md.
 bench:
@@ -113,6 +113,8 @@ bench:
 	go test ./server -run '^$$' -bench 'Fairness' -benchtime 1x
 	go test ./server -run '^$$' -bench 'LimitingOverhead' -benchtime 20000x
 	CONCORD_BENCH_ROUNDS=8 go test ./server -run '^$$' -bench 'MetricsOverhead' -benchtime 3000x
+	go test ./server -run '^$$' -bench 'TracingOverhead/match' -benchtime 20000x -count 3
+	go test ./server -run '^$$' -bench 'TracingOverhead/writes' -benchtime 2000x -count 3
 	CONCORD_BENCH_NOTICE_HASHES=10000,10 go test ./server -run '^$$' -bench 'Restart' -benchtime 1x -timeout 30m
 
 ## chaos: the long fault suite (minutes; `make test` runs short versions of the same tests):

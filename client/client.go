@@ -22,6 +22,9 @@ import (
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/timeout"
 	formats "github.com/transparency-dev/formats/note"
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/mod/sumdb/note"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -65,6 +68,11 @@ type Config struct {
 	AttemptTimeout time.Duration
 	// Logger receives one line per failed call, and one per call sent again (default: none).
 	Logger *slog.Logger
+	// TracerProvider, if set, traces each call sent (one client span per attempt, a child of
+	// the span in the call's context) and sends its W3C trace context to the node, so that
+	// the node's spans for the call, the forwarding of a write to the raft leader and its apply
+	// join the caller's trace.
+	TracerProvider trace.TracerProvider
 }
 
 // Client is a connection to a Concord node, or to the nodes of a cluster.
@@ -128,7 +136,12 @@ func Dial(cfg Config) (*Client, error) {
 	unary = append(unary, policy.intercept)
 	nodes := &failover{unary: chainUnary(unary)}
 	for _, addr := range addrs {
-		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(verdictCreds{credentials.NewTLS(tlsConf.Clone())}))
+		opts := []grpc.DialOption{grpc.WithTransportCredentials(verdictCreds{credentials.NewTLS(tlsConf.Clone())})}
+		if cfg.TracerProvider != nil {
+			opts = append(opts, grpc.WithStatsHandler(otelgrpc.NewClientHandler(
+				otelgrpc.WithTracerProvider(cfg.TracerProvider), otelgrpc.WithPropagators(propagation.TraceContext{}))))
+		}
+		conn, err := grpc.NewClient(addr, opts...)
 		if err != nil {
 			nodes.close()
 			return nil, fmt.Errorf("client: %s: %w", addr, err)

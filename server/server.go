@@ -34,9 +34,11 @@ import (
 	"concord/server/raftnode"
 	"concord/server/ratelimit"
 	"concord/server/registry"
+	"concord/server/tracing"
 	"concord/server/transparency"
 	"concord/server/transport"
 
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -89,6 +91,13 @@ type Config struct {
 	// FeedMaxLag is how many events a notice watcher may fall behind before it is told to
 	// resume (default notice.DefaultMaxLag).
 	FeedMaxLag uint64
+	// Audit, if set, receives the audit stream: every accepted write and every refused call, on
+	// both ports (refusals summed up per caller, method and code as in the log).
+	Audit *slog.Logger
+	// TracerProvider, if set, traces every call on both ports, the calls between nodes, each
+	// raft apply and the state machine's apply of sampled entries (see tracing.Start). nil:
+	// tracing off.
+	TracerProvider trace.TracerProvider
 
 	// MetricsAddr, if set, serves Prometheus metrics on a listener of their own (path /metrics):
 	// plain HTTP on a loopback address, HTTPS with the node's certificate elsewhere (a scraper
@@ -352,6 +361,8 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Consistency:     s.cluster,
 		Integrity:       s.guard,
 		Metrics:         s.metrics,
+		TracerProvider:  cfg.TracerProvider,
+		Audit:           cfg.Audit,
 	}
 	noticeSvc, err := notice.New(s.fsm.State, s.cluster, pub, cfg.Now)
 	if err != nil {
@@ -441,6 +452,7 @@ func (s *Server) resetState() error {
 	if err != nil {
 		return err
 	}
+	f.Tracer = tracing.Tracer(s.cfg.TracerProvider)
 	f.OnHalt = func(h *fsm.Halt) {
 		s.guard.Raise(integrity.Alarm{Kind: integrity.Halted, Index: h.Index, Detail: fmt.Sprintf(
 			"the state machine cannot apply this %v entry (%v) and applies nothing after it: run the same Concord version on every node; "+
@@ -465,7 +477,7 @@ func (s *Server) openRaft(ctx context.Context, policy *authz.Policy) (err error)
 	rc := raftnode.Config{DataDir: s.cfg.DataDir, NodeID: cc.NodeID, Logger: s.cfg.Logger,
 		SnapshotThreshold: cc.SnapshotThreshold, SnapshotInterval: cc.SnapshotInterval, TrailingLogs: cc.TrailingLogs,
 		SnapshotBytes: cc.SnapshotBytes, SnapshotAge: cc.SnapshotAge, SegmentBytes: cc.SegmentBytes,
-		HeartbeatTimeout: cc.HeartbeatTimeout, LeaderLeaseTimeout: cc.LeaderLeaseTimeout}
+		HeartbeatTimeout: cc.HeartbeatTimeout, LeaderLeaseTimeout: cc.LeaderLeaseTimeout, TracerProvider: s.cfg.TracerProvider}
 	if cc.RaftAddr != "" {
 		nodeTLS, err := mtls.NodeConfig(mtls.Files{CA: s.cfg.TLS.CA, Cert: cc.NodeCert, Key: cc.NodeKey}, s.cfg.TrustDomain)
 		if err != nil {
@@ -522,9 +534,9 @@ func (s *Server) openRaft(ctx context.Context, policy *authz.Policy) (err error)
 	s.space = &datadir.Space{Dir: s.cfg.DataDir, SegmentBytes: s.node.SegmentBytes(), SnapshotBytes: s.node.LatestSnapshotBytes,
 		HasSpare: s.node.HasSpareSegment, MakeSpare: s.node.MakeSpareSegment, Guard: s.guard, Logger: s.cfg.Logger}
 	s.cluster = cluster.New(cluster.Config{Raft: s.node, FSM: s.fsm, Port: s.port, Logger: s.cfg.Logger, LeaderWait: cc.LeaderWait,
-		Integrity: s.guard, DataDir: s.cfg.DataDir})
+		Integrity: s.guard, DataDir: s.cfg.DataDir, TracerProvider: s.cfg.TracerProvider})
 	if s.port != nil {
-		if s.nodeRPC, err = transport.NewNodeGRPC(policy, s.cfg.Logger, cluster.ServerCredentials(), s.cluster.NodeService()); err != nil {
+		if s.nodeRPC, err = transport.NewNodeGRPC(policy, s.cfg.Logger, cluster.ServerCredentials(), s.cluster.NodeService(), s.cfg.TracerProvider); err != nil {
 			s.stopRaft()
 			return err
 		}

@@ -18,7 +18,9 @@ import (
 	"concord/internal/registryfile"
 	"concord/server"
 	"concord/server/ratelimit"
+	"concord/server/tracing"
 
+	"go.opentelemetry.io/otel/trace"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -48,12 +50,18 @@ type serveConfig struct {
 	TLSReload time.Duration `yaml:"tls_reload"`
 	LogLevel  string        `yaml:"log_level"`
 	LogFormat string        `yaml:"log_format"`
+	// AuditLog is the file of the audit stream (JSON lines); empty: none.
+	AuditLog string `yaml:"audit_log"`
 	// Clustering: empty RaftAddr runs the node alone.
 	NodeID   string     `yaml:"node_id"`
 	RaftAddr string     `yaml:"raft_addr"`
 	NodeCert string     `yaml:"node_cert"`
 	NodeKey  string     `yaml:"node_key"`
 	Join     stringList `yaml:"join"`
+	// Tracing: spans go to an OTLP collector, if one is named here or by OTEL_EXPORTER_OTLP_*.
+	OTLPEndpoint     string  `yaml:"otlp_endpoint"`
+	OTLPProtocol     string  `yaml:"otlp_protocol"`
+	TraceSampleRatio float64 `yaml:"trace_sample_ratio"`
 }
 
 func defaultServeConfig() serveConfig {
@@ -67,6 +75,8 @@ func defaultServeConfig() serveConfig {
 		TLSReload:   10 * time.Second,
 		LogLevel:    "info",
 		LogFormat:   "text",
+
+		TraceSampleRatio: tracing.DefaultSampleRatio,
 	}
 }
 
@@ -118,11 +128,15 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.TLSReload, "tls-reload", c.TLSReload, "how often to look for changed TLS files (--ca, --cert, --key) and reload them; SIGHUP reloads at once")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "text or json")
+	fs.StringVar(&c.AuditLog, "audit-log", c.AuditLog, "file that receives the audit stream, JSON lines appended: every accepted write and every refused call, for a SIEM (empty: none)")
 	fs.StringVar(&c.NodeID, "node-id", c.NodeID, "this node's id in its cluster (default: the id its node certificate names, or node-1)")
 	fs.StringVar(&c.RaftAddr, "raft-addr", c.RaftAddr, "host:port of this node's raft port, as the other nodes reach it (empty: run alone)")
 	fs.StringVar(&c.NodeCert, "node-cert", c.NodeCert, "PEM file of this node's certificate (spiffe://DOMAIN/node/ID; 'concord certs init --nodes ID')")
 	fs.StringVar(&c.NodeKey, "node-key", c.NodeKey, "PEM file of this node's certificate key")
 	fs.Var(&joinFlag{list: &c.Join}, "join", "gRPC address of a cluster member to join through, on the first start (repeatable, or comma-separated)")
+	fs.StringVar(&c.OTLPEndpoint, "otlp-endpoint", c.OTLPEndpoint, "URL of the OTLP collector that receives the node's trace spans, e.g. https://collector:4317 (http:// for plain text; empty: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT, else no tracing)")
+	fs.StringVar(&c.OTLPProtocol, "otlp-protocol", c.OTLPProtocol, "grpc or http/protobuf (empty: OTEL_EXPORTER_OTLP_TRACES_PROTOCOL or OTEL_EXPORTER_OTLP_PROTOCOL, else grpc)")
+	fs.Float64Var(&c.TraceSampleRatio, "trace-sample-ratio", c.TraceSampleRatio, "share of the traces that start at this node which are sampled, 0 to 1 (a call whose caller sampled it is always traced)")
 }
 
 // joinFlag is --join: repeatable, each value possibly a comma-separated list. A flag given on
@@ -165,6 +179,19 @@ func (c *serveConfig) logger() (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
 	}
 	return nil, fmt.Errorf("--log-format %q: want text or json", c.LogFormat)
+}
+
+// openAuditLog opens the audit stream's file for appending, readable by its owner only: the
+// lines name partners and what they did. No path: no audit stream.
+func openAuditLog(path string) (*slog.Logger, func(), error) {
+	if path == "" {
+		return nil, func() {}, nil
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--audit-log: %w", err)
+	}
+	return slog.New(slog.NewJSONHandler(f, nil)), func() { f.Close() }, nil
 }
 
 func runServe(ctx context.Context, args []string) error {
@@ -216,6 +243,32 @@ concord serve --data-dir /var/lib/concord --ca ca.pem --cert server.pem --key se
 			return err
 		}
 	}
+	audit, closeAudit, err := openAuditLog(cfg.AuditLog)
+	if err != nil {
+		return err
+	}
+	defer closeAudit()
+	ratio := cfg.TraceSampleRatio
+	if ratio == 0 {
+		ratio = -1 // zero asks for no new trace, not for the default
+	}
+	tp, err := tracing.Start(ctx, tracing.Config{Endpoint: cfg.OTLPEndpoint, Protocol: cfg.OTLPProtocol, SampleRatio: ratio, NodeID: cfg.NodeID})
+	if err != nil {
+		return err
+	}
+	var tracer trace.TracerProvider
+	if tp != nil {
+		tracer = tp
+		defer func() {
+			// The last spans are flushed, within a bound: a collector that is down holds no node.
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := tp.Shutdown(sctx); err != nil {
+				logger.Warn("tracing: the last spans were not exported", "err", err)
+			}
+		}()
+		logger.Info("tracing to an OTLP collector", "sample_ratio", max(ratio, 0))
+	}
 	return serveUntilSignal(ctx, server.Config{
 		DataDir:           cfg.DataDir,
 		GRPCAddr:          cfg.GRPCAddr,
@@ -231,6 +284,9 @@ concord serve --data-dir /var/lib/concord --ca ca.pem --cert server.pem --key se
 		Limits:            cfg.Limits,
 		TLSReloadInterval: cfg.TLSReload,
 		Logger:            logger,
+		Audit:             audit,
+		// A nil *sdktrace.TracerProvider in the interface would not read as tracing off.
+		TracerProvider: tracer,
 		Cluster: server.ClusterConfig{
 			NodeID:   cfg.NodeID,
 			RaftAddr: cfg.RaftAddr,

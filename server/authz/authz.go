@@ -101,6 +101,9 @@ func NewPolicy(trustDomain string, partners PartnerLookup) *Policy {
 	return &Policy{trustDomain: trustDomain, partners: partners}
 }
 
+// TrustDomain is the trust domain of the certificates the policy accepts.
+func (p *Policy) TrustDomain() string { return p.trustDomain }
+
 // AllowedRoles returns the roles the method's concord.v1.access option allows, and whether the
 // option is present at all.
 func AllowedRoles(md protoreflect.MethodDescriptor) ([]concordv1.Role, bool) {

@@ -23,8 +23,11 @@ import (
 	"concord/server/fsm"
 	"concord/server/integrity"
 	"concord/server/raftnode"
+	"concord/server/tracing"
 
 	"github.com/hashicorp/raft"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -56,6 +59,9 @@ type Config struct {
 	Integrity *integrity.Guard
 	// DataDir, if set, is where the node records the cluster's members (see MembersFile).
 	DataDir string
+	// TracerProvider, if set, traces the calls to other nodes (a forwarded write's trace goes
+	// on to the leader) and a follower's wait for its own apply of a write.
+	TracerProvider trace.TracerProvider
 }
 
 // Node is a Concord node's place in its cluster. It is the fsm.Applier the services write
@@ -68,6 +74,7 @@ type Node struct {
 	logger     *slog.Logger
 	leaderWait time.Duration
 	integrity  *integrity.Guard
+	tracer     trace.Tracer // nil: tracing off
 	reads      *readBatcher
 	// leaderReads shares this node's confirmations of its leadership, as leader, between the
 	// reads of every node that arrive meanwhile.
@@ -95,9 +102,10 @@ func New(cfg Config) *Node {
 	if cfg.LeaderWait <= 0 {
 		cfg.LeaderWait = DefaultLeaderWait
 	}
-	n := &Node{raft: cfg.Raft, fsm: cfg.FSM, port: cfg.Port, logger: cfg.Logger, leaderWait: cfg.LeaderWait, integrity: cfg.Integrity, dataDir: cfg.DataDir}
+	n := &Node{raft: cfg.Raft, fsm: cfg.FSM, port: cfg.Port, logger: cfg.Logger, leaderWait: cfg.LeaderWait, integrity: cfg.Integrity, dataDir: cfg.DataDir,
+		tracer: tracing.Tracer(cfg.TracerProvider)}
 	if cfg.Port != nil {
-		n.peers = newPeers(cfg.Port)
+		n.peers = newPeers(cfg.Port, tracing.ClientHandler(cfg.TracerProvider))
 	}
 	n.reads = &readBatcher{fetch: n.readIndex, timeout: n.leaderWait + time.Second}
 	n.leaderReads = &readBatcher{fetch: n.leaderReadIndex, timeout: n.leaderWait + time.Second}
@@ -198,6 +206,11 @@ func (n *Node) Apply(ctx context.Context, cmd []byte) (uint64, any, error) {
 			return 0, nil, fault.Unavailable("%v; the write may still commit: re-sending the same request is safe (it returns the original result)", err)
 		}
 		return 0, nil, err
+	}
+	if n.tracer != nil && n.fsm.Applied() < index {
+		var span trace.Span
+		ctx, span = n.tracer.Start(ctx, "cluster.wait_applied", trace.WithAttributes(attribute.Int64("raft.index", int64(index))))
+		defer span.End()
 	}
 	if err := n.waitApplied(ctx, index, true); err != nil {
 		return 0, nil, err

@@ -9,18 +9,23 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/stats"
 )
 
 // peers keeps one gRPC connection to each other node's port it has talked to. Connections are
 // opened lazily and reconnect by themselves; addresses of nodes that left stay in the map, idle.
 type peers struct {
 	port *Port
+	// trace, if set, traces the calls and sends their trace context to the other node.
+	trace stats.Handler
 
 	mu    sync.Mutex
 	conns map[string]*grpc.ClientConn
 }
 
-func newPeers(port *Port) *peers { return &peers{port: port, conns: map[string]*grpc.ClientConn{}} }
+func newPeers(port *Port, trace stats.Handler) *peers {
+	return &peers{port: port, trace: trace, conns: map[string]*grpc.ClientConn{}}
+}
 
 // client returns the NodeService client of the node whose raft port is addr.
 func (p *peers) client(addr string) (nodev1.NodeServiceClient, error) {
@@ -30,10 +35,14 @@ func (p *peers) client(addr string) (nodev1.NodeServiceClient, error) {
 		return nodev1.NewNodeServiceClient(c), nil
 	}
 	conf := p.port.node.Client.Clone()
-	conn, err := grpc.NewClient("passthrough:///"+addr,
+	opts := []grpc.DialOption{
 		grpc.WithTransportCredentials(credentials.NewTLS(conf)),
 		grpc.WithContextDialer(func(ctx context.Context, a string) (net.Conn, error) { return p.port.network.Dial(ctx, a) }),
-	)
+	}
+	if p.trace != nil {
+		opts = append(opts, grpc.WithStatsHandler(p.trace))
+	}
+	conn, err := grpc.NewClient("passthrough:///"+addr, opts...)
 	if err != nil {
 		return nil, err
 	}

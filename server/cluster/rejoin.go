@@ -91,7 +91,7 @@ func Rejoin(ctx context.Context, port *Port, id string, known []KnownMember, joi
 	if len(raftAddrs) == 0 && len(join) == 0 {
 		return errors.New("cluster: no member to be repaired from: this node recorded none, and has no --join address; give it --join with a member's gRPC address")
 	}
-	ps := newPeers(port)
+	ps := newPeers(port, nil)
 	defer ps.close()
 	req := &nodev1.JoinRequest{NodeId: id, RaftAddress: port.Addr(), Rejoin: true}
 	var last error

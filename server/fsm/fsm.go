@@ -21,9 +21,12 @@ import (
 	statev1 "concord/gen/concord/state/v1"
 	"concord/server/fault"
 	"concord/server/state"
+	"concord/server/tracing"
 	"concord/translog"
 
 	"github.com/hashicorp/raft"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -120,6 +123,9 @@ type FSM struct {
 	// OnApply, if set before raft starts, is told how long each command took to apply (for
 	// metrics: the time never reaches the state).
 	OnApply func(command string, took time.Duration)
+	// Tracer, if set before raft starts, traces the apply of each entry that carries a sampled
+	// trace context ("fsm.apply"), on every node, outside the replay at start.
+	Tracer trace.Tracer
 }
 
 var _ raft.FSM = (*FSM)(nil)
@@ -198,6 +204,11 @@ func (f *FSM) Apply(log *raft.Log) any {
 		start := time.Now()
 		defer func() { f.OnApply(t.String(), time.Since(start)) }()
 	}
+	if f.Tracer != nil && len(log.Extensions) > 0 {
+		if span := f.startSpan(log, t); span != nil {
+			defer span.End()
+		}
+	}
 	f.applyMu.Lock()
 	resp, err := runCommand(fn, f, log.Data[1:], log.Index)
 	if err == nil {
@@ -220,6 +231,24 @@ func (f *FSM) Apply(log *raft.Log) any {
 		f.logger.Debug("raft command refused", "index", log.Index, "type", t.String(), "error", err)
 	}
 	return resp
+}
+
+// startSpan starts the span of an entry's apply, a child of the trace the entry carries, or
+// returns nil: no trace carried, or the node is replaying its log at start (old traces).
+func (f *FSM) startSpan(log *raft.Log, t MessageType) trace.Span {
+	ctx, ok := tracing.FromEntry(context.Background(), log.Extensions)
+	if !ok {
+		return nil
+	}
+	f.applyMu.Lock()
+	replay := f.deferDerived
+	f.applyMu.Unlock()
+	if replay {
+		return nil
+	}
+	_, span := f.Tracer.Start(ctx, "fsm.apply", trace.WithAttributes(
+		attribute.Int64("raft.index", int64(log.Index)), attribute.String("concord.command", t.String())))
+	return span
 }
 
 // runCommand runs a command handler, turning a panic into an error.

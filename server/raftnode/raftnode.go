@@ -21,10 +21,14 @@ import (
 
 	"concord/server/datadir"
 	"concord/server/fault"
+	"concord/server/tracing"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	wal "github.com/hashicorp/raft-wal"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // MaxCommandBytes is the largest command Apply takes. Larger raft entries slow replication and
@@ -104,6 +108,10 @@ type Config struct {
 	// Stream carries raft between nodes (mutual TLS, see server/cluster); nil runs the in-memory
 	// transport of a single voter. Its address is this node's raft address.
 	Stream raft.StreamLayer
+	// TracerProvider, if set, traces each Apply ("raft.apply": append, commit and apply on the
+	// leader) and carries a sampled trace to the state machine of every node in the entry.
+	TracerProvider trace.TracerProvider
+
 	// Join, with a Stream and no existing state, starts the node without bootstrapping: it waits
 	// for a leader to add it to the cluster. Otherwise a node without state bootstraps a
 	// one-voter cluster of itself.
@@ -135,6 +143,7 @@ type Node struct {
 	// stopPolicy ends the snapshot policy (see snapshotPolicy).
 	stopPolicy chan struct{}
 	admit      func(int) error
+	tracer     trace.Tracer // nil: tracing off
 
 	// snapBytes caches the latest snapshot's size, snapBytesAt when it was read.
 	snapMu      sync.Mutex
@@ -172,7 +181,7 @@ func Open(cfg Config, fsm raft.FSM) (_ *Node, err error) {
 	}
 	hlog := newHCLogger(cfg.Logger, hclog.Warn)
 
-	n := &Node{logger: cfg.Logger, id: cfg.NodeID, admit: cfg.Admit}
+	n := &Node{logger: cfg.Logger, id: cfg.NodeID, admit: cfg.Admit, tracer: tracing.Tracer(cfg.TracerProvider)}
 	defer func() {
 		if err != nil {
 			n.closeStores()
@@ -397,9 +406,25 @@ func (n *Node) Apply(ctx context.Context, cmd []byte) (index uint64, response an
 			return 0, nil, err
 		}
 	}
+	entry := raft.Log{Data: cmd}
+	if n.tracer != nil {
+		var span trace.Span
+		ctx, span = n.tracer.Start(ctx, "raft.apply", trace.WithAttributes(attribute.Int("raft.command_bytes", len(cmd))))
+		defer func() {
+			if err != nil {
+				span.RecordError(err)
+				span.SetStatus(codes.Error, "raft apply failed")
+			} else {
+				span.SetAttributes(attribute.Int64("raft.index", int64(index)))
+			}
+			span.End()
+		}()
+		// The apply of the entry, on every node, joins the trace.
+		entry.Extensions = tracing.EntryExtensions(ctx)
+	}
 	var future raft.ApplyFuture
 	err = n.await(ctx, func() raft.Future {
-		future = n.raft.Apply(cmd, enqueueTimeout(ctx))
+		future = n.raft.ApplyLog(entry, enqueueTimeout(ctx))
 		return future
 	})
 	if err != nil {

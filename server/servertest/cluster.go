@@ -14,6 +14,8 @@ import (
 	"concord/internal/pki"
 	"concord/server"
 	"concord/server/cluster"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Cluster is a cluster of test nodes on loopback, each with real TLS on its raft port (behind
@@ -38,6 +40,9 @@ type ClusterOptions struct {
 	// Seed, if set, is called with the first node's data directory before it starts (a restore
 	// from a backup, say).
 	Seed func(dataDir string)
+	// Tracing, if set, gives each node its own tracer provider (Options.TracerProvider gives
+	// them all one).
+	Tracing func(nodeID string) trace.TracerProvider
 }
 
 // StartCluster starts size nodes: the first bootstraps the cluster and the registry, the others
@@ -74,6 +79,9 @@ func StartClusterWith(t testing.TB, size int, opts Options, co ClusterOptions) *
 			cc.Join = []string{c.Nodes[0].GRPCAddr()}
 		}
 		n.Config.Cluster = cc
+		if co.Tracing != nil {
+			n.Config.TracerProvider = co.Tracing(ids[i])
+		}
 		c.Nodes = append(c.Nodes, n)
 		c.start(t, i)
 	}

@@ -18,6 +18,8 @@ import (
 	"concord/server"
 	"concord/server/cluster"
 	"concord/server/ratelimit"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Node is a running test node and what a client needs to reach it.
@@ -44,7 +46,8 @@ type Options struct {
 
 	// Now is the leader clock (default time.Now).
 	Now func() time.Time
-	// Logger (default: discard).
+	// Logger (default: a test's node logs nothing, but fails the test if a line at info level
+	// or above holds a private key of its PKI; a benchmark's discards its log).
 	Logger *slog.Logger
 	// FeedMaxLag (default: the server's).
 	FeedMaxLag uint64
@@ -54,6 +57,10 @@ type Options struct {
 	// Cluster tunes the nodes of StartCluster (raft timeouts, snapshots); its addresses, node
 	// ids and certificates are filled in.
 	Cluster server.ClusterConfig
+	// Audit receives the node's audit stream (default: none).
+	Audit *slog.Logger
+	// TracerProvider traces the node's calls (default: none).
+	TracerProvider trace.TracerProvider
 }
 
 // Start starts a node and stops it when the test ends.
@@ -100,7 +107,11 @@ func prepare(t testing.TB, dir, certDir, dataDir string, opts Options, nodeIDs [
 	}
 	logger := opts.Logger
 	if logger == nil {
-		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		if _, bench := t.(*testing.B); bench {
+			logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		} else {
+			logger = newSecretScan(t, pki.Layout{Dir: certDir}, registryfile.ExamplePartnerIDs())
+		}
 	}
 	rate := opts.RateLimit
 	if rate == 0 && opts.Limits == nil {
@@ -120,6 +131,9 @@ func prepare(t testing.TB, dir, certDir, dataDir string, opts Options, nodeIDs [
 		Logger:     logger,
 		Now:        opts.Now,
 		FeedMaxLag: opts.FeedMaxLag,
+
+		TracerProvider: opts.TracerProvider,
+		Audit:          opts.Audit,
 	}
 	if opts.Limits != nil {
 		n.Config.Limits = *opts.Limits

@@ -10,7 +10,9 @@ import (
 
 	"concord/internal/identity"
 	"concord/internal/rpcmethod"
+	"concord/server/authz"
 
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/codes"
 )
 
@@ -25,9 +27,18 @@ const maxRefusalKeys = 4096
 // over its limit, or a prober without one, would otherwise write a line per call and flood the
 // log. The first refusal of a caller, method and code in an interval is logged at once, with
 // the reason; the rest are counted and logged as one line with the count when the interval ends.
+//
+// A line names the protocol, the method, the caller (partner, node, or certificate) and its
+// roles, the code, the duration, the ids the call's messages name (see touchedIDs) and, when the
+// call is traced, its trace id. The audit stream, if any, receives the same line for every
+// accepted write, every failure of the hub, and every refusal the log shows (the first of each
+// caller, method and code per interval, then the count).
 type callLog struct {
 	logger   *slog.Logger
+	audit    *slog.Logger // nil: no audit stream
 	interval time.Duration
+	// trustDomain names the partner of a refused caller whose certificate names one.
+	trustDomain string
 
 	mu      sync.Mutex
 	counts  map[refusalKey]int
@@ -39,11 +50,11 @@ type refusalKey struct {
 	code                            codes.Code
 }
 
-func newCallLog(logger *slog.Logger, interval time.Duration) *callLog {
+func newCallLog(logger, audit *slog.Logger, interval time.Duration, trustDomain string) *callLog {
 	if interval <= 0 {
 		interval = DefaultRefusalInterval
 	}
-	return &callLog{logger: logger, interval: interval, counts: map[refusalKey]int{}}
+	return &callLog{logger: logger, audit: audit, interval: interval, trustDomain: trustDomain, counts: map[refusalKey]int{}}
 }
 
 // who names the caller for the log: the partner or node id, else the certificate's URI or subject.
@@ -74,8 +85,10 @@ func bug(code codes.Code) bool {
 	return false
 }
 
-// finished logs a call that ended with code (msg: the status message).
-func (l *callLog) finished(ctx context.Context, protocol, method string, chain []*x509.Certificate, code codes.Code, msg string, took time.Duration) {
+// finished logs a call that ended with code (msg: the status message). req and resp are the
+// call's request and response messages, where known (nil otherwise): the ids they name are
+// logged.
+func (l *callLog) finished(ctx context.Context, protocol, method string, chain []*x509.Certificate, code codes.Code, msg string, took time.Duration, req, resp any) {
 	whoKey, whoID := who(ctx, chain)
 	switch {
 	case code == codes.OK:
@@ -84,12 +97,25 @@ func (l *callLog) finished(ctx context.Context, protocol, method string, chain [
 			// Matching and feed reads come by the thousand a second: successful reads at debug.
 			level = slog.LevelDebug
 		}
-		if l.logger.Enabled(ctx, level) {
-			l.logger.Log(ctx, level, "finished call", "protocol", protocol, "method", method, whoKey, whoID, "code", code.String(), "duration", took)
+		logged := l.logger.Enabled(ctx, level)
+		audited := l.audit != nil && auditedWrite(method)
+		if !logged && !audited {
+			return
+		}
+		attrs := l.attrs(ctx, protocol, method, chain, whoKey, whoID, code, "", took, req, resp)
+		if logged {
+			l.logger.LogAttrs(ctx, level, "finished call", attrs...)
+		}
+		if audited {
+			l.audit.LogAttrs(ctx, slog.LevelInfo, "accepted write", attrs...)
 		}
 		return
 	case bug(code):
-		l.logger.ErrorContext(ctx, "finished call", "protocol", protocol, "method", method, whoKey, whoID, "code", code.String(), "msg", msg, "duration", took)
+		attrs := l.attrs(ctx, protocol, method, chain, whoKey, whoID, code, msg, took, req, resp)
+		l.logger.LogAttrs(ctx, slog.LevelError, "finished call", attrs...)
+		if l.audit != nil {
+			l.audit.LogAttrs(ctx, slog.LevelError, "failed call", attrs...)
+		}
 		return
 	}
 	key := refusalKey{protocol: protocol, method: method, whoKey: whoKey, whoID: whoID, code: code}
@@ -105,8 +131,62 @@ func (l *callLog) finished(ctx context.Context, protocol, method string, chain [
 	}
 	l.mu.Unlock()
 	if n == 0 {
-		l.logger.WarnContext(ctx, "refused call", "protocol", protocol, "method", method, whoKey, whoID, "code", code.String(), "msg", msg, "duration", took)
+		attrs := l.attrs(ctx, protocol, method, chain, whoKey, whoID, code, msg, took, req, resp)
+		l.logger.LogAttrs(ctx, slog.LevelWarn, "refused call", attrs...)
+		if l.audit != nil {
+			l.audit.LogAttrs(ctx, slog.LevelWarn, "refused call", attrs...)
+		}
 	}
+}
+
+// attrs are the attributes of a call's line.
+func (l *callLog) attrs(ctx context.Context, protocol, method string, chain []*x509.Certificate, whoKey, whoID string, code codes.Code, msg string, took time.Duration, req, resp any) []slog.Attr {
+	attrs := make([]slog.Attr, 0, 10)
+	attrs = append(attrs, slog.String("protocol", protocol), slog.String("method", method), slog.String(whoKey, whoID))
+	if whoKey == "cert_uri" {
+		// Refused before it was identified (no role for the method, say): the partner its
+		// certificate names, if it names one in canonical form.
+		if id, err := identity.PartnerID(chain[0], l.trustDomain); err == nil {
+			attrs = append(attrs, slog.String("partner", id))
+		}
+	}
+	if roles := callerRoles(ctx); roles != "" {
+		attrs = append(attrs, slog.String("roles", roles))
+	}
+	attrs = append(attrs, slog.String("code", code.String()))
+	if msg != "" {
+		// Not "msg": JSON lines would carry that key twice, the record's message being one.
+		attrs = append(attrs, slog.String("reason", msg))
+	}
+	attrs = append(attrs, slog.Duration("duration", took))
+	if ids := touchedIDs(req, resp); ids.Key != "" {
+		attrs = append(attrs, ids)
+	}
+	if sc := trace.SpanContextFromContext(ctx); sc.IsSampled() {
+		attrs = append(attrs, slog.String("trace_id", sc.TraceID().String()))
+	}
+	return attrs
+}
+
+// callerRoles names the roles of the caller ctx carries: a partner's, or "node".
+func callerRoles(ctx context.Context) string {
+	if c, ok := authz.CallerFrom(ctx); ok {
+		names := make([]string, 0, len(c.Partner.GetRoles()))
+		for _, r := range c.Partner.GetRoles() {
+			names = append(names, strings.ToLower(authz.RoleName(r)))
+		}
+		return strings.Join(names, ",")
+	}
+	if nodeID(ctx) != "" {
+		return "node"
+	}
+	return ""
+}
+
+// auditedWrite reports whether a successful call of method goes to the audit stream: every
+// Concord method that is not declared free of side effects.
+func auditedWrite(method string) bool {
+	return strings.HasPrefix(method, "/concord.v1.") && !rpcmethod.ReadOnly(method)
 }
 
 // summarise logs, for each caller, method and code refused more than once in the interval just
@@ -118,8 +198,11 @@ func (l *callLog) summarise() {
 	l.mu.Unlock()
 	for k, n := range counts {
 		if n > 1 {
-			l.logger.Warn("refused calls", "protocol", k.protocol, "method", k.method, k.whoKey, k.whoID, "code", k.code.String(),
-				"more", n-1, "interval", l.interval)
+			args := []any{"protocol", k.protocol, "method", k.method, k.whoKey, k.whoID, "code", k.code.String(), "more", n - 1, "interval", l.interval}
+			l.logger.Warn("refused calls", args...)
+			if l.audit != nil {
+				l.audit.Warn("refused calls", args...)
+			}
 		}
 	}
 }

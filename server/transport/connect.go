@@ -14,7 +14,9 @@ import (
 	"time"
 
 	"concord/gen/concord/v1/concordv1connect"
+	"concord/internal/identity"
 	"concord/server/fault"
+	"concord/server/tracing"
 
 	"connectrpc.com/connect/v2"
 	"connectrpc.com/connect/v2/connecthttp"
@@ -49,9 +51,14 @@ func NewConnect(o Options, s Services, chain PeerChainFunc) (*connect.Server, er
 	if chain == nil {
 		chain = ConnectPeerChain
 	}
-	c := &connectInterceptor{o: o, chain: chain, log: newCallLog(o.Logger, o.RefusalInterval)}
-	// Metrics first: they see every call and the code it ended with, refusals included.
-	srv := connect.NewServer(o.Metrics.ConnectInterceptor, c.intercept, validate.NewServerInterceptor())
+	c := &connectInterceptor{o: o, chain: chain, log: newCallLog(o.Logger, o.Audit, o.RefusalInterval, o.Policy.TrustDomain())}
+	// Metrics first: they see every call and the code it ended with, refusals included; tracing,
+	// when on, outside them, so that the span covers the whole call.
+	interceptors := []connect.ServerInterceptor{o.Metrics.ConnectInterceptor, c.intercept, validate.NewServerInterceptor()}
+	if o.TracerProvider != nil {
+		interceptors = append([]connect.ServerInterceptor{connectTracing{tracer: tracing.Tracer(o.TracerProvider)}.intercept}, interceptors...)
+	}
+	srv := connect.NewServer(interceptors...)
 	concordv1connect.RegisterRegistryServiceHandler(srv, s.Registry)
 	concordv1connect.RegisterNoticeServiceHandler(srv, s.NoticeConnect)
 	concordv1connect.RegisterLogServiceHandler(srv, s.LogConnect)
@@ -94,7 +101,7 @@ func NewHTTPHandler(srv *connect.Server, o Options, logTiles http.Handler) http.
 // served once the node's state is current (the read barrier). next finds the caller on the
 // request's context.
 func authorizeHTTP(o Options, procedure string, next http.Handler) http.Handler {
-	calls := newCallLog(o.Logger, o.RefusalInterval)
+	calls := newCallLog(o.Logger, o.Audit, o.RefusalInterval, o.Policy.TrustDomain())
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
@@ -116,7 +123,7 @@ func authorizeHTTP(o Options, procedure string, next http.Handler) http.Handler 
 			refuseHTTP(ctx, o.Logger, rec, err)
 			// Refusals are summed up like the RPCs' (one line per caller and interval), by the
 			// prefix the request was for, not its tile path.
-			calls.finished(ctx, "http", r.Method+" "+LogTilesPrefix, chain, fault.CodeOf(err), err.Error(), time.Since(start))
+			calls.finished(ctx, "http", r.Method+" "+LogTilesPrefix, chain, fault.CodeOf(err), err.Error(), time.Since(start), nil, nil)
 			return
 		}
 		next.ServeHTTP(rec, r.WithContext(ctx))
@@ -126,8 +133,21 @@ func authorizeHTTP(o Options, procedure string, next http.Handler) http.Handler 
 		} else if rec.status >= http.StatusBadRequest {
 			level = slog.LevelWarn
 		}
-		o.Logger.Log(ctx, level, "finished call", "protocol", "http", "method", r.Method+" "+r.URL.Path,
-			"partner", callerID(ctx), "status", rec.status, "duration", time.Since(start))
+		partner := callerID(ctx)
+		if partner == "" && len(chain) > 0 {
+			// Refused before it was identified: the partner its certificate names, if any.
+			partner, _ = identity.PartnerID(chain[0], o.Policy.TrustDomain())
+		}
+		args := []any{"protocol", "http", "method", r.Method + " " + r.URL.Path, "partner", partner, "status", rec.status, "duration", time.Since(start)}
+		o.Logger.Log(ctx, level, "finished call", args...)
+		if o.Audit != nil && level >= slog.LevelWarn {
+			msg := "failed call"
+			switch rec.status {
+			case http.StatusUnauthorized, http.StatusForbidden, http.StatusTooManyRequests, http.StatusServiceUnavailable:
+				msg = "refused call"
+			}
+			o.Audit.Log(ctx, level, msg, args...)
+		}
 	})
 }
 
@@ -193,6 +213,12 @@ type connectInterceptor struct {
 func (c *connectInterceptor) intercept(next connect.ServerFunc) connect.ServerFunc {
 	return func(ctx context.Context, spec connect.Spec, stream connect.ServerStream) (err error) {
 		start := time.Now()
+		var msgs *unaryMessages
+		if spec.StreamType == connect.StreamTypeUnary {
+			// The log names the ids a unary call's messages name.
+			msgs = &unaryMessages{ServerStream: stream}
+			stream = msgs
+		}
 		defer func() {
 			if p := recover(); p != nil {
 				c.o.Logger.ErrorContext(ctx, "panic in handler", "panic", p, "stack", string(debug.Stack()))
@@ -206,7 +232,11 @@ func (c *connectInterceptor) intercept(next connect.ServerFunc) connect.ServerFu
 					msg = ce.Message()
 				}
 			}
-			c.log.finished(ctx, "connect", spec.Procedure, c.chain(ctx), code, msg, time.Since(start))
+			var req, resp any
+			if msgs != nil {
+				req, resp = msgs.req, msgs.resp
+			}
+			c.log.finished(ctx, "connect", spec.Procedure, c.chain(ctx), code, msg, time.Since(start), req, resp)
 		}()
 		md, _ := spec.Schema.(protoreflect.MethodDescriptor)
 		ctx, err = c.o.Policy.Authorize(ctx, spec.Procedure, md, c.chain(ctx))
@@ -234,6 +264,25 @@ func (c *connectInterceptor) intercept(next connect.ServerFunc) connect.ServerFu
 		}
 		return connectError(ctx, c.o.Logger, next(ctx, spec, stream))
 	}
+}
+
+// unaryMessages keeps the request a unary call received and the response it sent, for the log.
+type unaryMessages struct {
+	connect.ServerStream
+	req, resp any
+}
+
+func (s *unaryMessages) Receive(msg any) error {
+	err := s.ServerStream.Receive(msg)
+	if err == nil {
+		s.req = msg
+	}
+	return err
+}
+
+func (s *unaryMessages) Send(msg any) error {
+	s.resp = msg
+	return s.ServerStream.Send(msg)
 }
 
 // registerHealth serves grpc.health.v1.Health/Check on the connect server from the same health

@@ -10,6 +10,7 @@ import (
 
 	nodev1 "concord/gen/concord/node/v1"
 	concordv1 "concord/gen/concord/v1"
+	"concord/server/tracing"
 
 	"buf.build/go/protovalidate"
 	middleware "github.com/grpc-ecosystem/go-grpc-middleware/v2"
@@ -41,12 +42,12 @@ func NewGRPC(o Options, s Services) (*grpc.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("transport: protovalidate: %w", err)
 	}
-	g := &grpcInterceptors{o: o, log: newCallLog(o.Logger, o.RefusalInterval)}
+	g := &grpcInterceptors{o: o, log: newCallLog(o.Logger, o.Audit, o.RefusalInterval, o.Policy.TrustDomain())}
 	recoveryOpt := recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
 		o.Logger.ErrorContext(ctx, "panic in handler", "panic", p, "stack", string(debug.Stack()))
 		return status.Error(codes.Internal, "internal error: the hub logged the details")
 	})
-	srv := grpc.NewServer(
+	opts := []grpc.ServerOption{
 		grpc.Creds(credentials.NewTLS(o.TLS)),
 		grpc.MaxRecvMsgSize(o.MaxMessageBytes),
 		// The caller is identified and its role checked from the call's headers, before its body
@@ -55,8 +56,8 @@ func NewGRPC(o Options, s Services) (*grpc.Server, error) {
 		grpc.ForceServerCodecV2(newStrictCodec()),
 		// Reused workers keep their grown stacks: a goroutine per call would grow a fresh stack
 		// through the interceptors and validation every time (≈12 % of a Match call's CPU).
-		grpc.NumStreamWorkers(uint32(4*runtime.GOMAXPROCS(0))),
-		grpc.ConnectionTimeout(10*time.Second),
+		grpc.NumStreamWorkers(uint32(4 * runtime.GOMAXPROCS(0))),
+		grpc.ConnectionTimeout(10 * time.Second),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.ChainUnaryInterceptor(append(g.metricsUnary(),
 			recovery.UnaryServerInterceptor(recoveryOpt),
@@ -79,7 +80,13 @@ func NewGRPC(o Options, s Services) (*grpc.Server, error) {
 			g.streamErrors,
 			g.streamConsistency,
 		)...),
-	)
+	}
+	if o.TracerProvider != nil {
+		// Outermost: the span covers the whole call, and the call's log line names its trace.
+		t := grpcTracing{tracer: tracing.Tracer(o.TracerProvider)}
+		opts = append([]grpc.ServerOption{grpc.ChainUnaryInterceptor(t.unary), grpc.ChainStreamInterceptor(t.stream)}, opts...)
+	}
+	srv := grpc.NewServer(opts...)
 	concordv1.RegisterRegistryServiceServer(srv, s.Registry)
 	concordv1.RegisterNoticeServiceServer(srv, s.NoticeGRPC)
 	concordv1.RegisterLogServiceServer(srv, s.LogGRPC)
@@ -128,7 +135,7 @@ func (g *grpcInterceptors) tap(ctx context.Context, info *tap.Info) (context.Con
 	if err != nil {
 		err = grpcError(ctx, g.o.Logger, err)
 		st := status.Convert(err)
-		g.log.finished(ctx, "grpc", info.FullMethodName, chain, st.Code(), st.Message(), time.Since(start))
+		g.log.finished(ctx, "grpc", info.FullMethodName, chain, st.Code(), st.Message(), time.Since(start), nil, nil)
 		g.o.Metrics.TapRefused(st.Code())
 		return ctx, err
 	}
@@ -147,7 +154,7 @@ func (g *grpcInterceptors) unaryCall(ctx context.Context, req any, info *grpc.Un
 		resp, err = handler(ctx, req)
 	}
 	st := status.Convert(err)
-	g.log.finished(ctx, "grpc", info.FullMethod, peerChain(ctx), st.Code(), st.Message(), time.Since(start))
+	g.log.finished(ctx, "grpc", info.FullMethod, peerChain(ctx), st.Code(), st.Message(), time.Since(start), req, resp)
 	return resp, err
 }
 
@@ -156,7 +163,7 @@ func (g *grpcInterceptors) streamCall(srv any, ss grpc.ServerStream, info *grpc.
 	start := time.Now()
 	err := handler(srv, decodedStream{ss})
 	st := status.Convert(err)
-	g.log.finished(ss.Context(), "grpc", info.FullMethod, peerChain(ss.Context()), st.Code(), st.Message(), time.Since(start))
+	g.log.finished(ss.Context(), "grpc", info.FullMethod, peerChain(ss.Context()), st.Code(), st.Message(), time.Since(start), nil, nil)
 	return err
 }
 

@@ -9,8 +9,10 @@ import (
 
 	nodev1 "concord/gen/concord/node/v1"
 	"concord/server/authz"
+	"concord/server/tracing"
 
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -19,8 +21,9 @@ import (
 
 // NewNodeGRPC returns the grpc-go server of a node's raft port, which serves NodeService to the
 // other nodes. The port has authenticated the connection (a node certificate from the cluster's
-// CA); creds hand its certificates over, and the policy checks them again, per call.
-func NewNodeGRPC(policy *authz.Policy, logger *slog.Logger, creds credentials.TransportCredentials, svc nodev1.NodeServiceServer) (*grpc.Server, error) {
+// CA); creds hand its certificates over, and the policy checks them again, per call. With tp,
+// each call gets a server span, a child of the calling node's.
+func NewNodeGRPC(policy *authz.Policy, logger *slog.Logger, creds credentials.TransportCredentials, svc nodev1.NodeServiceServer, tp trace.TracerProvider) (*grpc.Server, error) {
 	if policy == nil {
 		return nil, errors.New("transport: no authorization policy")
 	}
@@ -31,7 +34,7 @@ func NewNodeGRPC(policy *authz.Policy, logger *slog.Logger, creds credentials.Tr
 		logger.ErrorContext(ctx, "panic in handler", "panic", p, "stack", string(debug.Stack()))
 		return status.Error(codes.Internal, "internal error: the node logged the details")
 	})
-	srv := grpc.NewServer(
+	opts := []grpc.ServerOption{
 		grpc.Creds(creds),
 		grpc.MaxRecvMsgSize(DefaultMaxMessageBytes),
 		grpc.ChainUnaryInterceptor(
@@ -45,7 +48,11 @@ func NewNodeGRPC(policy *authz.Policy, logger *slog.Logger, creds credentials.Tr
 				return resp, grpcError(ctx, logger, err)
 			},
 		),
-	)
+	}
+	if h := tracing.ServerHandler(tp); h != nil {
+		opts = append(opts, grpc.StatsHandler(h))
+	}
+	srv := grpc.NewServer(opts...)
 	nodev1.RegisterNodeServiceServer(srv, svc)
 	return srv, nil
 }

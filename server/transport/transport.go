@@ -17,6 +17,7 @@ import (
 	"concord/server/metrics"
 	"concord/server/ratelimit"
 
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/health"
 )
 
@@ -41,6 +42,12 @@ type Options struct {
 	// RefusalInterval is how often refused calls are summed up in the log, one line per caller,
 	// method and code (default DefaultRefusalInterval).
 	RefusalInterval time.Duration
+	// Audit, if set, is the audit stream: a line for every accepted write and every refused
+	// call (see callLog), for an operator's SIEM.
+	Audit *slog.Logger
+	// TracerProvider, if set, traces every call of both ports (one server span each, a child of
+	// the caller's W3C trace context).
+	TracerProvider trace.TracerProvider
 }
 
 // RegistryService is the registry's core handler; its unary methods have the signature both
