@@ -17,7 +17,9 @@ import (
 	concordv1 "concord/gen/concord/v1"
 	"concord/gen/concord/v1/concordv1connect"
 	"concord/internal/pki"
+	"concord/internal/version"
 	"concord/server"
+	"concord/server/fsm"
 	"concord/server/ratelimit"
 	"concord/server/servertest"
 
@@ -241,6 +243,9 @@ func TestPrometheusScrapesNode(t *testing.T) {
 	prom.waitAll(t, `concord_datadir_reserved_bytes`, 1, "at least the margin", func(v float64) bool { return v >= 16<<20 })
 	prom.waitAll(t, `concord_integrity_alarm`, 4, "0", func(v float64) bool { return v == 0 })
 	prom.waitValue(t, `concord_node_ready`, 1)
+	// Which Concord it runs, and when the certificate it serves expires.
+	prom.waitValue(t, fmt.Sprintf(`concord_build_info{release=%q,newest_command="%d"}`, version.Get().Release, fsm.NewestCommand), 1)
+	prom.waitValue(t, `concord_tls_certificate_expiry_timestamp_seconds{certificate="server"}`, float64(n.ServerCertificate().NotAfter.Unix()))
 	// No cross-node log check on a node alone.
 	prom.waitValue(t, `absent(concord_log_check_timestamp_seconds)`, 1)
 

@@ -38,6 +38,7 @@ import (
 	"concord/server/transparency"
 	"concord/server/transport"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
@@ -417,7 +418,13 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil, fmt.Errorf("listen on the HTTPS port %s: %w", cfg.HTTPAddr, err)
 	}
 	if s.metrics != nil {
-		if err := s.metrics.Register(metrics.NewNodeCollector(s.metricSources(pub, noticeSvc, actionSvc))); err != nil {
+		collectors := []prometheus.Collector{metrics.NewNodeCollector(s.metricSources(pub, noticeSvc, actionSvc)),
+			metrics.BuildInfo(int(fsm.NewestCommand)), metrics.CertificateExpiry("server", s.serverTLS.Certificate)}
+		if s.nodeTLS != nil && len(s.nodeTLS.Server.Certificates) > 0 && s.nodeTLS.Server.Certificates[0].Leaf != nil {
+			leaf := s.nodeTLS.Server.Certificates[0].Leaf
+			collectors = append(collectors, metrics.CertificateExpiry("node", func() *x509.Certificate { return leaf }))
+		}
+		if err := registerAll(s.metrics, collectors); err != nil {
 			s.grpcLn.Close()
 			s.httpLn.Close()
 			return nil, fmt.Errorf("metrics: %w", err)
@@ -773,4 +780,13 @@ func pageTokenKey(logKeyFile string) ([]byte, error) {
 	}
 	sum := sha256.Sum256(append([]byte("concord/page-token/v1\n"), b...))
 	return sum[:], nil
+}
+
+func registerAll(m *metrics.Metrics, cs []prometheus.Collector) error {
+	for _, c := range cs {
+		if err := m.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
 }
