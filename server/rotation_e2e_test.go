@@ -61,6 +61,7 @@ func TestRotatingTheCAWhileClientsCall(t *testing.T) {
 
 	// Callers on connections opened before the rotation, calling until the end.
 	stop := make(chan struct{})
+	progress := make(chan struct{}, 1024) // a token per call answered, for waitCalls
 	var calls, failed atomic.Int64
 	var firstErr atomic.Value
 	var wg sync.WaitGroup
@@ -78,18 +79,27 @@ func TestRotatingTheCAWhileClientsCall(t *testing.T) {
 					firstErr.CompareAndSwap(nil, err)
 				}
 				calls.Add(1)
+				select {
+				case progress <- struct{}{}:
+				default:
+				}
 			}
 		})
 	}
-	waitCalls := func(more int64) {
+	// waitCalls returns once the callers have had more calls answered since it was called.
+	waitCalls := func(more int) {
 		t.Helper()
-		target := calls.Load() + more
-		deadline := time.Now().Add(time.Minute)
-		for calls.Load() < target {
-			if time.Now().After(deadline) {
+		for len(progress) > 0 { // forget calls answered before now
+			<-progress
+		}
+		deadline := time.NewTimer(time.Minute)
+		defer deadline.Stop()
+		for range more {
+			select {
+			case <-progress:
+			case <-deadline.C:
 				t.Fatal("the callers stalled")
 			}
-			time.Sleep(time.Millisecond)
 		}
 	}
 	// dial opens a new connection with a partner's certificate and key, trusting caFile.

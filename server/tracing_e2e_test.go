@@ -26,10 +26,59 @@ import (
 type spanRecorder struct {
 	mu        sync.Mutex
 	exporters map[string]*tracetest.InMemoryExporter
+	// exported is closed, and replaced, each time a span is exported: the signal waiters wait on.
+	exported chan struct{}
 }
 
 func newSpanRecorder() *spanRecorder {
-	return &spanRecorder{exporters: map[string]*tracetest.InMemoryExporter{}}
+	return &spanRecorder{exporters: map[string]*tracetest.InMemoryExporter{}, exported: make(chan struct{})}
+}
+
+// signalling exports to an in-memory exporter, then tells the recorder's waiters.
+type signalling struct {
+	*tracetest.InMemoryExporter
+	r *spanRecorder
+}
+
+func (e signalling) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
+	err := e.InMemoryExporter.ExportSpans(ctx, spans)
+	e.r.mu.Lock()
+	close(e.r.exported)
+	e.r.exported = make(chan struct{})
+	e.r.mu.Unlock()
+	return err
+}
+
+// await returns who's spans of trace id once done says they are complete, or when a generous
+// minute has passed (the caller then reports what it found): each check follows an export.
+func (r *spanRecorder) await(who string, id trace.TraceID, done func(tracetest.SpanStubs) bool) tracetest.SpanStubs {
+	deadline := time.NewTimer(time.Minute)
+	defer deadline.Stop()
+	for {
+		r.mu.Lock()
+		next := r.exported
+		r.mu.Unlock()
+		spans := r.spans(who, id)
+		if done(spans) {
+			return spans
+		}
+		select {
+		case <-next:
+		case <-deadline.C:
+			return spans
+		}
+	}
+}
+
+// named are the spans of spans with that name (and kind, unless kind is unspecified).
+func named(spans tracetest.SpanStubs, name string, kind trace.SpanKind) tracetest.SpanStubs {
+	var out tracetest.SpanStubs
+	for _, s := range spans {
+		if s.Name == name && (kind == trace.SpanKindUnspecified || s.SpanKind == kind) {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // provider returns the tracer provider of the process named who, sampling every trace it starts
@@ -39,7 +88,7 @@ func (r *spanRecorder) provider(t testing.TB, who string) trace.TracerProvider {
 	r.mu.Lock()
 	r.exporters[who] = exp
 	r.mu.Unlock()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp), sdktrace.WithSampler(tracing.Sampler(1)),
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(signalling{exp, r}), sdktrace.WithSampler(tracing.Sampler(1)),
 		sdktrace.WithResource(resource.NewSchemaless(attribute.String("service.instance.id", who))))
 	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
 	return tp
@@ -60,22 +109,11 @@ func (r *spanRecorder) spans(who string, id trace.TraceID) tracetest.SpanStubs {
 }
 
 // findSpan returns the one span of trace id with that name and kind that who exported, failing
-// the test otherwise. A server's span ends after its answer is sent: it waits for it a little.
+// the test otherwise. A server's span ends after its answer is sent: it waits for its export.
 func (r *spanRecorder) findSpan(t *testing.T, who string, id trace.TraceID, name string, kind trace.SpanKind) tracetest.SpanStub {
 	t.Helper()
-	var found []tracetest.SpanStub
-	var spans tracetest.SpanStubs
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		found, spans = nil, r.spans(who, id)
-		for _, s := range spans {
-			if s.Name == name && s.SpanKind == kind {
-				found = append(found, s)
-			}
-		}
-		if len(found) > 0 || time.Now().After(deadline) {
-			break
-		}
-	}
+	spans := r.await(who, id, func(spans tracetest.SpanStubs) bool { return len(named(spans, name, kind)) > 0 })
+	found := named(spans, name, kind)
 	if len(found) != 1 {
 		var names []string
 		for _, s := range spans {
@@ -196,18 +234,9 @@ func assertForwardedAndApplied(t *testing.T, rec *spanRecorder, c *servertest.Cl
 	// Every node applies the entry; the third may still be at it when the client has its answer.
 	for i := range c.Nodes {
 		who := servertest.NodeID(i)
-		var fsmApply tracetest.SpanStubs
-		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-			fsmApply = nil
-			for _, s := range rec.spans(who, id) {
-				if s.Name == "fsm.apply" {
-					fsmApply = append(fsmApply, s)
-				}
-			}
-			if len(fsmApply) > 0 {
-				break
-			}
-		}
+		fsmApply := named(rec.await(who, id, func(spans tracetest.SpanStubs) bool {
+			return len(named(spans, "fsm.apply", trace.SpanKindUnspecified)) > 0
+		}), "fsm.apply", trace.SpanKindUnspecified)
 		if len(fsmApply) != 1 {
 			t.Errorf("%s: %d fsm.apply spans in the trace, want 1", who, len(fsmApply))
 			continue

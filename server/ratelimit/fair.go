@@ -16,6 +16,8 @@ type Fair struct {
 	free  int
 	queue map[string][]chan struct{} // waiting, by partner, in arrival order
 	turn  []string                   // partners with waiters, in the order they are served
+	// queued, if set (tests), is told of each waiter as it joins the queue.
+	queued func(partner string)
 }
 
 // NewFair returns a scheduler with slots slots (0: one per core).
@@ -43,7 +45,11 @@ func (f *Fair) Acquire(ctx context.Context, partner string) error {
 		f.turn = append(f.turn, partner)
 	}
 	f.queue[partner] = append(f.queue[partner], ch)
+	queued := f.queued
 	f.mu.Unlock()
+	if queued != nil {
+		queued(partner)
+	}
 	select {
 	case <-ch:
 		return nil

@@ -188,6 +188,8 @@ func TestOffAllowsAll(t *testing.T) {
 func TestFairServesPartnersInTurn(t *testing.T) {
 	t.Parallel()
 	f := NewFair(1)
+	joined := make(chan string, 16)
+	f.queued = func(p string) { joined <- p }
 	ctx := context.Background()
 	if err := f.Acquire(ctx, "flooder"); err != nil {
 		t.Fatal(err)
@@ -198,7 +200,6 @@ func TestFairServesPartnersInTurn(t *testing.T) {
 	// enqueue starts a waiter for p and returns once it is queued: the order of arrival is what
 	// the test is about.
 	enqueue := func(p string) {
-		before := waitersOf(f, p)
 		wg.Go(func() {
 			if err := f.Acquire(ctx, p); err != nil {
 				t.Error(err)
@@ -209,8 +210,8 @@ func TestFairServesPartnersInTurn(t *testing.T) {
 			mu.Unlock()
 			f.Release()
 		})
-		for waitersOf(f, p) == before {
-			time.Sleep(100 * time.Microsecond)
+		if got := <-joined; got != p {
+			t.Fatalf("%s joined the queue, want %s", got, p)
 		}
 	}
 	for range 10 {
@@ -229,9 +230,7 @@ func TestFairServesPartnersInTurn(t *testing.T) {
 	cctx, cancel := context.WithCancel(ctx)
 	done := make(chan error)
 	go func() { done <- f.Acquire(cctx, "b") }()
-	for waitersOf(f, "b") == 0 {
-		time.Sleep(100 * time.Microsecond)
-	}
+	<-joined
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("got %v", err)
@@ -240,10 +239,4 @@ func TestFairServesPartnersInTurn(t *testing.T) {
 	if err := f.Acquire(ctx, "c"); err != nil || f.free != 0 || len(f.turn) != 0 {
 		t.Fatalf("after a canceled waiter: err %v, free %d, turn %v", err, f.free, f.turn)
 	}
-}
-
-func waitersOf(f *Fair, p string) int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return len(f.queue[p])
 }
