@@ -10,18 +10,23 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
 	"concord/dsse"
 	statev1 "concord/gen/concord/state/v1"
 	concordv1 "concord/gen/concord/v1"
+	"concord/internal/identity"
 	"concord/internal/pki"
 	"concord/internal/registryfile"
 	"concord/server/authz"
 	"concord/server/fault"
 	"concord/server/state"
 
+	formats "github.com/transparency-dev/formats/note"
+	"golang.org/x/mod/sumdb/note"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -37,10 +42,11 @@ const NoticeID = "01KB9Q0000000000000000NTC1"
 
 // Node is a bootstrapped state store and the partners' signing keys.
 type Node struct {
-	Store   *state.Store
-	PKI     pki.Layout
-	signers map[string]dsse.Signer
-	index   uint64 // the last raft index used
+	Store     *state.Store
+	PKI       pki.Layout
+	signers   map[string]dsse.Signer
+	witnesses map[string]note.Signer
+	index     uint64 // the last raft index used
 }
 
 // New returns a store bootstrapped with the example registry (its PKI in a temporary directory),
@@ -56,14 +62,20 @@ func New(tb testing.TB) *Node {
 	if err != nil {
 		tb.Fatalf("example registry: %v", err)
 	}
-	// The dev PKI's keys are random; the fixture's are derived from the partner ids, so that
-	// every process signs alike and an input a fuzzer saves replays anywhere.
+	// The dev PKI's keys are random; the fixture's signing and witness keys are derived from the
+	// partner ids, so that every process signs alike and an input a fuzzer saves replays anywhere.
 	keys := map[string]ed25519.PrivateKey{}
+	witnesses := map[string]note.Signer{}
 	for _, p := range reg.Partners {
 		seed := sha256.Sum256([]byte("concord statetest signing key " + p.GetId()))
 		keys[p.GetId()] = ed25519.NewKeyFromSeed(seed[:])
 		for _, k := range p.GetSigningKeys() {
 			k.PublicKey = keys[p.GetId()].Public().(ed25519.PublicKey)
+		}
+		if p.GetWitnessKey() != "" {
+			name, _, _ := strings.Cut(p.GetWitnessKey(), "+")
+			signer, vkey := noteKey(tb, name, "witness key "+p.GetId(), true)
+			witnesses[p.GetId()], p.WitnessKey = signer, vkey
 		}
 	}
 	st, err := state.New()
@@ -74,7 +86,7 @@ func New(tb testing.TB) *Node {
 		SigningKeys: reg.SigningKeys, At: timestamppb.New(At.Add(-time.Hour))}); err != nil {
 		tb.Fatalf("bootstrap: %v", err)
 	}
-	n := &Node{Store: st, PKI: layout, signers: map[string]dsse.Signer{}, index: 1}
+	n := &Node{Store: st, PKI: layout, signers: map[string]dsse.Signer{}, witnesses: witnesses, index: 1}
 	for id, key := range keys {
 		n.signers[id] = dsse.NewSigner(key)
 	}
@@ -89,6 +101,39 @@ func (n *Node) State() *state.Store { return n.Store }
 
 // Signer is a partner's signing key.
 func (n *Node) Signer(partner string) dsse.Signer { return n.signers[partner] }
+
+// Witness is the cosigning key of a partner that runs a witness (its registered witness_key).
+func (n *Node) Witness(partner string) note.Signer { return n.witnesses[partner] }
+
+// LogKey is a log key, the same in every process.
+func LogKey(tb testing.TB) (note.Signer, note.Verifier) {
+	signer, vkey := noteKey(tb, pki.LogOrigin(identity.DefaultTrustDomain), "log key", false)
+	v, err := note.NewVerifier(vkey)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return signer, v
+}
+
+// noteKey derives a note key named name from label: a cosignature/v1 signer (C2SP
+// tlog-cosignature) for a witness, else a plain note signer. It returns the verifier key too.
+func noteKey(tb testing.TB, name, label string, cosigner bool) (note.Signer, string) {
+	tb.Helper()
+	skey, vkey, err := note.GenerateKey(rand.NewChaCha8(sha256.Sum256([]byte("concord statetest "+label))), name)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var signer note.Signer
+	if cosigner {
+		signer, err = formats.NewSignerForCosignatureV1(skey)
+	} else {
+		signer, err = note.NewSigner(skey)
+	}
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return signer, vkey
+}
 
 // Caller is the context of a call by partner, as the ports put it after the handshake.
 func (n *Node) Caller(partner string) context.Context {
