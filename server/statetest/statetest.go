@@ -37,28 +37,26 @@ import (
 // given At as their now.
 var At = time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
 
-// NoticeID is the notice Fixture.SubmitNotice stores, which the other statements concern.
+// NoticeID is the notice Node.SubmitNotice stores, which the other statements concern.
 const NoticeID = "01KB9Q0000000000000000NTC1"
 
-// Node is a bootstrapped state store and the partners' signing keys.
+// Node is a bootstrapped state store and the partners' signing and witness keys.
 type Node struct {
 	Store     *state.Store
-	PKI       pki.Layout
 	signers   map[string]dsse.Signer
 	witnesses map[string]note.Signer
 	index     uint64 // the last raft index used
 }
 
-// New returns a store bootstrapped with the example registry (its PKI in a temporary directory),
-// each partner with one signing key.
+// New returns a store bootstrapped with the example registry (read with a dev PKI made in a
+// temporary directory), each partner with one signing key of the fixture's.
 func New(tb testing.TB) *Node {
 	tb.Helper()
-	layout := pki.Layout{Dir: tb.TempDir()}
-	ids := registryfile.ExamplePartnerIDs()
-	if _, err := pki.Init(pki.Options{Dir: layout.Dir, PartnerIDs: ids}); err != nil {
+	dir := tb.TempDir()
+	if _, err := pki.Init(pki.Options{Dir: dir, PartnerIDs: registryfile.ExamplePartnerIDs()}); err != nil {
 		tb.Fatalf("dev PKI: %v", err)
 	}
-	reg, err := registryfile.Parse(registryfile.Example(), layout.Dir)
+	reg, err := registryfile.Parse(registryfile.Example(), dir)
 	if err != nil {
 		tb.Fatalf("example registry: %v", err)
 	}
@@ -86,7 +84,7 @@ func New(tb testing.TB) *Node {
 		SigningKeys: reg.SigningKeys, At: timestamppb.New(At.Add(-time.Hour))}); err != nil {
 		tb.Fatalf("bootstrap: %v", err)
 	}
-	n := &Node{Store: st, PKI: layout, signers: map[string]dsse.Signer{}, witnesses: witnesses, index: 1}
+	n := &Node{Store: st, signers: map[string]dsse.Signer{}, witnesses: witnesses, index: 1}
 	for id, key := range keys {
 		n.signers[id] = dsse.NewSigner(key)
 	}
