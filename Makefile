@@ -84,15 +84,15 @@ FUZZMINIMIZETIME ?= 1000x
 ## fuzz-ci: the same for 3 s a target, in `make test`: every target runs, every seed is checked.
 FUZZ_CI_TIME     ?= 3s
 fuzz:
-	@$(call run-fuzz,$(FUZZTIME),$(FUZZMINIMIZETIME),"$$(go env GOCACHE)/fuzz/$$pkg")
+	@$(call run-fuzz,$(FUZZTIME),$(FUZZMINIMIZETIME),"$$(go env GOCACHE)/fuzz/$$pkg",0)
 # CI starts from the seeds alone, in a cache of its own, so that its time does not grow with
-# what earlier local runs found.
+# what earlier local runs found; a target that hangs fails after 2 minutes.
 fuzz-ci:
-	@rm -rf $(FUZZ_BIN)/ci-cache; $(call run-fuzz,$(FUZZ_CI_TIME),100x,$(FUZZ_BIN)/ci-cache/$$pkg)
+	@rm -rf $(FUZZ_BIN)/ci-cache; $(call run-fuzz,$(FUZZ_CI_TIME),100x,$(FUZZ_BIN)/ci-cache/$$pkg,2m)
 
-# run-fuzz(time, minimize time, cache dir): each package with fuzz targets is built once with
-# the fuzzing instrumentation; its binary lists the targets and runs each from the package's
-# folder, where its testdata is. Only a failing target's output is shown in full.
+# run-fuzz(time, minimize time, cache dir, timeout or 0): each package with fuzz targets is
+# built once with the fuzzing instrumentation; its binary lists the targets and runs each from
+# the package's folder, where its testdata is. Only a failing target's output is shown in full.
 FUZZ_BIN := $(BIN)/fuzz
 define run-fuzz
 status=0; start=$$SECONDS; n=0; mkdir -p $(FUZZ_BIN); \
@@ -102,7 +102,7 @@ for dir in $$(grep -rl --include='*_test.go' --exclude-dir=node_modules --exclud
 	for target in $$($$bin -test.list '^Fuzz'); do \
 		n=$$((n+1)); \
 		if out=$$(cd $$dir && $$bin -test.run '^$$' -test.fuzz "^$$target\$$" -test.fuzztime $(1) -test.fuzzminimizetime $(2) \
-			-test.parallel $(FUZZPARALLEL) -test.fuzzcachedir $(3) 2>&1); then \
+			-test.parallel $(FUZZPARALLEL) -test.fuzzcachedir $(3) -test.timeout $(4) 2>&1); then \
 			echo "ok   $$pkg $$target: $$(echo "$$out" | grep '^fuzz: elapsed' | tail -n 1 | sed 's/^fuzz: //; s/ ([0-9]*\/sec)//')"; \
 		else echo "FAIL $$pkg $$target"; echo "$$out"; status=1; fi; \
 	done; \
