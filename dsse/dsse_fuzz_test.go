@@ -35,21 +35,21 @@ func FuzzEnvelope(f *testing.F) {
 		payloadType string
 		msg         proto.Message
 	}{
-		{PayloadTypeNotice, &concordv1.Notice{NoticeId: "01KB9Q0000000000000000NTC1", Issuer: "fr-pharos", Jurisdiction: "FR",
+		{PayloadTypeNotice, &concordv1.Notice{NoticeId: "01KB9Q0000XY5S42000000NTC1", Issuer: "fr-pharos", Jurisdiction: "FR",
 			LegalBasis: "fr.cp.421-2-5", Categories: []concordv1.Category{concordv1.Category_CATEGORY_INCITEMENT},
 			Hashes: []*concordv1.Hash{
 				{Kind: concordv1.HashKind_HASH_KIND_SHA256, Value: bytes.Repeat([]byte{0x5a}, 32)},
 				{Kind: concordv1.HashKind_HASH_KIND_PDQ, Value: bytes.Repeat([]byte{0xa5}, 32), Quality: 92},
 			}, RemovalDeadline: durationpb.New(time.Hour), CreatedAt: created}},
-		{PayloadTypeEndorsement, &concordv1.Endorsement{EndorsementId: "01KB9Q0000000000000000END1", NoticeId: "01KB9Q0000000000000000NTC1",
+		{PayloadTypeEndorsement, &concordv1.Endorsement{EndorsementId: "01KB9Q000073ZAZ8000000END1", NoticeId: "01KB9Q0000XY5S42000000NTC1",
 			Author: "de-bka", Jurisdiction: "DE", LegalBasis: "de.stgb.111", CreatedAt: created}},
-		{PayloadTypeObjection, &concordv1.Objection{ObjectionId: "01KB9Q00000000000000000BJ1", NoticeId: "01KB9Q0000000000000000NTC1",
+		{PayloadTypeObjection, &concordv1.Objection{ObjectionId: "01KB9Q00003TSFHZ0000000BJ1", NoticeId: "01KB9Q0000XY5S42000000NTC1",
 			Author: "be-fedpol", Jurisdiction: "BE", Reason: "protected political speech", CreatedAt: created}},
-		{PayloadTypeWithdrawal, &concordv1.Withdrawal{WithdrawalId: "01KB9Q0000000000000000WDR1", NoticeId: "01KB9Q0000000000000000NTC1",
+		{PayloadTypeWithdrawal, &concordv1.Withdrawal{WithdrawalId: "01KB9Q0000XY5S42000000WDR1", NoticeId: "01KB9Q0000XY5S42000000NTC1",
 			Author: "fr-pharos", Reason: "issued in error", Reinstate: true, CreatedAt: created}},
-		{PayloadTypeActionReport, &concordv1.ActionReport{ReportId: "01KB9Q0000000000000000ACT1", NoticeId: "01KB9Q0000000000000000NTC1",
+		{PayloadTypeActionReport, &concordv1.ActionReport{ReportId: "01KB9Q0000JM1VVX000000ACT1", NoticeId: "01KB9Q0000XY5S42000000NTC1",
 			Reporter: "videoshare", Jurisdictions: []string{"FR"}, Outcome: concordv1.ActionOutcome_ACTION_OUTCOME_REMOVED, OccurredAt: created}},
-		{PayloadTypeRegistryChange, &concordv1.RegistryChange{ChangeId: "01KB9Q0000000000000000REG1", Author: "hub-ops", CreatedAt: created,
+		{PayloadTypeRegistryChange, &concordv1.RegistryChange{ChangeId: "01KB9Q0000QNF6QK000000REG1", Author: "hub-ops", CreatedAt: created,
 			Change: &concordv1.RegistryChange_RevokeSigningKey{RevokeSigningKey: &concordv1.RevokeSigningKey{PartnerId: "socialnet", KeyId: key.KeyId, Reason: "key lost"}}}},
 	}
 	seed := func(env *concordv1.Envelope, err error) {

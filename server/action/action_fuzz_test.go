@@ -20,7 +20,7 @@ func FuzzReportAction(f *testing.F) {
 		f.Fatal(err)
 	}
 	geo := statetest.ActionReport()
-	geo.ReportId = "01KB9Q0000000000000000ACT2"
+	geo.ReportId = "01KB9Q0000JM1VVX000000ACT2"
 	geo.Outcome = concordv1.ActionOutcome_ACTION_OUTCOME_GEO_BLOCKED
 	geo.GeoBlockedIn = []string{"FR", "BE"}
 	n.Fuzz(f, raft, statetest.Statement{

@@ -28,7 +28,7 @@ func fuzzService(f *testing.F) (*Service, *statetest.Node, *statetest.Raft) {
 func FuzzSubmitNotice(f *testing.F) {
 	s, n, raft := fuzzService(f)
 	restricted := statetest.NextNotice()
-	restricted.NoticeId = "01KB9Q0000000000000000NTC3"
+	restricted.NoticeId = "01KB9Q0000XY5S42000000NTC3"
 	restricted.Supersedes = ""
 	restricted.Tlp = concordv1.TLP_TLP_RED
 	restricted.SharingGroup = []string{"videoshare", "de-bka"}
@@ -88,7 +88,7 @@ func FuzzPageToken(f *testing.F) {
 	s := &Service{PageTokenKey: bytes.Repeat([]byte{7}, 32)}
 	filters := filterDigest(&concordv1.ListNoticesRequest{Jurisdiction: "FR"})
 	f.Add("videoshare", statetest.NoticeID, "de-bka", "")
-	f.Add("fr-pharos", "01KB9Q0000000000000000NTC2:x", "fr-pharos", s.encodePageToken("fr-pharos", filters, statetest.NoticeID))
+	f.Add("fr-pharos", "01KB9Q0000XY5S42000000NTC2:x", "fr-pharos", s.encodePageToken("fr-pharos", filters, statetest.NoticeID))
 	f.Add("hub-ops", "", "hub-ops", "bjE6")
 	f.Fuzz(func(t *testing.T, partner, lastID, other, sent string) {
 		tok := s.encodePageToken(partner, filters, lastID)

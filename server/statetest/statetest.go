@@ -37,8 +37,10 @@ import (
 // given At as their now.
 var At = time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
 
-// NoticeID is the notice Node.SubmitNotice stores, which the other statements concern.
-const NoticeID = "01KB9Q0000000000000000NTC1"
+// NoticeID is the notice Node.SubmitNotice stores, which the other statements concern. Characters
+// 11 to 16 of each statement id here are its author's statement id tag, derived from the partner
+// id (XY5S42 for fr-pharos, 73ZAZ8 de-bka, 3TSFHZ be-fedpol, JM1VVX videoshare, QNF6QK hub-ops).
+const NoticeID = "01KB9Q0000XY5S42000000NTC1"
 
 // Node is a bootstrapped state store and the partners' signing and witness keys.
 type Node struct {
@@ -197,7 +199,7 @@ func Notice() *concordv1.Notice {
 // NextNotice is another notice of fr-pharos, superseding Notice().
 func NextNotice() *concordv1.Notice {
 	n := Notice()
-	n.NoticeId = "01KB9Q0000000000000000NTC2"
+	n.NoticeId = "01KB9Q0000XY5S42000000NTC2"
 	n.Supersedes = NoticeID
 	n.Tlp = concordv1.TLP_TLP_CLEAR
 	return n
@@ -205,25 +207,25 @@ func NextNotice() *concordv1.Notice {
 
 // Endorsement is de-bka's endorsement of NoticeID under German law.
 func Endorsement() *concordv1.Endorsement {
-	return &concordv1.Endorsement{EndorsementId: "01KB9Q0000000000000000END1", NoticeId: NoticeID, Author: "de-bka",
+	return &concordv1.Endorsement{EndorsementId: "01KB9Q000073ZAZ8000000END1", NoticeId: NoticeID, Author: "de-bka",
 		Jurisdiction: "DE", LegalBasis: "de.stgb.111", CreatedAt: timestamppb.New(At)}
 }
 
 // Objection is be-fedpol's objection to NoticeID in Belgium.
 func Objection() *concordv1.Objection {
-	return &concordv1.Objection{ObjectionId: "01KB9Q00000000000000000BJ1", NoticeId: NoticeID, Author: "be-fedpol",
+	return &concordv1.Objection{ObjectionId: "01KB9Q00003TSFHZ0000000BJ1", NoticeId: NoticeID, Author: "be-fedpol",
 		Jurisdiction: "BE", Reason: "protected political speech under Belgian law", CreatedAt: timestamppb.New(At)}
 }
 
 // Withdrawal is fr-pharos's withdrawal of NoticeID.
 func Withdrawal() *concordv1.Withdrawal {
-	return &concordv1.Withdrawal{WithdrawalId: "01KB9Q0000000000000000WDR1", NoticeId: NoticeID, Author: "fr-pharos",
+	return &concordv1.Withdrawal{WithdrawalId: "01KB9Q0000XY5S42000000WDR1", NoticeId: NoticeID, Author: "fr-pharos",
 		Reason: "issued in error", Reinstate: true, CreatedAt: timestamppb.New(At)}
 }
 
 // ActionReport is videoshare's report that it removed NoticeID's content in France.
 func ActionReport() *concordv1.ActionReport {
-	return &concordv1.ActionReport{ReportId: "01KB9Q0000000000000000ACT1", NoticeId: NoticeID, Reporter: "videoshare",
+	return &concordv1.ActionReport{ReportId: "01KB9Q0000JM1VVX000000ACT1", NoticeId: NoticeID, Reporter: "videoshare",
 		Jurisdictions: []string{"FR"}, Outcome: concordv1.ActionOutcome_ACTION_OUTCOME_REMOVED,
 		OccurredAt: timestamppb.New(At.Add(-time.Minute)), Items: 3}
 }
@@ -236,14 +238,14 @@ func RegistryChanges(n *Node) []*concordv1.RegistryChange {
 		return c
 	}
 	return []*concordv1.RegistryChange{
-		change("01KB9Q0000000000000000REG1", &concordv1.RegistryChange{Change: &concordv1.RegistryChange_UpsertPartner{
+		change("01KB9Q0000QNF6QK000000REG1", &concordv1.RegistryChange{Change: &concordv1.RegistryChange_UpsertPartner{
 			UpsertPartner: &concordv1.Partner{Id: "nl-politie", DisplayName: "Politie (example)", Roles: []concordv1.Role{concordv1.Role_ROLE_AUDITOR}}}}),
-		change("01KB9Q0000000000000000REG2", &concordv1.RegistryChange{Change: &concordv1.RegistryChange_AddSigningKey{
+		change("01KB9Q0000QNF6QK000000REG2", &concordv1.RegistryChange{Change: &concordv1.RegistryChange_AddSigningKey{
 			AddSigningKey: &concordv1.AddSigningKey{PartnerId: "socialnet", PublicKey: repeat(0x42, 32),
 				NotBefore: timestamppb.New(At), NotAfter: timestamppb.New(At.Add(365 * 24 * time.Hour))}}}),
-		change("01KB9Q0000000000000000REG3", &concordv1.RegistryChange{Change: &concordv1.RegistryChange_RevokeSigningKey{
+		change("01KB9Q0000QNF6QK000000REG3", &concordv1.RegistryChange{Change: &concordv1.RegistryChange_RevokeSigningKey{
 			RevokeSigningKey: &concordv1.RevokeSigningKey{PartnerId: "socialnet", KeyId: n.Signer("socialnet").KeyID(), Reason: "key lost"}}}),
-		change("01KB9Q0000000000000000REG4", &concordv1.RegistryChange{Change: &concordv1.RegistryChange_SetJurisdiction{
+		change("01KB9Q0000QNF6QK000000REG4", &concordv1.RegistryChange{Change: &concordv1.RegistryChange_SetJurisdiction{
 			SetJurisdiction: &concordv1.Jurisdiction{Code: "NL", Name: "Netherlands", Example: true,
 				Provisions: []*concordv1.LegalProvision{{Id: "nl.sr.131", Citation: "Sr. art. 131", Categories: []concordv1.Category{concordv1.Category_CATEGORY_INCITEMENT}}},
 				Policy:     &concordv1.JurisdictionPolicy{DefaultRemovalDeadline: durationpb.New(time.Hour)}}}}),
