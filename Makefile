@@ -14,12 +14,12 @@ GRPCURL_VERSION              := v1.9.4
 
 TS_DIR := clients/typescript
 
-.PHONY: test tools prometheus alert-rules generate check-generated lint go-test ts-deps run bench chaos clean-tools build
+.PHONY: test tools prometheus alert-rules generate check-generated lint go-test fuzz fuzz-ci ts-deps run bench chaos clean-tools build
 
 ## test: every check — formatting, vet, buf lint, generated code freshness, the alert rules' unit
 ## tests, all Go tests with the race detector (including the TypeScript client, the grpcurl/curl
-## calls and a real Prometheus scraping nodes).
-test: tools ts-deps prometheus lint check-generated alert-rules go-test
+## calls and a real Prometheus scraping nodes), and a short run of every fuzz target.
+test: tools ts-deps prometheus lint check-generated alert-rules go-test fuzz-ci
 
 ## tools: the pinned code generators and grpcurl, built from source into .bin/. A stamp per
 ## version means a version bump rebuilds only that tool.
@@ -94,6 +94,44 @@ lint: tools
 ## go-test: all Go tests with the race detector.
 go-test: tools ts-deps prometheus
 	go test -race -timeout 20m ./...
+
+## fuzz: every fuzz target (each func FuzzXxx of a _test.go file), one after the other, for
+## FUZZTIME each with FUZZPARALLEL workers, e.g. `make fuzz FUZZTIME=10m`. Inputs that add
+## coverage stay in Go's fuzz cache, so the next run starts from them. A crasher is written to
+## the package's testdata/fuzz/FuzzXxx/: commit it with the fix and it is a regression test,
+## run by every `go test`. FUZZMINIMIZETIME bounds the minimisation of each new input (a count
+## of runs or a duration); Go's default, 60 s, would stall a one-worker run on large inputs.
+FUZZTIME         ?= 1m
+FUZZPARALLEL     ?= 1
+FUZZMINIMIZETIME ?= 1000x
+## fuzz-ci: the same for 3 s a target, in `make test`: every target runs, every seed is checked.
+FUZZ_CI_TIME     ?= 3s
+fuzz:
+	@$(call run-fuzz,$(FUZZTIME),$(FUZZMINIMIZETIME),"$$(go env GOCACHE)/fuzz/$$pkg",0)
+# CI starts from the seeds alone, in a cache of its own, so that its time does not grow with
+# what earlier local runs found; a target that hangs fails after 2 minutes.
+fuzz-ci:
+	@rm -rf $(FUZZ_BIN)/ci-cache; $(call run-fuzz,$(FUZZ_CI_TIME),100x,$(FUZZ_BIN)/ci-cache/$$pkg,2m)
+
+# run-fuzz(time, minimize time, cache dir, timeout or 0): each package with fuzz targets is
+# built once with the fuzzing instrumentation; its binary lists the targets and runs each from
+# the package's folder, where its testdata is. Only a failing target's output is shown in full.
+FUZZ_BIN := $(BIN)/fuzz
+define run-fuzz
+status=0; start=$$SECONDS; n=0; mkdir -p $(FUZZ_BIN); \
+for dir in $$(grep -rl --include='*_test.go' --exclude-dir=node_modules --exclude-dir=.bin '^func Fuzz' . | xargs -n1 dirname | sort -u); do \
+	pkg=$$(go list $$dir); bin=$(FUZZ_BIN)/$$(echo $$pkg | tr / _).test; \
+	if ! go test -c -fuzz . -o $$bin $$dir; then status=1; continue; fi; \
+	for target in $$($$bin -test.list '^Fuzz'); do \
+		n=$$((n+1)); \
+		if out=$$(cd $$dir && $$bin -test.run '^$$' -test.fuzz "^$$target\$$" -test.fuzztime $(1) -test.fuzzminimizetime $(2) \
+			-test.parallel $(FUZZPARALLEL) -test.fuzzcachedir $(3) -test.timeout $(4) 2>&1); then \
+			echo "ok   $$pkg $$target: $$(echo "$$out" | grep '^fuzz: elapsed' | tail -n 1 | sed 's/^fuzz: //; s/ ([0-9]*\/sec)//')"; \
+		else echo "FAIL $$pkg $$target"; echo "$$out"; status=1; fi; \
+	done; \
+done; \
+echo "fuzzed $$n targets in $$((SECONDS - start)) s"; exit $$status
+endef
 
 ## bench: the transports side by side (WhoAmI on the gRPC port vs the HTTPS port), an
 ## acknowledged registry change, the ingest of batched notices, writes and Match on one node

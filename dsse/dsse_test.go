@@ -42,7 +42,7 @@ type keyring map[string]*concordv1.SigningKey
 
 func (k keyring) lookup(id string) (*concordv1.SigningKey, error) { return k[id], nil }
 
-func newKey(t *testing.T, seed byte) (ed25519.PrivateKey, *concordv1.SigningKey) {
+func newKey(t testing.TB, seed byte) (ed25519.PrivateKey, *concordv1.SigningKey) {
 	t.Helper()
 	priv := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{seed}, ed25519.SeedSize))
 	pub := priv.Public().(ed25519.PublicKey)

@@ -23,7 +23,7 @@ import (
 // The PDQ package's reference files serve here too.
 var pdqTestdata = filepath.Join("pdq", "testdata")
 
-func readTestFile(t *testing.T, name string) []byte {
+func readTestFile(t testing.TB, name string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(pdqTestdata, filepath.FromSlash(name)))
 	if err != nil {

@@ -35,8 +35,10 @@ func ParseCheckpoint(text string) (Checkpoint, error) {
 	if err != nil || size < 0 || strconv.FormatInt(size, 10) != lines[1] {
 		return Checkpoint{}, fmt.Errorf("checkpoint: size %q is not a decimal number", lines[1])
 	}
+	// Only the canonical encoding: the decoder also takes non-zero padding bits and carriage
+	// returns, and two texts must not stand for one tree head.
 	root, err := base64.StdEncoding.DecodeString(lines[2])
-	if err != nil || len(root) != len(Hash{}) {
+	if err != nil || len(root) != len(Hash{}) || base64.StdEncoding.EncodeToString(root) != lines[2] {
 		return Checkpoint{}, fmt.Errorf("checkpoint: root hash %q is not 32 bytes of base64", lines[2])
 	}
 	c := Checkpoint{Origin: lines[0], Size: size}

@@ -42,7 +42,10 @@
 //     VerifyDnsLength off; each non-ASCII label becomes "xn--" + Punycode. (The Go code uses
 //     golang.org/x/net/idna, whose tables are Unicode 15.0.0 under Go 1.26: a host using
 //     characters assigned later may differ between implementations on other versions.) (d) The result must be non-empty, without empty labels, and use only
-//     a–z, 0–9, "-", "_" and "." (else ErrInvalid). An empty host is ErrNoHost.
+//     a–z, 0–9, "-", "_" and "." (else ErrInvalid). An empty host is ErrNoHost. (e) The
+//     result must read back: taken through (c) and (d) again it gives itself, else ErrInvalid.
+//     Only an "xn--" label can fail to: golang.org/x/net/idna does not decode Punycode into
+//     more than 1 024 characters (a DNS label has at most 63 octets), though it encodes them.
 //  8. Percent-encoding, in the path, query and userinfo: a "%" followed by two hex digits is
 //     decoded when the octet is unreserved (A–Z a–z 0–9 - . _ ~) and otherwise kept with its
 //     hex digits in upper case ("%2f" → "%2F"); a "%" not followed by two hex digits becomes
@@ -258,6 +261,12 @@ func normalizeHost(host string) (string, error) {
 		c := ascii[i]
 		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
 			return "", fmt.Errorf("host %q contains %q: a host name has letters, digits, - and _ only", host, c)
+		}
+	}
+	// The normal form must be a fixed point, or its own hash could not be computed from it.
+	if strings.Contains(ascii, "xn--") {
+		if again, err := idnaProfile.ToASCII(ascii); err != nil || strings.ToLower(again) != ascii {
+			return "", fmt.Errorf("host %q becomes %q, which does not read back as the same host (a label of more than 1 024 characters?)", host, ascii)
 		}
 	}
 	return ascii, nil

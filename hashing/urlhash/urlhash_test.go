@@ -148,6 +148,7 @@ func TestNormalizeErrors(t *testing.T) {
 		{"IPv6 zone", "http://[fe80::1%25eth0]/", ErrInvalid, "zone"},
 		{"junk after IP literal", "http://[::1]x/", ErrInvalid, "after the IP literal"},
 		{"bidi violation", "http://a\u05d0.com/", ErrInvalid, "international domain name"},
+		{"IDN label too long to read back", "http://" + strings.Repeat("u", 1024) + "\u00f9.com/", ErrInvalid, "does not read back"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
