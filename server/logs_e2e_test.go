@@ -3,17 +3,11 @@ package server_test
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -82,84 +76,22 @@ func TestFailedCallsAreLoggedWithThePartner(t *testing.T) {
 	}
 }
 
-// secrets are what no log may show: private keys, signatures and page tokens, in every encoding
-// a careless line could write them in.
-type secrets struct {
-	what map[string]string // encoding → what it is
-}
+// secrets are servertest.Secrets, with signatures and a scan of a whole text.
+type secrets struct{ servertest.Secrets }
 
-func (s *secrets) add(what string, b []byte) {
-	// Raw base64 is a prefix of padded base64: one check finds both.
-	for _, enc := range []string{hex.EncodeToString(b), strings.ToUpper(hex.EncodeToString(b)), base64.RawStdEncoding.EncodeToString(b),
-		base64.RawURLEncoding.EncodeToString(b), strings.TrimSuffix(fmt.Sprint(b[:min(len(b), 12)]), "]")} {
-		s.what[enc] = what
-	}
-}
-
-func (s *secrets) addString(what, v string) { s.what[v] = what }
-
-func (s *secrets) addEnvelope(what string, env *concordv1.Envelope) {
+func (s secrets) addEnvelope(what string, env *concordv1.Envelope) {
 	for _, sig := range env.GetSignatures() {
-		s.add(what+" signature", sig.GetSig())
+		s.Add(what+" signature", sig.GetSig())
 	}
-}
-
-// addPKI adds every private key of a PKI directory: PEM keys (their bodies), the partners'
-// Ed25519 signing keys (seed and whole key), and the log's note signer key.
-func (s *secrets) addPKI(t *testing.T, layout pki.Layout, partners []string) {
-	t.Helper()
-	s.addString("a PEM private key", "PRIVATE KEY-----")
-	err := filepath.WalkDir(layout.Dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".key") {
-			return err
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		if block, _ := pem.Decode(b); block != nil {
-			s.add(path, block.Bytes)
-			return nil
-		}
-		// A note signer key: PRIVATE+KEY+name+hash+key.
-		f := strings.SplitN(strings.TrimSpace(string(b)), "+", 5)
-		if len(f) != 5 || len(f[4]) < 16 {
-			return fmt.Errorf("%s: neither PEM nor a note signer key", path)
-		}
-		s.addString(path, f[4])
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range partners {
-		key, err := pki.LoadSigningKey(layout.SigningKey(p))
-		if err != nil {
-			t.Fatal(err)
-		}
-		s.add(p+"'s signing key seed", key.Seed())
-		s.add(p+"'s signing key", key)
-	}
-}
-
-// find returns a description of each secret that text holds.
-func (s *secrets) find(text string) []string {
-	var found []string
-	for enc, what := range s.what {
-		if i := strings.Index(text, enc); i >= 0 {
-			found = append(found, fmt.Sprintf("%s (%q) at %q", what, enc, text[max(0, i-80):min(len(text), i+len(enc)+20)]))
-		}
-	}
-	return found
 }
 
 // scan fails the test for every secret text holds.
-func (s *secrets) scan(t *testing.T, where, text string) {
+func (s secrets) scan(t *testing.T, where, text string) {
 	t.Helper()
 	if strings.TrimSpace(text) == "" {
 		t.Errorf("%s: empty: nothing was scanned", where)
 	}
-	for _, f := range s.find(text) {
+	for _, f := range s.Find(text) {
 		t.Errorf("%s shows %s", where, f)
 	}
 }
@@ -175,9 +107,10 @@ func TestLogsHoldNoSecret(t *testing.T) {
 		TracerProvider: rec.provider(t, "node")})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	secret := secrets{what: map[string]string{}}
-	partners := []string{"fr-pharos", "de-bka", "videoshare", "hub-ops"}
-	secret.addPKI(t, n.PKI, partners)
+	secret := secrets{servertest.Secrets{}}
+	if err := secret.AddPKI(n.PKI, []string{"fr-pharos", "de-bka", "videoshare", "hub-ops"}); err != nil {
+		t.Fatal(err)
+	}
 
 	dial := func(partner string) *client.Client {
 		c, err := client.Dial(client.Config{Addr: n.GRPCAddr(), TLS: n.PartnerTLS(partner), SigningKeyFile: n.PKI.SigningKey(partner),
@@ -218,7 +151,7 @@ func TestLogsHoldNoSecret(t *testing.T) {
 			if token = resp.GetNextPageToken(); token == "" {
 				return
 			}
-			secret.addString("a page token", token)
+			secret.Secrets[token] = "a page token"
 		}
 	}
 
@@ -299,12 +232,12 @@ func TestLogsHoldNoSecret(t *testing.T) {
 	if !strings.Contains(audit.String(), `"msg":"accepted write"`) || !strings.Contains(audit.String(), `"msg":"refused call"`) {
 		t.Fatalf("the audit stream lacks the writes or the refusals:\n%s", audit.String())
 	}
-	if len(secret.what) < 20 {
-		t.Fatalf("only %d secrets to look for", len(secret.what))
+	if len(secret.Secrets) < 20 {
+		t.Fatalf("only %d secrets to look for", len(secret.Secrets))
 	}
 	// The scan finds a secret where there is one.
-	for enc := range secret.what {
-		if len(secret.find("a line with "+enc)) == 0 {
+	for enc := range secret.Secrets {
+		if len(secret.Find("a line with "+enc)) == 0 {
 			t.Fatalf("the scan does not find %q planted in a line", enc)
 		}
 	}

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -62,7 +61,7 @@ func startPrometheus(t testing.TB, targets ...scrapeTarget) *promServer {
 	if err := os.WriteFile(cfgPath, []byte(cfg.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	addr := freeLoopbackAddr(t)
+	addr := freeAddr(t)
 	var logs bytes.Buffer
 	cmd := exec.Command(bin, "--config.file="+cfgPath, "--storage.tsdb.path="+filepath.Join(dir, "data"),
 		"--web.listen-address="+addr, "--log.level=warn")
@@ -98,17 +97,6 @@ func startPrometheus(t testing.TB, targets ...scrapeTarget) *promServer {
 			t.Fatalf("prometheus not ready within a minute:\n%s", logs.String())
 		}
 	}
-}
-
-// freeLoopbackAddr is a loopback address with a port free a moment ago.
-func freeLoopbackAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // promSample is one series of an instant query's answer.

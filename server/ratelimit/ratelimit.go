@@ -175,7 +175,7 @@ type Limiter struct {
 }
 
 type partner struct {
-	roles    string // the roles the limits were worked out for
+	roles    []concordv1.Role // the roles the limits were worked out for
 	limits   Limits
 	requests *rate.Limiter // nil: no limit
 	work     *rate.Limiter
@@ -205,13 +205,12 @@ func bucket(perSecond float64, burst int) *rate.Limiter {
 
 // state returns c's buckets, built again if its roles changed. l.mu is held.
 func (l *Limiter) state(c Caller) *partner {
-	roles := fmt.Sprint(c.Roles)
 	p, ok := l.partners[c.ID]
-	if ok && p.roles == roles {
+	if ok && slices.Equal(p.roles, c.Roles) {
 		return p
 	}
 	lim := l.cfg.Limits(c.ID, c.Roles)
-	np := &partner{roles: roles, limits: lim, requests: bucket(lim.Requests, lim.RequestBurst),
+	np := &partner{roles: slices.Clone(c.Roles), limits: lim, requests: bucket(lim.Requests, lim.RequestBurst),
 		work: bucket(lim.Work, int(lim.WorkBurst)), open: map[string]int{}}
 	if ok {
 		np.open = p.open // streams open stay counted
