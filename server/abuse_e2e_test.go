@@ -12,6 +12,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"errors"
 	"io"
 	"math/big"
 	"net/http"
@@ -445,7 +446,9 @@ func TestFloodIsLimitedByWork(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := s.Send(&concordv1.MatchStreamRequest{Batch: pdqBatch(1, 0)}); err != nil {
+		// A stream the node refused at once may end before the message is sent: Send then
+		// says io.EOF, and Recv gives the status.
+		if err := s.Send(&concordv1.MatchStreamRequest{Batch: pdqBatch(1, 0)}); err != nil && !errors.Is(err, io.EOF) {
 			t.Fatal(err)
 		}
 		_, err = s.Recv()
