@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -249,12 +250,13 @@ func saveSnapshotFile(t testing.TB, c *client.Client, path string) *concordv1.Sn
 }
 
 // TestClusterFollowerStoppedDuringTenThousandWritesCatchesUp stops a follower, commits 10 000
-// notices on the two other nodes, and restarts it: the leader has compacted its log meanwhile,
-// so the follower catches up from a snapshot, and then holds the very same state.
+// notices on the two other nodes, and restarts it: the leader has compacted its log meanwhile
+// (small segments, which the log drops whole), so the follower catches up from a snapshot, and
+// then holds the very same state.
 func TestClusterFollowerStoppedDuringTenThousandWritesCatchesUp(t *testing.T) {
 	t.Parallel()
 	c := servertest.StartCluster(t, 3, servertest.Options{Cluster: server.ClusterConfig{
-		SnapshotThreshold: 4000, SnapshotInterval: 100 * time.Millisecond, TrailingLogs: 500,
+		SnapshotThreshold: 4000, SnapshotInterval: 100 * time.Millisecond, TrailingLogs: 500, SegmentBytes: 1 << 20,
 	}})
 	leader := c.Leader(t, 10*time.Second)
 	follower := others(c, leader)[0]
@@ -265,6 +267,16 @@ func TestClusterFollowerStoppedDuringTenThousandWritesCatchesUp(t *testing.T) {
 	ids := submitMany(t, c, leader, 10000, 48)
 	t.Logf("10 000 notices committed on two of three nodes in %v", time.Since(start).Round(time.Millisecond))
 
+	// Both running nodes compacted their logs past the entries the follower lacks: whichever
+	// leads when it comes back must send it a snapshot.
+	leaderSnap := uint64(math.MaxUint64)
+	for _, i := range others(c, follower) {
+		snap, _ := strconv.ParseUint(c.Nodes[i].RaftStats()["last_snapshot_index"], 10, 64)
+		if snap < stoppedAt+500+1 {
+			t.Fatalf("%s's last snapshot is at index %d: it still holds the entries after %d (TrailingLogs 500)", servertest.NodeID(i), snap, stoppedAt)
+		}
+		leaderSnap = min(leaderSnap, snap)
+	}
 	start = time.Now()
 	committed := c.Nodes[leader].Applied()
 	c.Restart(t, follower)
@@ -279,8 +291,8 @@ func TestClusterFollowerStoppedDuringTenThousandWritesCatchesUp(t *testing.T) {
 	}
 	stats := c.Nodes[follower].RaftStats()
 	t.Logf("restarted follower: applied %d (was %d when stopped), last snapshot index %s", c.Nodes[follower].Applied(), stoppedAt, stats["last_snapshot_index"])
-	if snap, _ := strconv.ParseUint(stats["last_snapshot_index"], 10, 64); snap < stoppedAt+5000 {
-		t.Fatalf("the follower's last snapshot is at index %d: it did not catch up from a snapshot (stopped at %d)", snap, stoppedAt)
+	if snap, _ := strconv.ParseUint(stats["last_snapshot_index"], 10, 64); snap < leaderSnap {
+		t.Fatalf("the follower's last snapshot is at index %d, before the others' %d: it did not catch up from a snapshot (stopped at %d)", snap, leaderSnap, stoppedAt)
 	}
 
 	// The same state, byte for byte, as the leader's.
@@ -845,4 +857,44 @@ func TestClusterRecoversFromTheLossOfTwoNodes(t *testing.T) {
 	if err != nil || len(members.GetMembers()) != 2 {
 		t.Fatalf("members after the recovery: %v (%v), want node-1 and node-2", members.GetMembers(), err)
 	}
+}
+
+// TestLeaderHandsOverLeadershipWhenItStops stops the leader as an upgrade does (a graceful
+// shutdown): before it stops it hands its leadership to another voter, which leads at once, and
+// writes go on through the others.
+func TestLeaderHandsOverLeadershipWhenItStops(t *testing.T) {
+	t.Parallel()
+	var logs logBuffer
+	c := servertest.StartCluster(t, 3, servertest.Options{Logger: logs.logger()})
+	leader := c.Leader(t, 30*time.Second)
+	cl := c.Client(t, "fr-pharos")
+	write := func(what string) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		n := &concordv1.Notice{LegalBasis: "fr.cp.421-2-5", Categories: []concordv1.Category{concordv1.Category_CATEGORY_GLORIFICATION},
+			Hashes: []*concordv1.Hash{sha256Hash(what)}}
+		if _, err := cl.SubmitNotice(ctx, n); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	write("before the leader stops")
+	c.Stop(t, leader)
+	var to string
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(line, `msg="leadership handed over before stopping"`) {
+			for _, f := range strings.Fields(line) {
+				if v, ok := strings.CutPrefix(f, "to="); ok {
+					to = v
+				}
+			}
+		}
+	}
+	if to == "" || to == servertest.NodeID(leader) {
+		t.Fatalf("the leader stopped without handing its leadership over (handed to %q); its log:\n%s", to, logs.String())
+	}
+	if now := c.Leader(t, 30*time.Second, leader); servertest.NodeID(now) != to {
+		t.Fatalf("%s leads after the stop, but leadership was handed to %s", servertest.NodeID(now), to)
+	}
+	write("after the leader stopped")
 }

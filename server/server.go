@@ -420,9 +420,8 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if s.metrics != nil {
 		collectors := []prometheus.Collector{metrics.NewNodeCollector(s.metricSources(pub, noticeSvc, actionSvc)),
 			metrics.BuildInfo(int(fsm.NewestCommand)), metrics.CertificateExpiry("server", s.serverTLS.Certificate)}
-		if s.nodeTLS != nil && len(s.nodeTLS.Server.Certificates) > 0 && s.nodeTLS.Server.Certificates[0].Leaf != nil {
-			leaf := s.nodeTLS.Server.Certificates[0].Leaf
-			collectors = append(collectors, metrics.CertificateExpiry("node", func() *x509.Certificate { return leaf }))
+		if s.nodeTLS != nil {
+			collectors = append(collectors, metrics.CertificateExpiry("node", s.nodeTLS.Certificate))
 		}
 		if err := registerAll(s.metrics, collectors); err != nil {
 			s.grpcLn.Close()
@@ -718,6 +717,7 @@ func (s *Server) Done() <-chan error { return s.errc }
 // raft. It is safe to call more than once.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.stopOnce.Do(func() {
+		s.handOverLeadership()
 		s.health.Shutdown()
 		close(s.stopping)
 		done := make(chan struct{})
@@ -741,26 +741,70 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return s.stopErr
 }
 
+// handOverLeadership, on a leader of a cluster that stops (an upgrade, a restart), hands its
+// leadership to the most up-to-date other voter first, so that writes pause for a transfer
+// (milliseconds) instead of an election timeout, and calls still arriving here are forwarded
+// to the new leader while the node drains them.
+func (s *Server) handOverLeadership() {
+	if s.node == nil || !s.node.IsLeader() || s.node.SingleVoter() {
+		return
+	}
+	start := time.Now()
+	if err := s.node.LeadershipTransfer(); err != nil {
+		s.cfg.Logger.Warn("stopping as leader without handing leadership over: the others elect a leader after their election timeout", "err", err)
+		return
+	}
+	// The new leader's first heartbeat names it, within milliseconds.
+	_, to := s.node.Leader()
+	for deadline := time.Now().Add(2 * time.Second); to == "" && time.Now().Before(deadline); _, to = s.node.Leader() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	s.cfg.Logger.Info("leadership handed over before stopping", "to", to, "took", time.Since(start).Round(time.Millisecond))
+}
+
 // ReloadTLS reads the server certificate, its key and the CA bundle of partner certificates
-// again (concord serve does on SIGHUP, and the node by itself when the files change): new
-// connections get them, open ones keep theirs. It reports whether anything changed; on error
+// again, and the node certificate and its key on a cluster node (concord serve does on SIGHUP,
+// and the node by itself when the files change): new handshakes use them, open connections
+// keep theirs. It reports whether anything changed; a file that does not load is reported and
 // the files in use stay in use.
 func (s *Server) ReloadTLS() (bool, error) {
 	changed, err := s.serverTLS.Reload()
-	s.reportTLS(changed, err)
+	s.reportServerTLS(changed, err)
+	if s.nodeTLS != nil {
+		nodeChanged, nodeErr := s.nodeTLS.Reload()
+		s.reportNodeTLS(nodeChanged, nodeErr)
+		changed, err = changed || nodeChanged, errors.Join(err, nodeErr)
+	}
 	return changed, err
 }
 
 // ServerCertificate is the certificate the node serves now.
 func (s *Server) ServerCertificate() *x509.Certificate { return s.serverTLS.Certificate() }
 
-func (s *Server) reportTLS(changed bool, err error) {
+// NodeCertificate is the node certificate presented on the raft port and to other nodes now
+// (nil on a node that runs alone).
+func (s *Server) NodeCertificate() *x509.Certificate {
+	if s.nodeTLS == nil {
+		return nil
+	}
+	return s.nodeTLS.Certificate()
+}
+
+func (s *Server) reportServerTLS(changed bool, err error) {
+	s.reportTLS("TLS files", s.cfg.TLS, s.serverTLS.Certificate, changed, err)
+}
+
+func (s *Server) reportNodeTLS(changed bool, err error) {
+	s.reportTLS("node TLS files", s.nodeTLS.Files(), s.nodeTLS.Certificate, changed, err)
+}
+
+func (s *Server) reportTLS(what string, files mtls.Files, cert func() *x509.Certificate, changed bool, err error) {
 	switch {
 	case err != nil:
-		s.cfg.Logger.Error("TLS files not reloaded", "err", err)
+		s.cfg.Logger.Error(what+" not reloaded", "err", err)
 	case changed:
-		c := s.serverTLS.Certificate()
-		s.cfg.Logger.Info("TLS files reloaded", "cert", s.cfg.TLS.Cert, "ca", s.cfg.TLS.CA,
+		c := cert()
+		s.cfg.Logger.Info(what+" reloaded", "cert", files.Cert, "ca", files.CA,
 			"subject", c.Subject.String(), "issuer", c.Issuer.String(), "not_after", c.NotAfter)
 	}
 }
@@ -768,7 +812,10 @@ func (s *Server) reportTLS(changed bool, err error) {
 func (s *Server) watchTLSFiles() {
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() { <-s.stopping; cancel() }()
-	s.serverTLS.Watch(ctx, s.cfg.TLSReloadInterval, s.reportTLS)
+	if s.nodeTLS != nil {
+		go s.nodeTLS.Watch(ctx, s.cfg.TLSReloadInterval, s.reportNodeTLS)
+	}
+	s.serverTLS.Watch(ctx, s.cfg.TLSReloadInterval, s.reportServerTLS)
 }
 
 // pageTokenKey derives the key that seals page tokens from the log key, which every node of a

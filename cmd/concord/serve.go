@@ -125,7 +125,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Registry, "registry", c.Registry, "YAML registry loaded on the node's first start (ignored afterwards)")
 	fs.Float64Var(&c.RateLimit, "rate-limit", c.RateLimit, "requests per second per partner (-1: no limit)")
 	fs.IntVar(&c.RateBurst, "rate-burst", c.RateBurst, "burst of requests per partner")
-	fs.DurationVar(&c.TLSReload, "tls-reload", c.TLSReload, "how often to look for changed TLS files (--ca, --cert, --key) and reload them; SIGHUP reloads at once")
+	fs.DurationVar(&c.TLSReload, "tls-reload", c.TLSReload, "how often to look for changed TLS files (--ca, --cert, --key, --node-cert, --node-key) and reload them; SIGHUP reloads at once")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "text or json")
 	fs.StringVar(&c.AuditLog, "audit-log", c.AuditLog, "file that receives the audit stream, JSON lines appended: every accepted write and every refused call, for a SIEM (empty: none)")
@@ -322,7 +322,7 @@ func serveUntilSignal(ctx context.Context, cfg server.Config, ready func(*server
 		if ready != nil {
 			ready(srv)
 		}
-		// SIGHUP reloads the server certificate, its key and the partners' CA bundle.
+		// SIGHUP reloads the server certificate, its key, the CA bundle and the node certificate.
 		hup := make(chan os.Signal, 1)
 		signal.Notify(hup, syscall.SIGHUP)
 		var serveErr error

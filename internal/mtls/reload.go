@@ -1,7 +1,6 @@
 package mtls
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
@@ -56,9 +55,10 @@ func (r *Reloading) Config() *tls.Config {
 // Certificate is the server certificate being served.
 func (r *Reloading) Certificate() *x509.Certificate { return r.leaf.Load() }
 
-func (r *Reloading) contents() ([32]byte, error) {
+// fileSum is a digest of the contents of f's files, to notice a change.
+func fileSum(f Files) ([32]byte, error) {
 	h := sha256.New()
-	for _, p := range []string{r.files.CA, r.files.Cert, r.files.Key} {
+	for _, p := range []string{f.CA, f.Cert, f.Key} {
 		b, err := os.ReadFile(p)
 		if err != nil {
 			return [32]byte{}, err
@@ -76,11 +76,11 @@ func (r *Reloading) contents() ([32]byte, error) {
 func (r *Reloading) Reload() (changed bool, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	sum, err := r.contents()
+	sum, err := fileSum(r.files)
 	if err != nil {
 		return false, fmt.Errorf("reload TLS files: %w", err)
 	}
-	if r.current.Load() != nil && bytes.Equal(sum[:], r.sum[:]) {
+	if r.current.Load() != nil && sum == r.sum {
 		return false, nil
 	}
 	pool, cert, err := load(r.files)
@@ -102,6 +102,12 @@ func (r *Reloading) Reload() (changed bool, err error) {
 // Watch reloads the files every interval when they changed, until ctx ends, and tells report
 // what happened (a changed configuration, or an error) each time something did.
 func (r *Reloading) Watch(ctx context.Context, interval time.Duration, report func(changed bool, err error)) {
+	watch(ctx, interval, r.Reload, report)
+}
+
+// watch calls reload every interval until ctx ends, and tells report what happened each time
+// something did.
+func watch(ctx context.Context, interval time.Duration, reload func() (bool, error), report func(changed bool, err error)) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -109,7 +115,7 @@ func (r *Reloading) Watch(ctx context.Context, interval time.Duration, report fu
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if changed, err := r.Reload(); changed || err != nil {
+			if changed, err := reload(); changed || err != nil {
 				report(changed, err)
 			}
 		}

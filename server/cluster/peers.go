@@ -4,10 +4,12 @@ import (
 	"context"
 	"net"
 	"sync"
+	"time"
 
 	nodev1 "concord/gen/concord/node/v1"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/stats"
 )
@@ -22,6 +24,9 @@ type peers struct {
 	mu    sync.Mutex
 	conns map[string]*grpc.ClientConn
 }
+
+// peerBackoff is how often a node tries again to reach another node it lost.
+var peerBackoff = backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second}
 
 func newPeers(port *Port, trace stats.Handler) *peers {
 	return &peers{port: port, trace: trace, conns: map[string]*grpc.ClientConn{}}
@@ -38,6 +43,10 @@ func (p *peers) client(addr string) (nodev1.NodeServiceClient, error) {
 	opts := []grpc.DialOption{
 		grpc.WithTransportCredentials(credentials.NewTLS(conf)),
 		grpc.WithContextDialer(func(ctx context.Context, a string) (net.Conn, error) { return p.port.network.Dial(ctx, a) }),
+		// A node that restarts (an upgrade, a repair) is asked again within a second of its
+		// return, not after gRPC's default backoff, which grows to two minutes while it is down:
+		// its status, the log checks and the quorum that confirms reads all wait on it.
+		grpc.WithConnectParams(grpc.ConnectParams{Backoff: peerBackoff, MinConnectTimeout: 5 * time.Second}),
 	}
 	if p.trace != nil {
 		opts = append(opts, grpc.WithStatsHandler(p.trace))

@@ -125,9 +125,7 @@ func (p *Port) accept() {
 
 // handshake authenticates a connection and hands it to raft or to the internal service.
 func (p *Port) handshake(c net.Conn) {
-	conf := p.node.Server.Clone()
-	conf.NextProtos = []string{alpnRaft, alpnGRPC}
-	tc := tls.Server(c, conf)
+	tc := tls.Server(c, p.node.ServerConfig(alpnRaft, alpnGRPC))
 	ctx, cancel := context.WithTimeout(context.Background(), handshakeTimeout)
 	defer cancel()
 	if err := tc.HandshakeContext(ctx); err != nil {
