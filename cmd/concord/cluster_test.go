@@ -44,6 +44,12 @@ type clusterNode struct {
 // bootstraps it, the others join through node-1's gRPC port. extra flags go to every node.
 func startClusterProcesses(t *testing.T, dir string, size int, extra ...string) (pki.Layout, []*clusterNode) {
 	t.Helper()
+	return startClusterOf(t, concordBinary, dir, size, extra...)
+}
+
+// startClusterOf is startClusterProcesses with a concord binary other than this tree's.
+func startClusterOf(t *testing.T, binary, dir string, size int, extra ...string) (pki.Layout, []*clusterNode) {
+	t.Helper()
 	certs := testPKI(t, dir)
 	ids := make([]string, size)
 	for i := range ids {
@@ -61,7 +67,9 @@ func startClusterProcesses(t *testing.T, dir string, size int, extra ...string) 
 		if i > 0 {
 			flags = append(flags, "--join", nodes[0].grpcAddr)
 		}
-		nodes = append(nodes, &clusterNode{node: startServe(t, dir, flags...), id: id, flags: flags})
+		n, ready := launchBinary(t, binary, nil, dir, filepath.Join(dir, "data"), flags...)
+		waitReady(t, n, ready)
+		nodes = append(nodes, &clusterNode{node: n, id: id, flags: flags})
 	}
 	return certs, nodes
 }

@@ -103,6 +103,12 @@ func startServe(t *testing.T, dir string, extra ...string) *node {
 func startServeWith(t *testing.T, prefix []string, dir, dataDir string, extra ...string) *node {
 	t.Helper()
 	n, ready := launchServeWith(t, prefix, dir, dataDir, extra...)
+	return waitReady(t, n, ready)
+}
+
+// waitReady waits for a launched node's ready line and records its gRPC address.
+func waitReady(t *testing.T, n *node, ready <-chan string) *node {
+	t.Helper()
 	select {
 	case n.grpcAddr = <-ready:
 	case <-time.After(60 * time.Second):
@@ -129,7 +135,14 @@ func launchServe(t *testing.T, dir string, extra ...string) (*node, <-chan strin
 // launchServeWith is launchServe on dataDir, behind the command prefix.
 func launchServeWith(t *testing.T, prefix []string, dir, dataDir string, extra ...string) (*node, <-chan string) {
 	t.Helper()
-	args := append(append(append([]string{}, prefix...), concordBinary), serveArgs(dir, dataDir)...)
+	return launchBinary(t, concordBinary, prefix, dir, dataDir, extra...)
+}
+
+// launchBinary is launchServeWith with a concord binary other than this tree's (an earlier
+// build, say).
+func launchBinary(t *testing.T, binary string, prefix []string, dir, dataDir string, extra ...string) (*node, <-chan string) {
+	t.Helper()
+	args := append(append(append([]string{}, prefix...), binary), serveArgs(dir, dataDir)...)
 	cmd := exec.Command(args[0], append(args[1:], extra...)...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
