@@ -246,3 +246,12 @@ func mustRemove(t testing.TB, x *Index, o *oracle, id string) {
 	}
 	o.remove(id)
 }
+
+// wordsBytes is a PDQ value of four words, as mihbench writes them.
+func wordsBytes(h [4]uint64) []byte {
+	b := make([]byte, 0, PDQSize)
+	for _, w := range h {
+		b = binary.BigEndian.AppendUint64(b, w)
+	}
+	return b
+}

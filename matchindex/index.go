@@ -174,6 +174,9 @@ type Stats struct {
 	Segments     int
 	SegmentSizes []int // hashes + frames per segment, oldest first
 	Bytes        int64 // the index's arrays (not Go's allocator overhead or the query pools)
+	// ScanFallbacks counts the PDQ and frame searches of the current segments answered by a
+	// scan because their probes would have read more (crowded buckets).
+	ScanFallbacks uint64
 }
 
 // Stats returns the figures of the current view. It walks every notice run: call it for
@@ -187,6 +190,7 @@ func (v View) Stats() Stats {
 		st.SegmentSizes = append(st.SegmentSizes, s.size)
 		st.Removed += v.v.deadSize[i]
 		st.Bytes += s.bytes()
+		st.ScanFallbacks += s.image.fallbacks.Load() + s.frames.fallbacks.Load()
 		for k := range s.cols {
 			c := &s.cols[k]
 			for r, h := range c.handles {

@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+
+	hashcorpus "concord/matchindex/corpus"
 )
 
 // corpus is a randomised set of PDQ notices with near-duplicates of the queries planted at
@@ -19,14 +21,24 @@ const maxPlanted = 40
 
 // genCorpus makes about n PDQ hashes. dist "uniform" draws them at random (the worst case for
 // multi-index hashing: no slot key repeats more than chance allows); "clustered" draws them
-// around 300 centres, so buckets are uneven and a query near a centre has many matches.
+// around 300 centres, so buckets are uneven and a query near a centre has many matches;
+// "beta4" and "beta05" are the skewed models of package corpus (biased bits, 20 000 images
+// each stored with ≈3 % of its bits flipped).
 func genCorpus(rng *rand.Rand, n, queries int, dist string) corpus {
 	var centres [][]byte
 	for range 300 {
 		centres = append(centres, randBytes(rng, PDQSize))
 	}
+	var skewed *hashcorpus.Gen
+	if m, err := hashcorpus.Parse(dist); err == nil && (m == hashcorpus.MildSkew || m == hashcorpus.HarshSkew) {
+		skewed = hashcorpus.New(m, rng.Uint64(), n)
+	}
 	draw := func() []byte {
-		if dist == "uniform" {
+		switch {
+		case skewed != nil:
+			h := skewed.Next()
+			return wordsBytes(h)
+		case dist == "uniform":
 			return randBytes(rng, PDQSize)
 		}
 		return flipBits(rng, centres[rng.IntN(len(centres))], rng.IntN(48))
@@ -91,7 +103,7 @@ func checkPDQ(t *testing.T, x *Index, o *oracle, queries [][]byte) int {
 // many segments, merges, background merging, rebuild — and after each step compares every
 // radius query with a brute-force scan of the live notices.
 func TestPDQMatchesOracle(t *testing.T) {
-	for _, dist := range []string{"uniform", "clustered"} {
+	for _, dist := range []string{"uniform", "clustered", "beta4", "beta05"} {
 		t.Run(dist, func(t *testing.T) {
 			t.Parallel()
 			rng := newRand(1)
@@ -284,7 +296,7 @@ func boundaryHashes(rng *rand.Rand, q [4]uint64, g *geometry) []uint64 {
 func TestChooseGeometry(t *testing.T) {
 	for _, n := range []int{0, 100, 1023, 1024, 5000, 65_536, 1 << 20, 10_000_000, 100_000_000} {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
-			g := chooseGeometry(n)
+			g := chooseGeometry(n, nil)
 			if n < scanBelow && g != nil {
 				t.Fatalf("%d hashes: want a scan, got %d slots", n, len(g.widths))
 			}
@@ -341,5 +353,58 @@ func TestMatchPDQErrors(t *testing.T) {
 				t.Fatalf("got %v, want %v", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestPDQScanFallback builds a table of uniform hashes and one large family of
+// near-duplicates: a query near the family finds it crowding its bucket in every slot, so
+// probing would read more than a scan and the search must scan instead, and answer the same;
+// a query elsewhere probes as usual. On uniform hashes alone no query scans.
+func TestPDQScanFallback(t *testing.T) {
+	rng := newRand(7)
+	centre := randBytes(rng, PDQSize)
+	o := newOracle()
+	var notices []Notice
+	for i := range 8 {
+		var hs []Hash
+		for j := range 5_000 {
+			v := randBytes(rng, PDQSize)
+			if i < 1 || j%8 == 0 {
+				v = flipBits(rng, centre, rng.IntN(6))
+			}
+			hs = append(hs, Hash{Kind: PDQ, Value: v})
+		}
+		notices = append(notices, Notice{ID: noticeID(i), Hashes: hs})
+		o.add(noticeID(i), hs)
+	}
+	x, err := Build(notices, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	elsewhere := [][]byte{randBytes(rng, PDQSize), randBytes(rng, PDQSize), randBytes(rng, PDQSize)}
+	checkPDQ(t, x, o, elsewhere)
+	if got := x.Stats().ScanFallbacks; got != 0 {
+		t.Fatalf("%d searches far from the family fell back to a scan", got)
+	}
+	near := [][]byte{centre, flipBits(rng, centre, 10), flipBits(rng, centre, 30)}
+	if hits := checkPDQ(t, x, o, near); hits < 2*9_000 {
+		t.Fatalf("only %d hits near the family's centre", hits)
+	}
+	if got := x.Stats().ScanFallbacks; got == 0 {
+		t.Fatal("no search near the family fell back to a scan, though its probes covered most of the table")
+	}
+
+	c := genCorpus(rng, 50_000, 20, "uniform")
+	u, err := Build(c.notices, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	uo := newOracle()
+	for _, n := range c.notices {
+		uo.add(n.ID, n.Hashes)
+	}
+	checkPDQ(t, u, uo, c.queries)
+	if got := u.Stats().ScanFallbacks; got != 0 {
+		t.Fatalf("%d searches of uniform hashes fell back to a scan", got)
 	}
 }

@@ -1,6 +1,8 @@
 package matchindex
 
 import (
+	"math"
+	"runtime"
 	"slices"
 	"sync"
 )
@@ -18,13 +20,18 @@ const (
 	maxDirPerHash  = 8.0  // bytes of directory per stored hash a geometry may use
 	probeLineCost  = 1.0  // a directory read: one cache line
 	bucketOverhang = 0.75 // lines a bucket touches beyond its bytes/64 (random alignment)
+	scanLineRatio  = 4.0  // a probed line costs as much as this many lines of a scan
 )
 
 // geometry is a slot layout and its probe plans.
 type geometry struct {
 	widths []uint
-	plan   [MaxRadius + 1][]uint8
-	lines  float64 // modelled cache lines per query at radius MaxRadius
+	// eff is each slot's effective width: the information its bits carry (see layout.go);
+	// its width for uniform hashes.
+	eff   []float64
+	order *[256]uint8 // the bits moved (see balance); nil: as they are
+	plan  [MaxRadius + 1][]uint8
+	lines float64 // modelled cache lines per query at radius MaxRadius
 }
 
 // slotWidths cuts 256 bits into m slots whose widths differ by at most one.
@@ -41,9 +48,10 @@ func slotWidths(m int) []uint {
 }
 
 // probeLines models the cache lines touched by the probes at exactly distance t in a slot of
-// the given width over n hashes: C(width, t) probes, each a directory line plus the bucket.
-func probeLines(n int, width uint, t int) float64 {
-	per := float64(n) / float64(uint64(1)<<width)
+// the given width and effective width over n hashes: C(width, t) probes, each a directory line
+// plus a bucket of n/2^eff hashes.
+func probeLines(n int, width uint, eff float64, t int) float64 {
+	per := float64(n) / math.Exp2(eff)
 	bucket := per*16/64 + bucketOverhang*min(per, 1)
 	return float64(binomial(int(width), t)) * (probeLineCost + bucket)
 }
@@ -58,7 +66,7 @@ func binomial(n, k int) int {
 
 // planFor chooses tₛ for radius r greedily: start at 0 everywhere and raise, one step at a
 // time, the slot where the next step costs the fewest lines, until Σtₛ ≥ r+1−m.
-func planFor(n int, widths []uint, r int) []uint8 {
+func planFor(n int, widths []uint, eff []float64, r int) []uint8 {
 	m := len(widths)
 	t := make([]uint8, m)
 	for need := r + 1 - m; need > 0; need-- {
@@ -67,7 +75,7 @@ func planFor(n int, widths []uint, r int) []uint8 {
 			if t[s] >= 2 {
 				continue
 			}
-			if c := probeLines(n, w, int(t[s])+1); best < 0 || c < bestCost {
+			if c := probeLines(n, w, eff[s], int(t[s])+1); best < 0 || c < bestCost {
 				best, bestCost = s, c
 			}
 		}
@@ -77,8 +85,10 @@ func planFor(n int, widths []uint, r int) []uint8 {
 }
 
 // chooseGeometry returns the slot layout with the fewest modelled lines per radius-31 query
-// among those whose directories fit maxDirPerHash, or nil when a scan is cheaper.
-func chooseGeometry(n int) *geometry {
+// among those whose directories fit maxDirPerHash, or nil when a scan is cheaper. info, when
+// not nil, is the measured information of each bit (biased hashes): each candidate layout
+// then moves the bits to balance it (see balance), and is costed by its effective widths.
+func chooseGeometry(n int, info *[256]float64) *geometry {
 	if n < scanBelow {
 		return nil
 	}
@@ -95,32 +105,47 @@ func chooseGeometry(n int) *geometry {
 		if dir/float64(n) > maxDirPerHash {
 			continue
 		}
-		if g := geometryFor(n, m); best == nil || g.lines < best.lines {
+		if g := geometryWith(n, m, info); best == nil || g.lines < best.lines {
 			best = g
 		}
 	}
-	if best == nil || best.lines >= float64(n)/2 { // a scan reads 32 bytes a hash
+	// A scan reads 32 bytes a hash in one stream, which the CPU prefetches: measured, a line of
+	// it costs about a quarter of a probe's (mihbench, harsh-skew corpus at 1 M).
+	if best == nil || best.lines >= float64(n)/2/scanLineRatio {
 		return nil
 	}
 	return best
 }
 
-// geometryFor returns m slots with their probe plans for n hashes.
-func geometryFor(n, m int) *geometry {
+// geometryFor returns m slots with their probe plans for n uniform hashes.
+func geometryFor(n, m int) *geometry { return geometryWith(n, m, nil) }
+
+// geometryWith returns m slots with their probe plans for n hashes whose bits carry info (nil:
+// uniform hashes, bits left in place).
+func geometryWith(n, m int, info *[256]float64) *geometry {
 	g := &geometry{widths: slotWidths(m)}
-	for r := range g.plan {
-		g.plan[r] = planFor(n, g.widths, r)
+	if info != nil {
+		order, eff := balance(g.widths, info)
+		g.order, g.eff = &order, eff
+	} else {
+		g.eff = make([]float64, m)
+		for s, w := range g.widths {
+			g.eff[s] = float64(w)
+		}
 	}
-	g.lines = probeCost(n, g.widths, g.plan[MaxRadius])
+	for r := range g.plan {
+		g.plan[r] = planFor(n, g.widths, g.eff, r)
+	}
+	g.lines = probeCost(n, g.widths, g.eff, g.plan[MaxRadius])
 	return g
 }
 
 // probeCost is the modelled lines per query of a plan.
-func probeCost(n int, widths []uint, plan []uint8) float64 {
+func probeCost(n int, widths []uint, eff []float64, plan []uint8) float64 {
 	c := 0.0
 	for s, w := range widths {
 		for t := 0; t <= int(plan[s]); t++ {
-			c += probeLines(n, w, t)
+			c += probeLines(n, w, eff[s], t)
 		}
 	}
 	return c
@@ -135,10 +160,18 @@ func newPDQTable(full []uint64, workers int) *pdqTable {
 	return t
 }
 
-// plannedPDQTable returns a table over full with the geometry chooseGeometry picks, whose
-// slots are built when the tasks it appends have run.
+// plannedPDQTable returns a table over full with the geometry chooseGeometry picks for its
+// data, whose slots are built when the tasks it appends have run.
 func plannedPDQTable(full []uint64, tasks *[]func()) *pdqTable {
-	return plannedPDQTableGeometry(full, chooseGeometry(len(full)/4), tasks)
+	n := len(full) / 4
+	if n < scanBelow {
+		return plannedPDQTableGeometry(full, nil, tasks)
+	}
+	var measured *[256]float64
+	if info, skewed := bitInfo(full); skewed {
+		measured = &info
+	}
+	return plannedPDQTableGeometry(full, chooseGeometry(n, measured), tasks)
 }
 
 // plannedPDQTableGeometry is plannedPDQTable with a given geometry (nil: scan).
@@ -146,6 +179,12 @@ func plannedPDQTableGeometry(full []uint64, g *geometry, tasks *[]func()) *pdqTa
 	t := &pdqTable{full: full}
 	if g == nil {
 		return t
+	}
+	if g.order != nil {
+		// The table keeps its hashes with the bits moved: slots, inline bits and the master
+		// array agree, and distances are the same.
+		t.perm = newBitPerm(*g.order)
+		t.perm.applyAll(full, runtime.GOMAXPROCS(0))
 	}
 	t.plan = g.plan
 	t.slots = make([]pdqSlot, len(g.widths))

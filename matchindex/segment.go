@@ -193,8 +193,6 @@ func (b *segBuilder) addFrom(s *segment, keep func(h uint32) bool) {
 		switch {
 		case k.exact() && s.exact[k] != nil:
 			vals, w = s.exact[k].entryWords(), s.exact[k].w
-		case k == PDQ && s.image != nil:
-			vals, w = s.image.full, 4
 		}
 		for r, h := range c.handles {
 			if !keep(h) {
@@ -207,10 +205,13 @@ func (b *segBuilder) addFrom(s *segment, keep func(h uint32) bool) {
 					if len(b.frameStart) == 0 {
 						b.frameStart = append(b.frameStart, 0)
 					}
-					f0, f1 := s.frameStart[e], s.frameStart[e+1]
-					b.frames.append(s.frames.full[4*f0 : 4*f1]...)
+					s.frames.appendOriginal(&b.frames, s.frameStart[e], s.frameStart[e+1])
 					b.frameStart = append(b.frameStart, uint32(b.frames.n/4))
 				}
+				continue
+			}
+			if k == PDQ {
+				s.image.appendOriginal(&b.words[k], lo, hi)
 				continue
 			}
 			b.words[k].append(vals[int(lo)*w : int(hi)*w]...)

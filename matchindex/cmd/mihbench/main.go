@@ -28,11 +28,12 @@ import (
 	"time"
 
 	"concord/matchindex"
+	"concord/matchindex/corpus"
 )
 
 func main() {
 	sizes := flag.String("n", "1000000,10000000", "stored PDQ hashes, comma-separated")
-	dists := flag.String("dist", "uniform,clustered", "distributions: uniform, clustered")
+	dists := flag.String("dist", "uniform,clustered", "distributions: uniform, clustered, beta4 (mild skew), beta05 (harsh skew); see matchindex/corpus")
 	queries := flag.Int("queries", 2000, "queries of each sort (random, planted)")
 	brute := flag.Int("brute", 20, "brute-force scans (for the p50)")
 	exact := flag.Bool("exact", true, "measure SHA-256 lookups at the largest size")
@@ -64,10 +65,11 @@ func main() {
 		}
 		largest = max(largest, n)
 		for _, d := range strings.Split(*dists, ",") {
-			if d != "uniform" && d != "clustered" {
-				log.Fatalf("-dist %q: want uniform or clustered", d)
+			m, err := corpus.Parse(d)
+			if err != nil {
+				log.Fatalf("-dist: %v", err)
 			}
-			runPDQ(n, d, *queries, *brute, *adds)
+			runPDQ(n, m, *queries, *brute, *adds)
 		}
 	}
 	if *layout > 1 {
@@ -82,7 +84,7 @@ func main() {
 // lets stand over a first segment of n hashes: each newer one just under 1/f of the one
 // before, down to one notice. Background merging is off so the layout stays as built.
 func runWorstLayout(n, f, nq int) {
-	g := newGen(77, n, "uniform")
+	g := corpus.New(corpus.Uniform, 77, n)
 	b := matchindex.NewBuilder(matchindex.Options{ManualMerge: true})
 	load(b, g, n, nil)
 	x := b.Finish()
@@ -94,7 +96,7 @@ func runWorstLayout(n, f, nq int) {
 			k := min(left, perNotice)
 			hs := make([]matchindex.Hash, k)
 			for j := range hs {
-				hs[j] = matchindex.Hash{Kind: matchindex.PDQ, Value: bytesOf(g.next())}
+				hs[j] = matchindex.Hash{Kind: matchindex.PDQ, Value: bytesOf(g.Next())}
 			}
 			batch = append(batch, matchindex.Notice{ID: fmt.Sprintf("01LAYOUT%018d", notice), Hashes: hs})
 			notice++
@@ -104,10 +106,10 @@ func runWorstLayout(n, f, nq int) {
 		}
 		total += size
 	}
-	qg := newGen(5, n, "uniform")
+	qg := corpus.New(corpus.Uniform, 5, n)
 	qs := make([][4]uint64, nq)
 	for i := range qs {
-		qs[i] = qg.random()
+		qs[i] = qg.Random()
 	}
 	settle()
 	lat, _ := timeQueries(x, qs)
@@ -115,51 +117,6 @@ func runWorstLayout(n, f, nq int) {
 	fmt.Printf("\nworst layout for merge factor %d: %d hashes in segments %v: p50 %.0f µs, p99 %.0f µs (random queries, r=31)\n",
 		f, total, x.Stats().SegmentSizes, us(lat[len(lat)/2]), us(lat[len(lat)*99/100]))
 	runtime.KeepAlive(x)
-}
-
-// gen draws PDQ hashes: uniform (independent random: the worst case), or clustered (near-
-// duplicate families: n/32 centres, each hash within 32 bits of its centre).
-type gen struct {
-	rng     *rand.Rand
-	dist    string
-	centres [][4]uint64
-}
-
-func newGen(seed uint64, n int, dist string) *gen {
-	g := &gen{rng: rand.New(rand.NewPCG(seed, 1)), dist: dist}
-	if dist == "clustered" {
-		g.centres = make([][4]uint64, max(n/32, 1))
-		for i := range g.centres {
-			g.centres[i] = g.random()
-		}
-	}
-	return g
-}
-
-func (g *gen) random() [4]uint64 {
-	return [4]uint64{g.rng.Uint64(), g.rng.Uint64(), g.rng.Uint64(), g.rng.Uint64()}
-}
-
-func (g *gen) next() [4]uint64 {
-	if g.dist == "uniform" {
-		return g.random()
-	}
-	return flip(g.rng, g.centres[g.rng.IntN(len(g.centres))], g.rng.IntN(33))
-}
-
-// flip returns h with d distinct random bits flipped.
-func flip(rng *rand.Rand, h [4]uint64, d int) [4]uint64 {
-	var done [4]uint64
-	for d > 0 {
-		b := rng.IntN(256)
-		if done[b/64]&(1<<(b%64)) != 0 {
-			continue
-		}
-		done[b/64] |= 1 << (b % 64)
-		h[b/64] ^= 1 << (b % 64)
-		d--
-	}
-	return h
 }
 
 func put(dst []byte, h [4]uint64) {
@@ -173,7 +130,7 @@ const perNotice = 1000
 // load streams n hashes from a generator into a builder, notice by notice, keeping the
 // hashes at the given indices (sorted) for planted queries. It returns the time spent in
 // Builder.Add, without the generator's.
-func load(b *matchindex.Builder, g *gen, n int, keep []int) ([][4]uint64, time.Duration) {
+func load(b *matchindex.Builder, g *corpus.Gen, n int, keep []int) ([][4]uint64, time.Duration) {
 	var inAdd time.Duration
 	var kept [][4]uint64
 	buf := make([]byte, perNotice*matchindex.PDQSize)
@@ -181,7 +138,7 @@ func load(b *matchindex.Builder, g *gen, n int, keep []int) ([][4]uint64, time.D
 	for i, notice := 0, 0; i < n; notice++ {
 		hs = hs[:0]
 		for j := 0; j < perNotice && i < n; j, i = j+1, i+1 {
-			h := g.next()
+			h := g.Next()
 			if len(keep) > 0 && keep[0] == i {
 				kept = append(kept, h)
 				keep = keep[1:]
@@ -200,7 +157,7 @@ func load(b *matchindex.Builder, g *gen, n int, keep []int) ([][4]uint64, time.D
 	return kept, inAdd
 }
 
-func runPDQ(n int, dist string, nq, nBrute, adds int) {
+func runPDQ(n int, dist corpus.Model, nq, nBrute, adds int) {
 	rss0, heap0 := settle()
 	rng := rand.New(rand.NewPCG(7, 7))
 	seen := map[int]bool{}
@@ -213,7 +170,7 @@ func runPDQ(n int, dist string, nq, nBrute, adds int) {
 	}
 	slices.Sort(keep)
 	b := matchindex.NewBuilder(matchindex.Options{})
-	kept, loadTime := load(b, newGen(42, n, dist), n, keep)
+	kept, loadTime := load(b, corpus.New(dist, 42, n), n, keep)
 	t1 := time.Now()
 	x := b.Finish()
 	tables := time.Since(t1)
@@ -223,10 +180,10 @@ func runPDQ(n int, dist string, nq, nBrute, adds int) {
 	heapPer := float64(heap-heap0) / float64(n)
 
 	var random, planted [][4]uint64
-	qg := newGen(99, n, dist)
+	qg := corpus.New(dist, 99, n)
 	for i := range nq {
-		random = append(random, qg.random())
-		planted = append(planted, flip(rng, kept[i%len(kept)], rng.IntN(32)))
+		random = append(random, qg.Fresh())
+		planted = append(planted, corpus.Flip(rng, kept[i%len(kept)], rng.IntN(32)))
 	}
 	latR, hitsR := timeQueries(x, random)
 	latP, hitsP := timeQueries(x, planted)
@@ -242,9 +199,9 @@ func runPDQ(n int, dist string, nq, nBrute, adds int) {
 	// Brute force over the same hashes, regenerated from the seed, in the same run; its
 	// answers double as an exactness check of the index on those queries.
 	flat := make([]uint64, 0, 4*n)
-	g := newGen(42, n, dist)
+	g := corpus.New(dist, 42, n)
 	for range n {
-		h := g.next()
+		h := g.Next()
 		flat = append(flat, h[:]...)
 	}
 	var bruteLat []time.Duration
@@ -274,7 +231,7 @@ func runPDQ(n int, dist string, nq, nBrute, adds int) {
 
 	segs, afterP50 := "-", "-"
 	if adds > 0 {
-		s, p := addMore(x, newGen(1234, adds, dist), adds, planted)
+		s, p := addMore(x, corpus.New(dist, 1234, adds), adds, planted)
 		segs, afterP50 = s, fmt.Sprintf("%.0f", us(p))
 	}
 	fmt.Printf("| %d | %s | %.2f + %.2f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.2f | %.0f× | %d/%d | %s | %s |\n",
@@ -289,13 +246,13 @@ func runPDQ(n int, dist string, nq, nBrute, adds int) {
 
 // addMore adds hashes through Add in 1 000-hash notices, as a live server does, lets the
 // background merges settle, and returns the segment sizes and the p50 of the queries then.
-func addMore(x *matchindex.Index, g *gen, n int, queries [][4]uint64) (string, time.Duration) {
+func addMore(x *matchindex.Index, g *corpus.Gen, n int, queries [][4]uint64) (string, time.Duration) {
 	buf := make([]byte, perNotice*32)
 	for i, notice := 0, 0; i < n; notice++ {
 		var hs []matchindex.Hash
 		for j := 0; j < perNotice && i < n; j, i = j+1, i+1 {
 			v := buf[j*32 : j*32+32]
-			put(v, g.next())
+			put(v, g.Next())
 			hs = append(hs, matchindex.Hash{Kind: matchindex.PDQ, Value: v})
 		}
 		if err := x.Add(fmt.Sprintf("01ADDED%019d", notice), hs); err != nil {
