@@ -36,6 +36,20 @@
 // CPU overlaps. Result: ≈120 µs at 10 M uniform hashes against ≈15 ms for a scan, at ≈250
 // bytes a hash.
 //
+// # Data that is not uniform
+//
+// Real PDQ collections are not uniform: bits are biased (some set for nearly every image),
+// and near-duplicates crowd together. A table measures, on a sample, how much each bit tells
+// apart (its collision entropy) and, where bits are biased, deals them out so that every slot
+// carries the same information, then costs each geometry by its slots' effective widths rather
+// than their widths (layout.go). Where no geometry reads less than a scan (most bits nearly
+// constant, as in the harsh-skew corpus of package corpus), the table has no slots and keeps its
+// most telling bits first. A query whose probes would still read more than a sixteenth of a
+// table (a family of near-duplicates crowding its buckets) is answered by a scan, which is just
+// as exact. Scans read the front half of every hash, four at a time, and the back half only of
+// the rare hashes within the radius on the front: measured, 2.2–2.4× faster than reading whole
+// hashes one by one.
+//
 // # Exact kinds
 //
 // Values are sorted with a directory on their first bits: cryptographic hashes are uniform,

@@ -255,3 +255,10 @@ func wordsBytes(h [4]uint64) []byte {
 	}
 	return b
 }
+
+// halvesOf splits hashes given 4 words each, in order, into a table's two halves.
+func halvesOf(full []uint64) (front, back []uint64) {
+	var c chunked[uint64]
+	c.append(full...)
+	return splitRows(&c)
+}

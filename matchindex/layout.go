@@ -28,9 +28,10 @@ const layoutSample = 1 << 16
 const skewedBelow = 250.0
 
 // bitInfo measures the collision entropy of each of the 256 bit positions over a sample of the
-// hashes in full (4 words each), and reports whether the bits are biased enough to move.
-func bitInfo(full []uint64) (info [256]float64, skewed bool) {
-	n := len(full) / 4
+// hashes in front and back (the halves of each, see pdqTable), and reports whether the bits
+// are biased enough to move.
+func bitInfo(front, back []uint64) (info [256]float64, skewed bool) {
+	n := len(front) / 2
 	if n == 0 {
 		return info, false
 	}
@@ -38,8 +39,7 @@ func bitInfo(full []uint64) (info [256]float64, skewed bool) {
 	var ones [256]int
 	sampled := 0
 	for i := 0; i < n; i += step {
-		for w := range 4 {
-			x := full[4*i+w]
+		for w, x := range [4]uint64{front[2*i], front[2*i+1], back[2*i], back[2*i+1]} {
 			for x != 0 {
 				b := bits.TrailingZeros64(x)
 				ones[64*w+b]++
@@ -58,12 +58,17 @@ func bitInfo(full []uint64) (info [256]float64, skewed bool) {
 	return info, total < skewedBelow
 }
 
-// balance deals the bits out to slots of the given widths so that each slot carries as nearly
-// the same information as it can (equal buckets, whatever the width): the most telling bits
-// first, each to the slot whose information would end lowest if its remaining room were
-// filled with bits of the average information still to deal. It returns the bit order (new position j holds old bit
-// order[j]; slot s holds the next widths[s] positions) and each slot's effective width.
-func balance(widths []uint, info *[256]float64) (order [256]uint8, eff []float64) {
+// byInformation orders the bits from the most telling to the least (new position j holds old
+// bit order[j]).
+func byInformation(info *[256]float64) (order [256]uint8) {
+	for j, b := range sortedByInformation(info) {
+		order[j] = uint8(b)
+	}
+	return order
+}
+
+// sortedByInformation lists the bit positions from the most telling to the least.
+func sortedByInformation(info *[256]float64) []int {
 	byInfo := make([]int, 256)
 	for i := range byInfo {
 		byInfo[i] = i
@@ -77,6 +82,16 @@ func balance(widths []uint, info *[256]float64) (order [256]uint8, eff []float64
 		}
 		return 0
 	})
+	return byInfo
+}
+
+// balance deals the bits out to slots of the given widths so that each slot carries as nearly
+// the same information as it can (equal buckets, whatever the width): the most telling bits
+// first, each to the slot whose information would end lowest if its remaining room were
+// filled with bits of the average information still to deal. It returns the bit order (new position j holds old bit
+// order[j]; slot s holds the next widths[s] positions) and each slot's effective width.
+func balance(widths []uint, info *[256]float64) (order [256]uint8, eff []float64) {
+	byInfo := sortedByInformation(info)
 	members := make([][]uint8, len(widths))
 	eff = make([]float64, len(widths))
 	left := 0.0
@@ -163,15 +178,16 @@ func (p *bitPerm) inverse() *bitPerm {
 	return newBitPerm(back)
 }
 
-// applyAll moves the bits of every hash in full (4 words each), in place, on up to workers
-// goroutines.
-func (p *bitPerm) applyAll(full []uint64, workers int) {
-	n := len(full) / 4
+// applyAll moves the bits of every hash in front and back (the halves of each, see
+// pdqTable), in place, on up to workers goroutines.
+func (p *bitPerm) applyAll(front, back []uint64, workers int) {
+	n := len(front) / 2
 	const chunk = 1 << 16
 	parallel((n+chunk-1)/chunk, workers, func(c int) {
 		for i := c * chunk; i < min(n, (c+1)*chunk); i++ {
-			h := (*[4]uint64)(full[4*i:])
-			*h = p.apply(h)
+			h := [4]uint64{front[2*i], front[2*i+1], back[2*i], back[2*i+1]}
+			h = p.apply(&h)
+			front[2*i], front[2*i+1], back[2*i], back[2*i+1] = h[0], h[1], h[2], h[3]
 		}
 	})
 }

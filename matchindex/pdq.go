@@ -40,9 +40,14 @@ type pdqSlot struct {
 //
 // A table with no slots is scanned: for a few hundred hashes that is cheaper than any probe
 // plan and costs no memory beyond the master array.
+//
+// The master array is kept in two halves: hash i is words front[2i], front[2i+1], back[2i],
+// back[2i+1]. A scan reads the front half and the back only for the few hashes within the
+// radius on the front: half the bytes and half the popcounts of reading whole hashes. A table
+// of biased bits with no slots keeps its most telling bits in front (see layout.go).
 type pdqTable struct {
-	full  []uint64  // master array: 4 words per hash, in entry order
-	slots []pdqSlot // nil: scan
+	front, back []uint64
+	slots       []pdqSlot // nil: scan
 	// plan[r][s] is tₛ for radius r: probe the keys within plan[r][s] of the query's.
 	plan [MaxRadius + 1][]uint8
 	// perm, if set, moved the bits of every stored hash to balance the slots (see layout.go);
@@ -84,21 +89,51 @@ func (sl *pdqSlot) inline(h *[4]uint64) (uint64, uint32) {
 }
 
 // len returns the number of hashes in the table.
-func (t *pdqTable) len() int { return len(t.full) / 4 }
+func (t *pdqTable) len() int { return len(t.front) / 2 }
+
+// at returns stored hash id (bits moved, if the table moves them).
+func (t *pdqTable) at(id uint32) [4]uint64 {
+	f, b := t.front[2*id:2*id+2:2*id+2], t.back[2*id:2*id+2:2*id+2]
+	return [4]uint64{f[0], f[1], b[0], b[1]}
+}
 
 // appendOriginal appends stored hashes [lo, hi) to dst, with their bits where they were given
 // (for a merge, which lays out a table of its own).
 func (t *pdqTable) appendOriginal(dst *chunked[uint64], lo, hi uint32) {
-	vals := t.full[4*int(lo) : 4*int(hi)]
-	if t.perm == nil {
-		dst.append(vals...)
-		return
+	if t.perm != nil {
+		t.unpermO.Do(func() { t.unperm = t.perm.inverse() })
 	}
-	t.unpermO.Do(func() { t.unperm = t.perm.inverse() })
-	for i := 0; i < len(vals); i += 4 {
-		h := t.unperm.apply((*[4]uint64)(vals[i:]))
+	for id := lo; id < hi; id++ {
+		h := t.at(id)
+		if t.perm != nil {
+			h = t.unperm.apply(&h)
+		}
 		dst.append(h[:]...)
 	}
+}
+
+// splitRows returns the two halves of the hashes in c (4 words each, in order), read straight
+// from its chunks.
+func splitRows(c *chunked[uint64]) (front, back []uint64) {
+	n := c.n / 4
+	front, back = make([]uint64, 2*n), make([]uint64, 2*n)
+	j := 0
+	put := func(vs []uint64) {
+		for _, v := range vs {
+			i, w := j/4, j%4
+			if w < 2 {
+				front[2*i+w] = v
+			} else {
+				back[2*i+w-2] = v
+			}
+			j++
+		}
+	}
+	for _, d := range c.done {
+		put(d)
+	}
+	put(c.cur)
+	return front, back
 }
 
 // probe is one bucket to scan: entries [lo, hi) of a slot, whose key is dist bits from the
@@ -223,7 +258,7 @@ func touch(es []pdqEntry) uint32 {
 // only from the first slot whose key is within that slot's tₛ of the query's, so no hash is
 // reported twice and no set of seen ids is needed.
 func (t *pdqTable) verify(id uint32, q *[4]uint64, r, s int, plan []uint8, dst []pdqMatch) []pdqMatch {
-	h := (*[4]uint64)(t.full[4*id:])
+	h := t.at(id)
 	x := [4]uint64{h[0] ^ q[0], h[1] ^ q[1], h[2] ^ q[2], h[3] ^ q[3]}
 	d := bits.OnesCount64(x[0]) + bits.OnesCount64(x[1]) + bits.OnesCount64(x[2]) + bits.OnesCount64(x[3])
 	if d > r {
@@ -246,23 +281,49 @@ func (t *pdqTable) scan(q *[4]uint64, r int, dst []pdqMatch) []pdqMatch {
 	return t.scanStored(q, r, dst)
 }
 
-// scanStored is scan for a query whose bits are already moved as the table's.
+// scanStored is scan for a query whose bits are already moved as the table's: the front half
+// of four hashes at a time, with one branch for the four (a hash is rarely within r on its
+// front alone), then the back half of those that are. Measured at 1 M hashes, 2.2–2.4× faster
+// than reading whole hashes one at a time (GOAMD64 v1 and v2): the loop, not the memory, was
+// the bound.
 func (t *pdqTable) scanStored(q *[4]uint64, r int, dst []pdqMatch) []pdqMatch {
-	full := t.full
-	for i := 0; i+4 <= len(full); i += 4 {
-		h := full[i : i+4 : i+4]
-		d := bits.OnesCount64(h[0]^q[0]) + bits.OnesCount64(h[1]^q[1]) +
-			bits.OnesCount64(h[2]^q[2]) + bits.OnesCount64(h[3]^q[3])
-		if d <= r {
-			dst = append(dst, pdqMatch{id: uint32(i / 4), dist: int32(d)})
+	front := t.front
+	q0, q1 := q[0], q[1]
+	n := len(front) / 2
+	i := 0
+	for ; i+4 <= n; i += 4 {
+		f := front[2*i : 2*i+8 : 2*i+8]
+		d0 := bits.OnesCount64(f[0]^q0) + bits.OnesCount64(f[1]^q1)
+		d1 := bits.OnesCount64(f[2]^q0) + bits.OnesCount64(f[3]^q1)
+		d2 := bits.OnesCount64(f[4]^q0) + bits.OnesCount64(f[5]^q1)
+		d3 := bits.OnesCount64(f[6]^q0) + bits.OnesCount64(f[7]^q1)
+		if min(d0, d1, d2, d3) <= r {
+			for k, d := range [4]int{d0, d1, d2, d3} {
+				dst = t.scanBack(i+k, d, q, r, dst)
+			}
 		}
+	}
+	for ; i < n; i++ {
+		dst = t.scanBack(i, bits.OnesCount64(front[2*i]^q0)+bits.OnesCount64(front[2*i+1]^q1), q, r, dst)
+	}
+	return dst
+}
+
+// scanBack finishes hash i, d bits from q on its front half.
+func (t *pdqTable) scanBack(i, d int, q *[4]uint64, r int, dst []pdqMatch) []pdqMatch {
+	if d > r {
+		return dst
+	}
+	b := t.back[2*i : 2*i+2 : 2*i+2]
+	if d += bits.OnesCount64(b[0]^q[2]) + bits.OnesCount64(b[1]^q[3]); d <= r {
+		dst = append(dst, pdqMatch{id: uint32(i), dist: int32(d)})
 	}
 	return dst
 }
 
 // bytes returns the memory held by the table's arrays.
 func (t *pdqTable) bytes() int64 {
-	b := int64(cap(t.full)) * 8
+	b := int64(cap(t.front)+cap(t.back)) * 8
 	if t.perm != nil {
 		b += int64(unsafe.Sizeof(*t.perm))
 	}

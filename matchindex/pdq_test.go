@@ -242,7 +242,8 @@ func TestPDQTableGeometries(t *testing.T) {
 				copy(stored[4*(n-1100):], boundaryHashes(rng, queries[0], g))
 			}
 			var tasks []func()
-			tb := plannedPDQTableGeometry(stored, g, &tasks)
+			front, back := halvesOf(stored)
+			tb := plannedPDQTableGeometry(front, back, g, &tasks)
 			parallel(len(tasks), 2, func(i int) { tasks[i]() })
 			for qi := range queries {
 				q := &queries[qi]

@@ -151,32 +151,31 @@ func probeCost(n int, widths []uint, eff []float64, plan []uint8) float64 {
 	return c
 }
 
-// newPDQTable indexes the hashes in full (4 words each, entry order), building the slot
-// tables on up to workers goroutines. full is kept, not copied.
-func newPDQTable(full []uint64, workers int) *pdqTable {
-	var tasks []func()
-	t := plannedPDQTable(full, &tasks)
-	parallel(len(tasks), workers, func(i int) { tasks[i]() })
-	return t
-}
-
-// plannedPDQTable returns a table over full with the geometry chooseGeometry picks for its
-// data, whose slots are built when the tasks it appends have run.
-func plannedPDQTable(full []uint64, tasks *[]func()) *pdqTable {
-	n := len(full) / 4
+// plannedPDQTable returns a table over the hashes in front and back (the halves of each,
+// see pdqTable) with the geometry chooseGeometry picks for its data, whose slots are built
+// when the tasks it appends have run. The table keeps the arrays.
+func plannedPDQTable(front, back []uint64, tasks *[]func()) *pdqTable {
+	n := len(front) / 2
 	if n < scanBelow {
-		return plannedPDQTableGeometry(full, nil, tasks)
+		return plannedPDQTableGeometry(front, back, nil, tasks)
 	}
-	var measured *[256]float64
-	if info, skewed := bitInfo(full); skewed {
-		measured = &info
+	info, skewed := bitInfo(front, back)
+	if !skewed {
+		return plannedPDQTableGeometry(front, back, chooseGeometry(n, nil), tasks)
 	}
-	return plannedPDQTableGeometry(full, chooseGeometry(n, measured), tasks)
+	g := chooseGeometry(n, &info)
+	if g == nil {
+		// Scanned: the most telling bits go to the front half, which the scan reads first.
+		order := byInformation(&info)
+		g = &geometry{order: &order}
+	}
+	return plannedPDQTableGeometry(front, back, g, tasks)
 }
 
-// plannedPDQTableGeometry is plannedPDQTable with a given geometry (nil: scan).
-func plannedPDQTableGeometry(full []uint64, g *geometry, tasks *[]func()) *pdqTable {
-	t := &pdqTable{full: full}
+// plannedPDQTableGeometry is plannedPDQTable with a given geometry (nil: scan, bits in
+// place; a geometry with no widths: scan, bits moved).
+func plannedPDQTableGeometry(front, back []uint64, g *geometry, tasks *[]func()) *pdqTable {
+	t := &pdqTable{front: front, back: back}
 	if g == nil {
 		return t
 	}
@@ -184,7 +183,10 @@ func plannedPDQTableGeometry(full []uint64, g *geometry, tasks *[]func()) *pdqTa
 		// The table keeps its hashes with the bits moved: slots, inline bits and the master
 		// array agree, and distances are the same.
 		t.perm = newBitPerm(*g.order)
-		t.perm.applyAll(full, runtime.GOMAXPROCS(0))
+		t.perm.applyAll(front, back, runtime.GOMAXPROCS(0))
+	}
+	if len(g.widths) == 0 {
+		return t
 	}
 	t.plan = g.plan
 	t.slots = make([]pdqSlot, len(g.widths))
@@ -225,10 +227,11 @@ func parallel(n, workers int, fn func(i int)) {
 // buildSlot sorts every hash by the slot's key into a new entries array (counting sort:
 // stable, so a bucket is in id order) and fills its directory.
 func (t *pdqTable) buildSlot(sl *pdqSlot, scratch *sync.Pool) {
-	n := len(t.full) / 4
+	n := t.len()
 	dir := make([]uint32, 1<<sl.width+1)
 	for i := range n {
-		dir[sl.key((*[4]uint64)(t.full[4*i:]))+1]++
+		h := t.at(uint32(i))
+		dir[sl.key(&h)+1]++
 	}
 	for k := 1; k < len(dir); k++ {
 		dir[k] += dir[k-1]
@@ -244,9 +247,9 @@ func (t *pdqTable) buildSlot(sl *pdqSlot, scratch *sync.Pool) {
 	} else {
 		cur := slices.Clone(dir[:len(dir)-1])
 		for i := range n {
-			h := (*[4]uint64)(t.full[4*i:])
-			k := sl.key(h)
-			a, b := sl.inline(h)
+			h := t.at(uint32(i))
+			k := sl.key(&h)
+			a, b := sl.inline(&h)
 			ents[cur[k]] = pdqEntry{a: a, b: b, id: uint32(i)}
 			cur[k]++
 		}
@@ -280,9 +283,9 @@ func (t *pdqTable) scatterTwoPass(sl *pdqSlot, dir []uint32, ents []pdqEntry, sc
 		cur[p] = dir[p<<low]
 	}
 	for i := range n {
-		h := (*[4]uint64)(t.full[4*i:])
-		k := sl.key(h)
-		a, b := sl.inline(h)
+		h := t.at(uint32(i))
+		k := sl.key(&h)
+		a, b := sl.inline(&h)
 		j := cur[k>>low]
 		tmp[j], keys[j] = pdqEntry{a: a, b: b, id: uint32(i)}, k
 		cur[k>>low]++

@@ -262,8 +262,10 @@ func (b *segBuilder) build(workers int) *segment {
 			tasks = append(tasks, func() { s.exact[k] = newExactTable(words, k.words()) })
 		}
 	}
-	s.image = plannedPDQTable(b.words[PDQ].flatten(), &tasks)
-	s.frames = plannedPDQTable(b.frames.flatten(), &tasks)
+	front, back := splitRows(&b.words[PDQ])
+	s.image = plannedPDQTable(front, back, &tasks)
+	front, back = splitRows(&b.frames)
+	s.frames = plannedPDQTable(front, back, &tasks)
 	parallel(len(tasks), workers, func(i int) { tasks[i]() })
 	return s
 }

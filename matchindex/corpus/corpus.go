@@ -13,9 +13,14 @@
 package corpus
 
 import (
+	"bufio"
+	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
+	"strings"
 )
 
 // Model names a distribution.
@@ -55,7 +60,60 @@ type Gen struct {
 	rng     *rand.Rand
 	p       [256]float64 // skewed models: the probability each bit is set
 	centres [][4]uint64
+	// A real list (FromFile): Next cycles through stored, Fresh through held.
+	stored, held [][4]uint64
+	next, fresh  int
 }
+
+// FromFile reads a real hash list: one PDQ hash a line, 64 hex digits, as the first field
+// (ThreatExchange's and HMA's exports, pdq-photo-hasher's output; other fields and lines
+// starting with # are ignored). The hash of every hundredth line is held out of the collection, as an
+// upload that is not in it (Fresh); Next cycles through the rest in file order.
+func FromFile(path string) (*Gen, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	g := &Gen{model: Model("file:" + path), rng: rand.New(rand.NewPCG(1, 1))}
+	sc := bufio.NewScanner(f)
+	for line := 1; sc.Scan(); line++ {
+		fields := strings.FieldsFunc(sc.Text(), func(r rune) bool { return r == ' ' || r == '\t' || r == ',' })
+		if len(fields) == 0 || strings.HasPrefix(fields[0], "#") {
+			continue
+		}
+		b, err := hex.DecodeString(fields[0])
+		if err != nil || len(b) != 32 {
+			return nil, fmt.Errorf("%s:%d: %q is not a PDQ hash (64 hex digits)", path, line, fields[0])
+		}
+		var h [4]uint64
+		for i := range h {
+			h[i] = binary.BigEndian.Uint64(b[8*i:])
+		}
+		if line%100 == 0 {
+			g.held = append(g.held, h)
+		} else {
+			g.stored = append(g.stored, h)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(g.stored) == 0 || len(g.held) == 0 {
+		return nil, fmt.Errorf("%s: %d hashes; want at least 100", path, len(g.stored)+len(g.held))
+	}
+	return g, nil
+}
+
+// Again returns a generator of a real list from its start (sharing the list).
+func (g *Gen) Again() *Gen {
+	c := *g
+	c.next, c.fresh = 0, 0
+	return &c
+}
+
+// Len is how many hashes a real list stores (0 for a model: as many as asked).
+func (g *Gen) Len() int { return len(g.stored) }
 
 // New returns a generator of a collection of about n hashes (the clustered model sizes its
 // centres by n).
@@ -95,6 +153,11 @@ func (g *Gen) Random() [4]uint64 {
 // are: uniform for the uniform and clustered models, from the bit biases for the skewed
 // ones. It is what most uploads a platform checks look like.
 func (g *Gen) Fresh() [4]uint64 {
+	if g.held != nil {
+		h := g.held[g.fresh%len(g.held)]
+		g.fresh++
+		return h
+	}
 	if g.model != MildSkew && g.model != HarshSkew {
 		return g.Random()
 	}
@@ -109,6 +172,11 @@ func (g *Gen) Fresh() [4]uint64 {
 
 // Next is the collection's next hash.
 func (g *Gen) Next() [4]uint64 {
+	if g.stored != nil {
+		h := g.stored[g.next%len(g.stored)]
+		g.next++
+		return h
+	}
 	switch g.model {
 	case Clustered:
 		return Flip(g.rng, g.centres[g.rng.IntN(len(g.centres))], g.rng.IntN(33))

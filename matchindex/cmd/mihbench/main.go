@@ -34,6 +34,7 @@ import (
 func main() {
 	sizes := flag.String("n", "1000000,10000000", "stored PDQ hashes, comma-separated")
 	dists := flag.String("dist", "uniform,clustered", "distributions: uniform, clustered, beta4 (mild skew), beta05 (harsh skew); see matchindex/corpus")
+	hashes := flag.String("hashes", "", "a real hash list instead of -n and -dist: one PDQ hash (64 hex digits) a line, first field; every hundredth line is held out as a query")
 	queries := flag.Int("queries", 2000, "queries of each sort (random, planted)")
 	brute := flag.Int("brute", 20, "brute-force scans (for the p50)")
 	exact := flag.Bool("exact", true, "measure SHA-256 lookups at the largest size")
@@ -58,7 +59,19 @@ func main() {
 		"p50 µs random | p99 µs random | p50 µs planted | p99 µs planted | queries/s/core | brute p50 ms | ratio | exact check | segments after adds | p50 µs after adds |")
 	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	var largest int
+	if *hashes != "" {
+		g, err := corpus.FromFile(*hashes)
+		if err != nil {
+			log.Fatal(err)
+		}
+		fileGen = g
+		runPDQ(g.Len(), corpus.Model("file"), *queries, *brute, *adds)
+		*sizes = ""
+	}
 	for _, ns := range strings.Split(*sizes, ",") {
+		if ns == "" {
+			continue
+		}
 		n, err := strconv.Atoi(ns)
 		if err != nil {
 			log.Fatalf("-n %q: want comma-separated hash counts", *sizes)
@@ -72,10 +85,10 @@ func main() {
 			runPDQ(n, m, *queries, *brute, *adds)
 		}
 	}
-	if *layout > 1 {
+	if *layout > 1 && largest > 0 {
 		runWorstLayout(largest, *layout, *queries)
 	}
-	if *exact {
+	if *exact && largest > 0 {
 		runExact(largest)
 	}
 }
@@ -117,6 +130,17 @@ func runWorstLayout(n, f, nq int) {
 	fmt.Printf("\nworst layout for merge factor %d: %d hashes in segments %v: p50 %.0f µs, p99 %.0f µs (random queries, r=31)\n",
 		f, total, x.Stats().SegmentSizes, us(lat[len(lat)/2]), us(lat[len(lat)*99/100]))
 	runtime.KeepAlive(x)
+}
+
+// fileGen is the real hash list of -hashes, if given.
+var fileGen *corpus.Gen
+
+// newGen returns the generator of a distribution, or the real list from its start.
+func newGen(dist corpus.Model, seed uint64, n int) *corpus.Gen {
+	if dist == "file" {
+		return fileGen.Again()
+	}
+	return corpus.New(dist, seed, n)
 }
 
 func put(dst []byte, h [4]uint64) {
@@ -170,7 +194,7 @@ func runPDQ(n int, dist corpus.Model, nq, nBrute, adds int) {
 	}
 	slices.Sort(keep)
 	b := matchindex.NewBuilder(matchindex.Options{})
-	kept, loadTime := load(b, corpus.New(dist, 42, n), n, keep)
+	kept, loadTime := load(b, newGen(dist, 42, n), n, keep)
 	t1 := time.Now()
 	x := b.Finish()
 	tables := time.Since(t1)
@@ -180,7 +204,7 @@ func runPDQ(n int, dist corpus.Model, nq, nBrute, adds int) {
 	heapPer := float64(heap-heap0) / float64(n)
 
 	var random, planted [][4]uint64
-	qg := corpus.New(dist, 99, n)
+	qg := newGen(dist, 99, n)
 	for i := range nq {
 		random = append(random, qg.Fresh())
 		planted = append(planted, corpus.Flip(rng, kept[i%len(kept)], rng.IntN(32)))
@@ -199,7 +223,7 @@ func runPDQ(n int, dist corpus.Model, nq, nBrute, adds int) {
 	// Brute force over the same hashes, regenerated from the seed, in the same run; its
 	// answers double as an exactness check of the index on those queries.
 	flat := make([]uint64, 0, 4*n)
-	g := corpus.New(dist, 42, n)
+	g := newGen(dist, 42, n)
 	for range n {
 		h := g.Next()
 		flat = append(flat, h[:]...)
@@ -231,7 +255,7 @@ func runPDQ(n int, dist corpus.Model, nq, nBrute, adds int) {
 
 	segs, afterP50 := "-", "-"
 	if adds > 0 {
-		s, p := addMore(x, corpus.New(dist, 1234, adds), adds, planted)
+		s, p := addMore(x, newGen(dist, 1234, adds), adds, planted)
 		segs, afterP50 = s, fmt.Sprintf("%.0f", us(p))
 	}
 	fmt.Printf("| %d | %s | %.2f + %.2f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.2f | %.0f× | %d/%d | %s | %s |\n",
