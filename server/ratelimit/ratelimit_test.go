@@ -240,3 +240,30 @@ func TestFairServesPartnersInTurn(t *testing.T) {
 		t.Fatalf("after a canceled waiter: err %v, free %d, turn %v", err, f.free, f.turn)
 	}
 }
+
+// TestDefaultMatchBudget pins the figures README states for a platform at the defaults:
+// 10 000 PDQ hashes a second sustained (a full batch always fits the burst), 1 000 000 exact
+// hashes a second, and a full batch costs a call, so the request limit never binds first.
+func TestDefaultMatchBudget(t *testing.T) {
+	batch := func(kind concordv1.HashKind, n int) *concordv1.MatchRequest {
+		req := &concordv1.MatchRequest{}
+		for range n {
+			req.Hashes = append(req.Hashes, &concordv1.Hash{Kind: kind, Value: make([]byte, 32)})
+		}
+		return req
+	}
+	pdq := Cost(batch(concordv1.HashKind_HASH_KIND_PDQ, 10_000)) + CostCall
+	exact := Cost(batch(concordv1.HashKind_HASH_KIND_SHA256, 10_000)) + CostCall
+	if perSecond := Defaults.Work / float64(pdq) * 10_000; perSecond < 9_990 || perSecond > 10_000 {
+		t.Fatalf("default PDQ hashes a second: %.0f, README says 10 000", perSecond)
+	}
+	if pdq > Defaults.WorkBurst {
+		t.Fatalf("a full PDQ batch costs %d, the burst is %d", pdq, Defaults.WorkBurst)
+	}
+	if perSecond := Defaults.Work / float64(exact) * 10_000; perSecond < 990_000 || perSecond > 1_000_000 {
+		t.Fatalf("default exact hashes a second: %.0f, README says about 1 000 000", perSecond)
+	}
+	if calls := Defaults.Work / float64(exact); calls > Defaults.Requests {
+		t.Fatalf("exact batches the work allows (%.0f/s) exceed the request limit (%.0f/s): the request limit would bind", calls, Defaults.Requests)
+	}
+}
