@@ -44,8 +44,9 @@ func (b *Builder) Finish() *Index {
 	b.done = true
 	x := New(b.opts)
 	x.names, x.byID = b.names, b.byID
-	v := &view{names: x.names}
+	v := &view{names: x.names, fallbacks: &x.fallbacks}
 	if len(b.names) > 0 {
+		b.seg.fallbacks = &x.fallbacks
 		seg := b.seg.build(b.opts.BuildWorkers)
 		v.segs, v.deadSize = []*segment{seg}, []int{0}
 	}

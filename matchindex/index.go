@@ -50,13 +50,15 @@ type Index struct {
 	names  []string   // notice id of each handle ever assigned
 	byID   map[string]uint32
 	merges mergeState
+	// fallbacks counts the PDQ and frame searches answered by a scan (see Stats).
+	fallbacks atomic.Uint64
 }
 
 // New returns an empty index.
 func New(opts Options) *Index {
 	x := &Index{opts: opts.withDefaults(), byID: map[string]uint32{}}
 	x.merges.init(&x.mu)
-	x.cur.Store(&view{})
+	x.cur.Store(&view{fallbacks: &x.fallbacks})
 	return x
 }
 
@@ -112,7 +114,7 @@ func (x *Index) AddBatch(notices []Notice) error {
 	}
 	x.mu.Unlock()
 
-	var b segBuilder
+	b := segBuilder{fallbacks: &x.fallbacks}
 	for i, n := range notices {
 		b.addNotice(first+uint32(i), n.Hashes)
 	}
@@ -122,10 +124,11 @@ func (x *Index) AddBatch(notices []Notice) error {
 	defer x.mu.Unlock()
 	old := x.cur.Load()
 	nv := &view{
-		segs:     append(old.segs[:len(old.segs):len(old.segs)], seg),
-		deadSize: append(old.deadSize[:len(old.deadSize):len(old.deadSize)], deadSizeOf(seg, old.dead)),
-		dead:     old.dead,
-		names:    x.names,
+		segs:      append(old.segs[:len(old.segs):len(old.segs)], seg),
+		deadSize:  append(old.deadSize[:len(old.deadSize):len(old.deadSize)], deadSizeOf(seg, old.dead)),
+		dead:      old.dead,
+		names:     x.names,
+		fallbacks: old.fallbacks,
 	}
 	x.cur.Store(nv)
 	x.scheduleMerges()
@@ -144,7 +147,7 @@ func (x *Index) Remove(noticeID string) error {
 	}
 	delete(x.byID, noticeID)
 	old := x.cur.Load()
-	nv := &view{segs: old.segs, deadSize: old.deadSize, dead: old.dead.with(h), names: x.names}
+	nv := &view{segs: old.segs, deadSize: old.deadSize, dead: old.dead.with(h), names: x.names, fallbacks: old.fallbacks}
 	if i, j := old.segmentOf(h); i >= 0 {
 		nv.deadSize = append([]int(nil), old.deadSize...)
 		nv.deadSize[i] += int(old.segs[i].sizes[j])
@@ -174,8 +177,8 @@ type Stats struct {
 	Segments     int
 	SegmentSizes []int // hashes + frames per segment, oldest first
 	Bytes        int64 // the index's arrays (not Go's allocator overhead or the query pools)
-	// ScanFallbacks counts the PDQ and frame searches of the current segments answered by a
-	// scan because their probes would have read more (crowded buckets).
+	// ScanFallbacks counts the PDQ and frame searches answered by a scan because their probes
+	// would have read more (crowded buckets), since the index was made.
 	ScanFallbacks uint64
 }
 
@@ -186,11 +189,13 @@ func (x *Index) Stats() Stats { return x.View().Stats() }
 // Stats returns the figures of the view.
 func (v View) Stats() Stats {
 	st := Stats{Segments: len(v.v.segs), Notices: v.Notices()}
+	if v.v.fallbacks != nil {
+		st.ScanFallbacks = v.v.fallbacks.Load()
+	}
 	for i, s := range v.v.segs {
 		st.SegmentSizes = append(st.SegmentSizes, s.size)
 		st.Removed += v.v.deadSize[i]
 		st.Bytes += s.bytes()
-		st.ScanFallbacks += s.image.fallbacks.Load() + s.frames.fallbacks.Load()
 		for k := range s.cols {
 			c := &s.cols[k]
 			for r, h := range c.handles {

@@ -3,6 +3,7 @@ package matchindex
 import (
 	"slices"
 	"sync"
+	"sync/atomic"
 )
 
 // Merging keeps the number of segments small, since every query visits every segment
@@ -103,7 +104,7 @@ func (x *Index) startMerge(run []*segment, dead *deadSet, lane int) {
 		x.merges.busy[s] = true
 	}
 	go func() {
-		seg := mergeSegments(run, dead, x.opts.MergeWorkers)
+		seg := mergeSegments(run, dead, x.opts.MergeWorkers, &x.fallbacks)
 		x.mu.Lock()
 		defer x.mu.Unlock()
 		x.commitMerge(run, seg)
@@ -113,9 +114,10 @@ func (x *Index) startMerge(run []*segment, dead *deadSet, lane int) {
 	}()
 }
 
-// mergeSegments builds one segment holding the notices of run that dead does not hold.
-func mergeSegments(run []*segment, dead *deadSet, workers int) *segment {
-	var b segBuilder
+// mergeSegments builds one segment holding the notices of run that dead does not hold, its
+// tables counting their scan fallbacks in fallbacks.
+func mergeSegments(run []*segment, dead *deadSet, workers int, fallbacks *atomic.Uint64) *segment {
+	b := segBuilder{fallbacks: fallbacks}
 	for _, s := range run {
 		b.addFrom(s, func(h uint32) bool { return !dead.has(h) })
 	}
@@ -130,7 +132,7 @@ func (x *Index) commitMerge(run []*segment, seg *segment) {
 	if i < 0 || i+len(run) > len(old.segs) || !slices.Equal(old.segs[i:i+len(run)], run) {
 		panic("matchindex: merged segments are no longer contiguous in the current view")
 	}
-	nv := &view{dead: old.dead, names: old.names}
+	nv := &view{dead: old.dead, names: old.names, fallbacks: old.fallbacks}
 	nv.segs = append(nv.segs, old.segs[:i]...)
 	nv.deadSize = append(nv.deadSize, old.deadSize[:i]...)
 	if len(seg.handles) > 0 {
@@ -176,7 +178,7 @@ func (x *Index) Compact() {
 	}
 	x.mu.Unlock()
 
-	seg := mergeSegments(run, v.dead, x.opts.BuildWorkers)
+	seg := mergeSegments(run, v.dead, x.opts.BuildWorkers, &x.fallbacks)
 
 	x.mu.Lock()
 	defer x.mu.Unlock()

@@ -55,9 +55,9 @@ type pdqTable struct {
 	perm    *bitPerm
 	unperm  *bitPerm
 	unpermO sync.Once
-	// fallbacks counts the queries whose probes would have read more than a scan, and were
-	// answered by one (see scanBeyond).
-	fallbacks atomic.Uint64
+	// fallbacks, if set, counts the queries whose probes would have read more than a scan,
+	// and were answered by one (see scanBeyond): the index's counter, which outlives merges.
+	fallbacks *atomic.Uint64
 }
 
 // pdqMatch is one stored hash within the radius of a query.
@@ -192,7 +192,9 @@ func (t *pdqTable) search(q *[4]uint64, r int, dst []pdqMatch) []pdqMatch {
 	if float64(entries) > scanBeyond*float64(t.len()) {
 		*bp = probes
 		probeBuf.Put(bp)
-		t.fallbacks.Add(1)
+		if t.fallbacks != nil {
+			t.fallbacks.Add(1)
+		}
 		return t.scanStored(q, r, dst)
 	}
 	var sink uint32

@@ -394,6 +394,13 @@ func TestPDQScanFallback(t *testing.T) {
 	if got := x.Stats().ScanFallbacks; got == 0 {
 		t.Fatal("no search near the family fell back to a scan, though its probes covered most of the table")
 	}
+	// The count is the index's, not its segments': a merge keeps it.
+	before := x.Stats().ScanFallbacks
+	mustAdd(t, x, o, noticeID(100), []Hash{{Kind: PDQ, Value: centre}})
+	x.Compact()
+	if got := x.Stats().ScanFallbacks; got != before {
+		t.Fatalf("scan fallbacks %d after a merge, %d before", got, before)
+	}
 
 	c := genCorpus(rng, 50_000, 20, "uniform")
 	u, err := Build(c.notices, Options{})

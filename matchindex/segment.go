@@ -3,6 +3,7 @@ package matchindex
 import (
 	"slices"
 	"sort"
+	"sync/atomic"
 )
 
 // column lists the hashes of one kind in a segment in (notice, position) order: notice runs
@@ -127,6 +128,8 @@ type segBuilder struct {
 	size       int
 	posBuf     [numKinds][]uint16
 	seen       map[[4]uint64]struct{} // frames of the video being added
+	// fallbacks is the index's count of searches answered by a scan, for the tables built.
+	fallbacks *atomic.Uint64
 }
 
 // addNotice appends notice h's hashes, which checkNotice has accepted.
@@ -266,6 +269,7 @@ func (b *segBuilder) build(workers int) *segment {
 	s.image = plannedPDQTable(front, back, &tasks)
 	front, back = splitRows(&b.frames)
 	s.frames = plannedPDQTable(front, back, &tasks)
+	s.image.fallbacks, s.frames.fallbacks = b.fallbacks, b.fallbacks
 	parallel(len(tasks), workers, func(i int) { tasks[i]() })
 	return s
 }

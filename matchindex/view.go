@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 )
 
 // deadSet is the set of removed notice handles: a bitset in 4 KiB chunks, copied on write,
@@ -62,6 +63,8 @@ type view struct {
 	deadSize []int    // per segment: hashes + frames of its removed notices
 	dead     *deadSet // removed notices, filtered out of every answer
 	names    []string // notice id of each handle (append-only; never rewritten)
+	// fallbacks is the index's count of searches answered by a scan.
+	fallbacks *atomic.Uint64
 }
 
 // View is a consistent snapshot of the index for a series of queries: no notice added or

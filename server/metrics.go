@@ -23,11 +23,11 @@ func (s *Server) metricSources(pub *transparency.Publisher, notices *notice.Serv
 			return metrics.Log{Entries: s.fsm.Tree().Size(), CheckpointSize: size, CheckpointSigned: at}
 		},
 		Witnesses: func() map[string]time.Time { return s.witnessFigures(pub) },
-		MatchIndex: func() map[string]int {
+		MatchIndex: func() metrics.MatchIndex {
 			st := s.index.Current().Stats()
-			out := map[string]int{}
+			out := metrics.MatchIndex{Hashes: map[string]int{}, ScanFallbacks: st.ScanFallbacks}
 			for _, k := range []matchindex.Kind{matchindex.SHA256, matchindex.MD5, matchindex.PDQ, matchindex.PDQVideo, matchindex.URLSHA256} {
-				out[metrics.KindName(int(k))] = st.Hashes[k]
+				out.Hashes[metrics.KindName(int(k))] = st.Hashes[k]
 			}
 			return out
 		},

@@ -196,6 +196,7 @@ func TestPrometheusScrapesNode(t *testing.T) {
 	prom.waitValue(t, `concord_match_index_hashes{kind="SHA256"}`, 6)
 	prom.waitValue(t, `concord_match_index_hashes{kind="PDQ"}`, 1)
 	prom.waitValue(t, `concord_match_index_hashes{kind="MD5"}`, 0)
+	prom.waitValue(t, `concord_match_scan_fallbacks_total`, 0)
 
 	// Raft and the state machine.
 	prom.waitValue(t, `concord_raft_state{state="leader"}`, 1)

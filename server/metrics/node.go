@@ -14,12 +14,20 @@ type Sources struct {
 	Log        func() Log
 	LogCheck   func() (LogCheck, bool) // false: no round yet
 	Witnesses  func() map[string]time.Time
-	MatchIndex func() map[string]int // hash kind → hashes
+	MatchIndex func() MatchIndex
 	Feed       func() Feed
 	Compliance func() Compliance
 	Disk       func() (Disk, error)
 	Alarms     func() map[string]bool // every alarm kind → raised
 	Ready      func() bool
+}
+
+// MatchIndex is what the match index holds and how it searched.
+type MatchIndex struct {
+	Hashes map[string]int // hash kind → live hashes
+	// ScanFallbacks counts the PDQ searches answered by a scan because their buckets were
+	// crowded (near-duplicates), since the index was built.
+	ScanFallbacks uint64
 }
 
 // Raft is the node's raft state.
@@ -112,6 +120,7 @@ var (
 	descLogCheckTime     = desc("log_check_timestamp_seconds", "When the node last compared its transparency log with the other voters' (Unix time).")
 	descLogCheckVoters   = desc("log_check_voters", "The other voters in the latest log comparison, by verdict (agree, disagree, unknown: no answer).", "verdict")
 	descIndexHashes      = desc("match_index_hashes", "Live hashes in the match index, by kind (PDQ_VIDEO counts videos).", "kind")
+	descIndexScans       = desc("match_scan_fallbacks_total", "PDQ and vPDQ frame searches the match index answered by a scan because the query's buckets were crowded (near-duplicates), since it was built at the node's start.")
 	descFeedCursor       = desc("feed_cursor", "The cursor of the last event of the notice feed.")
 	descFeedWatchers     = desc("feed_watchers", "Open notice feed streams (WatchNotices), by partner.", "partner")
 	descFeedLag          = desc("feed_watcher_lag_events", "Events the partner's slowest open feed stream has yet to read.", "partner")
@@ -131,7 +140,7 @@ var (
 func (c *NodeCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRaftState, descRaftTerm, descRaftCommit, descRaftApplied, descRaftLastLog, descFSMApplied,
 		descRaftLastContact, descRaftHasLeader, descRaftVoters, descRaftSnapIndex, descRaftSnapTime, descLogEntries, descCheckpointSize,
-		descCheckpointTime, descWitnessCosig, descLogCheckTime, descLogCheckVoters, descIndexHashes, descFeedCursor, descFeedWatchers,
+		descCheckpointTime, descWitnessCosig, descLogCheckTime, descLogCheckVoters, descIndexHashes, descIndexScans, descFeedCursor, descFeedWatchers,
 		descFeedLag, descNotices, descAdoptions, descObligationsOpen, descObligationsLate, descDiskFree, descDiskSize, descDiskReserved,
 		descAlarm, descReady, descScrapeCompliance} {
 		ch <- d
@@ -198,9 +207,11 @@ func (c *NodeCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	if s.MatchIndex != nil {
-		for kind, n := range s.MatchIndex() {
+		mi := s.MatchIndex()
+		for kind, n := range mi.Hashes {
 			gauge(ch, descIndexHashes, float64(n), kind)
 		}
+		ch <- prometheus.MustNewConstMetric(descIndexScans, prometheus.CounterValue, float64(mi.ScanFallbacks))
 	}
 	if s.Feed != nil {
 		f := s.Feed()
