@@ -182,7 +182,9 @@ func BenchmarkFeedLatency(b *testing.B) {
 // server.Start until a Match is answered (DESIGN.md §6: back and serving in ≤ 10 s, ≤ 400
 // bytes a hash), and the size of the raft log and snapshots on disk. The memory right after
 // ingest may include a merge of the match index in flight (old and new copies); the one after
-// the restart from the snapshot is the steady state. CONCORD_BENCH_CPU_PROFILE=PREFIX writes a
+// the restart from the snapshot is the steady state; each restart's peak resident memory
+// (VmHWM, reset before it) is reported per hash and, the larger, against that steady state.
+// CONCORD_BENCH_CPU_PROFILE=PREFIX writes a
 // CPU profile of each restart to PREFIX-SIZE-as-left.pprof and PREFIX-SIZE-snapshot.pprof.
 // Run with -benchtime 1x.
 func BenchmarkRestart(b *testing.B) {
@@ -276,6 +278,7 @@ func benchRestart(b *testing.B, total, perNotice int) {
 		}
 
 		cfg := n.Config
+		var peaks []float64 // each restart's peak resident bytes a hash
 		restart := func(label, profile string) {
 			sctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 			defer cancel()
@@ -302,6 +305,7 @@ func benchRestart(b *testing.B, total, perNotice int) {
 				}
 				defer pprof.StopCPUProfile()
 			}
+			resetPeakRSS(b)
 			t0 := time.Now()
 			if node, err = server.Start(ctx, cfg); err != nil {
 				b.Fatal(err)
@@ -312,6 +316,9 @@ func benchRestart(b *testing.B, total, perNotice int) {
 				b.Fatal(err)
 			}
 			b.ReportMetric(time.Since(t0).Seconds(), label+"_s")
+			peak := float64(procStatus(b, "VmHWM")-rssBefore) / float64(total)
+			b.ReportMetric(peak, label+"_peak_bytes/hash")
+			peaks = append(peaks, peak)
 		}
 		restart("restart_as_left", "as-left")
 		if err := node.Snapshot(); err != nil {
@@ -322,7 +329,10 @@ func benchRestart(b *testing.B, total, perNotice int) {
 		// Resident memory of the node rebuilt from the snapshot, merges and ingest buffers gone.
 		runtime.GC()
 		debug.FreeOSMemory()
-		b.ReportMetric(float64(vmRSS(b)-rssBefore)/float64(total), "rss_after_restart_bytes/hash")
+		steady := float64(vmRSS(b)-rssBefore) / float64(total)
+		b.ReportMetric(steady, "rss_after_restart_bytes/hash")
+		// Issue 17's bound: a restart's peak at most 1.5× the steady state.
+		b.ReportMetric(slices.Max(peaks)/steady, "restart_peak/steady")
 	}
 }
 
@@ -359,13 +369,23 @@ func dirBytes(b *testing.B, dir string) int64 {
 }
 
 // vmRSS is this process's resident memory, in bytes.
-func vmRSS(b *testing.B) int64 {
+func vmRSS(b *testing.B) int64 { return procStatus(b, "VmRSS") }
+
+// resetPeakRSS sets the process's resident high-water mark (VmHWM) back to its resident size.
+func resetPeakRSS(b *testing.B) {
+	if err := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0); err != nil {
+		b.Fatalf("reset the peak resident size: %v", err)
+	}
+}
+
+// procStatus is a size field of /proc/self/status (VmRSS, VmHWM), in bytes.
+func procStatus(b *testing.B, field string) int64 {
 	data, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		b.Fatal(err)
 	}
 	for _, line := range strings.Split(string(data), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if rest, ok := strings.CutPrefix(line, field+":"); ok {
 			kb, err := strconv.ParseInt(strings.Fields(rest)[0], 10, 64)
 			if err != nil {
 				b.Fatal(err)
@@ -373,6 +393,6 @@ func vmRSS(b *testing.B) int64 {
 			return kb << 10
 		}
 	}
-	b.Fatal("no VmRSS in /proc/self/status")
+	b.Fatalf("no %s in /proc/self/status", field)
 	return 0
 }

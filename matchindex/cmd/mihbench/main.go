@@ -194,10 +194,12 @@ func runPDQ(n int, dist corpus.Model, nq, nBrute, adds int) {
 	}
 	slices.Sort(keep)
 	b := matchindex.NewBuilder(matchindex.Options{})
+	resetPeak()
 	kept, loadTime := load(b, newGen(dist, 42, n), n, keep)
 	t1 := time.Now()
 	x := b.Finish()
 	tables := time.Since(t1)
+	peak := procField("VmHWM")
 	st := x.Stats()
 	rss, heap := settle()
 	rssPer := float64(rss-rss0) / float64(n)
@@ -263,8 +265,9 @@ func runPDQ(n int, dist corpus.Model, nq, nBrute, adds int) {
 		us(latR[len(latR)/2]), us(latR[len(latR)*99/100]), us(latP[len(latP)/2]), us(latP[len(latP)*99/100]),
 		qps, float64(bp50.Microseconds())/1000, float64(bp50)/float64(latR[len(latR)/2]),
 		exact, nBrute, segs, afterP50)
-	fmt.Fprintf(os.Stderr, "  (%d/%s: %.1f hits per random query, %.1f per planted; stats %+v)\n",
-		n, dist, float64(hitsR)/float64(nq), float64(hitsP)/float64(nq), st.SegmentSizes)
+	fmt.Fprintf(os.Stderr, "  (%d/%s: %.1f hits per random query, %.1f per planted; segments %v; build peak %.0f B/hash, %.2f× the steady state)\n",
+		n, dist, float64(hitsR)/float64(nq), float64(hitsP)/float64(nq), st.SegmentSizes,
+		float64(peak-rss0)/float64(n), float64(peak-rss0)/float64(rss-rss0))
 	runtime.KeepAlive(x)
 }
 
@@ -396,6 +399,29 @@ func settle() (rss, heap int64) {
 		}
 	}
 	return rss, int64(ms.HeapInuse)
+}
+
+// resetPeak sets the process's resident high-water mark (VmHWM) back to its resident size.
+func resetPeak() {
+	if err := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0); err != nil {
+		log.Fatalf("reset the peak resident size: %v", err)
+	}
+}
+
+// procField is a size field of /proc/self/status (VmRSS, VmHWM) in bytes.
+func procField(name string) int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		log.Fatalf("read %s: %v (mihbench needs Linux's /proc)", name, err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == name+":" {
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			return kb * 1024
+		}
+	}
+	log.Fatalf("no %s in /proc/self/status", name)
+	return 0
 }
 
 func cpuModel() string {
