@@ -290,8 +290,11 @@ func benchRestart(b *testing.B, total, perNotice int) {
 				b.Fatal(err)
 			}
 			server.WaitIndexMerges(old)
-			node = nil
+			// A restart is a new process: nothing of the old node may stay reachable (n holds
+			// it too) or resident (freed memory goes back to the system before the peak is reset).
+			node, n.Server, old = nil, nil, nil
 			runtime.GC()
+			debug.FreeOSMemory()
 			b.ReportMetric(float64(dirBytes(b, filepath.Join(cfg.DataDir, "raft", "wal")))/1e6, label+"_log_MB")
 			b.ReportMetric(float64(dirBytes(b, filepath.Join(cfg.DataDir, "raft", "snapshots")))/1e6, label+"_snapshots_MB")
 			if prefix := os.Getenv("CONCORD_BENCH_CPU_PROFILE"); prefix != "" {
