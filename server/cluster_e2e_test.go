@@ -602,7 +602,7 @@ func nodeConn(t *testing.T, c *servertest.Cluster, id, addr string) *grpc.Client
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(nodeTLS.Public)))
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(nodeTLS.PublicConfig())))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -622,7 +622,7 @@ func TestNodeAndPartnerCertificatesDoNotMix(t *testing.T) {
 		t.Fatal(err)
 	}
 	grpcConn := nodeConn(t, c, "node-1", n.GRPCAddr())
-	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: nodeTLS.Public.Clone(), ForceAttemptHTTP2: true}, Timeout: 5 * time.Second}
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: nodeTLS.PublicConfig().Clone(), ForceAttemptHTTP2: true}, Timeout: 5 * time.Second}
 	connectConn := connect.NewClient(connecthttp.NewTransport(hc, "https://"+n.HTTPAddr()))
 	for _, md := range concordMethods(t) {
 		for port, call := range map[string]func(context.Context) error{

@@ -562,7 +562,7 @@ func (s *Server) waitReady(ctx context.Context) error {
 		return nil
 	}
 	if !s.node.Existing() && len(s.cfg.Cluster.Join) > 0 {
-		if err := cluster.Join(ctx, s.cfg.Cluster.Join, s.nodeTLS.Public, s.node.ID(), s.port.Addr(), s.cfg.Logger); err != nil {
+		if err := cluster.Join(ctx, s.cfg.Cluster.Join, s.nodeTLS.PublicConfig(), s.node.ID(), s.port.Addr(), s.cfg.Logger); err != nil {
 			return err
 		}
 	}

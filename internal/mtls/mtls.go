@@ -89,9 +89,6 @@ type Node struct {
 	// Client opens connections to other nodes (ServerConfig accepts them). It sets no
 	// NextProtos: the caller says what it speaks.
 	Client *tls.Config
-	// Public calls a member's gRPC port (to join the cluster) with the node certificate; the
-	// port's server certificate is checked as partners check it, host name included.
-	Public *tls.Config
 
 	files       Files
 	trustDomain string
@@ -125,16 +122,6 @@ func NodeConfig(f Files, trustDomain string) (*Node, error) {
 		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return ours(), nil },
 		VerifyConnection:     n.verifyNode,
 	}
-	n.Public = &tls.Config{
-		MinVersion:           tls.VersionTLS13,
-		InsecureSkipVerify:   true,
-		NextProtos:           []string{"h2"},
-		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return ours(), nil },
-		VerifyConnection: func(cs tls.ConnectionState) error {
-			_, err := n.verifyChain(cs, x509.ExtKeyUsageServerAuth, cs.ServerName)
-			return err
-		},
-	}
 	return n, nil
 }
 
@@ -152,14 +139,26 @@ func (n *Node) ServerConfig(nextProtos ...string) *tls.Config {
 	}
 }
 
-// verifyChain checks that the peer's certificate chains to the current CA bundle for usage
-// (and names host, when given).
-func (n *Node) verifyChain(cs tls.ConnectionState, usage x509.ExtKeyUsage, host string) (*x509.Certificate, error) {
+// PublicConfig calls a member's gRPC port (to join the cluster) with the node certificate and
+// CA bundle current now; the port's server certificate is checked as partners check it, host
+// name (or IP address) included, by crypto/tls itself.
+func (n *Node) PublicConfig() *tls.Config {
+	cur := n.current.Load()
+	return &tls.Config{
+		MinVersion:   tls.VersionTLS13,
+		Certificates: []tls.Certificate{cur.cert},
+		RootCAs:      cur.pool,
+		NextProtos:   []string{"h2"},
+	}
+}
+
+// verifyChain checks that the peer's certificate chains to the current CA bundle for usage.
+func (n *Node) verifyChain(cs tls.ConnectionState, usage x509.ExtKeyUsage) (*x509.Certificate, error) {
 	if len(cs.PeerCertificates) == 0 {
 		return nil, errors.New("the peer presented no certificate")
 	}
 	opts := x509.VerifyOptions{Roots: n.current.Load().pool, Intermediates: x509.NewCertPool(),
-		KeyUsages: []x509.ExtKeyUsage{usage}, DNSName: host}
+		KeyUsages: []x509.ExtKeyUsage{usage}}
 	for _, c := range cs.PeerCertificates[1:] {
 		opts.Intermediates.AddCert(c)
 	}
@@ -172,7 +171,7 @@ func (n *Node) verifyChain(cs tls.ConnectionState, usage x509.ExtKeyUsage, host 
 // verifyNode checks that the peer's certificate chains to the current CA bundle and names a
 // node of the trust domain.
 func (n *Node) verifyNode(cs tls.ConnectionState) error {
-	if _, err := n.verifyChain(cs, x509.ExtKeyUsageServerAuth, ""); err != nil {
+	if _, err := n.verifyChain(cs, x509.ExtKeyUsageServerAuth); err != nil {
 		return err
 	}
 	return peerIsNode(cs, n.trustDomain)

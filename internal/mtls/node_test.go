@@ -220,3 +220,35 @@ func TestNodeConfigRefusesPartnerCertificates(t *testing.T) {
 		t.Fatalf("the node port took a partner certificate: %v", err)
 	}
 }
+
+// TestPublicConfigChecksTheHost: joining through a member's gRPC port, the node checks the
+// port's certificate as partners do, host name or IP address included.
+func TestPublicConfigChecksTheHost(t *testing.T) {
+	l := pki.Layout{Dir: t.TempDir()}
+	if _, err := pki.Init(pki.Options{Dir: l.Dir, TrustDomain: identity.DefaultTrustDomain, NodeIDs: []string{"node-1"}}); err != nil {
+		t.Fatal(err)
+	}
+	n, err := mtls.NodeConfig(mtls.Files{CA: l.CACert(), Cert: l.NodeCert("node-1"), Key: l.NodeKey("node-1")}, identity.DefaultTrustDomain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, err := mtls.ServerConfig(mtls.Files{CA: l.CACert(), Cert: l.ServerCert(), Key: l.ServerKey()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dial := func(host string) error {
+		a, b := net.Pipe()
+		defer a.Close()
+		defer b.Close()
+		go func() { _ = tls.Server(b, server).Handshake(); b.Close() }()
+		conf := n.PublicConfig()
+		conf.ServerName = host
+		return tls.Client(a, conf).Handshake()
+	}
+	if err := dial("127.0.0.1"); err != nil {
+		t.Fatalf("the server certificate for 127.0.0.1: %v", err)
+	}
+	if err := dial("10.9.9.9"); err == nil || !strings.Contains(err.Error(), "10.9.9.9") {
+		t.Fatalf("a server certificate that does not name the address dialled was accepted: %v", err)
+	}
+}
