@@ -113,7 +113,7 @@ func Rejoin(ctx context.Context, port *Port, id string, known []KnownMember, joi
 			last = fmt.Errorf("through %s: %w", addr, err)
 		}
 		for _, addr := range join {
-			err := joinOnce(ctx, addr, port.node.Client, req)
+			err := joinOnce(ctx, addr, port.node.PublicConfig(), req)
 			if err == nil {
 				logger.Info("the cluster took this node back", "through", addr, "node", id)
 				return nil
