@@ -16,6 +16,7 @@ import (
 	statev1 "concord/gen/concord/state/v1"
 	concordv1 "concord/gen/concord/v1"
 	"concord/server"
+	"concord/server/cluster"
 	"concord/server/fsm"
 	"concord/server/integrity"
 	"concord/server/servertest"
@@ -159,6 +160,37 @@ func TestFollowerWithDamagedLogRepairsItself(t *testing.T) {
 	if h := healthOf(t, c.Nodes[f]); h != healthpb.HealthCheckResponse_SERVING {
 		t.Fatalf("health %v after the repair", h)
 	}
+}
+
+// TestRepairThroughAJoinAddress repairs a damaged follower that recorded no member of its
+// cluster: it can only ask to be taken back through a member's gRPC port (--join), whose server
+// certificate names no node, and must be taken back that way.
+func TestRepairThroughAJoinAddress(t *testing.T) {
+	t.Parallel()
+	c := repairCluster(t, 100*time.Millisecond)
+	leader := c.Leader(t, 30*time.Second)
+	f := -1
+	for _, i := range others(c, leader) {
+		if i > 0 { // node-1 bootstrapped the cluster: only the others have a --join address
+			f = i
+		}
+	}
+	later := submitThrough(t, c, leader, "before the repair through --join", 10)
+	sameLog(t, c, f, leader)
+	c.Stop(t, f)
+	damageEntry(t, c.Nodes[f].DataDir, later[4])
+	if err := os.Remove(filepath.Join(c.Nodes[f].DataDir, cluster.MembersFile)); err != nil {
+		t.Fatal(err)
+	}
+
+	var logs logBuffer
+	c.Nodes[f].Config.Logger = logs.logger()
+	c.Restart(t, f) // returns once the node serves: repaired
+	join := c.Nodes[f].Config.Cluster.Join[0]
+	if out := logs.String(); !strings.Contains(out, "the cluster took this node back") || !strings.Contains(out, "through="+join) {
+		t.Fatalf("the follower was not taken back through its --join address %s:\n%s", join, out)
+	}
+	sameLog(t, c, f, leader)
 }
 
 // damageEntry flips 64 bytes around the hash of content in a stopped node's raft log (the
