@@ -82,6 +82,8 @@ type scriptedNotices struct {
 	hang     bool
 	attempts []time.Time
 	requests []*concordv1.SubmitNoticeRequest
+	// attempted, if set, receives the number of attempts so far at each attempt.
+	attempted chan int
 }
 
 func (s *scriptedNotices) SubmitNotice(ctx context.Context, req *concordv1.SubmitNoticeRequest) (*concordv1.SubmitNoticeResponse, error) {
@@ -90,6 +92,9 @@ func (s *scriptedNotices) SubmitNotice(ctx context.Context, req *concordv1.Submi
 	s.attempts = append(s.attempts, time.Now())
 	s.requests = append(s.requests, req)
 	s.mu.Unlock()
+	if s.attempted != nil {
+		s.attempted <- n + 1
+	}
 	if s.hang {
 		<-ctx.Done()
 		return nil, ctx.Err()
@@ -204,7 +209,7 @@ func TestWritesAreResentUntilTheirOutcomeIsKnown(t *testing.T) {
 func TestWriteOutcomeUnknownWhenTheContextEnds(t *testing.T) {
 	t.Parallel()
 	l := testPKI(t)
-	impl := &scriptedNotices{script: make([]error, 1000)}
+	impl := &scriptedNotices{script: make([]error, 1000), attempted: make(chan int, 1000)}
 	for i := range impl.script {
 		impl.script[i] = status.Error(codes.Unavailable, "no raft leader")
 	}
@@ -214,10 +219,17 @@ func TestWriteOutcomeUnknownWhenTheContextEnds(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	go func() {
-		for impl.count() < 3 && ctx.Err() == nil {
-			time.Sleep(5 * time.Millisecond)
+		defer cancel()
+		for {
+			select {
+			case n := <-impl.attempted:
+				if n >= 3 {
+					return
+				}
+			case <-ctx.Done():
+				return
+			}
 		}
-		cancel()
 	}()
 	_, err := c.Notices.SubmitNotice(ctx, &concordv1.SubmitNoticeRequest{Envelope: &concordv1.Envelope{Payload: []byte("a notice")}})
 	if _, ok := errors.AsType[*OutcomeUnknownError](err); !ok {

@@ -50,3 +50,8 @@ func CheckLog(ctx context.Context, s *Server) (*cluster.LogCheck, error) {
 
 // WaitIndexMerges waits for the background merges of the node's match index.
 func WaitIndexMerges(s *Server) { s.index.Current().WaitMerges() }
+
+// WaitApplied waits until the node's state machine has applied index.
+func WaitApplied(ctx context.Context, s *Server, index uint64) error {
+	return s.fsm.WaitApplied(ctx, index)
+}
