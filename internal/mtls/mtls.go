@@ -152,27 +152,19 @@ func (n *Node) PublicConfig() *tls.Config {
 	}
 }
 
-// verifyChain checks that the peer's certificate chains to the current CA bundle for usage.
-func (n *Node) verifyChain(cs tls.ConnectionState, usage x509.ExtKeyUsage) (*x509.Certificate, error) {
+// verifyNode checks, on a connection this node opened, that the peer's certificate chains to
+// the current CA bundle for server use and names a node of the trust domain.
+func (n *Node) verifyNode(cs tls.ConnectionState) error {
 	if len(cs.PeerCertificates) == 0 {
-		return nil, errors.New("the peer presented no certificate")
+		return errors.New("the peer presented no certificate")
 	}
 	opts := x509.VerifyOptions{Roots: n.current.Load().pool, Intermediates: x509.NewCertPool(),
-		KeyUsages: []x509.ExtKeyUsage{usage}}
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
 	for _, c := range cs.PeerCertificates[1:] {
 		opts.Intermediates.AddCert(c)
 	}
 	if _, err := cs.PeerCertificates[0].Verify(opts); err != nil {
-		return nil, fmt.Errorf("the peer's certificate: %w", err)
-	}
-	return cs.PeerCertificates[0], nil
-}
-
-// verifyNode checks that the peer's certificate chains to the current CA bundle and names a
-// node of the trust domain.
-func (n *Node) verifyNode(cs tls.ConnectionState) error {
-	if _, err := n.verifyChain(cs, x509.ExtKeyUsageServerAuth); err != nil {
-		return err
+		return fmt.Errorf("the peer's certificate: %w", err)
 	}
 	return peerIsNode(cs, n.trustDomain)
 }

@@ -388,17 +388,7 @@ func settle() (rss, heap int64) {
 	debug.FreeOSMemory()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		log.Fatalf("read VmRSS: %v (mihbench needs Linux's /proc)", err)
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
-			kb, _ := strconv.ParseInt(f[1], 10, 64)
-			rss = kb * 1024
-		}
-	}
-	return rss, int64(ms.HeapInuse)
+	return procField("VmRSS"), int64(ms.HeapInuse)
 }
 
 // resetPeak sets the process's resident high-water mark (VmHWM) back to its resident size.
