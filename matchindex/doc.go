@@ -50,6 +50,13 @@
 // the rare hashes within the radius on the front: measured, 2.2–2.4× faster than reading whole
 // hashes one by one.
 //
+// Families of near-duplicates (the same picture re-encoded, resized, cropped; the frames of one
+// scene) are set apart before the slots are laid out (family.go): each is stored as a pivot, a
+// radius and its members' rows, in no slot. A query compares the pivots and scans the members of
+// a family only when its pivot is within the radius plus the family's: by the triangle
+// inequality nothing is missed. A member costs 36 bytes instead of ≈250, and a family one
+// comparison a query instead of crowding a bucket in every slot.
+//
 // # Exact kinds
 //
 // Values are sorted with a directory on their first bits: cryptographic hashes are uniform,

@@ -180,6 +180,9 @@ type Stats struct {
 	// ScanFallbacks counts the PDQ and frame searches answered by a scan because their probes
 	// would have read more (crowded buckets), since the index was made.
 	ScanFallbacks uint64
+	// Families counts the families of near-duplicates the PDQ and frame tables set apart, and
+	// InFamilies the hashes and frames in them, live or removed (see family.go).
+	Families, InFamilies int
 }
 
 // Stats returns the figures of the current view. It walks every notice run: call it for
@@ -196,6 +199,12 @@ func (v View) Stats() Stats {
 		st.SegmentSizes = append(st.SegmentSizes, s.size)
 		st.Removed += v.v.deadSize[i]
 		st.Bytes += s.bytes()
+		for _, t := range []*pdqTable{s.image, s.frames} {
+			if t.fam != nil {
+				st.Families += t.fam.len()
+				st.InFamilies += int(t.loose)
+			}
+		}
 		for k := range s.cols {
 			c := &s.cols[k]
 			for r, h := range c.handles {

@@ -47,7 +47,16 @@ type pdqSlot struct {
 // of biased bits with no slots keeps its most telling bits in front (see layout.go).
 type pdqTable struct {
 	front, back []uint64
-	slots       []pdqSlot // nil: scan
+	// Rows [0, loose) belong to families of near-duplicates (fam), rows [loose, len) are in
+	// the slots, or scanned. ext[row] is the row's entry number (the order hashes were given
+	// in, which hits report), nil when rows are in that order; pos is its inverse, made for
+	// merges only.
+	loose uint32
+	fam   *pdqFamilies
+	ext   []uint32
+	pos   []uint32
+	posO  sync.Once
+	slots []pdqSlot // nil: scan
 	// plan[r][s] is tₛ for radius r: probe the keys within plan[r][s] of the query's.
 	plan [MaxRadius + 1][]uint8
 	// perm, if set, moved the bits of every stored hash to balance the slots (see layout.go);
@@ -91,19 +100,31 @@ func (sl *pdqSlot) inline(h *[4]uint64) (uint64, uint32) {
 // len returns the number of hashes in the table.
 func (t *pdqTable) len() int { return len(t.front) / 2 }
 
-// at returns stored hash id (bits moved, if the table moves them).
+// at returns the hash in row id (bits moved, if the table moves them).
 func (t *pdqTable) at(id uint32) [4]uint64 {
 	f, b := t.front[2*id:2*id+2:2*id+2], t.back[2*id:2*id+2:2*id+2]
 	return [4]uint64{f[0], f[1], b[0], b[1]}
 }
 
-// appendOriginal appends stored hashes [lo, hi) to dst, with their bits where they were given
-// (for a merge, which lays out a table of its own).
+// appendOriginal appends the hashes of entries [lo, hi) to dst, with their bits where they
+// were given (for a merge, which lays out a table of its own).
 func (t *pdqTable) appendOriginal(dst *chunked[uint64], lo, hi uint32) {
 	if t.perm != nil {
 		t.unpermO.Do(func() { t.unperm = t.perm.inverse() })
 	}
-	for id := lo; id < hi; id++ {
+	if t.ext != nil {
+		t.posO.Do(func() {
+			t.pos = make([]uint32, len(t.ext))
+			for row, e := range t.ext {
+				t.pos[e] = uint32(row)
+			}
+		})
+	}
+	for e := lo; e < hi; e++ {
+		id := e
+		if t.pos != nil {
+			id = t.pos[e]
+		}
 		h := t.at(id)
 		if t.perm != nil {
 			h = t.unperm.apply(&h)
@@ -146,20 +167,44 @@ type probe struct {
 // probeBuf recycles probe lists (up to ≈3 000 probes a query) across queries.
 var probeBuf = sync.Pool{New: func() any { s := make([]probe, 0, 4096); return &s }}
 
-// search appends every stored hash within distance r (0..MaxRadius) of q to dst, each once.
+// search appends every stored hash within distance r (0..MaxRadius) of q to dst, each once,
+// by its entry number: the families' (see family.go), then the others' by the slots.
+func (t *pdqTable) search(q *[4]uint64, r int, dst []pdqMatch) []pdqMatch {
+	if t.perm != nil {
+		moved := t.perm.apply(q)
+		q = &moved
+	}
+	start := len(dst)
+	if t.fam != nil {
+		dst = t.searchFamilies(q, r, dst)
+	}
+	if t.slots == nil {
+		dst = t.scanRows(q, r, t.loose, uint32(t.len()), dst)
+	} else {
+		dst = t.probe(q, r, dst)
+	}
+	t.toEntries(dst[start:])
+	return dst
+}
+
+// toEntries replaces the rows of ms by their entry numbers.
+func (t *pdqTable) toEntries(ms []pdqMatch) {
+	if t.ext == nil {
+		return
+	}
+	for i := range ms {
+		ms[i].id = t.ext[ms[i].id]
+	}
+}
+
+// probe appends every hash of the slots (rows [loose, len)) within distance r of q, whose
+// bits are moved as the table's, to dst, each once, by row.
 //
 // It runs in three passes so the cache misses of one pass are independent of each other and
 // the CPU overlaps them (one pass of dependent misses ran ≈1.8× slower): read the directory
 // entry of every probed key, then touch every line of every bucket, then scan the buckets,
 // now in cache.
-func (t *pdqTable) search(q *[4]uint64, r int, dst []pdqMatch) []pdqMatch {
-	if t.slots == nil {
-		return t.scan(q, r, dst)
-	}
-	if t.perm != nil {
-		moved := t.perm.apply(q)
-		q = &moved
-	}
+func (t *pdqTable) probe(q *[4]uint64, r int, dst []pdqMatch) []pdqMatch {
 	plan := t.plan[r]
 	bp := probeBuf.Get().(*[]probe)
 	probes := (*bp)[:0]
@@ -189,13 +234,13 @@ func (t *pdqTable) search(q *[4]uint64, r int, dst []pdqMatch) []pdqMatch {
 	for _, p := range probes {
 		entries += int(p.hi - p.lo)
 	}
-	if float64(entries) > scanBeyond*float64(t.len()) {
+	if float64(entries) > scanBeyond*float64(t.len()-int(t.loose)) {
 		*bp = probes
 		probeBuf.Put(bp)
 		if t.fallbacks != nil {
 			t.fallbacks.Add(1)
 		}
-		return t.scanStored(q, r, dst)
+		return t.scanRows(q, r, t.loose, uint32(t.len()), dst)
 	}
 	var sink uint32
 	for _, p := range probes {
@@ -274,22 +319,31 @@ func (t *pdqTable) verify(id uint32, q *[4]uint64, r, s int, plan []uint8, dst [
 	return append(dst, pdqMatch{id: id, dist: int32(d)})
 }
 
-// scan compares q with every stored hash: the plan for tables too small to need slots.
+// scan compares q with every stored hash, by entry number: what search must answer (tests
+// compare the two).
 func (t *pdqTable) scan(q *[4]uint64, r int, dst []pdqMatch) []pdqMatch {
 	if t.perm != nil {
 		moved := t.perm.apply(q)
 		q = &moved
 	}
-	return t.scanStored(q, r, dst)
+	start := len(dst)
+	dst = t.scanRows(q, r, 0, uint32(t.len()), dst)
+	t.toEntries(dst[start:])
+	return dst
 }
 
-// scanStored is scan for a query whose bits are already moved as the table's: the front half
-// of four hashes at a time, with one branch for the four (a hash is rarely within r on its
-// front alone), then the back half of those that are. Measured at 1 M hashes, 2.2–2.4× faster
-// than reading whole hashes one at a time (GOAMD64 v1 and v2): the loop, not the memory, was
-// the bound.
-func (t *pdqTable) scanStored(q *[4]uint64, r int, dst []pdqMatch) []pdqMatch {
-	front := t.front
+// scanRows appends the hashes of rows [lo, hi) within distance r of q, whose bits are moved
+// as the table's, to dst, by row.
+func (t *pdqTable) scanRows(q *[4]uint64, r int, lo, hi uint32, dst []pdqMatch) []pdqMatch {
+	return scanHalves(t.front[2*lo:2*hi], t.back[2*lo:2*hi], lo, q, r, dst)
+}
+
+// scanHalves appends the hashes in front and back (the halves of each, see pdqTable) within
+// distance r of q to dst, hash i as base+i: the front half of four hashes at a time, with one
+// branch for the four (a hash is rarely within r on its front alone), then the back half of
+// those that are. Measured at 1 M hashes, 2.2–2.4× faster than reading whole hashes one at a
+// time (GOAMD64 v1 and v2): the loop, not the memory, was the bound.
+func scanHalves(front, back []uint64, base uint32, q *[4]uint64, r int, dst []pdqMatch) []pdqMatch {
 	q0, q1 := q[0], q[1]
 	n := len(front) / 2
 	i := 0
@@ -301,31 +355,31 @@ func (t *pdqTable) scanStored(q *[4]uint64, r int, dst []pdqMatch) []pdqMatch {
 		d3 := bits.OnesCount64(f[6]^q0) + bits.OnesCount64(f[7]^q1)
 		if min(d0, d1, d2, d3) <= r {
 			for k, d := range [4]int{d0, d1, d2, d3} {
-				dst = t.scanBack(i+k, d, q, r, dst)
+				dst = scanBack(back, base, i+k, d, q, r, dst)
 			}
 		}
 	}
 	for ; i < n; i++ {
-		dst = t.scanBack(i, bits.OnesCount64(front[2*i]^q0)+bits.OnesCount64(front[2*i+1]^q1), q, r, dst)
+		dst = scanBack(back, base, i, bits.OnesCount64(front[2*i]^q0)+bits.OnesCount64(front[2*i+1]^q1), q, r, dst)
 	}
 	return dst
 }
 
 // scanBack finishes hash i, d bits from q on its front half.
-func (t *pdqTable) scanBack(i, d int, q *[4]uint64, r int, dst []pdqMatch) []pdqMatch {
+func scanBack(back []uint64, base uint32, i, d int, q *[4]uint64, r int, dst []pdqMatch) []pdqMatch {
 	if d > r {
 		return dst
 	}
-	b := t.back[2*i : 2*i+2 : 2*i+2]
+	b := back[2*i : 2*i+2 : 2*i+2]
 	if d += bits.OnesCount64(b[0]^q[2]) + bits.OnesCount64(b[1]^q[3]); d <= r {
-		dst = append(dst, pdqMatch{id: uint32(i), dist: int32(d)})
+		dst = append(dst, pdqMatch{id: base + uint32(i), dist: int32(d)})
 	}
 	return dst
 }
 
 // bytes returns the memory held by the table's arrays.
 func (t *pdqTable) bytes() int64 {
-	b := int64(cap(t.front)+cap(t.back)) * 8
+	b := int64(cap(t.front)+cap(t.back))*8 + int64(cap(t.ext)+cap(t.pos))*4 + t.fam.bytes()
 	if t.perm != nil {
 		b += int64(unsafe.Sizeof(*t.perm))
 	}

@@ -152,16 +152,29 @@ func probeCost(n int, widths []uint, eff []float64, plan []uint8) float64 {
 }
 
 // plannedPDQTable returns a table over the hashes in front and back (the halves of each,
-// see pdqTable) with the geometry chooseGeometry picks for its data, whose slots are built
-// when the tasks it appends have run. The table keeps the arrays.
+// see pdqTable), whose slots are built when the tasks it appends have run: families of
+// near-duplicates are found and set apart first (family.go), then the geometry
+// chooseGeometry picks for the other hashes is laid over them. The table keeps the arrays,
+// or copies of them in another order.
 func plannedPDQTable(front, back []uint64, tasks *[]func()) *pdqTable {
-	n := len(front) / 2
-	if n < scanBelow {
-		return plannedPDQTableGeometry(front, back, nil, tasks)
+	t := &pdqTable{front: front, back: back}
+	if len(front)/2 < scanBelow {
+		return t
 	}
-	info, skewed := bitInfo(front, back)
+	workers := runtime.GOMAXPROCS(0)
+	if fam, ext := findFamilies(front, back, workers); fam != nil {
+		reorderRows(front, back, ext)
+		t.fam, t.ext, t.loose = fam, ext, fam.start[len(fam.start)-1]
+	}
+	lf, lb := t.front[2*t.loose:], t.back[2*t.loose:]
+	n := len(lf) / 2
+	if n < scanBelow {
+		return t
+	}
+	info, skewed := bitInfo(lf, lb)
 	if !skewed {
-		return plannedPDQTableGeometry(front, back, chooseGeometry(n, nil), tasks)
+		t.lay(chooseGeometry(n, nil), tasks)
+		return t
 	}
 	g := chooseGeometry(n, &info)
 	if g == nil {
@@ -169,24 +182,39 @@ func plannedPDQTable(front, back []uint64, tasks *[]func()) *pdqTable {
 		order := byInformation(&info)
 		g = &geometry{order: &order}
 	}
-	return plannedPDQTableGeometry(front, back, g, tasks)
+	t.lay(g, tasks)
+	return t
 }
 
-// plannedPDQTableGeometry is plannedPDQTable with a given geometry (nil: scan, bits in
-// place; a geometry with no widths: scan, bits moved).
+// plannedPDQTableGeometry returns a table over the hashes in front and back with a given
+// geometry (nil: scan, bits in place; a geometry with no widths: scan, bits moved) and no
+// families.
 func plannedPDQTableGeometry(front, back []uint64, g *geometry, tasks *[]func()) *pdqTable {
 	t := &pdqTable{front: front, back: back}
+	t.lay(g, tasks)
+	return t
+}
+
+// lay gives the table geometry g over its rows [loose, len) (nil: they are scanned, bits in
+// place), moving the bits of every row and pivot if g moves them; the slots are built by the
+// tasks it appends.
+func (t *pdqTable) lay(g *geometry, tasks *[]func()) {
 	if g == nil {
-		return t
+		return
 	}
 	if g.order != nil {
-		// The table keeps its hashes with the bits moved: slots, inline bits and the master
-		// array agree, and distances are the same.
+		// The table keeps its hashes with the bits moved: slots, inline bits, pivots and the
+		// master array agree, and distances are the same.
 		t.perm = newBitPerm(*g.order)
-		t.perm.applyAll(front, back, runtime.GOMAXPROCS(0))
+		t.perm.applyAll(t.front, t.back, runtime.GOMAXPROCS(0))
+		if t.fam != nil {
+			for p := range t.fam.piv {
+				t.fam.piv[p] = t.perm.apply(&t.fam.piv[p])
+			}
+		}
 	}
 	if len(g.widths) == 0 {
-		return t
+		return
 	}
 	t.plan = g.plan
 	t.slots = make([]pdqSlot, len(g.widths))
@@ -197,7 +225,6 @@ func plannedPDQTableGeometry(front, back []uint64, g *geometry, tasks *[]func())
 		off += w
 		*tasks = append(*tasks, func() { t.buildSlot(&t.slots[s], scratch) })
 	}
-	return t
 }
 
 // parallel runs fn(0..n-1) on up to workers goroutines.
@@ -224,13 +251,14 @@ func parallel(n, workers int, fn func(i int)) {
 	wg.Wait()
 }
 
-// buildSlot sorts every hash by the slot's key into a new entries array (counting sort:
-// stable, so a bucket is in id order) and fills its directory.
+// buildSlot sorts the hashes of rows [loose, len) by the slot's key into a new entries array
+// (counting sort: stable, so a bucket is in row order) and fills its directory.
 func (t *pdqTable) buildSlot(sl *pdqSlot, scratch *sync.Pool) {
-	n := t.len()
+	lo := t.loose
+	n := t.len() - int(lo)
 	dir := make([]uint32, 1<<sl.width+1)
 	for i := range n {
-		h := t.at(uint32(i))
+		h := t.at(lo + uint32(i))
 		dir[sl.key(&h)+1]++
 	}
 	for k := 1; k < len(dir); k++ {
@@ -247,10 +275,10 @@ func (t *pdqTable) buildSlot(sl *pdqSlot, scratch *sync.Pool) {
 	} else {
 		cur := slices.Clone(dir[:len(dir)-1])
 		for i := range n {
-			h := t.at(uint32(i))
+			h := t.at(lo + uint32(i))
 			k := sl.key(&h)
 			a, b := sl.inline(&h)
-			ents[cur[k]] = pdqEntry{a: a, b: b, id: uint32(i)}
+			ents[cur[k]] = pdqEntry{a: a, b: b, id: lo + uint32(i)}
 			cur[k]++
 		}
 	}
@@ -282,12 +310,13 @@ func (t *pdqTable) scatterTwoPass(sl *pdqSlot, dir []uint32, ents []pdqEntry, sc
 	for p := range cur {
 		cur[p] = dir[p<<low]
 	}
+	lo := t.loose
 	for i := range n {
-		h := t.at(uint32(i))
+		h := t.at(lo + uint32(i))
 		k := sl.key(&h)
 		a, b := sl.inline(&h)
 		j := cur[k>>low]
-		tmp[j], keys[j] = pdqEntry{a: a, b: b, id: uint32(i)}, k
+		tmp[j], keys[j] = pdqEntry{a: a, b: b, id: lo + uint32(i)}, k
 		cur[k>>low]++
 	}
 	next := make([]uint32, 1<<low)

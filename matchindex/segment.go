@@ -265,9 +265,13 @@ func (b *segBuilder) build(workers int) *segment {
 			tasks = append(tasks, func() { s.exact[k] = newExactTable(words, k.words()) })
 		}
 	}
+	// The builder's chunks are let go as soon as their halves are made: the build's peak
+	// memory holds one copy of the hashes, not two.
 	front, back := splitRows(&b.words[PDQ])
+	b.words[PDQ] = chunked[uint64]{}
 	s.image = plannedPDQTable(front, back, &tasks)
 	front, back = splitRows(&b.frames)
+	b.frames = chunked[uint64]{}
 	s.frames = plannedPDQTable(front, back, &tasks)
 	s.image.fallbacks, s.frames.fallbacks = b.fallbacks, b.fallbacks
 	parallel(len(tasks), workers, func(i int) { tasks[i]() })

@@ -265,8 +265,8 @@ func runPDQ(n int, dist corpus.Model, nq, nBrute, adds int) {
 		us(latR[len(latR)/2]), us(latR[len(latR)*99/100]), us(latP[len(latP)/2]), us(latP[len(latP)*99/100]),
 		qps, float64(bp50.Microseconds())/1000, float64(bp50)/float64(latR[len(latR)/2]),
 		exact, nBrute, segs, afterP50)
-	fmt.Fprintf(os.Stderr, "  (%d/%s: %.1f hits per random query, %.1f per planted; segments %v; build peak %.0f B/hash, %.2f× the steady state)\n",
-		n, dist, float64(hitsR)/float64(nq), float64(hitsP)/float64(nq), st.SegmentSizes,
+	fmt.Fprintf(os.Stderr, "  (%d/%s: %.1f hits per random query, %.1f per planted; segments %v; %d families holding %.0f %% of the hashes; build peak %.0f B/hash, %.2f× the steady state)\n",
+		n, dist, float64(hitsR)/float64(nq), float64(hitsP)/float64(nq), st.SegmentSizes, st.Families, 100*float64(st.InFamilies)/float64(n),
 		float64(peak-rss0)/float64(n), float64(peak-rss0)/float64(rss-rss0))
 	runtime.KeepAlive(x)
 }
