@@ -14,7 +14,7 @@ GRPCURL_VERSION              := v1.9.4
 
 TS_DIR := clients/typescript
 
-.PHONY: test tools prometheus alert-rules generate check-generated lint go-test fuzz fuzz-ci ts-deps run bench chaos clean-tools build
+.PHONY: faiss bench-match test tools prometheus alert-rules generate check-generated lint go-test fuzz fuzz-ci ts-deps run bench chaos clean-tools build
 
 ## test: every check — formatting, vet, buf lint, generated code freshness, the alert rules' unit
 ## tests, all Go tests with the race detector (including the TypeScript client, the grpcurl/curl
@@ -156,6 +156,23 @@ bench:
 	go test ./server -run '^$$' -bench 'TracingOverhead/match' -benchtime 20000x -count 3
 	go test ./server -run '^$$' -bench 'TracingOverhead/writes' -benchtime 2000x -count 3
 	CONCORD_BENCH_NOTICE_HASHES=10000,10 go test ./server -run '^$$' -bench 'Restart' -benchtime 1x -timeout 30m
+
+## faiss: Debian's python3-faiss (FAISS 1.7) for the match index's side-by-side benchmark;
+## installed only when the Debian interpreter cannot import it.
+faiss:
+	@if ! /usr/bin/python3 -c 'import faiss, numpy' 2>/dev/null; then \
+		sudo=; if [ "$$(id -u)" != 0 ]; then sudo=sudo; fi; \
+		$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq python3-faiss; \
+	fi
+	@/usr/bin/python3 -c 'import faiss; print("faiss", faiss.__version__)'
+
+## bench-match: the match index on every corpus at 1 M and 10 M (uniform, near-duplicate
+## families, mild and harsh skew), against a plain scan and FAISS on the same hashes and
+## queries, with each build's peak memory (tens of minutes; results in matchindex/BENCHMARKS.md).
+## Add MIHBENCH_FLAGS='-hashes my-hashes.txt' to run a real hash list instead.
+MIHBENCH_FLAGS ?= -n 1000000,10000000 -dist uniform,clustered,beta4,beta05
+bench-match: faiss
+	go run ./matchindex/cmd/mihbench $(MIHBENCH_FLAGS) -faiss /usr/bin/python3
 
 ## chaos: the long fault suite (minutes; `make test` runs short versions of the same tests):
 ## kill -9 loops on a node and on a three-node cluster of `concord serve` processes, a frozen

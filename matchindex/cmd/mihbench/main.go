@@ -5,6 +5,7 @@
 // (RSS and Go heap), and, once per run, exact SHA-256 lookups per second at the largest size.
 //
 //	go run ./matchindex/cmd/mihbench -n 1000000,10000000 -dist uniform,clustered
+//	make bench-match    # every corpus at 1 M and 10 M, FAISS side by side (faiss_bench.py)
 //
 // It prints a Markdown table (BENCHMARKS.md holds the figures and the command). Build with
 // GOAMD64=v2 or higher to compare with POPCNT compiled in (the default v1 checks a CPU
@@ -13,12 +14,15 @@ package main
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"log"
 	"math/bits"
 	"math/rand/v2"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
@@ -31,6 +35,13 @@ import (
 	"concord/matchindex/corpus"
 )
 
+// FAISS side by side (-faiss): the script's results per size and distribution.
+var (
+	faissPy      *string
+	faissQueries *int
+	faissRows    []string
+)
+
 func main() {
 	sizes := flag.String("n", "1000000,10000000", "stored PDQ hashes, comma-separated")
 	dists := flag.String("dist", "uniform,clustered", "distributions: uniform, clustered, beta4 (mild skew), beta05 (harsh skew); see matchindex/corpus")
@@ -40,6 +51,8 @@ func main() {
 	exact := flag.Bool("exact", true, "measure SHA-256 lookups at the largest size")
 	adds := flag.Int("adds", 100_000, "hashes then added through Add (1 000-hash notices), to measure queries over merged segments; 0: skip")
 	layout := flag.Int("layout", 8, "also measure the worst segment layout of this merge factor at the largest size (uniform); 0: skip")
+	faissPy = flag.String("faiss", "", "also run FAISS on the same hashes and queries with this Python (Debian's: /usr/bin/python3 with python3-faiss, see `make faiss`); empty: skip")
+	faissQueries = flag.Int("faiss-queries", 500, "queries given to FAISS (half random, half planted)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
 	if *cpuprofile != "" {
@@ -90,6 +103,15 @@ func main() {
 	}
 	if *exact && largest > 0 {
 		runExact(largest)
+	}
+	if len(faissRows) > 0 {
+		fmt.Println("\nFAISS on the same hashes and queries (one query at a time, one thread, r = 31; recall against an exact scan; B/hash: RSS the index added, its copy of the hashes included):")
+		fmt.Println()
+		fmt.Println("| hashes | dist | Concord p50 / p99 µs (same queries) | Concord B/hash | index | p50 µs | p99 µs | recall | B/hash | build s |")
+		fmt.Println("|---|---|---|---|---|---|---|---|---|---|")
+		for _, r := range faissRows {
+			fmt.Println(r)
+		}
 	}
 }
 
@@ -250,6 +272,9 @@ func runPDQ(n int, dist corpus.Model, nq, nBrute, adds int) {
 		if slices.Equal(got, want) {
 			exact++
 		}
+	}
+	if *faissPy != "" {
+		runFAISS(n, dist, x, flat, random, planted, float64(st.Bytes)/float64(n))
 	}
 	flat = nil
 	slices.Sort(bruteLat)
@@ -433,4 +458,61 @@ func goamd64() string {
 		}
 	}
 	return "v1 (default)"
+}
+
+// runFAISS writes the stored hashes and a share of the queries to files, times Concord on those
+// queries, and runs faiss_bench.py (beside this file) on the same files.
+func runFAISS(n int, dist corpus.Model, x *matchindex.Index, flat []uint64, random, planted [][4]uint64, bPerHash float64) {
+	dir, err := os.MkdirTemp("", "mihbench-faiss")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	k := min(*faissQueries/2, len(random))
+	qs := slices.Concat(random[:k], planted[:k])
+	write := func(name string, words []uint64) string {
+		b := make([]byte, 8*len(words))
+		for i, w := range words {
+			binary.LittleEndian.PutUint64(b[8*i:], w)
+		}
+		path := dir + "/" + name
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			log.Fatal(err)
+		}
+		return path
+	}
+	qw := make([]uint64, 0, 4*len(qs))
+	for _, q := range qs {
+		qw = append(qw, q[:]...)
+	}
+	stored, queries := write("stored.bin", flat), write("queries.bin", qw)
+	lat, _ := timeQueries(x, qs)
+	slices.Sort(lat)
+	concord := fmt.Sprintf("%.0f / %.0f", us(lat[len(lat)/2]), us(lat[len(lat)*99/100]))
+	_, self, _, _ := runtime.Caller(0)
+	script := filepath.Join(filepath.Dir(self), "faiss_bench.py")
+	if _, err := os.Stat(script); err != nil { // built with -trimpath: from the checkout's root
+		script = filepath.Join("matchindex", "cmd", "mihbench", "faiss_bench.py")
+	}
+	cmd := exec.Command(*faissPy, script, "--stored", stored, "--queries", queries)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		log.Fatalf("%s %s: %v (is python3-faiss installed? make faiss)", *faissPy, script, err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		var r struct {
+			Index    string  `json:"index"`
+			P50      float64 `json:"p50_us"`
+			P99      float64 `json:"p99_us"`
+			Recall   float64 `json:"recall"`
+			BPerHash float64 `json:"rss_b_per_hash"`
+			Build    float64 `json:"build_s"`
+		}
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			log.Fatalf("faiss_bench.py printed %q: %v", line, err)
+		}
+		faissRows = append(faissRows, fmt.Sprintf("| %d | %s | %s | %.0f | %s | %.0f | %.0f | %.3f | %.0f | %.1f |",
+			n, dist, concord, bPerHash, r.Index, r.P50, r.P99, r.Recall, r.BPerHash, r.Build))
+	}
 }
