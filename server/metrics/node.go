@@ -28,6 +28,10 @@ type MatchIndex struct {
 	// ScanFallbacks counts the PDQ searches answered by a scan because their buckets were
 	// crowded (near-duplicates), since the index was built.
 	ScanFallbacks uint64
+	// Families counts the families of near-duplicates the index holds apart from its slots,
+	// InFamilies the hashes and frames in them; Bytes is the memory of its arrays.
+	Families, InFamilies int
+	Bytes                int64
 }
 
 // Raft is the node's raft state.
@@ -121,6 +125,9 @@ var (
 	descLogCheckVoters   = desc("log_check_voters", "The other voters in the latest log comparison, by verdict (agree, disagree, unknown: no answer).", "verdict")
 	descIndexHashes      = desc("match_index_hashes", "Live hashes in the match index, by kind (PDQ_VIDEO counts videos).", "kind")
 	descIndexScans       = desc("match_scan_fallbacks_total", "PDQ and vPDQ frame searches the match index answered by a scan because the query's buckets were crowded (near-duplicates), since it was built at the node's start.")
+	descIndexFamilies    = desc("match_families", "Families of near-duplicate PDQ hashes and video frames the match index holds apart, each searched through one pivot (see matchindex/BENCHMARKS.md).")
+	descIndexInFamilies  = desc("match_family_hashes", "PDQ hashes and video frames held in families of near-duplicates, removed ones included until a merge.")
+	descIndexBytes       = desc("match_index_bytes", "Memory of the match index's arrays (not Go's allocator overhead).")
 	descFeedCursor       = desc("feed_cursor", "The cursor of the last event of the notice feed.")
 	descFeedWatchers     = desc("feed_watchers", "Open notice feed streams (WatchNotices), by partner.", "partner")
 	descFeedLag          = desc("feed_watcher_lag_events", "Events the partner's slowest open feed stream has yet to read.", "partner")
@@ -140,7 +147,7 @@ var (
 func (c *NodeCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRaftState, descRaftTerm, descRaftCommit, descRaftApplied, descRaftLastLog, descFSMApplied,
 		descRaftLastContact, descRaftHasLeader, descRaftVoters, descRaftSnapIndex, descRaftSnapTime, descLogEntries, descCheckpointSize,
-		descCheckpointTime, descWitnessCosig, descLogCheckTime, descLogCheckVoters, descIndexHashes, descIndexScans, descFeedCursor, descFeedWatchers,
+		descCheckpointTime, descWitnessCosig, descLogCheckTime, descLogCheckVoters, descIndexHashes, descIndexScans, descIndexFamilies, descIndexInFamilies, descIndexBytes, descFeedCursor, descFeedWatchers,
 		descFeedLag, descNotices, descAdoptions, descObligationsOpen, descObligationsLate, descDiskFree, descDiskSize, descDiskReserved,
 		descAlarm, descReady, descScrapeCompliance} {
 		ch <- d
@@ -212,6 +219,9 @@ func (c *NodeCollector) Collect(ch chan<- prometheus.Metric) {
 			gauge(ch, descIndexHashes, float64(n), kind)
 		}
 		ch <- prometheus.MustNewConstMetric(descIndexScans, prometheus.CounterValue, float64(mi.ScanFallbacks))
+		gauge(ch, descIndexFamilies, float64(mi.Families))
+		gauge(ch, descIndexInFamilies, float64(mi.InFamilies))
+		gauge(ch, descIndexBytes, float64(mi.Bytes))
 	}
 	if s.Feed != nil {
 		f := s.Feed()
