@@ -14,7 +14,7 @@ GRPCURL_VERSION              := v1.9.4
 
 TS_DIR := clients/typescript
 
-.PHONY: faiss bench-match test tools prometheus alert-rules generate check-generated lint go-test fuzz fuzz-ci ts-deps run bench chaos clean-tools build
+.PHONY: faiss ffmpeg corpus bench-match test tools prometheus alert-rules generate check-generated lint go-test fuzz fuzz-ci ts-deps run bench chaos clean-tools build
 
 ## test: every check — formatting, vet, buf lint, generated code freshness, the alert rules' unit
 ## tests, all Go tests with the race detector (including the TypeScript client, the grpcurl/curl
@@ -165,6 +165,21 @@ faiss:
 		$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq python3-faiss; \
 	fi
 	@/usr/bin/python3 -c 'import faiss; print("faiss", faiss.__version__)'
+
+## ffmpeg: Debian's ffmpeg, which pdqcorpus draws its images and videos with.
+ffmpeg:
+	@if ! command -v ffmpeg >/dev/null; then \
+		sudo=; if [ "$$(id -u)" != 0 ]; then sudo=sudo; fi; \
+		$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq ffmpeg; \
+	fi
+
+## corpus: the realistic PDQ corpus (transformed images and video frames, matchindex/cmd/pdqcorpus)
+## at CORPUS_N hashes into corpus-$(CORPUS_N).txt, then the match index and FAISS on it. 1 M takes
+## ≈40 min on 2 cores.
+CORPUS_N ?= 1000000
+corpus: ffmpeg faiss
+	go run ./matchindex/cmd/pdqcorpus -n $(CORPUS_N) -images hashing/pdq/testdata/images -o corpus-$(CORPUS_N).txt
+	go run ./matchindex/cmd/mihbench -hashes corpus-$(CORPUS_N).txt -exact=false -layout 0 -faiss /usr/bin/python3
 
 ## bench-match: the match index on every corpus at 1 M and 10 M (uniform, near-duplicate
 ## families, mild and harsh skew), against a plain scan and FAISS on the same hashes and
