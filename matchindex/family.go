@@ -14,18 +14,19 @@ import (
 // the cost that kept the mild-skew corpus 3–5× slower than uniform hashes. A table therefore
 // sets large families apart: each is stored as a pivot (the bitwise majority of its members,
 // which need not be a stored hash), a radius (the farthest member's distance from it), and its
-// members' rows, contiguous. A query checks the pivots, and scans the members of a family only
-// when its pivot is within r + radius: by the triangle inequality a member within r of the
-// query is then never missed. The members are in no slot, so a family costs its members' 32
-// bytes and row numbers, one check per query, and nothing in the buckets.
+// members' rows, contiguous, farthest from the pivot first. A query compares the pivots, and
+// reads a family only when its pivot is within r + radius, and then only the members at least
+// d(query, pivot) − r from the pivot: by the triangle inequality no other member can be within
+// r. The members are in no slot, so a family costs its members' 32 bytes and row numbers, one
+// comparison a query, and nothing in the buckets.
 //
 // Exactness does not depend on how the families are found, only on every row being either in a
-// family, with the family's radius bounding it, or in the slots. Finding them: the hashes are
+// family, with its distance to the pivot recorded, or in the slots. Finding them: the hashes are
 // grouped by a key of their most telling bits; in a key shared by at least famMin hashes, a
-// seed's close neighbours vote the pivot's bits, and the hashes within famRadius of it join.
-// Every hash then looks for a pivot under its own key and the keys one bit away (a member
-// whose key bits were flipped), and families left smaller than famMin are dissolved. For
-// uniform hashes no key is that crowded below 10 M hashes, and the search costs one pass.
+// seed's close neighbours vote the pivot's bits. Every hash then joins a pivot within famRadius
+// if it has one, found through a pigeonhole index of the pivots (pivotIndex), and families left
+// smaller than famMin are dissolved. Uniform hashes have no family: a key crowded by chance holds
+// hashes ≈128 bits apart, and the search costs a pass over the hashes' keys.
 
 const (
 	famMinTable = 1 << 12 // tables smaller than this look for no families
