@@ -23,6 +23,18 @@ type Options struct {
 	// ManualMerge turns background merging off: segments are then merged only by Compact.
 	// For tests that need a fixed segment layout.
 	ManualMerge bool
+	// MaxMergeShare bounds what a background merge may produce, as a share of the hashes and
+	// frames the index holds (removed ones included until reclaimed): while a merge builds,
+	// its inputs are still held, so the index's memory peaks at about 1 + MaxMergeShare times
+	// its steady state. Default 0.5; 1 or more lifts the bound. The price: the index may keep
+	// two or three large segments instead of one (queries visit every segment). Merges of
+	// fewer than 1 M hashes are never held back.
+	MaxMergeShare float64
+	// mergeFree is the merge size below which MaxMergeShare does not apply (bigMerge; tests
+	// lower it).
+	mergeFree int
+	// onMerge, if set, is told each background merge's planned output and the index's size.
+	onMerge func(out, total int)
 }
 
 func (o Options) withDefaults() Options {
@@ -34,6 +46,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MergeFactor < 2 {
 		o.MergeFactor = 8
+	}
+	if o.MaxMergeShare <= 0 {
+		o.MaxMergeShare = 0.5
+	}
+	if o.mergeFree <= 0 {
+		o.mergeFree = bigMerge
 	}
 	return o
 }

@@ -13,7 +13,11 @@ import (
 // falling by more than MergeFactor F from one to the next; a run of segments that breaks
 // that is merged into one. That bounds the count at ≈log_F(hashes/notice size) and
 // rewrites each hash ≈log_F times over its life. A segment
-// of which a quarter or more is removed notices is rewritten on its own to reclaim them.
+// of which a quarter or more is removed notices is rewritten on its own to reclaim them. No
+// background merge produces more than Options.MaxMergeShare of the index (half by default), so
+// that holding its inputs and its output at once stays within 1.5× the steady state; a segment
+// holding most of the index is therefore rewritten only once more than half of it is removed,
+// and the rest of the index gathers in segments beside it rather than into it.
 //
 // Merges run on background goroutines in two lanes, so a long merge of millions of hashes
 // (seconds) never holds up the small merges that fold new notices together: the big lane
@@ -68,16 +72,25 @@ func (x *Index) planMerge(v *view, lane int) []*segment {
 		}
 		return smallLane
 	}
+	// A merge's output is held beside its inputs until it commits: the bound on the memory
+	// peak (Options.MaxMergeShare) is a bound on the output.
+	total := 0
+	for _, s := range segs {
+		total += s.size
+	}
+	fits := func(out int) bool {
+		return out < x.opts.mergeFree || float64(out) <= x.opts.MaxMergeShare*float64(total)
+	}
 	// The policy holds when every segment is more than F times the size of the next newer
 	// one. Merge at the newest pair that breaks it, taking in older segments while they
 	// are within F times the run (the run's total can break the policy with them too).
 	busy := func(i int) bool { return x.merges.busy[segs[i]] }
 	for i := len(segs) - 1; i >= 1; i-- {
-		if busy(i) || busy(i-1) || live(i)*x.opts.MergeFactor < live(i-1) {
+		if busy(i) || busy(i-1) || live(i)*x.opts.MergeFactor < live(i-1) || !fits(live(i-1)+live(i)) {
 			continue
 		}
 		j, acc := i-1, live(i-1)+live(i)
-		for j > 0 && !busy(j-1) && acc*x.opts.MergeFactor >= live(j-1) {
+		for j > 0 && !busy(j-1) && acc*x.opts.MergeFactor >= live(j-1) && fits(acc+live(j-1)) {
 			j--
 			acc += live(j)
 		}
@@ -86,15 +99,24 @@ func (x *Index) planMerge(v *view, lane int) []*segment {
 			j++
 		}
 		if laneOf(acc) == lane {
+			x.planned(acc, total)
 			return slices.Clone(segs[j : i+1])
 		}
 	}
 	for i, s := range segs {
-		if !x.merges.busy[s] && v.deadSize[i] > 0 && v.deadSize[i]*4 >= s.size && laneOf(live(i)) == lane {
+		if !x.merges.busy[s] && v.deadSize[i] > 0 && v.deadSize[i]*4 >= s.size && laneOf(live(i)) == lane && fits(live(i)) {
+			x.planned(live(i), total)
 			return []*segment{s}
 		}
 	}
 	return nil
+}
+
+// planned tells the test hook of a merge's planned output.
+func (x *Index) planned(out, total int) {
+	if x.opts.onMerge != nil {
+		x.opts.onMerge(out, total)
+	}
 }
 
 // startMerge marks a run busy and merges it on a new goroutine. Called with x.mu held.
