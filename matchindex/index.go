@@ -19,6 +19,7 @@ type Options struct {
 	// the newest (default 8). Higher F: fewer segments to query, more rewriting. At 10 M
 	// hashes in 1 000-hash notices, F=8 allows ≤5 segments (worst-case p50 ≈190 µs) and
 	// rewrites a hash ≈21 times over its life; F=4 ≤6 segments (≈280 µs), ≈12 rewrites.
+	// MaxMergeShare may keep a few more large segments (see there).
 	MergeFactor int
 	// ManualMerge turns background merging off: segments are then merged only by Compact.
 	// For tests that need a fixed segment layout.
