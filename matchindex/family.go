@@ -102,7 +102,7 @@ func distance(a, b *[4]uint64) int {
 // findFamilies looks for families among the hashes in front and back (in their given order,
 // bits in place). It returns nil when there are none, or the families and the rows' new order:
 // ext[row] is the hash at that row, the families' members first, family by family, then the
-// others in their given order.
+// others in their given order (nil when that is the order they are in).
 func findFamilies(front, back []uint64, workers int) (*pdqFamilies, []uint32) {
 	n := len(front) / 2
 	if n < famMinTable {
@@ -266,7 +266,12 @@ func findFamilies(front, back []uint64, workers int) (*pdqFamilies, []uint32) {
 		ext[next[j]] = uint32(i)
 		next[j]++
 	}
-	return f, ext
+	for row, e := range ext {
+		if uint32(row) != e {
+			return f, ext
+		}
+	}
+	return f, nil // rows already in entry order (all one family at one distance, say)
 }
 
 // pivotIndex finds a pivot within famRadius of a hash by the pigeonhole principle: cut into

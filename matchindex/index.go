@@ -27,7 +27,8 @@ type Options struct {
 	// MaxMergeShare bounds what a background merge may produce, as a share of the hashes and
 	// frames the index holds (removed ones included until reclaimed): while a merge builds,
 	// its inputs are still held, so the index's memory peaks at about 1 + MaxMergeShare times
-	// its steady state. Default 0.5; 1 or more lifts the bound. The price: the index may keep
+	// its steady state (plus a small merge under 1 M hashes, which may run at the same time in
+	// the other lane). Default 0.5; 1 or more lifts the bound. The price: the index may keep
 	// two or three large segments instead of one (queries visit every segment). Merges of
 	// fewer than 1 M hashes are never held back.
 	MaxMergeShare float64

@@ -55,3 +55,50 @@ func TestMergePeakBound(t *testing.T) {
 		t.Fatalf("without the bound the largest merge was %.2f of the index: the test does not exercise the bound", worst)
 	}
 }
+
+// TestStatsDuringMergeOfFamilies: Stats and queries run while a merge reads a segment whose
+// table has families (the merge maps entries to rows with arrays of its own: run with -race).
+func TestStatsDuringMergeOfFamilies(t *testing.T) {
+	notices, queries := familyCorpus(11)
+	half := len(notices) / 2
+	o := newOracle()
+	x, err := Build(notices[:half], Options{ManualMerge: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range notices[:half] {
+		o.add(n.ID, n.Hashes)
+	}
+	if x.Stats().Families == 0 {
+		t.Fatal("no families")
+	}
+	for _, n := range notices[half : half+3] {
+		mustAdd(t, x, o, n.ID, n.Hashes)
+	}
+	old := x.View()
+	before := old.Stats().Bytes
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if st := x.Stats(); st.Families == 0 {
+				t.Error("Stats during the merge: no families")
+				return
+			}
+			x.MatchPDQ(queries[0], MaxRadius)
+		}
+	}()
+	x.Compact()
+	close(stop)
+	<-done
+	checkPDQ(t, x, o, queries[:20])
+	if after := old.Stats().Bytes; after != before {
+		t.Fatalf("the merged segments' arrays went from %d to %d bytes by being read by a merge", before, after)
+	}
+}

@@ -49,13 +49,10 @@ type pdqTable struct {
 	front, back []uint64
 	// Rows [0, loose) belong to families of near-duplicates (fam), rows [loose, len) are in
 	// the slots, or scanned. ext[row] is the row's entry number (the order hashes were given
-	// in, which hits report), nil when rows are in that order; pos is its inverse, made for
-	// merges only.
+	// in, which hits report), nil when rows are in that order.
 	loose uint32
 	fam   *pdqFamilies
 	ext   []uint32
-	pos   []uint32
-	posO  sync.Once
 	slots []pdqSlot // nil: scan
 	// plan[r][s] is tₛ for radius r: probe the keys within plan[r][s] of the query's.
 	plan [MaxRadius + 1][]uint8
@@ -106,24 +103,30 @@ func (t *pdqTable) at(id uint32) [4]uint64 {
 	return [4]uint64{f[0], f[1], b[0], b[1]}
 }
 
+// entryRows returns the row of each entry (the inverse of ext), or nil when rows are in entry
+// order: for a merge, which reads the table entry by entry. Each merge makes its own, so a
+// table read by a merge is not written to.
+func (t *pdqTable) entryRows() []uint32 {
+	if t.ext == nil {
+		return nil
+	}
+	pos := make([]uint32, len(t.ext))
+	for row, e := range t.ext {
+		pos[e] = uint32(row)
+	}
+	return pos
+}
+
 // appendOriginal appends the hashes of entries [lo, hi) to dst, with their bits where they
-// were given (for a merge, which lays out a table of its own).
-func (t *pdqTable) appendOriginal(dst *chunked[uint64], lo, hi uint32) {
+// were given (for a merge, which lays out a table of its own); pos is entryRows().
+func (t *pdqTable) appendOriginal(dst *chunked[uint64], lo, hi uint32, pos []uint32) {
 	if t.perm != nil {
 		t.unpermO.Do(func() { t.unperm = t.perm.inverse() })
 	}
-	if t.ext != nil {
-		t.posO.Do(func() {
-			t.pos = make([]uint32, len(t.ext))
-			for row, e := range t.ext {
-				t.pos[e] = uint32(row)
-			}
-		})
-	}
 	for e := lo; e < hi; e++ {
 		id := e
-		if t.pos != nil {
-			id = t.pos[e]
+		if pos != nil {
+			id = pos[e]
 		}
 		h := t.at(id)
 		if t.perm != nil {
@@ -379,7 +382,7 @@ func scanBack(back []uint64, base uint32, i, d int, q *[4]uint64, r int, dst []p
 
 // bytes returns the memory held by the table's arrays.
 func (t *pdqTable) bytes() int64 {
-	b := int64(cap(t.front)+cap(t.back))*8 + int64(cap(t.ext)+cap(t.pos))*4 + t.fam.bytes()
+	b := int64(cap(t.front)+cap(t.back))*8 + int64(cap(t.ext))*4 + t.fam.bytes()
 	if t.perm != nil {
 		b += int64(unsafe.Sizeof(*t.perm))
 	}

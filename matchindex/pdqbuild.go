@@ -2,7 +2,6 @@ package matchindex
 
 import (
 	"math"
-	"runtime"
 	"slices"
 	"sync"
 )
@@ -154,16 +153,17 @@ func probeCost(n int, widths []uint, eff []float64, plan []uint8) float64 {
 // plannedPDQTable returns a table over the hashes in front and back (the halves of each,
 // see pdqTable), whose slots are built when the tasks it appends have run: families of
 // near-duplicates are found and set apart first (family.go), then the geometry
-// chooseGeometry picks for the other hashes is laid over them. The table keeps the arrays,
-// or copies of them in another order.
-func plannedPDQTable(front, back []uint64, tasks *[]func()) *pdqTable {
+// chooseGeometry picks for the other hashes is laid over them. The table keeps the arrays
+// (their rows reordered in place if it has families). It works on up to workers goroutines.
+func plannedPDQTable(front, back []uint64, workers int, tasks *[]func()) *pdqTable {
 	t := &pdqTable{front: front, back: back}
 	if len(front)/2 < scanBelow {
 		return t
 	}
-	workers := runtime.GOMAXPROCS(0)
 	if fam, ext := findFamilies(front, back, workers); fam != nil {
-		reorderRows(front, back, ext)
+		if ext != nil {
+			reorderRows(front, back, ext)
+		}
 		t.fam, t.ext, t.loose = fam, ext, fam.start[len(fam.start)-1]
 	}
 	lf, lb := t.front[2*t.loose:], t.back[2*t.loose:]
@@ -173,7 +173,7 @@ func plannedPDQTable(front, back []uint64, tasks *[]func()) *pdqTable {
 	}
 	info, skewed := bitInfo(lf, lb)
 	if !skewed {
-		t.lay(chooseGeometry(n, nil), tasks)
+		t.lay(chooseGeometry(n, nil), workers, tasks)
 		return t
 	}
 	g := chooseGeometry(n, &info)
@@ -182,7 +182,7 @@ func plannedPDQTable(front, back []uint64, tasks *[]func()) *pdqTable {
 		order := byInformation(&info)
 		g = &geometry{order: &order}
 	}
-	t.lay(g, tasks)
+	t.lay(g, workers, tasks)
 	return t
 }
 
@@ -191,14 +191,14 @@ func plannedPDQTable(front, back []uint64, tasks *[]func()) *pdqTable {
 // families.
 func plannedPDQTableGeometry(front, back []uint64, g *geometry, tasks *[]func()) *pdqTable {
 	t := &pdqTable{front: front, back: back}
-	t.lay(g, tasks)
+	t.lay(g, 1, tasks)
 	return t
 }
 
 // lay gives the table geometry g over its rows [loose, len) (nil: they are scanned, bits in
 // place), moving the bits of every row and pivot if g moves them; the slots are built by the
 // tasks it appends.
-func (t *pdqTable) lay(g *geometry, tasks *[]func()) {
+func (t *pdqTable) lay(g *geometry, workers int, tasks *[]func()) {
 	if g == nil {
 		return
 	}
@@ -206,7 +206,7 @@ func (t *pdqTable) lay(g *geometry, tasks *[]func()) {
 		// The table keeps its hashes with the bits moved: slots, inline bits, pivots and the
 		// master array agree, and distances are the same.
 		t.perm = newBitPerm(*g.order)
-		t.perm.applyAll(t.front, t.back, runtime.GOMAXPROCS(0))
+		t.perm.applyAll(t.front, t.back, workers)
 		if t.fam != nil {
 			for p := range t.fam.piv {
 				t.fam.piv[p] = t.perm.apply(&t.fam.piv[p])

@@ -189,6 +189,7 @@ func (b *segBuilder) addHandle(h uint32, size int) {
 
 // addFrom appends the notices of segment s that keep(handle) accepts, for a merge.
 func (b *segBuilder) addFrom(s *segment, keep func(h uint32) bool) {
+	imageRows, frameRows := s.image.entryRows(), s.frames.entryRows()
 	for k := Kind(1); k < numKinds; k++ {
 		c := &s.cols[k]
 		var vals []uint64 // the column's values in entry order
@@ -208,13 +209,13 @@ func (b *segBuilder) addFrom(s *segment, keep func(h uint32) bool) {
 					if len(b.frameStart) == 0 {
 						b.frameStart = append(b.frameStart, 0)
 					}
-					s.frames.appendOriginal(&b.frames, s.frameStart[e], s.frameStart[e+1])
+					s.frames.appendOriginal(&b.frames, s.frameStart[e], s.frameStart[e+1], frameRows)
 					b.frameStart = append(b.frameStart, uint32(b.frames.n/4))
 				}
 				continue
 			}
 			if k == PDQ {
-				s.image.appendOriginal(&b.words[k], lo, hi)
+				s.image.appendOriginal(&b.words[k], lo, hi, imageRows)
 				continue
 			}
 			b.words[k].append(vals[int(lo)*w : int(hi)*w]...)
@@ -269,10 +270,10 @@ func (b *segBuilder) build(workers int) *segment {
 	// memory holds one copy of the hashes, not two.
 	front, back := splitRows(&b.words[PDQ])
 	b.words[PDQ] = chunked[uint64]{}
-	s.image = plannedPDQTable(front, back, &tasks)
+	s.image = plannedPDQTable(front, back, workers, &tasks)
 	front, back = splitRows(&b.frames)
 	b.frames = chunked[uint64]{}
-	s.frames = plannedPDQTable(front, back, &tasks)
+	s.frames = plannedPDQTable(front, back, workers, &tasks)
 	s.image.fallbacks, s.frames.fallbacks = b.fallbacks, b.fallbacks
 	parallel(len(tasks), workers, func(i int) { tasks[i]() })
 	return s
