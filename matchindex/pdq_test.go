@@ -23,15 +23,23 @@ const maxPlanted = 40
 // multi-index hashing: no slot key repeats more than chance allows); "clustered" draws them
 // around 300 centres, so buckets are uneven and a query near a centre has many matches;
 // "beta4" and "beta05" are the skewed models of package corpus (biased bits, 20 000 images
-// each stored with ≈3 % of its bits flipped).
+// each stored with ≈3 % of its bits flipped); "realistic" is testdata/realistic-12k.txt, made by
+// pdqcorpus (images under transforms, video frames), whatever n says.
 func genCorpus(rng *rand.Rand, n, queries int, dist string) corpus {
 	var centres [][]byte
 	for range 300 {
 		centres = append(centres, randBytes(rng, PDQSize))
 	}
-	var skewed *hashcorpus.Gen
+	var skewed, real *hashcorpus.Gen
 	if m, err := hashcorpus.Parse(dist); err == nil && (m == hashcorpus.MildSkew || m == hashcorpus.HarshSkew) {
 		skewed = hashcorpus.New(m, rng.Uint64(), n)
+	}
+	if dist == "realistic" {
+		g, err := hashcorpus.FromFile("testdata/realistic-12k.txt")
+		if err != nil {
+			panic(err)
+		}
+		real, skewed, n = g, g, g.Len()
 	}
 	draw := func() []byte {
 		switch {
@@ -47,6 +55,9 @@ func genCorpus(rng *rand.Rand, n, queries int, dist string) corpus {
 	var values [][]byte
 	for range queries {
 		q := draw()
+		if real != nil {
+			q = wordsBytes(real.Fresh()) // a held-out hash: its image's other copies are stored
+		}
 		c.queries = append(c.queries, q)
 		for d := 0; d <= maxPlanted; d++ {
 			v := flipBits(rng, q, d)
@@ -103,7 +114,7 @@ func checkPDQ(t *testing.T, x *Index, o *oracle, queries [][]byte) int {
 // many segments, merges, background merging, rebuild — and after each step compares every
 // radius query with a brute-force scan of the live notices.
 func TestPDQMatchesOracle(t *testing.T) {
-	for _, dist := range []string{"uniform", "clustered", "beta4", "beta05"} {
+	for _, dist := range []string{"uniform", "clustered", "beta4", "beta05", "realistic"} {
 		t.Run(dist, func(t *testing.T) {
 			t.Parallel()
 			rng := newRand(1)
@@ -135,6 +146,9 @@ func TestPDQMatchesOracle(t *testing.T) {
 			one := func(n int) bool { return n == 1 }
 			many := func(n int) bool { return n > 10 }
 			step("build", one)
+			if dist == "realistic" && x.Stats().Families == 0 {
+				t.Fatal("no families in the realistic corpus, whose images are stored 21 times each")
+			}
 
 			for _, n := range c.notices[:nBuild] {
 				if rng.IntN(10) == 0 {
