@@ -439,3 +439,33 @@ func TestPDQScanFallback(t *testing.T) {
 		t.Fatalf("%d searches of uniform hashes fell back to a scan", got)
 	}
 }
+
+// TestMatchPDQOrder: hits come sorted by distance, then notice id, then position, whatever
+// order the notices were added in (their handles) and however many hits share a distance.
+func TestMatchPDQOrder(t *testing.T) {
+	rng := newRand(17)
+	q := randBytes(rng, PDQSize)
+	o := newOracle()
+	x := New(Options{})
+	for _, id := range []string{"01ZZZ", "01AAA", "01MMM", "01AAB", "01A"} {
+		var hs []Hash
+		for j := range 300 {
+			v := flipBits(rng, q, j%5) // many hits at each distance 0..4, in every notice
+			if j%3 == 0 {
+				v = randBytes(rng, PDQSize)
+			}
+			hs = append(hs, Hash{Kind: PDQ, Value: v})
+		}
+		mustAdd(t, x, o, id, hs)
+	}
+	got, err := x.MatchPDQ(q, MaxRadius)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := diffHits(got, o.matchPDQ(q, MaxRadius)); d != "" {
+		t.Fatal(d)
+	}
+	if len(got) < 5*150 || got[0].NoticeID != "01A" || got[len(got)-1].NoticeID != "01ZZZ" {
+		t.Fatalf("%d hits, first %v, last %v", len(got), got[0], got[len(got)-1])
+	}
+}

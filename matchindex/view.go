@@ -118,26 +118,69 @@ func (v View) MatchPDQ(hash []byte, radius int) ([]Hit, error) {
 		return nil, fmt.Errorf("%w: radius %d, want 0..%d", ErrRadius, radius, MaxRadius)
 	}
 	q := pdqWords(hash)
-	var hits []Hit
+	rb := rawBuf.Get().(*[]rawHit)
+	raw := (*rb)[:0]
 	mb := matchBuf.Get().(*[]pdqMatch)
 	for _, s := range v.v.segs {
 		ms := s.image.search(&q, radius, (*mb)[:0])
 		for _, m := range ms {
 			h, pos := s.cols[PDQ].owner(m.id)
 			if !v.v.dead.has(h) {
-				hits = append(hits, Hit{NoticeID: v.v.names[h], Position: pos, Distance: int(m.dist)})
+				raw = append(raw, rawHit{dist: m.dist, handle: h, pos: uint16(pos)})
 			}
 		}
 		*mb = ms
 	}
 	matchBuf.Put(mb)
-	slices.SortFunc(hits, func(a, b Hit) int {
-		if c := cmp.Compare(a.Distance, b.Distance); c != 0 {
-			return c
-		}
-		return byNoticePosition(a, b)
-	})
+	hits := v.hitsInOrder(raw)
+	*rb = raw
+	rawBuf.Put(rb)
 	return hits, nil
+}
+
+// rawHit is a hit before its notice id is looked up.
+type rawHit struct {
+	dist   int32
+	handle uint32
+	pos    uint16
+}
+
+var rawBuf = sync.Pool{New: func() any { s := make([]rawHit, 0, 64); return &s }}
+
+// hitsInOrder returns the hits sorted by distance, then notice id and position. The ids are
+// compared once per distinct notice, and the hits are sorted as integers (distance, the rank of
+// the notice's id, position): a query near a crowded family has thousands of hits in a few
+// notices, and a sort comparing id strings and three fields cost ≈0.2 µs a hit (measured at
+// 10 000 hits; ≈0.06 µs this way).
+func (v View) hitsInOrder(raw []rawHit) []Hit {
+	if len(raw) == 0 {
+		return nil
+	}
+	notices := make([]uint32, len(raw))
+	for i := range raw {
+		notices[i] = raw[i].handle
+	}
+	slices.Sort(notices)
+	notices = slices.Compact(notices)
+	byName := slices.Clone(notices)
+	slices.SortFunc(byName, func(a, b uint32) int { return cmp.Compare(v.v.names[a], v.v.names[b]) })
+	rank := make([]uint64, len(notices)) // rank[i]: of notices[i] by name
+	for r, h := range byName {
+		i, _ := slices.BinarySearch(notices, h)
+		rank[i] = uint64(r)
+	}
+	// distance (≤ 63) in the top 6 bits, rank in the next 42, position in the low 16.
+	keys := make([]uint64, len(raw))
+	for i, r := range raw {
+		j, _ := slices.BinarySearch(notices, r.handle)
+		keys[i] = uint64(r.dist)<<58 | rank[j]<<16 | uint64(r.pos)
+	}
+	slices.Sort(keys)
+	hits := make([]Hit, len(keys))
+	for i, k := range keys {
+		hits[i] = Hit{NoticeID: v.v.names[byName[k<<6>>22]], Position: int(k & 0xffff), Distance: int(k >> 58)}
+	}
+	return hits
 }
 
 func byNoticePosition(a, b Hit) int {
