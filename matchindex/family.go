@@ -33,6 +33,7 @@ const (
 	famMin      = 16      // members a family needs
 	famRadius   = 16      // the farthest a member may be from its pivot
 	famSeeds    = 8       // seeds tried in one crowded key
+	famVoters   = 64      // neighbours of a seed that vote a pivot's bits, at most
 	famKeyMax   = 20      // bits of the grouping key, at most
 	famLoose    = ^uint32(0)
 )
@@ -351,6 +352,9 @@ func pivotsAmong(front, back []uint64, ids []uint32) [][4]uint64 {
 		var ones [256]uint32
 		voters := uint32(0)
 		for _, id := range pool {
+			if voters == famVoters {
+				break
+			}
 			h := rowOf(front, back, int(id))
 			if distance(&h, &seed) > 2*famRadius {
 				continue

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"io/fs"
 	"math/rand/v2"
@@ -21,6 +22,7 @@ import (
 	concordv1 "concord/gen/concord/v1"
 	"concord/gen/concord/v1/concordv1connect"
 	"concord/internal/pki"
+	hashcorpus "concord/matchindex/corpus"
 	"concord/server"
 	"concord/server/servertest"
 
@@ -187,6 +189,8 @@ func BenchmarkFeedLatency(b *testing.B) {
 // CONCORD_BENCH_CPU_PROFILE=PREFIX writes a
 // CPU profile of each restart to PREFIX-SIZE-as-left.pprof and PREFIX-SIZE-snapshot.pprof.
 // Run with -benchtime 1x.
+// CONCORD_BENCH_DIST=beta4 (or another matchindex/corpus model) stores skewed hashes instead of
+// uniform ones.
 func BenchmarkRestart(b *testing.B) {
 	total := benchEnvInt(b, "CONCORD_BENCH_HASHES", 1_000_000)
 	sizes := []int{10_000}
@@ -228,6 +232,26 @@ func benchRestart(b *testing.B, total, perNotice int) {
 			next atomic.Int64
 			wg   sync.WaitGroup
 		)
+		// CONCORD_BENCH_DIST draws the hashes from a model of matchindex/corpus (beta4, beta05,
+		// clustered) instead of uniform random ones, shared by the writers.
+		var draw func() []byte
+		if d := os.Getenv("CONCORD_BENCH_DIST"); d != "" {
+			m, err := hashcorpus.Parse(d)
+			if err != nil {
+				b.Fatalf("CONCORD_BENCH_DIST: %v", err)
+			}
+			g, mu := hashcorpus.New(m, 1, total), &sync.Mutex{}
+			draw = func() []byte {
+				mu.Lock()
+				h := g.Next()
+				mu.Unlock()
+				v := make([]byte, 32)
+				for i, w := range h {
+					binary.BigEndian.PutUint64(v[8*i:], w)
+				}
+				return v
+			}
+		}
 		for w := range 8 {
 			a := authorities[w%len(authorities)]
 			c := n.Client(b, a.partner)
@@ -241,10 +265,17 @@ func benchRestart(b *testing.B, total, perNotice int) {
 						return
 					}
 					notice := &concordv1.Notice{LegalBasis: a.basis, Categories: []concordv1.Category{concordv1.Category_CATEGORY_GLORIFICATION}}
+					seen := map[string]bool{} // a model may repeat a hash; a notice lists each once
 					for range min(perNotice, total-k*perNotice) {
 						v := make([]byte, 32)
 						for j := range v {
 							v[j] = byte(r.Uint32())
+						}
+						for draw != nil {
+							if v = draw(); !seen[string(v)] {
+								seen[string(v)] = true
+								break
+							}
 						}
 						notice.Hashes = append(notice.Hashes, &concordv1.Hash{Kind: concordv1.HashKind_HASH_KIND_PDQ, Value: v, Quality: 90})
 					}
