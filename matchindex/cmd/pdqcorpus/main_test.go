@@ -6,8 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"golang.org/x/image/draw"
-
 	"concord/hashing/pdq"
 )
 
@@ -65,24 +63,6 @@ func TestFamilyOfVariants(t *testing.T) {
 	for i := range es {
 		if es[i] != again[i] {
 			t.Fatalf("variant %d differs with the same seed: %v, %v", i, es[i], again[i])
-		}
-	}
-}
-
-// TestHashOfIsHashImage: the packed-RGB path gives PDQ's own hash and quality, for RGBA and
-// other images, and larger ones go through HashImage.
-func TestHashOfIsHashImage(t *testing.T) {
-	img := testImage(t)
-	small := image.NewRGBA(image.Rect(0, 0, 200, 150))
-	draw.BiLinear.Scale(small, small.Bounds(), img, img.Bounds(), draw.Src, nil)
-	ycc := image.NewYCbCr(image.Rect(0, 0, 120, 90), image.YCbCrSubsampleRatio420)
-	big := image.NewRGBA(image.Rect(0, 0, 700, 600))
-	draw.BiLinear.Scale(big, big.Bounds(), img, img.Bounds(), draw.Src, nil)
-	for _, im := range []image.Image{img, small, ycc, big, small.SubImage(image.Rect(10, 10, 150, 140))} {
-		h, q := hashOf(im)
-		wh, wq := pdq.HashImage(im)
-		if h != wh || q != wq {
-			t.Fatalf("%T %v: hashOf %s/%d, HashImage %s/%d", im, im.Bounds(), h, q, wh, wq)
 		}
 	}
 }
