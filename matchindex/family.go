@@ -92,7 +92,8 @@ func (t *pdqTable) searchFamilies(q *[4]uint64, r int, dst []pdqMatch) []pdqMatc
 
 // rowOf returns hash i of the halves front and back.
 func rowOf(front, back []uint64, i int) [4]uint64 {
-	return [4]uint64{front[2*i], front[2*i+1], back[2*i], back[2*i+1]}
+	f, b := front[2*i:2*i+2:2*i+2], back[2*i:2*i+2:2*i+2]
+	return [4]uint64{f[0], f[1], b[0], b[1]}
 }
 
 func distance(a, b *[4]uint64) int {
@@ -203,18 +204,15 @@ func findFamilies(front, back []uint64, workers int) (*pdqFamilies, []uint32) {
 		bySize[p] = p
 	}
 	slices.SortStableFunc(bySize, func(a, b int) int { return cmp.Compare(size[b], size[a]) })
-	number := make([]uint32, len(pivots))
-	for p := range number {
-		number[p] = famLoose
-	}
+	keep := make([]bool, len(pivots))
 	for i, p := range bySize {
-		if i < maxPivots(n) && size[p] >= famMin {
-			number[p] = 0
-		}
+		keep[p] = i < maxPivots(n) && size[p] >= famMin
 	}
+	number := make([]uint32, len(pivots))
 	kept := 0
 	for p := range number {
-		if number[p] == 0 {
+		number[p] = famLoose
+		if keep[p] {
 			number[p] = uint32(kept)
 			kept++
 		}

@@ -26,15 +26,7 @@ func familyCorpus(seed uint64) (notices []Notice, queries [][]byte) {
 		values = append(values, randBytes(rng, PDQSize))
 	}
 	rng.Shuffle(len(values), func(i, j int) { values[i], values[j] = values[j], values[i] })
-	for len(values) > 0 {
-		k := min(len(values), 1+rng.IntN(500))
-		var hs []Hash
-		for _, v := range values[:k] {
-			hs = append(hs, Hash{Kind: PDQ, Value: v})
-		}
-		notices = append(notices, Notice{ID: noticeID(len(notices)), Hashes: hs})
-		values = values[k:]
-	}
+	notices = pdqNotices(rng, values, 500)
 	for range 40 {
 		queries = append(queries, randBytes(rng, PDQSize))
 	}

@@ -262,3 +262,18 @@ func halvesOf(full []uint64) (front, back []uint64) {
 	c.append(full...)
 	return splitRows(&c)
 }
+
+// pdqNotices cuts values into PDQ notices of 1 to most hashes, in order.
+func pdqNotices(rng *rand.Rand, values [][]byte, most int) []Notice {
+	var notices []Notice
+	for len(values) > 0 {
+		k := min(len(values), 1+rng.IntN(most))
+		var hs []Hash
+		for _, v := range values[:k] {
+			hs = append(hs, Hash{Kind: PDQ, Value: v})
+		}
+		notices = append(notices, Notice{ID: noticeID(len(notices)), Hashes: hs})
+		values = values[k:]
+	}
+	return notices
+}

@@ -98,10 +98,7 @@ func (sl *pdqSlot) inline(h *[4]uint64) (uint64, uint32) {
 func (t *pdqTable) len() int { return len(t.front) / 2 }
 
 // at returns the hash in row id (bits moved, if the table moves them).
-func (t *pdqTable) at(id uint32) [4]uint64 {
-	f, b := t.front[2*id:2*id+2:2*id+2], t.back[2*id:2*id+2:2*id+2]
-	return [4]uint64{f[0], f[1], b[0], b[1]}
-}
+func (t *pdqTable) at(id uint32) [4]uint64 { return rowOf(t.front, t.back, int(id)) }
 
 // entryRows returns the row of each entry (the inverse of ext), or nil when rows are in entry
 // order: for a merge, which reads the table entry by entry. Each merge makes its own, so a

@@ -71,15 +71,7 @@ func genCorpus(rng *rand.Rand, n, queries int, dist string) corpus {
 		values = append(values, draw())
 	}
 	rng.Shuffle(len(values), func(i, j int) { values[i], values[j] = values[j], values[i] })
-	for len(values) > 0 {
-		k := min(len(values), 1+rng.IntN(300))
-		var hs []Hash
-		for _, v := range values[:k] {
-			hs = append(hs, Hash{Kind: PDQ, Value: v})
-		}
-		c.notices = append(c.notices, Notice{ID: noticeID(len(c.notices)), Hashes: hs})
-		values = values[k:]
-	}
+	c.notices = pdqNotices(rng, values, 300)
 	return c
 }
 
