@@ -258,6 +258,8 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
+	// Until the node is up (its state and match index rebuilt), the collector runs more often.
+	defer collectOftenWhileStarting()()
 	serverTLS, err := mtls.NewReloading(cfg.TLS)
 	if err != nil {
 		return nil, err
