@@ -28,18 +28,18 @@ func TestLookupCases(t *testing.T) {
 		want  []Hit
 	}
 	before := []lookup{
-		{SHA256, sha, []Hit{{"A", 0, 0}, {"B", 1, 0}, {"B", 2, 0}}},
-		{MD5, md5, []Hit{{"A", 1, 0}, {"C", 1, 0}}},
-		{URLSHA256, url, []Hit{{"A", 3, 0}}},
-		{URLSHA256, shared, []Hit{{"B", 0, 0}}}, // same bytes as C's SHA256: other kind
-		{SHA256, shared, []Hit{{"C", 0, 0}}},
+		{SHA256, sha, []Hit{{"A", 0, 0, 0}, {"B", 1, 0, 0}, {"B", 2, 0, 0}}},
+		{MD5, md5, []Hit{{"A", 1, 0, 0}, {"C", 1, 0, 0}}},
+		{URLSHA256, url, []Hit{{"A", 3, 0, 0}}},
+		{URLSHA256, shared, []Hit{{"B", 0, 0, 0}}}, // same bytes as C's SHA256: other kind
+		{SHA256, shared, []Hit{{"C", 0, 0, 0}}},
 		{SHA256, url, nil}, // a URL hash is not a file hash
 		{SHA256, pdq, nil}, // nor is a PDQ hash
 		{SHA256, randBytes(rng, 32), nil},
 	}
 	afterRemoveA := []lookup{
-		{SHA256, sha, []Hit{{"B", 1, 0}, {"B", 2, 0}}},
-		{MD5, md5, []Hit{{"C", 1, 0}}},
+		{SHA256, sha, []Hit{{"B", 1, 0, 0}, {"B", 2, 0, 0}}},
+		{MD5, md5, []Hit{{"C", 1, 0, 0}}},
 		{URLSHA256, url, nil},
 	}
 	check := func(t *testing.T, x *Index, cases []lookup) {

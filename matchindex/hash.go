@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+
+	"concord/hashing/pdq"
 )
 
 // Kind says how a hash value was computed. The numbers are the API's HashKind numbers
@@ -58,6 +60,9 @@ type Hit struct {
 	NoticeID string
 	Position int // index of the hash in the notice's hash list
 	Distance int // Hamming distance for PDQ; 0 for exact kinds
+	// MatchPDQDihedral: the transform under which the query matched (the query is the stored
+	// hash's picture so rotated or flipped); pdq.Original for every other match.
+	Transform pdq.Transform
 }
 
 // VideoHit is one stored video that matches a query video by vPDQ's rule.

@@ -4,10 +4,13 @@ import (
 	"cmp"
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"math/bits"
 	"math/rand/v2"
 	"slices"
 	"testing"
+
+	"concord/hashing/pdq"
 )
 
 // newRand returns a seeded generator, so a failure reproduces.
@@ -135,6 +138,27 @@ func (o *oracle) matchPDQ(q []byte, r int) []Hit {
 	return hits
 }
 
+// matchPDQDihedral is matchPDQ over the query's eight dihedral variants: each stored hash at
+// its smallest distance under any, the first transform winning a tie.
+func (o *oracle) matchPDQDihedral(q []byte, r int) []Hit {
+	best := map[[2]any]Hit{}
+	for t := range pdq.Transform(8) {
+		th := pdq.Transformed(pdq.Hash(q), t.Inverse())
+		for _, h := range o.matchPDQ(th[:], r) {
+			k := [2]any{h.NoticeID, h.Position}
+			if b, ok := best[k]; !ok || h.Distance < b.Distance {
+				h.Transform = t
+				best[k] = h
+			}
+		}
+	}
+	hits := slices.Collect(maps.Values(best))
+	slices.SortFunc(hits, func(a, b Hit) int {
+		return cmp.Or(cmp.Compare(a.Distance, b.Distance), byNoticePosition(a, b))
+	})
+	return hits
+}
+
 func (o *oracle) lookup(k Kind, v []byte) []Hit {
 	var hits []Hit
 	for id, hs := range o.notices {
@@ -202,7 +226,7 @@ func diffHits(got, want []Hit) string {
 	if slices.Equal(got, want) {
 		return ""
 	}
-	key := func(h Hit) string { return fmt.Sprintf("%s/%d@%d", h.NoticeID, h.Position, h.Distance) }
+	key := func(h Hit) string { return fmt.Sprintf("%s/%d@%d/%v", h.NoticeID, h.Position, h.Distance, h.Transform) }
 	w := map[string]bool{}
 	for _, h := range want {
 		w[key(h)] = true

@@ -93,6 +93,12 @@ func (x *Index) MatchPDQ(hash []byte, radius int) ([]Hit, error) {
 	return x.View().MatchPDQ(hash, radius)
 }
 
+// MatchPDQDihedral is View().MatchPDQDihedral: MatchPDQ for the hash and its seven rotations
+// and reflections, each stored hash once, with the transform it matched under.
+func (x *Index) MatchPDQDihedral(hash []byte, radius int) ([]Hit, error) {
+	return x.View().MatchPDQDihedral(hash, radius)
+}
+
 // MatchVideo is View().MatchVideo: the stored videos matching a query video by vPDQ's rule.
 func (x *Index) MatchVideo(frames []byte) ([]VideoHit, error) { return x.View().MatchVideo(frames) }
 

@@ -152,7 +152,7 @@ func TestVideoAndImageApart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d := diffHits(hits, []Hit{{"IMG", 0, 0}}); d != "" {
+	if d := diffHits(hits, []Hit{{"IMG", 0, 0, 0}}); d != "" {
 		t.Fatalf("image query: %s", d)
 	}
 	vh, err := x.MatchVideo(f[0])

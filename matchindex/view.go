@@ -6,6 +6,8 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+
+	"concord/hashing/pdq"
 )
 
 // deadSet is the set of removed notice handles: a bitset in 4 KiB chunks, copied on write,
@@ -138,11 +140,61 @@ func (v View) MatchPDQ(hash []byte, radius int) ([]Hit, error) {
 	return hits, nil
 }
 
+// MatchPDQDihedral is MatchPDQ for the hash and its seven rotations and reflections
+// (pdq.Transformed): every stored PDQ hash within radius of any of the eight, once, at its
+// smallest distance, with the transform under which it matched (Hit.Transform: the query is the
+// stored hash's picture so transformed; pdq.Original, as sent, wins a tie). It costs eight
+// searches, fewer for a hash some transforms leave unchanged.
+func (v View) MatchPDQDihedral(hash []byte, radius int) ([]Hit, error) {
+	if err := checkValue(PDQ, hash); err != nil {
+		return nil, err
+	}
+	if radius < 0 || radius > MaxRadius {
+		return nil, fmt.Errorf("%w: radius %d, want 0..%d", ErrRadius, radius, MaxRadius)
+	}
+	h := pdq.Hash(hash)
+	rb := rawBuf.Get().(*[]rawHit)
+	raw := (*rb)[:0]
+	mb := matchBuf.Get().(*[]pdqMatch)
+	var searched [8]pdq.Hash
+	for t := range pdq.Transform(8) {
+		// The stored hash s matches under t when the query is close to t applied to s, that is
+		// when t's inverse applied to the query is close to s.
+		th := pdq.Transformed(h, t.Inverse())
+		if slices.Contains(searched[:t], th) {
+			continue // a symmetric hash: the same search under an earlier transform, which wins
+		}
+		searched[t] = th
+		q := pdqWords(th[:])
+		for _, s := range v.v.segs {
+			ms := s.image.search(&q, radius, (*mb)[:0])
+			for _, m := range ms {
+				h, pos := s.cols[PDQ].owner(m.id)
+				if !v.v.dead.has(h) {
+					raw = append(raw, rawHit{dist: m.dist, handle: h, pos: uint16(pos), tr: uint8(t)})
+				}
+			}
+			*mb = ms
+		}
+	}
+	matchBuf.Put(mb)
+	// One hit per stored hash: its smallest distance, then the first transform.
+	slices.SortFunc(raw, func(a, b rawHit) int {
+		return cmp.Or(cmp.Compare(a.handle, b.handle), cmp.Compare(a.pos, b.pos), cmp.Compare(a.dist, b.dist), cmp.Compare(a.tr, b.tr))
+	})
+	raw = slices.CompactFunc(raw, func(a, b rawHit) bool { return a.handle == b.handle && a.pos == b.pos })
+	hits := v.hitsInOrder(raw)
+	*rb = raw
+	rawBuf.Put(rb)
+	return hits, nil
+}
+
 // rawHit is a hit before its notice id is looked up.
 type rawHit struct {
 	dist   int32
 	handle uint32
 	pos    uint16
+	tr     uint8 // the pdq.Transform it matched under
 }
 
 var rawBuf = sync.Pool{New: func() any { s := make([]rawHit, 0, 64); return &s }}
@@ -169,16 +221,17 @@ func (v View) hitsInOrder(raw []rawHit) []Hit {
 		i, _ := slices.BinarySearch(notices, h)
 		rank[i] = uint64(r)
 	}
-	// distance (≤ 63) in the top 6 bits, rank in the next 42, position in the low 16.
+	// distance (≤ 63) in the top 6 bits, rank in the next 39, position in the next 16, the
+	// transform in the low 3.
 	keys := make([]uint64, len(raw))
 	for i, r := range raw {
 		j, _ := slices.BinarySearch(notices, r.handle)
-		keys[i] = uint64(r.dist)<<58 | rank[j]<<16 | uint64(r.pos)
+		keys[i] = uint64(r.dist)<<58 | rank[j]<<19 | uint64(r.pos)<<3 | uint64(r.tr)
 	}
 	slices.Sort(keys)
 	hits := make([]Hit, len(keys))
 	for i, k := range keys {
-		hits[i] = Hit{NoticeID: v.v.names[byName[k<<6>>22]], Position: int(k & 0xffff), Distance: int(k >> 58)}
+		hits[i] = Hit{NoticeID: v.v.names[byName[k<<6>>25]], Position: int(k >> 3 & 0xffff), Distance: int(k >> 58), Transform: pdq.Transform(k & 7)}
 	}
 	return hits
 }

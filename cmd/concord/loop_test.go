@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"errors"
+	"image"
+	"image/png"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +16,7 @@ import (
 	"time"
 
 	concordv1 "concord/gen/concord/v1"
+	"concord/hashing/pdq"
 	"concord/server/servertest"
 
 	"google.golang.org/protobuf/encoding/protojson"
@@ -93,6 +96,18 @@ func TestPlatformLoopCommands(t *testing.T) {
 		t.Fatalf("match --fail-on-match on matching content: %v, want exit status 3", err)
 	}
 
+	// A mirrored copy matches (by PDQ, the exact hashes differ), and the table says how it
+	// differs; asked to match images as they are only, nothing matches.
+	mirrored := filepath.Join(t.TempDir(), "mirrored.png")
+	writeMirrored(t, img, mirrored)
+	table = mustCLI(t, n, "videoshare", "match", mirrored)
+	if !strings.Contains(table, id) || !strings.Contains(table, "(mirrored left to right)") || !strings.Contains(table, "1 matched") {
+		t.Fatalf("match of a mirrored copy:\n%s", table)
+	}
+	if table = mustCLI(t, n, "videoshare", "match", "--dihedral=false", mirrored); !strings.Contains(table, "0 matched") {
+		t.Fatalf("match --dihedral=false of a mirrored copy:\n%s", table)
+	}
+
 	// It reports the removal and the preservation.
 	outAction := mustCLI(t, n, "videoshare", "action", "report", id, "--outcome", "REMOVED", "--jurisdiction", "FR,DE", "--at", "1m")
 	if !strings.Contains(outAction, "MET") {
@@ -143,4 +158,33 @@ func startNodeWithNotices(t *testing.T) *servertest.Node {
 	mustCLI(t, n, "fr-pharos", "notice", "submit", "--basis", "fr.cp.421-2-5", "--category", "GLORIFICATION", "--hash", "sha256:"+strings.Repeat("ef", 32),
 		"--tlp", "RED", "--share-with", "de-bka")
 	return n
+}
+
+// writeMirrored writes the image at src, mirrored left to right, as a PNG at dst.
+func writeMirrored(t *testing.T, src, dst string) {
+	t.Helper()
+	f, err := os.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, _, err := pdq.Decode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := img.Bounds()
+	out := image.NewRGBA(image.Rect(0, 0, b.Dx(), b.Dy()))
+	for y := range b.Dy() {
+		for x := range b.Dx() {
+			out.Set(b.Dx()-1-x, y, img.At(b.Min.X+x, b.Min.Y+y))
+		}
+	}
+	w, err := os.Create(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if err := png.Encode(w, out); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -38,7 +38,7 @@ Hashes each file here (SHA-256, MD5, and PDQ for images: the content is never up
 the hub which notices in force cover it, in batches. Directories are walked, with progress on
 standard error. Prints a table of the files that matched: which notice, how close, and where the
 platform must act by when; --json for scripts. --fail-on-match exits with status 3 when anything
-matched.`, `
+matched. Rotated and mirrored copies of a notice's images match too, and say so (--dihedral).`, `
 concord match --as videoshare uploads/
 concord match --as videoshare --json --fail-on-match photo.jpg`)
 	var cf clientFlags
@@ -48,6 +48,7 @@ concord match --as videoshare --json --fail-on-match photo.jpg`)
 	failOnMatch := fs.Bool("fail-on-match", false, "exit with status 3 if any file matched")
 	quiet := fs.Bool("quiet", false, "no progress on standard error")
 	mirrorDir := fs.String("mirror", "", "match against this verified mirror (see 'concord mirror') instead of the hub: no network call")
+	dihedral := fs.Bool("dihedral", true, "also match rotated and mirrored copies of images (eight PDQ lookups an image); --dihedral=false: as they are only")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -76,7 +77,7 @@ concord match --as videoshare --json --fail-on-match photo.jpg`)
 		if len(pending) == 0 {
 			return nil
 		}
-		resp, err := matchBatch(&concordv1.MatchRequest{Hashes: pending, MaxPdqDistance: int32(*maxDistance)})
+		resp, err := matchBatch(&concordv1.MatchRequest{Hashes: pending, MaxPdqDistance: int32(*maxDistance), PdqDihedral: *dihedral})
 		if err != nil {
 			return err
 		}
@@ -242,6 +243,9 @@ func printMatchTable(w io.Writer, results []*fileMatch) {
 			switch m.GetKind() {
 			case concordv1.HashKind_HASH_KIND_PDQ:
 				dist = fmt.Sprint(m.GetDistance())
+				if t := transformWords[m.GetPdqTransform()]; t != "" {
+					dist += " (" + t + ")"
+				}
 			case concordv1.HashKind_HASH_KIND_PDQ_VIDEO:
 				dist = fmt.Sprintf("%.0f%% of frames", m.GetQueryMatchPercent())
 			}
@@ -258,6 +262,17 @@ func printMatchTable(w io.Writer, results []*fileMatch) {
 		fmt.Fprintf(w, ", %d could not be read", failed)
 	}
 	fmt.Fprintln(w)
+}
+
+// transformWords says how a matched picture differs from the notice's (NoticeMatch.pdq_transform).
+var transformWords = map[concordv1.PdqTransform]string{
+	concordv1.PdqTransform_PDQ_TRANSFORM_ROTATE_90:       "rotated 90° clockwise",
+	concordv1.PdqTransform_PDQ_TRANSFORM_ROTATE_180:      "rotated 180°",
+	concordv1.PdqTransform_PDQ_TRANSFORM_ROTATE_270:      "rotated 90° anticlockwise",
+	concordv1.PdqTransform_PDQ_TRANSFORM_FLIP_HORIZONTAL: "mirrored left to right",
+	concordv1.PdqTransform_PDQ_TRANSFORM_FLIP_VERTICAL:   "mirrored top to bottom",
+	concordv1.PdqTransform_PDQ_TRANSFORM_TRANSPOSE:       "transposed",
+	concordv1.PdqTransform_PDQ_TRANSFORM_TRANSVERSE:      "transversed",
 }
 
 // progress draws a one-line progress bar on a terminal.

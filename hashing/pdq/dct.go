@@ -121,24 +121,7 @@ func dihedralOf(t Transform, a, out *[256]float32) {
 	for i := range 16 {
 		for j := range 16 {
 			v := a[i*16+j]
-			var negate, transpose bool
-			switch t {
-			case Original:
-			case Rotate90:
-				transpose, negate = true, j%2 == 0
-			case Rotate180:
-				negate = (i+j)%2 == 1
-			case Rotate270:
-				transpose, negate = true, i%2 == 0
-			case FlipX:
-				negate = i%2 == 0
-			case FlipY:
-				negate = j%2 == 0
-			case FlipPlus1:
-				transpose = true
-			case FlipMinus1:
-				transpose, negate = true, (i+j)%2 == 1
-			}
+			negate, transpose := t.moves(i, j)
 			if negate {
 				v = -v
 			}
@@ -149,4 +132,26 @@ func dihedralOf(t Transform, a, out *[256]float32) {
 			}
 		}
 	}
+}
+
+// moves says what t does to DCT coefficient (i, j) (see dihedralOf): whether it changes sign,
+// and whether it moves to (j, i).
+func (t Transform) moves(i, j int) (negate, transpose bool) {
+	switch t {
+	case Rotate90:
+		return j%2 == 0, true
+	case Rotate180:
+		return (i+j)%2 == 1, false
+	case Rotate270:
+		return i%2 == 0, true
+	case FlipX:
+		return i%2 == 0, false
+	case FlipY:
+		return j%2 == 0, false
+	case FlipPlus1:
+		return false, true
+	case FlipMinus1:
+		return (i+j)%2 == 1, true
+	}
+	return false, false
 }

@@ -10,6 +10,7 @@ import (
 
 	concordv1 "concord/gen/concord/v1"
 	"concord/gen/concord/v1/concordv1connect"
+	"concord/hashing/pdq"
 	"concord/matchindex"
 	"concord/server/fault"
 	"concord/server/ratelimit"
@@ -174,7 +175,7 @@ func answer(st *state.Store, index *matchindex.Index, partner string, req *conco
 				}
 				spent = 0
 			}
-			spent += ratelimit.CostOfHash(h)
+			spent += ratelimit.CostOfHash(h, req.GetPdqDihedral())
 		}
 		res := &concordv1.HashResult{}
 		resp.Results[i] = res
@@ -195,9 +196,12 @@ func answer(st *state.Store, index *matchindex.Index, partner string, req *conco
 				res.Note = fmt.Sprintf("PDQ quality %d is below %d: such a hash matches unrelated content, so it was not matched; hash a better copy", h.GetQuality(), MinQuality)
 				continue
 			}
-			if h.GetKind() == concordv1.HashKind_HASH_KIND_PDQ {
+			switch {
+			case h.GetKind() == concordv1.HashKind_HASH_KIND_PDQ && req.GetPdqDihedral():
+				hits, err = view.MatchPDQDihedral(h.GetValue(), radius)
+			case h.GetKind() == concordv1.HashKind_HASH_KIND_PDQ:
 				hits, err = view.MatchPDQ(h.GetValue(), radius)
-			} else {
+			default:
 				videoHits, err = view.MatchVideo(h.GetValue())
 			}
 		default:
@@ -222,6 +226,7 @@ func answer(st *state.Store, index *matchindex.Index, partner string, req *conco
 			}
 			m := cloneMatch(nv.template)
 			m.HashPosition, m.Kind, m.Distance = uint32(hit.Position), h.GetKind(), int32(hit.Distance)
+			m.PdqTransform = pdqTransforms[hit.Transform]
 			res.Matches = append(res.Matches, m)
 		}
 		for _, hit := range videoHits {
@@ -249,6 +254,19 @@ func answer(st *state.Store, index *matchindex.Index, partner string, req *conco
 		})
 	}
 	return resp, nil
+}
+
+// pdqTransforms names the match index's transforms (the PDQ reference's) in the API's terms,
+// whose rotations are clockwise.
+var pdqTransforms = [8]concordv1.PdqTransform{
+	pdq.Original:   concordv1.PdqTransform_PDQ_TRANSFORM_UNSPECIFIED,
+	pdq.Rotate90:   concordv1.PdqTransform_PDQ_TRANSFORM_ROTATE_270, // the reference turns anticlockwise
+	pdq.Rotate180:  concordv1.PdqTransform_PDQ_TRANSFORM_ROTATE_180,
+	pdq.Rotate270:  concordv1.PdqTransform_PDQ_TRANSFORM_ROTATE_90,
+	pdq.FlipX:      concordv1.PdqTransform_PDQ_TRANSFORM_FLIP_VERTICAL,
+	pdq.FlipY:      concordv1.PdqTransform_PDQ_TRANSFORM_FLIP_HORIZONTAL,
+	pdq.FlipPlus1:  concordv1.PdqTransform_PDQ_TRANSFORM_TRANSPOSE,
+	pdq.FlipMinus1: concordv1.PdqTransform_PDQ_TRANSFORM_TRANSVERSE,
 }
 
 // template is the part of a match that depends on the notice only.

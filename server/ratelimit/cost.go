@@ -37,15 +37,19 @@ func Cost(msg any) int64 {
 func matchCost(m *concordv1.MatchRequest) int64 {
 	var cost int64
 	for _, h := range m.GetHashes() {
-		cost += CostOfHash(h)
+		cost += CostOfHash(h, m.GetPdqDihedral())
 	}
 	return cost
 }
 
-// CostOfHash is the work units of matching h.
-func CostOfHash(h *concordv1.Hash) int64 {
+// CostOfHash is the work units of matching h; with dihedral (MatchRequest.pdq_dihedral), a PDQ
+// hash is eight searches.
+func CostOfHash(h *concordv1.Hash, dihedral bool) int64 {
 	switch h.GetKind() {
 	case concordv1.HashKind_HASH_KIND_PDQ:
+		if dihedral {
+			return 8 * CostPDQ
+		}
 		return CostPDQ
 	case concordv1.HashKind_HASH_KIND_PDQ_VIDEO:
 		return CostPDQ * max(1, int64(len(h.GetValue())/32))

@@ -3,6 +3,7 @@ package ratelimit
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -83,6 +84,11 @@ func TestCostWeighsTheWork(t *testing.T) {
 	}
 	if Cost(&concordv1.MatchStreamRequest{Batch: pdq}) != CostPDQ {
 		t.Fatal("a stream's batch is not charged as a batch")
+	}
+	// Dihedral matching is eight PDQ searches; it changes nothing for other kinds.
+	dihedral := &concordv1.MatchRequest{Hashes: append(slices.Clone(pdq.Hashes), exact.Hashes[0], video.Hashes[0]), PdqDihedral: true}
+	if got, want := Cost(dihedral), int64(8*CostPDQ+CostExact+30*CostPDQ); got != want {
+		t.Fatalf("a dihedral batch of a PDQ, an exact and a 30-frame video hash costs %d, want %d", got, want)
 	}
 	big := &concordv1.Notice{Context: string(make([]byte, 64<<10))}
 	if Cost(big) < 64*CostPerKiB {

@@ -24,6 +24,82 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// PdqTransform is a rotation or reflection of a picture. Rotations are clockwise, as most image
+// tools count them. Meta's PDQ reference names them otherwise: its rot90 is ROTATE_270, rot270
+// is ROTATE_90, flipx is FLIP_VERTICAL, flipy FLIP_HORIZONTAL, flipplus1 TRANSPOSE and
+// flipminus1 TRANSVERSE.
+type PdqTransform int32
+
+const (
+	// No transform: the picture as it is.
+	PdqTransform_PDQ_TRANSFORM_UNSPECIFIED PdqTransform = 0
+	// Rotated by 90° clockwise.
+	PdqTransform_PDQ_TRANSFORM_ROTATE_90 PdqTransform = 1
+	// Rotated by 180°.
+	PdqTransform_PDQ_TRANSFORM_ROTATE_180 PdqTransform = 2
+	// Rotated by 270° clockwise (90° anticlockwise).
+	PdqTransform_PDQ_TRANSFORM_ROTATE_270 PdqTransform = 3
+	// Mirrored left to right.
+	PdqTransform_PDQ_TRANSFORM_FLIP_HORIZONTAL PdqTransform = 4
+	// Mirrored top to bottom.
+	PdqTransform_PDQ_TRANSFORM_FLIP_VERTICAL PdqTransform = 5
+	// Reflected about the diagonal from the top left corner (rows become columns).
+	PdqTransform_PDQ_TRANSFORM_TRANSPOSE PdqTransform = 6
+	// Reflected about the diagonal from the top right corner.
+	PdqTransform_PDQ_TRANSFORM_TRANSVERSE PdqTransform = 7
+)
+
+// Enum value maps for PdqTransform.
+var (
+	PdqTransform_name = map[int32]string{
+		0: "PDQ_TRANSFORM_UNSPECIFIED",
+		1: "PDQ_TRANSFORM_ROTATE_90",
+		2: "PDQ_TRANSFORM_ROTATE_180",
+		3: "PDQ_TRANSFORM_ROTATE_270",
+		4: "PDQ_TRANSFORM_FLIP_HORIZONTAL",
+		5: "PDQ_TRANSFORM_FLIP_VERTICAL",
+		6: "PDQ_TRANSFORM_TRANSPOSE",
+		7: "PDQ_TRANSFORM_TRANSVERSE",
+	}
+	PdqTransform_value = map[string]int32{
+		"PDQ_TRANSFORM_UNSPECIFIED":     0,
+		"PDQ_TRANSFORM_ROTATE_90":       1,
+		"PDQ_TRANSFORM_ROTATE_180":      2,
+		"PDQ_TRANSFORM_ROTATE_270":      3,
+		"PDQ_TRANSFORM_FLIP_HORIZONTAL": 4,
+		"PDQ_TRANSFORM_FLIP_VERTICAL":   5,
+		"PDQ_TRANSFORM_TRANSPOSE":       6,
+		"PDQ_TRANSFORM_TRANSVERSE":      7,
+	}
+)
+
+func (x PdqTransform) Enum() *PdqTransform {
+	p := new(PdqTransform)
+	*p = x
+	return p
+}
+
+func (x PdqTransform) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (PdqTransform) Descriptor() protoreflect.EnumDescriptor {
+	return file_concord_v1_match_proto_enumTypes[0].Descriptor()
+}
+
+func (PdqTransform) Type() protoreflect.EnumType {
+	return &file_concord_v1_match_proto_enumTypes[0]
+}
+
+func (x PdqTransform) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use PdqTransform.Descriptor instead.
+func (PdqTransform) EnumDescriptor() ([]byte, []int) {
+	return file_concord_v1_match_proto_rawDescGZIP(), []int{0}
+}
+
 type MatchRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The hashes to look up, 1 to 10 000. Results come back in the same order.
@@ -37,7 +113,17 @@ type MatchRequest struct {
 	// heard from the raft leader within this duration answers from its own state at once, which
 	// spreads matching over every node of a cluster; a node that did not falls back to the
 	// up-to-date answer. At most one hour.
-	MaxStaleness  *durationpb.Duration `protobuf:"bytes,4,opt,name=max_staleness,json=maxStaleness,proto3" json:"max_staleness,omitempty"`
+	MaxStaleness *durationpb.Duration `protobuf:"bytes,4,opt,name=max_staleness,json=maxStaleness,proto3" json:"max_staleness,omitempty"`
+	// Also match the seven rotations and reflections of each PDQ hash (not PDQ_VIDEO), so that a
+	// mirrored or rotated copy of a notice's picture matches it; NoticeMatch.pdq_transform says
+	// which. The variants are computed from the hash itself (a transform of the picture permutes
+	// and flips the hash's bits), to within a few bits of hashing the transformed picture (6 on
+	// average over the PDQ reference's test pictures), so distances may be a few bits larger than
+	// for the picture sent as is. PDQ itself limits this: a small picture with fine detail (the
+	// reference's 256-pixel photographs) hashes 24 to 98 bits from its own mirror image, and
+	// matches it neither way. Each PDQ hash counts as eight lookups towards the partner's
+	// matching budget.
+	PdqDihedral   bool `protobuf:"varint,5,opt,name=pdq_dihedral,json=pdqDihedral,proto3" json:"pdq_dihedral,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -98,6 +184,13 @@ func (x *MatchRequest) GetMaxStaleness() *durationpb.Duration {
 		return x.MaxStaleness
 	}
 	return nil
+}
+
+func (x *MatchRequest) GetPdqDihedral() bool {
+	if x != nil {
+		return x.PdqDihedral
+	}
+	return false
 }
 
 // MatchStreamRequest is one batch sent on a MatchStream.
@@ -341,8 +434,11 @@ type NoticeMatch struct {
 	NotActionableIn       []string            `protobuf:"bytes,13,rep,name=not_actionable_in,json=notActionableIn,proto3" json:"not_actionable_in,omitempty"`
 	PreservationRequested bool                `protobuf:"varint,14,opt,name=preservation_requested,json=preservationRequested,proto3" json:"preservation_requested,omitempty"`
 	CounterNarratives     []*CounterNarrative `protobuf:"bytes,15,rep,name=counter_narratives,json=counterNarratives,proto3" json:"counter_narratives,omitempty"`
-	unknownFields         protoimpl.UnknownFields
-	sizeCache             protoimpl.SizeCache
+	// PDQ with pdq_dihedral: how the query's picture differs from the notice's (the query is the
+	// notice's picture rotated or flipped so). UNSPECIFIED: as sent, no transform.
+	PdqTransform  PdqTransform `protobuf:"varint,16,opt,name=pdq_transform,json=pdqTransform,proto3,enum=concord.v1.PdqTransform" json:"pdq_transform,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *NoticeMatch) Reset() {
@@ -480,6 +576,13 @@ func (x *NoticeMatch) GetCounterNarratives() []*CounterNarrative {
 	return nil
 }
 
+func (x *NoticeMatch) GetPdqTransform() PdqTransform {
+	if x != nil {
+		return x.PdqTransform
+	}
+	return PdqTransform_PDQ_TRANSFORM_UNSPECIFIED
+}
+
 // Obligation is a notice's demand in one jurisdiction.
 type Obligation struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
@@ -556,14 +659,15 @@ var File_concord_v1_match_proto protoreflect.FileDescriptor
 const file_concord_v1_match_proto_rawDesc = "" +
 	"\n" +
 	"\x16concord/v1/match.proto\x12\n" +
-	"concord.v1\x1a\x1bbuf/validate/validate.proto\x1a\x17concord/v1/notice.proto\x1a\x18concord/v1/options.proto\x1a\x16concord/v1/types.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf2\x01\n" +
+	"concord.v1\x1a\x1bbuf/validate/validate.proto\x1a\x17concord/v1/notice.proto\x1a\x18concord/v1/options.proto\x1a\x16concord/v1/types.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x95\x02\n" +
 	"\fMatchRequest\x125\n" +
 	"\x06hashes\x18\x01 \x03(\v2\x10.concord.v1.HashB\v\xbaH\b\x92\x01\x05\b\x01\x10\x90NR\x06hashes\x123\n" +
 	"\x10max_pdq_distance\x18\x02 \x01(\x05B\t\xbaH\x06\x1a\x04\x18\x1f(\x00R\x0emaxPdqDistance\x12'\n" +
 	"\n" +
 	"request_id\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x01R\trequestId\x12M\n" +
 	"\rmax_staleness\x18\x04 \x01(\v2\x19.google.protobuf.DurationB\r\xbaH\n" +
-	"\xaa\x01\a\"\x03\b\x90\x1c2\x00R\fmaxStaleness\"L\n" +
+	"\xaa\x01\a\"\x03\b\x90\x1c2\x00R\fmaxStaleness\x12!\n" +
+	"\fpdq_dihedral\x18\x05 \x01(\bR\vpdqDihedral\"L\n" +
 	"\x12MatchStreamRequest\x126\n" +
 	"\x05batch\x18\x01 \x01(\v2\x18.concord.v1.MatchRequestB\x06\xbaH\x03\xc8\x01\x01R\x05batch\"F\n" +
 	"\x13MatchStreamResponse\x12/\n" +
@@ -578,7 +682,7 @@ const file_concord_v1_match_proto_rawDesc = "" +
 	"\amatches\x18\x01 \x03(\v2\x17.concord.v1.NoticeMatchR\amatches\x12\x1f\n" +
 	"\vlow_quality\x18\x02 \x01(\bR\n" +
 	"lowQuality\x12\x12\n" +
-	"\x04note\x18\x03 \x01(\tR\x04note\"\xc2\x05\n" +
+	"\x04note\x18\x03 \x01(\tR\x04note\"\x81\x06\n" +
 	"\vNoticeMatch\x12\x1b\n" +
 	"\tnotice_id\x18\x01 \x01(\tR\bnoticeId\x12#\n" +
 	"\rhash_position\x18\x02 \x01(\rR\fhashPosition\x12(\n" +
@@ -598,14 +702,24 @@ const file_concord_v1_match_proto_rawDesc = "" +
 	"\vobligations\x18\f \x03(\v2\x16.concord.v1.ObligationR\vobligations\x12*\n" +
 	"\x11not_actionable_in\x18\r \x03(\tR\x0fnotActionableIn\x125\n" +
 	"\x16preservation_requested\x18\x0e \x01(\bR\x15preservationRequested\x12K\n" +
-	"\x12counter_narratives\x18\x0f \x03(\v2\x1c.concord.v1.CounterNarrativeR\x11counterNarratives\"\xca\x01\n" +
+	"\x12counter_narratives\x18\x0f \x03(\v2\x1c.concord.v1.CounterNarrativeR\x11counterNarratives\x12=\n" +
+	"\rpdq_transform\x18\x10 \x01(\x0e2\x18.concord.v1.PdqTransformR\fpdqTransform\"\xca\x01\n" +
 	"\n" +
 	"Obligation\x12\"\n" +
 	"\fjurisdiction\x18\x01 \x01(\tR\fjurisdiction\x122\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x1a.concord.v1.AdoptionStatusR\x06status\x12\x1f\n" +
 	"\vlegal_basis\x18\x03 \x01(\tR\n" +
 	"legalBasis\x12C\n" +
-	"\x0faction_deadline\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x0eactionDeadline2\xb7\x01\n" +
+	"\x0faction_deadline\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x0eactionDeadline*\x85\x02\n" +
+	"\fPdqTransform\x12\x1d\n" +
+	"\x19PDQ_TRANSFORM_UNSPECIFIED\x10\x00\x12\x1b\n" +
+	"\x17PDQ_TRANSFORM_ROTATE_90\x10\x01\x12\x1c\n" +
+	"\x18PDQ_TRANSFORM_ROTATE_180\x10\x02\x12\x1c\n" +
+	"\x18PDQ_TRANSFORM_ROTATE_270\x10\x03\x12!\n" +
+	"\x1dPDQ_TRANSFORM_FLIP_HORIZONTAL\x10\x04\x12\x1f\n" +
+	"\x1bPDQ_TRANSFORM_FLIP_VERTICAL\x10\x05\x12\x1b\n" +
+	"\x17PDQ_TRANSFORM_TRANSPOSE\x10\x06\x12\x1c\n" +
+	"\x18PDQ_TRANSFORM_TRANSVERSE\x10\a2\xb7\x01\n" +
 	"\fMatchService\x12I\n" +
 	"\x05Match\x12\x18.concord.v1.MatchRequest\x1a\x19.concord.v1.MatchResponse\"\v\xea\xe0\x18\x04\n" +
 	"\x02\x02\x01\x90\x02\x01\x12\\\n" +
@@ -624,48 +738,51 @@ func file_concord_v1_match_proto_rawDescGZIP() []byte {
 	return file_concord_v1_match_proto_rawDescData
 }
 
+var file_concord_v1_match_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
 var file_concord_v1_match_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_concord_v1_match_proto_goTypes = []any{
-	(*MatchRequest)(nil),          // 0: concord.v1.MatchRequest
-	(*MatchStreamRequest)(nil),    // 1: concord.v1.MatchStreamRequest
-	(*MatchStreamResponse)(nil),   // 2: concord.v1.MatchStreamResponse
-	(*MatchResponse)(nil),         // 3: concord.v1.MatchResponse
-	(*HashResult)(nil),            // 4: concord.v1.HashResult
-	(*NoticeMatch)(nil),           // 5: concord.v1.NoticeMatch
-	(*Obligation)(nil),            // 6: concord.v1.Obligation
-	(*Hash)(nil),                  // 7: concord.v1.Hash
-	(*durationpb.Duration)(nil),   // 8: google.protobuf.Duration
-	(HashKind)(0),                 // 9: concord.v1.HashKind
-	(Category)(0),                 // 10: concord.v1.Category
-	(TLP)(0),                      // 11: concord.v1.TLP
-	(*timestamppb.Timestamp)(nil), // 12: google.protobuf.Timestamp
-	(*CounterNarrative)(nil),      // 13: concord.v1.CounterNarrative
-	(AdoptionStatus)(0),           // 14: concord.v1.AdoptionStatus
+	(PdqTransform)(0),             // 0: concord.v1.PdqTransform
+	(*MatchRequest)(nil),          // 1: concord.v1.MatchRequest
+	(*MatchStreamRequest)(nil),    // 2: concord.v1.MatchStreamRequest
+	(*MatchStreamResponse)(nil),   // 3: concord.v1.MatchStreamResponse
+	(*MatchResponse)(nil),         // 4: concord.v1.MatchResponse
+	(*HashResult)(nil),            // 5: concord.v1.HashResult
+	(*NoticeMatch)(nil),           // 6: concord.v1.NoticeMatch
+	(*Obligation)(nil),            // 7: concord.v1.Obligation
+	(*Hash)(nil),                  // 8: concord.v1.Hash
+	(*durationpb.Duration)(nil),   // 9: google.protobuf.Duration
+	(HashKind)(0),                 // 10: concord.v1.HashKind
+	(Category)(0),                 // 11: concord.v1.Category
+	(TLP)(0),                      // 12: concord.v1.TLP
+	(*timestamppb.Timestamp)(nil), // 13: google.protobuf.Timestamp
+	(*CounterNarrative)(nil),      // 14: concord.v1.CounterNarrative
+	(AdoptionStatus)(0),           // 15: concord.v1.AdoptionStatus
 }
 var file_concord_v1_match_proto_depIdxs = []int32{
-	7,  // 0: concord.v1.MatchRequest.hashes:type_name -> concord.v1.Hash
-	8,  // 1: concord.v1.MatchRequest.max_staleness:type_name -> google.protobuf.Duration
-	0,  // 2: concord.v1.MatchStreamRequest.batch:type_name -> concord.v1.MatchRequest
-	3,  // 3: concord.v1.MatchStreamResponse.batch:type_name -> concord.v1.MatchResponse
-	4,  // 4: concord.v1.MatchResponse.results:type_name -> concord.v1.HashResult
-	5,  // 5: concord.v1.HashResult.matches:type_name -> concord.v1.NoticeMatch
-	9,  // 6: concord.v1.NoticeMatch.kind:type_name -> concord.v1.HashKind
-	10, // 7: concord.v1.NoticeMatch.categories:type_name -> concord.v1.Category
-	11, // 8: concord.v1.NoticeMatch.tlp:type_name -> concord.v1.TLP
-	12, // 9: concord.v1.NoticeMatch.accepted_at:type_name -> google.protobuf.Timestamp
-	6,  // 10: concord.v1.NoticeMatch.obligations:type_name -> concord.v1.Obligation
-	13, // 11: concord.v1.NoticeMatch.counter_narratives:type_name -> concord.v1.CounterNarrative
-	14, // 12: concord.v1.Obligation.status:type_name -> concord.v1.AdoptionStatus
-	12, // 13: concord.v1.Obligation.action_deadline:type_name -> google.protobuf.Timestamp
-	0,  // 14: concord.v1.MatchService.Match:input_type -> concord.v1.MatchRequest
-	1,  // 15: concord.v1.MatchService.MatchStream:input_type -> concord.v1.MatchStreamRequest
-	3,  // 16: concord.v1.MatchService.Match:output_type -> concord.v1.MatchResponse
-	2,  // 17: concord.v1.MatchService.MatchStream:output_type -> concord.v1.MatchStreamResponse
-	16, // [16:18] is the sub-list for method output_type
-	14, // [14:16] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	8,  // 0: concord.v1.MatchRequest.hashes:type_name -> concord.v1.Hash
+	9,  // 1: concord.v1.MatchRequest.max_staleness:type_name -> google.protobuf.Duration
+	1,  // 2: concord.v1.MatchStreamRequest.batch:type_name -> concord.v1.MatchRequest
+	4,  // 3: concord.v1.MatchStreamResponse.batch:type_name -> concord.v1.MatchResponse
+	5,  // 4: concord.v1.MatchResponse.results:type_name -> concord.v1.HashResult
+	6,  // 5: concord.v1.HashResult.matches:type_name -> concord.v1.NoticeMatch
+	10, // 6: concord.v1.NoticeMatch.kind:type_name -> concord.v1.HashKind
+	11, // 7: concord.v1.NoticeMatch.categories:type_name -> concord.v1.Category
+	12, // 8: concord.v1.NoticeMatch.tlp:type_name -> concord.v1.TLP
+	13, // 9: concord.v1.NoticeMatch.accepted_at:type_name -> google.protobuf.Timestamp
+	7,  // 10: concord.v1.NoticeMatch.obligations:type_name -> concord.v1.Obligation
+	14, // 11: concord.v1.NoticeMatch.counter_narratives:type_name -> concord.v1.CounterNarrative
+	0,  // 12: concord.v1.NoticeMatch.pdq_transform:type_name -> concord.v1.PdqTransform
+	15, // 13: concord.v1.Obligation.status:type_name -> concord.v1.AdoptionStatus
+	13, // 14: concord.v1.Obligation.action_deadline:type_name -> google.protobuf.Timestamp
+	1,  // 15: concord.v1.MatchService.Match:input_type -> concord.v1.MatchRequest
+	2,  // 16: concord.v1.MatchService.MatchStream:input_type -> concord.v1.MatchStreamRequest
+	4,  // 17: concord.v1.MatchService.Match:output_type -> concord.v1.MatchResponse
+	3,  // 18: concord.v1.MatchService.MatchStream:output_type -> concord.v1.MatchStreamResponse
+	17, // [17:19] is the sub-list for method output_type
+	15, // [15:17] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_concord_v1_match_proto_init() }
@@ -681,13 +798,14 @@ func file_concord_v1_match_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_concord_v1_match_proto_rawDesc), len(file_concord_v1_match_proto_rawDesc)),
-			NumEnums:      0,
+			NumEnums:      1,
 			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_concord_v1_match_proto_goTypes,
 		DependencyIndexes: file_concord_v1_match_proto_depIdxs,
+		EnumInfos:         file_concord_v1_match_proto_enumTypes,
 		MessageInfos:      file_concord_v1_match_proto_msgTypes,
 	}.Build()
 	File_concord_v1_match_proto = out.File

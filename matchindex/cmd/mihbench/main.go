@@ -54,6 +54,7 @@ func main() {
 	faissPy = flag.String("faiss", "", "also run FAISS on the same hashes and queries with this Python (Debian's: /usr/bin/python3 with python3-faiss, see `make faiss`); empty: skip")
 	faissQueries = flag.Int("faiss-queries", 500, "queries given to FAISS (half random, half planted)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	flag.BoolVar(&dihedral, "dihedral", false, "also time the same queries with dihedral matching (MatchPDQDihedral: the eight rotations and reflections) beside plain ones")
 	flag.Parse()
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
@@ -103,6 +104,15 @@ func main() {
 	}
 	if *exact && largest > 0 {
 		runExact(largest)
+	}
+	if len(dihedralRows) > 0 {
+		fmt.Println("\nDihedral matching (the eight rotations and reflections of each query) beside plain, each query both ways in turn, r = 31:")
+		fmt.Println()
+		fmt.Println("| hashes | dist | plain p50 / p99 µs | dihedral p50 / p99 µs | plain queries/s | dihedral queries/s | cost | hits plain / dihedral |")
+		fmt.Println("|---|---|---|---|---|---|---|---|")
+		for _, r := range dihedralRows {
+			fmt.Println(r)
+		}
 	}
 	if len(faissRows) > 0 {
 		fmt.Println("\nFAISS on the same hashes and queries (one query at a time, one thread, r = 31; recall against an exact scan; B/hash: RSS the index added, its copy of the hashes included):")
@@ -276,6 +286,9 @@ func runPDQ(n int, dist corpus.Model, nq, nBrute, adds int) {
 	if *faissPy != "" {
 		runFAISS(n, dist, x, flat, random, planted, float64(st.Bytes)/float64(n))
 	}
+	if dihedral {
+		runDihedral(n, dist, x, slices.Concat(random, planted))
+	}
 	flat = nil
 	slices.Sort(bruteLat)
 	bp50 := bruteLat[len(bruteLat)/2]
@@ -331,6 +344,48 @@ func timeQueries(x *matchindex.Index, qs [][4]uint64) ([]time.Duration, int) {
 		hits += len(h)
 	}
 	return lat, hits
+}
+
+// dihedral is the -dihedral flag; dihedralRows its results, printed at the end.
+var (
+	dihedral     bool
+	dihedralRows []string
+)
+
+// runDihedral times each query plain and with dihedral matching, one after the other, and
+// prints both sides' p50, p99 and queries a second.
+func runDihedral(n int, dist corpus.Model, x *matchindex.Index, qs [][4]uint64) {
+	var plain, dih []time.Duration
+	var hitsPlain, hitsDih int
+	for _, q := range qs {
+		v := bytesOf(q)
+		s := time.Now()
+		h, err := x.MatchPDQ(v, matchindex.MaxRadius)
+		plain = append(plain, time.Since(s))
+		if err != nil {
+			log.Fatal(err)
+		}
+		s = time.Now()
+		d, err := x.MatchPDQDihedral(v, matchindex.MaxRadius)
+		dih = append(dih, time.Since(s))
+		if err != nil {
+			log.Fatal(err)
+		}
+		hitsPlain, hitsDih = hitsPlain+len(h), hitsDih+len(d)
+	}
+	rate := func(lat []time.Duration) float64 {
+		var total time.Duration
+		for _, l := range lat {
+			total += l
+		}
+		return float64(len(lat)) / total.Seconds()
+	}
+	rp, rd := rate(plain), rate(dih)
+	slices.Sort(plain)
+	slices.Sort(dih)
+	dihedralRows = append(dihedralRows, fmt.Sprintf("| %d | %s | %.0f / %.0f | %.0f / %.0f | %.0f | %.0f | %.2f× | %d / %d |", n, dist,
+		us(plain[len(plain)/2]), us(plain[len(plain)*99/100]), us(dih[len(dih)/2]), us(dih[len(dih)*99/100]),
+		rp, rd, rp/rd, hitsPlain, hitsDih))
 }
 
 // bruteForce returns the indices of the hashes within r of q: the scan the index is

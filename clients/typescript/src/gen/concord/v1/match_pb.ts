@@ -2,8 +2,8 @@
 // @generated from file concord/v1/match.proto (package concord.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import { file_buf_validate_validate } from "../../buf/validate/validate_pb.js";
 import type { AdoptionStatus, CounterNarrative } from "./notice_pb.js";
 import { file_concord_v1_notice } from "./notice_pb.js";
@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file concord/v1/match.proto.
  */
 export const file_concord_v1_match: GenFile = /*@__PURE__*/
-  fileDesc("ChZjb25jb3JkL3YxL21hdGNoLnByb3RvEgpjb25jb3JkLnYxIsEBCgxNYXRjaFJlcXVlc3QSLQoGaGFzaGVzGAEgAygLMhAuY29uY29yZC52MS5IYXNoQgu6SAiSAQUIARCQThIjChBtYXhfcGRxX2Rpc3RhbmNlGAIgASgFQgm6SAYaBBgfKAASHAoKcmVxdWVzdF9pZBgDIAEoCUIIukgFcgMYgAESPwoNbWF4X3N0YWxlbmVzcxgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkINukgKqgEHIgMIkBwyACJFChJNYXRjaFN0cmVhbVJlcXVlc3QSLwoFYmF0Y2gYASABKAsyGC5jb25jb3JkLnYxLk1hdGNoUmVxdWVzdEIGukgDyAEBIj8KE01hdGNoU3RyZWFtUmVzcG9uc2USKAoFYmF0Y2gYASABKAsyGS5jb25jb3JkLnYxLk1hdGNoUmVzcG9uc2UiWwoNTWF0Y2hSZXNwb25zZRInCgdyZXN1bHRzGAEgAygLMhYuY29uY29yZC52MS5IYXNoUmVzdWx0EhIKCnJlcXVlc3RfaWQYAiABKAkSDQoFaW5kZXgYAyABKAQiWQoKSGFzaFJlc3VsdBIoCgdtYXRjaGVzGAEgAygLMhcuY29uY29yZC52MS5Ob3RpY2VNYXRjaBITCgtsb3dfcXVhbGl0eRgCIAEoCBIMCgRub3RlGAMgASgJIvEDCgtOb3RpY2VNYXRjaBIRCglub3RpY2VfaWQYASABKAkSFQoNaGFzaF9wb3NpdGlvbhgCIAEoDRIiCgRraW5kGAMgASgOMhQuY29uY29yZC52MS5IYXNoS2luZBIQCghkaXN0YW5jZRgEIAEoBRIbChNxdWVyeV9tYXRjaF9wZXJjZW50GAUgASgCEhwKFHN0b3JlZF9tYXRjaF9wZXJjZW50GAYgASgCEg4KBmlzc3VlchgHIAEoCRIcChRpc3N1aW5nX2p1cmlzZGljdGlvbhgIIAEoCRIoCgpjYXRlZ29yaWVzGAkgAygOMhQuY29uY29yZC52MS5DYXRlZ29yeRIcCgN0bHAYCiABKA4yDy5jb25jb3JkLnYxLlRMUBIvCgthY2NlcHRlZF9hdBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKwoLb2JsaWdhdGlvbnMYDCADKAsyFi5jb25jb3JkLnYxLk9ibGlnYXRpb24SGQoRbm90X2FjdGlvbmFibGVfaW4YDSADKAkSHgoWcHJlc2VydmF0aW9uX3JlcXVlc3RlZBgOIAEoCBI4ChJjb3VudGVyX25hcnJhdGl2ZXMYDyADKAsyHC5jb25jb3JkLnYxLkNvdW50ZXJOYXJyYXRpdmUimAEKCk9ibGlnYXRpb24SFAoManVyaXNkaWN0aW9uGAEgASgJEioKBnN0YXR1cxgCIAEoDjIaLmNvbmNvcmQudjEuQWRvcHRpb25TdGF0dXMSEwoLbGVnYWxfYmFzaXMYAyABKAkSMwoPYWN0aW9uX2RlYWRsaW5lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcDK3AQoMTWF0Y2hTZXJ2aWNlEkkKBU1hdGNoEhguY29uY29yZC52MS5NYXRjaFJlcXVlc3QaGS5jb25jb3JkLnYxLk1hdGNoUmVzcG9uc2UiC5ACAergGAQKAgIBElwKC01hdGNoU3RyZWFtEh4uY29uY29yZC52MS5NYXRjaFN0cmVhbVJlcXVlc3QaHy5jb25jb3JkLnYxLk1hdGNoU3RyZWFtUmVzcG9uc2UiCOrgGAQKAgIBKAEwAUIiWiBjb25jb3JkL2dlbi9jb25jb3JkL3YxO2NvbmNvcmR2MWIGcHJvdG8z", [file_buf_validate_validate, file_concord_v1_notice, file_concord_v1_options, file_concord_v1_types, file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("ChZjb25jb3JkL3YxL21hdGNoLnByb3RvEgpjb25jb3JkLnYxItcBCgxNYXRjaFJlcXVlc3QSLQoGaGFzaGVzGAEgAygLMhAuY29uY29yZC52MS5IYXNoQgu6SAiSAQUIARCQThIjChBtYXhfcGRxX2Rpc3RhbmNlGAIgASgFQgm6SAYaBBgfKAASHAoKcmVxdWVzdF9pZBgDIAEoCUIIukgFcgMYgAESPwoNbWF4X3N0YWxlbmVzcxgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkINukgKqgEHIgMIkBwyABIUCgxwZHFfZGloZWRyYWwYBSABKAgiRQoSTWF0Y2hTdHJlYW1SZXF1ZXN0Ei8KBWJhdGNoGAEgASgLMhguY29uY29yZC52MS5NYXRjaFJlcXVlc3RCBrpIA8gBASI/ChNNYXRjaFN0cmVhbVJlc3BvbnNlEigKBWJhdGNoGAEgASgLMhkuY29uY29yZC52MS5NYXRjaFJlc3BvbnNlIlsKDU1hdGNoUmVzcG9uc2USJwoHcmVzdWx0cxgBIAMoCzIWLmNvbmNvcmQudjEuSGFzaFJlc3VsdBISCgpyZXF1ZXN0X2lkGAIgASgJEg0KBWluZGV4GAMgASgEIlkKCkhhc2hSZXN1bHQSKAoHbWF0Y2hlcxgBIAMoCzIXLmNvbmNvcmQudjEuTm90aWNlTWF0Y2gSEwoLbG93X3F1YWxpdHkYAiABKAgSDAoEbm90ZRgDIAEoCSKiBAoLTm90aWNlTWF0Y2gSEQoJbm90aWNlX2lkGAEgASgJEhUKDWhhc2hfcG9zaXRpb24YAiABKA0SIgoEa2luZBgDIAEoDjIULmNvbmNvcmQudjEuSGFzaEtpbmQSEAoIZGlzdGFuY2UYBCABKAUSGwoTcXVlcnlfbWF0Y2hfcGVyY2VudBgFIAEoAhIcChRzdG9yZWRfbWF0Y2hfcGVyY2VudBgGIAEoAhIOCgZpc3N1ZXIYByABKAkSHAoUaXNzdWluZ19qdXJpc2RpY3Rpb24YCCABKAkSKAoKY2F0ZWdvcmllcxgJIAMoDjIULmNvbmNvcmQudjEuQ2F0ZWdvcnkSHAoDdGxwGAogASgOMg8uY29uY29yZC52MS5UTFASLwoLYWNjZXB0ZWRfYXQYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEisKC29ibGlnYXRpb25zGAwgAygLMhYuY29uY29yZC52MS5PYmxpZ2F0aW9uEhkKEW5vdF9hY3Rpb25hYmxlX2luGA0gAygJEh4KFnByZXNlcnZhdGlvbl9yZXF1ZXN0ZWQYDiABKAgSOAoSY291bnRlcl9uYXJyYXRpdmVzGA8gAygLMhwuY29uY29yZC52MS5Db3VudGVyTmFycmF0aXZlEi8KDXBkcV90cmFuc2Zvcm0YECABKA4yGC5jb25jb3JkLnYxLlBkcVRyYW5zZm9ybSKYAQoKT2JsaWdhdGlvbhIUCgxqdXJpc2RpY3Rpb24YASABKAkSKgoGc3RhdHVzGAIgASgOMhouY29uY29yZC52MS5BZG9wdGlvblN0YXR1cxITCgtsZWdhbF9iYXNpcxgDIAEoCRIzCg9hY3Rpb25fZGVhZGxpbmUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wKoUCCgxQZHFUcmFuc2Zvcm0SHQoZUERRX1RSQU5TRk9STV9VTlNQRUNJRklFRBAAEhsKF1BEUV9UUkFOU0ZPUk1fUk9UQVRFXzkwEAESHAoYUERRX1RSQU5TRk9STV9ST1RBVEVfMTgwEAISHAoYUERRX1RSQU5TRk9STV9ST1RBVEVfMjcwEAMSIQodUERRX1RSQU5TRk9STV9GTElQX0hPUklaT05UQUwQBBIfChtQRFFfVFJBTlNGT1JNX0ZMSVBfVkVSVElDQUwQBRIbChdQRFFfVFJBTlNGT1JNX1RSQU5TUE9TRRAGEhwKGFBEUV9UUkFOU0ZPUk1fVFJBTlNWRVJTRRAHMrcBCgxNYXRjaFNlcnZpY2USSQoFTWF0Y2gSGC5jb25jb3JkLnYxLk1hdGNoUmVxdWVzdBoZLmNvbmNvcmQudjEuTWF0Y2hSZXNwb25zZSILkAIB6uAYBAoCAgESXAoLTWF0Y2hTdHJlYW0SHi5jb25jb3JkLnYxLk1hdGNoU3RyZWFtUmVxdWVzdBofLmNvbmNvcmQudjEuTWF0Y2hTdHJlYW1SZXNwb25zZSII6uAYBAoCAgEoATABQiJaIGNvbmNvcmQvZ2VuL2NvbmNvcmQvdjE7Y29uY29yZHYxYgZwcm90bzM", [file_buf_validate_validate, file_concord_v1_notice, file_concord_v1_options, file_concord_v1_types, file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message concord.v1.MatchRequest
@@ -55,6 +55,21 @@ export type MatchRequest = Message<"concord.v1.MatchRequest"> & {
    * @generated from field: google.protobuf.Duration max_staleness = 4;
    */
   maxStaleness?: Duration | undefined;
+
+  /**
+   * Also match the seven rotations and reflections of each PDQ hash (not PDQ_VIDEO), so that a
+   * mirrored or rotated copy of a notice's picture matches it; NoticeMatch.pdq_transform says
+   * which. The variants are computed from the hash itself (a transform of the picture permutes
+   * and flips the hash's bits), to within a few bits of hashing the transformed picture (6 on
+   * average over the PDQ reference's test pictures), so distances may be a few bits larger than
+   * for the picture sent as is. PDQ itself limits this: a small picture with fine detail (the
+   * reference's 256-pixel photographs) hashes 24 to 98 bits from its own mirror image, and
+   * matches it neither way. Each PDQ hash counts as eight lookups towards the partner's
+   * matching budget.
+   *
+   * @generated from field: bool pdq_dihedral = 5;
+   */
+  pdqDihedral: boolean;
 };
 
 /**
@@ -260,6 +275,14 @@ export type NoticeMatch = Message<"concord.v1.NoticeMatch"> & {
    * @generated from field: repeated concord.v1.CounterNarrative counter_narratives = 15;
    */
   counterNarratives: CounterNarrative[];
+
+  /**
+   * PDQ with pdq_dihedral: how the query's picture differs from the notice's (the query is the
+   * notice's picture rotated or flipped so). UNSPECIFIED: as sent, no transform.
+   *
+   * @generated from field: concord.v1.PdqTransform pdq_transform = 16;
+   */
+  pdqTransform: PdqTransform;
 };
 
 /**
@@ -306,6 +329,78 @@ export type Obligation = Message<"concord.v1.Obligation"> & {
  */
 export const ObligationSchema: GenMessage<Obligation> = /*@__PURE__*/
   messageDesc(file_concord_v1_match, 6);
+
+/**
+ * PdqTransform is a rotation or reflection of a picture. Rotations are clockwise, as most image
+ * tools count them. Meta's PDQ reference names them otherwise: its rot90 is ROTATE_270, rot270
+ * is ROTATE_90, flipx is FLIP_VERTICAL, flipy FLIP_HORIZONTAL, flipplus1 TRANSPOSE and
+ * flipminus1 TRANSVERSE.
+ *
+ * @generated from enum concord.v1.PdqTransform
+ */
+export enum PdqTransform {
+  /**
+   * No transform: the picture as it is.
+   *
+   * @generated from enum value: PDQ_TRANSFORM_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Rotated by 90° clockwise.
+   *
+   * @generated from enum value: PDQ_TRANSFORM_ROTATE_90 = 1;
+   */
+  ROTATE_90 = 1,
+
+  /**
+   * Rotated by 180°.
+   *
+   * @generated from enum value: PDQ_TRANSFORM_ROTATE_180 = 2;
+   */
+  ROTATE_180 = 2,
+
+  /**
+   * Rotated by 270° clockwise (90° anticlockwise).
+   *
+   * @generated from enum value: PDQ_TRANSFORM_ROTATE_270 = 3;
+   */
+  ROTATE_270 = 3,
+
+  /**
+   * Mirrored left to right.
+   *
+   * @generated from enum value: PDQ_TRANSFORM_FLIP_HORIZONTAL = 4;
+   */
+  FLIP_HORIZONTAL = 4,
+
+  /**
+   * Mirrored top to bottom.
+   *
+   * @generated from enum value: PDQ_TRANSFORM_FLIP_VERTICAL = 5;
+   */
+  FLIP_VERTICAL = 5,
+
+  /**
+   * Reflected about the diagonal from the top left corner (rows become columns).
+   *
+   * @generated from enum value: PDQ_TRANSFORM_TRANSPOSE = 6;
+   */
+  TRANSPOSE = 6,
+
+  /**
+   * Reflected about the diagonal from the top right corner.
+   *
+   * @generated from enum value: PDQ_TRANSFORM_TRANSVERSE = 7;
+   */
+  TRANSVERSE = 7,
+}
+
+/**
+ * Describes the enum concord.v1.PdqTransform.
+ */
+export const PdqTransformSchema: GenEnum<PdqTransform> = /*@__PURE__*/
+  enumDesc(file_concord_v1_match, 0);
 
 /**
  * MatchService tells a platform whether content it hosts is covered by a notice in force, and
