@@ -103,7 +103,7 @@ concord compliance --as videoshare --since 168h --json`)
 	var statuses listFlag
 	fs.Var(&statuses, "status", "list only items in these statuses: MET, LATE, OPEN, OVERDUE")
 	limit := fs.Int("limit", 1000, "at most this many items")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
 	req := &concordv1.GetComplianceRequest{NoticeId: *notice, Jurisdiction: strings.ToUpper(*jurisdiction), Platform: *platform, MaxItems: int32(*limit)}

@@ -53,11 +53,8 @@ concord certs init --nodes node-1,node-2,node-3`)
 	trustDomain := flags.String("trust-domain", identity.DefaultTrustDomain, "trust domain of partner and node URIs")
 	var hosts stringList
 	flags.Var(&hosts, "server-host", "extra DNS name or IP address for the server certificate (repeatable)")
-	if err := parseFlags(flags, args); err != nil {
+	if err := parseNoArgs(flags, args); err != nil {
 		return err
-	}
-	if flags.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q (run 'concord certs init --help')", flags.Arg(0))
 	}
 	var ids []string
 	for _, id := range strings.Split(*partners, ",") {

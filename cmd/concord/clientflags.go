@@ -13,6 +13,7 @@ import (
 	"concord/internal/mtls"
 	"concord/internal/pki"
 
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -58,6 +59,9 @@ func (f *clientFlags) register(fs *flag.FlagSet) {
 func (f *clientFlags) dial(needSigner bool) (*client.Client, error) {
 	if f.as != "" {
 		l := pki.Layout{Dir: f.pkiDir}
+		if err := knownPartner(l, f.as); err != nil {
+			return nil, err
+		}
 		if f.ca == "" {
 			f.ca = l.CACert()
 		}
@@ -87,13 +91,14 @@ func (f *clientFlags) dial(needSigner bool) (*client.Client, error) {
 		missing = append(missing, "--log-key")
 	}
 	if len(missing) > 0 {
-		return nil, fmt.Errorf("missing %s: give them, or --as PARTNER to use the dev PKI in %s", strings.Join(missing, ", "), f.pkiDir)
+		return nil, usageErrorf("missing %s: give them, or --as PARTNER to use the dev PKI in %s", strings.Join(missing, ", "), f.pkiDir)
 	}
 	for _, p := range []string{f.ca, f.cert, f.key} {
 		if _, err := os.Stat(p); err != nil {
 			return nil, fmt.Errorf("%w (run 'concord dev' or 'concord certs init' for a dev PKI)", err)
 		}
 	}
+	dialedAddr = f.addr
 	cfg := client.Config{Addr: f.addr, TLS: mtls.Files{CA: f.ca, Cert: f.cert, Key: f.key}, Timeout: f.timeout, LogKeyFile: f.logKey, WitnessQuorum: f.quorum}
 	for _, w := range f.witnesses {
 		key := w
@@ -112,6 +117,44 @@ func (f *clientFlags) dial(needSigner bool) (*client.Client, error) {
 		}
 	}
 	return client.Dial(cfg)
+}
+
+// knownPartner checks that the dev PKI in l holds partner id's files, and otherwise says which
+// partners it holds, or that there is no dev PKI there.
+func knownPartner(l pki.Layout, id string) error {
+	if _, err := os.Stat(l.PartnerDir(id)); err == nil {
+		return nil
+	}
+	entries, err := os.ReadDir(filepath.Dir(l.PartnerDir(id)))
+	if err != nil {
+		return usageErrorf("--as %s: there is no dev PKI in %s: run 'concord dev' (it writes one there), or give --pki DIR", id, l.Dir)
+	}
+	var ids []string
+	for _, e := range entries {
+		if e.IsDir() {
+			ids = append(ids, e.Name())
+		}
+	}
+	return usageErrorf("--as %s: unknown partner: the dev PKI in %s has %s", id, l.Dir, strings.Join(ids, ", "))
+}
+
+// dialedAddr is the node address the command called, for errors that say it was not reachable.
+var dialedAddr string
+
+// unreachable rewrites an error of a call that found no node listening into one that says where
+// it looked and what to do; other errors are returned as they are.
+func unreachable(err error) error {
+	st, ok := status.FromError(err)
+	if dialedAddr == "" || (ok && st.Code() != codes.Unavailable) {
+		return err
+	}
+	msg := err.Error()
+	for _, sign := range []string{"connection refused", "no such host", "i/o timeout", "network is unreachable", "error while dialing", "Error while dialing"} {
+		if strings.Contains(msg, sign) {
+			return fmt.Errorf("no Concord node answers at %s (%s): is it running? ('concord dev' starts one; --addr or $CONCORD_ADDR says where to call)", dialedAddr, sign)
+		}
+	}
+	return err
 }
 
 // printJSON writes msg in the proto3 JSON mapping, indented.

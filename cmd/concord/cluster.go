@@ -52,7 +52,7 @@ concord cluster list --as hub-ops
 concord cluster list --addr 10.0.0.2:7443 --ca ca.pem --cert admin.pem --key admin.key --json`)
 	var cf clientFlags
 	cf.register(fs)
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
 	c, err := cf.dial(false)
@@ -196,16 +196,10 @@ concord cluster remove node-3 --as hub-ops`)
 // parseWithArgs parses flags given before, between or after the positional arguments, and
 // returns the positional ones.
 func parseWithArgs(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := parseFlags(fs, args); err != nil {
-			return nil, err
-		}
-		if fs.NArg() == 0 {
-			return pos, nil
-		}
-		pos, args = append(pos, fs.Arg(0)), fs.Args()[1:]
+	if err := parseFlags(fs, args); err != nil {
+		return nil, err
 	}
+	return fs.Args(), nil
 }
 
 func runClusterRecover(ctx context.Context, args []string) error {
@@ -222,7 +216,7 @@ concord cluster recover --data-dir /var/lib/concord --node-id node-1 --raft-addr
 	dataDir := fs.String("data-dir", "", "the stopped node's data directory")
 	nodeID := fs.String("node-id", "", "the node's id (its node certificate's)")
 	raftAddr := fs.String("raft-addr", "", "the node's raft address (empty: a node that will run alone)")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
 	if *dataDir == "" || *nodeID == "" {

@@ -43,7 +43,7 @@ concord dev --node-id node-2 --raft-addr 127.0.0.1:7002 --join 127.0.0.1:7443 \
 	raftAddr := fs.String("raft-addr", "", "host:port of this node's raft port (empty: run alone)")
 	var join stringList
 	fs.Var(&joinFlag{list: &join}, "join", "gRPC address of a cluster member to join through (repeatable, or comma-separated)")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
 	if *dataDir == "" {

@@ -36,7 +36,7 @@ func kindName(k concordv1.HashKind) string {
 func parseHashArg(arg string) (*concordv1.Hash, error) {
 	parts := strings.Split(arg, ":")
 	if len(parts) < 2 || len(parts) > 3 {
-		return nil, fmt.Errorf("--hash %q: want KIND:HEX or KIND:HEX:QUALITY (kinds: %s)", arg, hashKindNames)
+		return nil, usageErrorf("--hash %q: want KIND:HEX or KIND:HEX:QUALITY (kinds: %s)", arg, hashKindNames)
 	}
 	quality := ""
 	if len(parts) == 3 {
@@ -44,7 +44,7 @@ func parseHashArg(arg string) (*concordv1.Hash, error) {
 	}
 	h, err := newHash(parts[0], parts[1], quality)
 	if err != nil {
-		return nil, fmt.Errorf("--hash %q: %w", arg, err)
+		return nil, usageErrorf("--hash %q: %v", arg, err)
 	}
 	return h, nil
 }
@@ -58,6 +58,9 @@ func newHash(kind, hexValue, quality string) (*concordv1.Hash, error) {
 	if err != nil {
 		return nil, fmt.Errorf("value is not hexadecimal: %w", err)
 	}
+	if err := checkHashLength(k, len(v)); err != nil {
+		return nil, err
+	}
 	h := &concordv1.Hash{Kind: k, Value: v}
 	if quality = strings.TrimSpace(quality); quality != "" {
 		q, err := strconv.Atoi(quality)
@@ -69,6 +72,21 @@ func newHash(kind, hexValue, quality string) (*concordv1.Hash, error) {
 		return nil, errors.New("a PDQ hash needs its quality (KIND:HEX:QUALITY): Concord refuses PDQ hashes of quality below 50")
 	}
 	return h, nil
+}
+
+// checkHashLength refuses a value of the wrong length for its kind before anything is sent.
+func checkHashLength(k concordv1.HashKind, n int) error {
+	want := map[concordv1.HashKind]int{
+		concordv1.HashKind_HASH_KIND_SHA256: 32, concordv1.HashKind_HASH_KIND_MD5: 16,
+		concordv1.HashKind_HASH_KIND_PDQ: 32, concordv1.HashKind_HASH_KIND_URL_SHA256: 32,
+	}[k]
+	switch {
+	case k == concordv1.HashKind_HASH_KIND_PDQ_VIDEO && (n == 0 || n%32 != 0):
+		return fmt.Errorf("a pdq_video value is its frames' PDQ hashes, 64 hex digits each; this one has %d hex digits", 2*n)
+	case want != 0 && n != want:
+		return fmt.Errorf("a %s hash has %d hex digits; this one has %d", kindName(k), 2*want, 2*n)
+	}
+	return nil
 }
 
 // readHashList reads a bulk list of hashes: JSON (an array of {"kind", "hex", "quality"}) or CSV

@@ -62,7 +62,7 @@ concord log verify --dir /var/lib/concord-mirror --log-key log.pub`)
 	var cf clientFlags
 	cf.register(fs)
 	dir := fs.String("dir", "", "verify this mirror directory instead of a node's log")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
 	key, err := logVerifier(&cf)
@@ -169,7 +169,7 @@ its signature with the log key.`, `
 concord log checkpoint --as observatory`)
 	var cf clientFlags
 	cf.register(fs)
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
 	key, err := logVerifier(&cf)
@@ -205,7 +205,7 @@ concord match --mirror /var/lib/concord-mirror uploads/`)
 	dir := fs.String("dir", "", "the mirror's directory (required)")
 	once := fs.Bool("once", false, "sync once and exit")
 	interval := fs.Duration("interval", 5*time.Second, "how often to look for new entries")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
 	if *dir == "" {

@@ -121,7 +121,7 @@ concord notice submit --as fr-pharos --basis fr.lcen.6-1 --category ATTACK_FOOTA
 	contextText := fs.String("context", "", "context for the platforms' reviewers")
 	supersedes := fs.String("supersedes", "", "id of an earlier notice of yours that this one replaces")
 	id := fs.String("id", "", "the notice's id (a ULID carrying your statement id tag at characters 11 to 16, see WhoAmI; default: a new one)")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
 	if *basis == "" {
@@ -259,24 +259,18 @@ func chunkHashes(all []*concordv1.Hash, size int) [][]*concordv1.Hash {
 // before, between or after the flags.
 func noticeStatementFlags(fs *flag.FlagSet, cf *clientFlags, args []string) (string, error) {
 	cf.register(fs)
-	var id string
-	for {
-		if err := parseFlags(fs, args); err != nil {
-			return "", err
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		if id != "" {
-			return "", fmt.Errorf("one notice id only: got %q and %q", id, fs.Arg(0))
-		}
-		id, args = fs.Arg(0), fs.Args()[1:]
+	if err := parseFlags(fs, args); err != nil {
+		return "", err
 	}
-	if id == "" {
+	switch fs.NArg() {
+	case 0:
 		fs.Usage()
 		return "", errUsage
+	case 1:
+		return fs.Arg(0), nil
 	}
-	return id, nil
+	fmt.Fprintf(fs.Output(), "concord %s: one notice id only: got %q and %q\n", fs.Name(), fs.Arg(0), fs.Arg(1))
+	return "", errUsage
 }
 
 func runNoticeEndorse(ctx context.Context, args []string) error {
@@ -383,7 +377,7 @@ concord notice list --as observatory --category GLORIFICATION --since 24h --json
 	issuer := fs.String("issuer", "", "only notices of this issuer (partner id)")
 	since := fs.String("since", "", "only notices changed since then: a duration (24h) or an RFC 3339 time")
 	limit := fs.Int("limit", 100, "at most this many notices (0: all)")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
 	req := &concordv1.ListNoticesRequest{Jurisdiction: strings.ToUpper(*jurisdiction), Issuer: *issuer, PageSize: 500}

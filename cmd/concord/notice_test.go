@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -24,12 +25,8 @@ func cli(t *testing.T, n *servertest.Node, partner string, args ...string) (stri
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	// The connection flags go right after the command's name (flags stop at the first argument).
-	at := 1
-	if len(args) > 1 && (args[0] == "notice" || args[0] == "action" || args[0] == "log") {
-		at = 2
-	}
-	full := append(append(append([]string{}, args[:at]...), "--addr", n.GRPCAddr(), "--as", partner, "--pki", n.PKI.Dir), args[at:]...)
+	// The connection flags go last, after any argument: every command takes flags anywhere.
+	full := append(slices.Clone(args), "--addr", n.GRPCAddr(), "--as", partner, "--pki", n.PKI.Dir)
 	cmd := exec.CommandContext(ctx, concordBinary, full...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

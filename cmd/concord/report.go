@@ -36,7 +36,7 @@ concord report --as videoshare --from 2026-11-01 --to 2026-12-01 --format csv > 
 	to := fs.String("to", "", "end of the period, exclusive (default: now)")
 	format := fs.String("format", "md", "md, csv or json")
 	chart := fs.String("chart", "", "write an SVG chart of time-to-action per jurisdiction to this file")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
 	if *from == "" {

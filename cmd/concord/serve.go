@@ -221,7 +221,7 @@ concord serve --data-dir /var/lib/concord --ca ca.pem --cert server.pem --key se
   --log-key log.key --grpc-addr 10.0.0.2:7443 --http-addr 10.0.0.2:8443 \
   --node-id node-2 --raft-addr 10.0.0.2:7000 --node-cert node.pem --node-key node.key --join 10.0.0.1:7443`)
 	cfg.flags(fs)
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
 	var missing []string

@@ -20,11 +20,8 @@ Prints this binary's release and the commit it was built from, the Go release th
 API package partners call, the log's leaf format and the newest raft command type it applies.
 'concord cluster list' shows what each member of a cluster runs.`, `concord version --json`)
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q: version takes no arguments", fs.Arg(0))
 	}
 	in := version.Get()
 	if *asJSON {

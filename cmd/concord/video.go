@@ -42,7 +42,9 @@ func videoHash(ctx context.Context, path string) (*concordv1.Hash, error) {
 // videoNote explains, once, why a video got no vPDQ hash.
 func videoNote(path string, err error) string {
 	if errors.Is(err, vpdq.ErrFFmpegNotFound) {
-		return fmt.Sprintf("%s: no vPDQ hash: %v (the exact hashes are kept)", path, err)
+		return fmt.Sprintf("%s: no vPDQ hash (the exact hashes are kept): concord decodes videos with ffmpeg, which is not on "+
+			"PATH; install it (Debian/Ubuntu: apt-get install ffmpeg; Fedora: dnf install ffmpeg; macOS: brew install ffmpeg; "+
+			"Windows: winget install ffmpeg)", path)
 	}
 	return fmt.Sprintf("%s: no vPDQ hash: %v", path, err)
 }

@@ -36,7 +36,7 @@ concord watch --as videoshare --after 1532 --json`)
 	fs.Var(&jurisdictions, "jurisdiction", "only notices covered in these jurisdictions")
 	fs.Var(&categories, "category", "only notices with these categories")
 	heartbeat := fs.Duration("heartbeat", 15*time.Second, "interval of the hub's heartbeats")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
 	cats, err := parseCategories(categories)

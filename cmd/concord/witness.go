@@ -33,7 +33,7 @@ concord witness --as observatory --dir w/ --witness-key partners/observatory/wit
 	keyFile := fs.String("witness-key", "", "your witness signing key (default with --as: the dev PKI's witness.key)")
 	interval := fs.Duration("interval", 10*time.Second, "how often to look for a new checkpoint")
 	once := fs.Bool("once", false, "check and cosign once, then exit")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
 	if *dir == "" {

@@ -266,11 +266,34 @@ func (s *Service) GetNotice(ctx context.Context, req *concordv1.GetNoticeRequest
 	return &concordv1.GetNoticeResponse{Notice: full}, nil
 }
 
+// knownJurisdiction refuses a filter on a jurisdiction the registry does not hold: it would
+// match nothing, and a typo should not pass for "no notices".
+func (s *Service) knownJurisdiction(code string) error {
+	j, err := s.state().Jurisdiction(nil, code)
+	if err != nil || j != nil {
+		return err
+	}
+	all, err := s.state().Jurisdictions(nil)
+	if err != nil {
+		return err
+	}
+	codes := make([]string, len(all))
+	for i, j := range all {
+		codes[i] = j.GetCode()
+	}
+	return fault.Invalid("jurisdiction: %q is not a partner jurisdiction (the registry has %s)", code, strings.Join(codes, ", "))
+}
+
 // ListNotices returns a page of the notices the caller may see.
 func (s *Service) ListNotices(ctx context.Context, req *concordv1.ListNoticesRequest) (*concordv1.ListNoticesResponse, error) {
 	c, err := signed.Caller(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if code := req.GetJurisdiction(); code != "" {
+		if err := s.knownJurisdiction(code); err != nil {
+			return nil, err
+		}
 	}
 	filters := filterDigest(req)
 	after, err := s.decodePageToken(c.PartnerID, req.GetPageToken(), filters)
