@@ -27,7 +27,7 @@ func runGroup(ctx context.Context, group, description, example string, verbs []s
 			strings.ReplaceAll(strings.TrimSpace(example), "\n", "\n  "))
 	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		usage(os.Stdout)
+		usage(helpWriter(os.Stdout))
 		if len(args) == 0 {
 			return errUsage
 		}

@@ -21,6 +21,8 @@ type command struct {
 	summary string
 	// run parses args itself (with newFlags) and does the work.
 	run func(ctx context.Context, args []string) error
+	// hidden: not listed in the help (the shell completion's helper).
+	hidden bool
 }
 
 var commands = map[string]command{}
@@ -35,6 +37,9 @@ func register(c command) {
 // newFlags returns a FlagSet whose --help prints usage, a description and an example.
 func newFlags(name, usage, description, example string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	if helpOutput != nil {
+		fs.SetOutput(helpOutput)
+	}
 	fs.Usage = func() {
 		w := fs.Output()
 		fmt.Fprintf(w, "Usage: concord %s\n\n%s\n\nFlags:\n", usage, strings.TrimSpace(description))
@@ -83,6 +88,17 @@ func parseNoArgs(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
+// helpOutput, when set, receives the help commands print (the shell completion reads it).
+var helpOutput io.Writer
+
+// helpWriter is helpOutput if set, else w.
+func helpWriter(w io.Writer) io.Writer {
+	if helpOutput != nil {
+		return helpOutput
+	}
+	return w
+}
+
 var (
 	errHelpShown = errors.New("help shown")
 	errUsage     = errors.New("usage error")
@@ -106,7 +122,9 @@ func usage(w io.Writer) {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		fmt.Fprintf(w, "  %-10s %s\n", n, commands[n].summary)
+		if !commands[n].hidden {
+			fmt.Fprintf(w, "  %-10s %s\n", n, commands[n].summary)
+		}
 	}
 	fmt.Fprintf(w, "\nRun 'concord <command> --help' for a command's flags and an example. Flags go before or after\n"+
 		"arguments; '--' ends them.\n\nExit status: 0 done; 1 the hub refused or failed (the message says why); 2 a usage\n"+
