@@ -69,6 +69,13 @@ func (c *Client) SignNotice(ctx context.Context, n *concordv1.Notice) (*concordv
 // too); *OutcomeUnknownError, it may be (re-send it with Resend to learn); any other error, it
 // is not.
 func (c *Client) SubmitNotice(ctx context.Context, n *concordv1.Notice) (*concordv1.NoticeRecord, error) {
+	resp, err := c.SubmitNoticeWithReceipt(ctx, n)
+	return resp.GetNotice(), err
+}
+
+// SubmitNoticeWithReceipt is SubmitNotice returning the whole answer: the record and the
+// verified receipt, for a partner to keep as proof that the notice was logged.
+func (c *Client) SubmitNoticeWithReceipt(ctx context.Context, n *concordv1.Notice) (*concordv1.SubmitNoticeResponse, error) {
 	if err := c.requireLogKey(); err != nil {
 		return nil, err
 	}
@@ -76,10 +83,9 @@ func (c *Client) SubmitNotice(ctx context.Context, n *concordv1.Notice) (*concor
 	if err != nil {
 		return nil, err
 	}
-	resp, err := commit(ctx, c, env, func(ctx context.Context, from uint64) (*concordv1.SubmitNoticeResponse, error) {
+	return commit(ctx, c, env, func(ctx context.Context, from uint64) (*concordv1.SubmitNoticeResponse, error) {
 		return c.Notices.SubmitNotice(ctx, &concordv1.SubmitNoticeRequest{Envelope: env, ConsistencyFrom: from})
 	})
-	return resp.GetNotice(), err
 }
 
 // fillStatement sets a statement's author and jurisdiction from WhoAmI when empty.

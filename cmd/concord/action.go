@@ -47,6 +47,7 @@ concord action report 01JD5Z3Y5J8Q6T4V2W0X9Y8Z7A --as videoshare --outcome NOT_A
 	ref := fs.String("preservation-ref", "", "PRESERVED: your reference for the preserved copy")
 	at := fs.String("at", "now", "when you acted: now, a duration ago (10m) or an RFC 3339 time")
 	items := fs.Uint("items", 0, "how many copies the action covered, if known")
+	cf.registerReceipt(fs)
 	id, err := noticeStatementFlags(fs, &cf, args)
 	if err != nil {
 		return err
@@ -76,6 +77,9 @@ concord action report 01JD5Z3Y5J8Q6T4V2W0X9Y8Z7A --as videoshare --outcome NOT_A
 		resp, err := c.ReportAction(ctx, r)
 		if err != nil {
 			return callError("report action", err)
+		}
+		if err := cf.keepReceipt(resp.GetReceipt()); err != nil {
+			return err
 		}
 		if cf.json {
 			return printJSON(os.Stdout, resp)

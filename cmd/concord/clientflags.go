@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"concord/client"
+	concordv1 "concord/gen/concord/v1"
 	"concord/internal/mtls"
 	"concord/internal/pki"
 
@@ -31,6 +32,7 @@ type clientFlags struct {
 	as, pkiDir                      string
 	timeout                         time.Duration
 	json                            bool
+	receipt                         string
 }
 
 func envOr(name, def string) string {
@@ -53,6 +55,46 @@ func (f *clientFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.quorum, "quorum", 0, "how many trusted witnesses must have cosigned a checkpoint for a mirror to follow it")
 	fs.DurationVar(&f.timeout, "timeout", 30*time.Second, "deadline of each call")
 	fs.BoolVar(&f.json, "json", false, "print JSON (proto3 JSON mapping) instead of text")
+}
+
+// witnessKeys are the --witness keys, read from their files where a file was given.
+func (f *clientFlags) witnessKeys() ([]string, error) {
+	var keys []string
+	for _, w := range f.witnesses {
+		key := w
+		if !strings.Contains(w, "+") {
+			b, err := os.ReadFile(w)
+			if err != nil {
+				return nil, fmt.Errorf("--witness: %w", err)
+			}
+			key = strings.TrimSpace(string(b))
+		}
+		keys = append(keys, key)
+	}
+	return keys, nil
+}
+
+// registerReceipt adds --receipt to a command that writes a statement.
+func (f *clientFlags) registerReceipt(fs *flag.FlagSet) {
+	fs.StringVar(&f.receipt, "receipt", "", "write the receipt of the write to this file (JSON, a concord.v1.Receipt): proof that the hub logged your statement, checked offline by 'concord log verify-receipt'")
+}
+
+// keepReceipt writes r to --receipt's file, if given.
+func (f *clientFlags) keepReceipt(r *concordv1.Receipt) error {
+	if f.receipt == "" {
+		return nil
+	}
+	if r == nil {
+		return fmt.Errorf("--receipt %s: the hub's answer carried no receipt", f.receipt)
+	}
+	b, err := protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(r)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(f.receipt, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("--receipt: %w", err)
+	}
+	return nil
 }
 
 // dial connects to the node. needSigner says whether the command signs a statement.
@@ -100,16 +142,9 @@ func (f *clientFlags) dial(needSigner bool) (*client.Client, error) {
 	}
 	dialedAddr = f.addr
 	cfg := client.Config{Addr: f.addr, TLS: mtls.Files{CA: f.ca, Cert: f.cert, Key: f.key}, Timeout: f.timeout, LogKeyFile: f.logKey, WitnessQuorum: f.quorum}
-	for _, w := range f.witnesses {
-		key := w
-		if !strings.Contains(w, "+") {
-			b, err := os.ReadFile(w)
-			if err != nil {
-				return nil, fmt.Errorf("--witness: %w", err)
-			}
-			key = strings.TrimSpace(string(b))
-		}
-		cfg.Witnesses = append(cfg.Witnesses, key)
+	var err error
+	if cfg.Witnesses, err = f.witnessKeys(); err != nil {
+		return nil, err
 	}
 	if needSigner || f.signingKey != "" {
 		if _, err := os.Stat(f.signingKey); err == nil || needSigner {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,11 +17,13 @@ import (
 	"concord/internal/pki"
 	"concord/translog"
 
+	formats "github.com/transparency-dev/formats/note"
 	"golang.org/x/mod/sumdb/note"
+	"google.golang.org/protobuf/encoding/protojson"
 )
 
 func init() {
-	register(command{name: "log", summary: "read and verify the transparency log (log verify, log checkpoint)", run: runLog})
+	register(command{name: "log", summary: "read and verify the transparency log and receipts (log verify|checkpoint|verify-receipt)", run: runLog})
 	register(command{name: "mirror", summary: "keep a local, verified copy of the log for offline matching", run: runMirror})
 }
 
@@ -34,6 +37,7 @@ concord log verify --dir mirror/ --log-key log.pub`,
 		[]subcommand{
 			{"verify", "replay the whole log, re-verifying every signature and the tree", runLogVerify},
 			{"checkpoint", "print the latest signed checkpoint, verified", runLogCheckpoint},
+			{"verify-receipt", "check a saved receipt offline: the hub logged that statement", runLogVerifyReceipt},
 		}, args)
 }
 
@@ -252,4 +256,78 @@ concord match --mirror /var/lib/concord-mirror uploads/`)
 		return nil
 	}
 	return m.Follow(ctx, c, *interval, progress)
+}
+
+func runLogVerifyReceipt(ctx context.Context, args []string) error {
+	fs := newFlags("log verify-receipt", "log verify-receipt FILE [--log-key log.pub] [--witness KEY... --quorum N]", `
+Checks, offline, a receipt a write saved with --receipt: its checkpoint is signed by the hub's log
+key (and, with --quorum, cosigned by that many of the --witness keys), the logged entry's leaf
+hash is proven included in that checkpoint's tree at the entry's index, and the entry holds the
+statement. Prints what the receipt proves; exit status 1 when any check fails. Nothing is sent:
+the log key (and the witness keys) are all it trusts.`, `
+concord notice submit --as fr-pharos --basis fr.lcen.6-1 --category ATTACK_FOOTAGE --file clip.mp4 --receipt clip.receipt.json
+concord log verify-receipt clip.receipt.json --log-key log.pub
+concord log verify-receipt clip.receipt.json --as fr-pharos --witness witness.pub --quorum 1`)
+	var cf clientFlags
+	cf.register(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return errUsage
+	}
+	verifier, err := logVerifier(&cf)
+	if err != nil {
+		return usageErrorf("%v", err)
+	}
+	data, err := readInput(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	var r concordv1.Receipt
+	if err := protojson.Unmarshal(data, &r); err != nil {
+		return fmt.Errorf("%s is not a receipt (JSON of concord.v1.Receipt, as --receipt writes): %w", fs.Arg(0), err)
+	}
+	entry, cp, err := translog.VerifyReceipt(&r, verifier, nil)
+	if err != nil {
+		return fmt.Errorf("%s does not verify: %w", fs.Arg(0), err)
+	}
+	cosigned := "no witness cosignature required (--quorum)"
+	if cf.quorum > 0 {
+		keys, err := cf.witnessKeys()
+		if err != nil {
+			return err
+		}
+		var witnesses []note.Verifier
+		for _, k := range keys {
+			v, err := formats.NewVerifierForCosignatureV1(k)
+			if err != nil {
+				return usageErrorf("--witness %q: %v", k, err)
+			}
+			witnesses = append(witnesses, v)
+		}
+		if cf.quorum > len(witnesses) {
+			return usageErrorf("--quorum %d: only %d --witness keys given", cf.quorum, len(witnesses))
+		}
+		if _, err := translog.OpenCosignedCheckpoint(r.GetCheckpoint().GetNote(), verifier, witnesses, cf.quorum); err != nil {
+			return fmt.Errorf("%s: the log key's signature and the proof verify, but not the witnesses: %w", fs.Arg(0), err)
+		}
+		cosigned = fmt.Sprintf("cosigned by at least %d of the %d witnesses given", cf.quorum, len(witnesses))
+	}
+	what := "the registry a node started from"
+	if st := entry.GetStatement(); st != nil {
+		what = fmt.Sprintf("a statement of type %s signed by key %s", st.GetPayloadType(), entry.GetSignerKeyId())
+	}
+	if cf.json {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(map[string]any{"verified": true, "index": entry.GetIndex(), "origin": cp.Origin, "tree_size": cp.Size,
+			"root_hash": cp.Root.String(), "accepted_at": formatTS(entry.GetAcceptedAt()),
+			"payload_type": entry.GetStatement().GetPayloadType(), "signer_key_id": entry.GetSignerKeyId(), "witness_quorum": cf.quorum})
+	}
+	fmt.Printf("%s verifies: entry %d of the log %s, accepted %s, holds %s.\n", fs.Arg(0), entry.GetIndex(), cp.Origin,
+		formatTS(entry.GetAcceptedAt()), what)
+	fmt.Printf("It is included in the checkpoint of %d entries with root %s, signed by the log key; %s.\n", cp.Size, cp.Root, cosigned)
+	return nil
 }

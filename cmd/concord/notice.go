@@ -105,6 +105,7 @@ concord notice submit --as fr-pharos --basis fr.cp.421-2-5 --category GLORIFICAT
 concord notice submit --as fr-pharos --basis fr.lcen.6-1 --category ATTACK_FOOTAGE --list hashes.csv`)
 	var cf clientFlags
 	cf.register(fs)
+	cf.registerReceipt(fs)
 	var hashes, files, lists, categories, share, narratives repeatFlag
 	fs.Var(&hashes, "hash", "a hash, KIND:HEX or KIND:HEX:QUALITY (repeatable)")
 	fs.Var(&files, "file", "a local file to hash: SHA-256, MD5, and PDQ for images (repeatable)")
@@ -200,8 +201,8 @@ concord notice submit --as fr-pharos --basis fr.lcen.6-1 --category ATTACK_FOOTA
 		return fmt.Errorf("no hashes: give --hash, --file or --list")
 	}
 	chunks := chunkHashes(all, maxHashesPerNotice)
-	if len(chunks) > 1 && (*id != "" || *supersedes != "") {
-		return fmt.Errorf("%d hashes make %d notices: --id and --supersedes apply to a single notice (at most %d hashes)", len(all), len(chunks), maxHashesPerNotice)
+	if len(chunks) > 1 && (*id != "" || *supersedes != "" || cf.receipt != "") {
+		return usageErrorf("%d hashes make %d notices: --id, --supersedes and --receipt apply to a single notice (at most %d hashes)", len(all), len(chunks), maxHashesPerNotice)
 	}
 
 	c, err := cf.dial(true)
@@ -214,15 +215,16 @@ concord notice submit --as fr-pharos --basis fr.lcen.6-1 --category ATTACK_FOOTA
 		n.Hashes = chunk
 		n.NoticeId = *id
 		callCtx, cancel := context.WithTimeout(ctx, cf.timeout)
-		rec, err := c.SubmitNotice(callCtx, n)
+		resp, err := c.SubmitNoticeWithReceipt(callCtx, n)
 		cancel()
 		var unverified *client.UnverifiedReceiptError
 		if errors.As(err, &unverified) {
 			// Committed: its receipt is signed and proves it; only its link to the checkpoints
 			// seen before is not proven yet.
 			fmt.Fprintf(os.Stderr, "warning: notice %s is committed, but %v\n", n.GetNoticeId(), unverified.Err)
-			rec, err = unverified.Response.(*concordv1.SubmitNoticeResponse).GetNotice(), nil
+			resp, err = unverified.Response.(*concordv1.SubmitNoticeResponse), nil
 		}
+		rec := resp.GetNotice()
 		if err != nil {
 			var unknown *client.OutcomeUnknownError
 			if errors.As(err, &unknown) {
@@ -235,6 +237,9 @@ concord notice submit --as fr-pharos --basis fr.lcen.6-1 --category ATTACK_FOOTA
 		}
 		if len(chunks) > 1 {
 			fmt.Fprintf(os.Stderr, "notice %d/%d accepted: %s (%d hashes)\n", i+1, len(chunks), rec.GetNotice().GetNoticeId(), len(chunk))
+		}
+		if err := cf.keepReceipt(resp.GetReceipt()); err != nil {
+			return err
 		}
 		if err := printRecord(os.Stdout, rec, cf.json); err != nil {
 			return err
@@ -280,6 +285,7 @@ covers one of its categories. Signed with your signing key.`, `
 concord notice endorse 01JD5Z3Y5J8Q6T4V2W0X9Y8Z7A --as de-bka --basis de.stgb.140`)
 	var cf clientFlags
 	basis := fs.String("basis", "", "the provision of your jurisdiction you adopt the notice under (required)")
+	cf.registerReceipt(fs)
 	id, err := noticeStatementFlags(fs, &cf, args)
 	if err != nil {
 		return err
@@ -292,6 +298,9 @@ concord notice endorse 01JD5Z3Y5J8Q6T4V2W0X9Y8Z7A --as de-bka --basis de.stgb.14
 		if err != nil {
 			return callError("endorse", err)
 		}
+		if err := cf.keepReceipt(resp.GetReceipt()); err != nil {
+			return err
+		}
 		return printRecord(os.Stdout, resp.GetNotice(), cf.json)
 	})
 }
@@ -303,6 +312,7 @@ will read. Under mutual recognition it must come before the objection window clo
 concord notice object 01JD5Z3Y5J8Q6T4V2W0X9Y8Z7A --as be-fedpol --reason "Satire: not apologie under art. 140bis"`)
 	var cf clientFlags
 	reason := fs.String("reason", "", "why the notice is not actionable in your jurisdiction (required)")
+	cf.registerReceipt(fs)
 	id, err := noticeStatementFlags(fs, &cf, args)
 	if err != nil {
 		return err
@@ -314,6 +324,9 @@ concord notice object 01JD5Z3Y5J8Q6T4V2W0X9Y8Z7A --as be-fedpol --reason "Satire
 		resp, err := c.ObjectToNotice(ctx, id, *reason)
 		if err != nil {
 			return callError("object", err)
+		}
+		if err := cf.keepReceipt(resp.GetReceipt()); err != nil {
+			return err
 		}
 		return printRecord(os.Stdout, resp.GetNotice(), cf.json)
 	})
@@ -327,6 +340,7 @@ concord notice withdraw 01JD5Z3Y5J8Q6T4V2W0X9Y8Z7A --as fr-pharos --reason "Orde
 	var cf clientFlags
 	reason := fs.String("reason", "", "why the notice is withdrawn (required)")
 	reinstate := fs.Bool("reinstate", false, "tell platforms to reinstate what they removed")
+	cf.registerReceipt(fs)
 	id, err := noticeStatementFlags(fs, &cf, args)
 	if err != nil {
 		return err
@@ -338,6 +352,9 @@ concord notice withdraw 01JD5Z3Y5J8Q6T4V2W0X9Y8Z7A --as fr-pharos --reason "Orde
 		resp, err := c.WithdrawNotice(ctx, id, *reason, *reinstate)
 		if err != nil {
 			return callError("withdraw", err)
+		}
+		if err := cf.keepReceipt(resp.GetReceipt()); err != nil {
+			return err
 		}
 		return printRecord(os.Stdout, resp.GetNotice(), cf.json)
 	})
