@@ -14,12 +14,12 @@ GRPCURL_VERSION              := v1.9.4
 
 TS_DIR := clients/typescript
 
-.PHONY: shells faiss ffmpeg corpus bench-match test tools prometheus alert-rules generate check-generated lint go-test fuzz fuzz-ci ts-deps run bench chaos clean-tools build
+.PHONY: debian-tools faiss ffmpeg corpus bench-match test tools prometheus alert-rules generate check-generated lint go-test fuzz fuzz-ci ts-deps run bench chaos clean-tools build
 
 ## test: every check — formatting, vet, buf lint, generated code freshness, the alert rules' unit
 ## tests, all Go tests with the race detector (including the TypeScript client, the grpcurl/curl
 ## calls and a real Prometheus scraping nodes), and a short run of every fuzz target.
-test: tools ts-deps prometheus shells lint check-generated alert-rules go-test fuzz-ci
+test: tools ts-deps prometheus debian-tools lint check-generated alert-rules go-test fuzz-ci
 
 ## tools: the pinned code generators and grpcurl, built from source into .bin/. A stamp per
 ## version means a version bump rebuilds only that tool.
@@ -65,12 +65,13 @@ prometheus:
 	fi
 	@promtool --version | head -1
 
-## shells: zsh and fish (Debian's packages; bash is there already), whose completion scripts the
-## CLI tests load; installed only when missing.
-shells:
-	@if ! command -v zsh >/dev/null || ! command -v fish >/dev/null; then \
+## debian-tools: zsh and fish, whose completion scripts the CLI tests load (bash is there
+## already), and rsvg-convert (librsvg2-bin), which renders the report's chart in a test:
+## Debian's packages, installed only when missing.
+debian-tools:
+	@if ! command -v zsh >/dev/null || ! command -v fish >/dev/null || ! command -v rsvg-convert >/dev/null; then \
 		sudo=; if [ "$$(id -u)" != 0 ]; then sudo=sudo; fi; \
-		$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq zsh fish; \
+		$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq zsh fish librsvg2-bin; \
 	fi
 
 ## alert-rules: the shipped alert rules are valid and pass their unit tests.

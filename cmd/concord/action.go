@@ -152,8 +152,12 @@ concord compliance --as videoshare --since 168h --json`)
 }
 
 func printSummary(w io.Writer, label string, s *concordv1.ComplianceSummary) {
+	median, p90 := "n/a", "n/a" // nothing acted on: no time to measure
+	if s.GetMet()+s.GetLate() > 0 {
+		median, p90 = seconds(s.GetMedianSeconds()), seconds(s.GetP90Seconds())
+	}
 	fmt.Fprintf(w, "%-4s %d obligations: %d met, %d late, %d open, %d overdue; time to action median %s, p90 %s",
-		label, s.GetObligations(), s.GetMet(), s.GetLate(), s.GetOpen(), s.GetOverdue(), seconds(s.GetMedianSeconds()), seconds(s.GetP90Seconds()))
+		label, s.GetObligations(), s.GetMet(), s.GetLate(), s.GetOpen(), s.GetOverdue(), median, p90)
 	if s.GetPreservationRequested() > 0 {
 		fmt.Fprintf(w, "; preservation confirmed %d/%d", s.GetPreservationConfirmed(), s.GetPreservationRequested())
 	}

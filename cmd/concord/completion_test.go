@@ -16,7 +16,7 @@ func shell(t *testing.T, name string) string {
 	t.Helper()
 	p, err := exec.LookPath(name)
 	if err != nil {
-		t.Fatalf("%s not found on PATH: run 'make shells' (the test command installs Debian's zsh and fish)", name)
+		t.Fatalf("%s not found on PATH: run 'make debian-tools' (the test command installs Debian's zsh and fish)", name)
 	}
 	return p
 }

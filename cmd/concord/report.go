@@ -140,38 +140,72 @@ func reportCSV(w io.Writer, r *concordv1.GetTransparencyReportResponse) error {
 	return cw.Error()
 }
 
+// chartTicks are the times a time-to-action chart may mark, from a second to a quarter.
+var chartTicks = []struct {
+	s     float64
+	label string
+}{{1, "1 s"}, {10, "10 s"}, {60, "1 min"}, {600, "10 min"}, {3600, "1 h"}, {6 * 3600, "6 h"}, {86400, "1 day"},
+	{7 * 86400, "1 week"}, {30 * 86400, "30 days"}, {90 * 86400, "90 days"}}
+
 // timeToActionSVG draws, per jurisdiction, the median and 90th percentile time-to-action as
-// horizontal bars on a log scale from 1 minute to 1 week, with the 1-hour deadline marked.
+// horizontal bars on a log scale that fits the data (from the tick at or below the fastest
+// median to the tick at or above the slowest 90th percentile: seconds to days), with the 1-hour
+// deadline marked when it is in range. Every jurisdiction with actions gets a visible bar, even
+// at the scale's lowest value.
 func timeToActionSVG(r *concordv1.GetTransparencyReportResponse) string {
 	const (
-		left, width, rowH, top = 60, 520, 34, 50
+		left, width, rowH, top, labelW = 60, 520, 34, 64, 230
 	)
 	rows := r.GetTimeToAction()
-	height := top + rowH*max(len(rows), 1) + 40
-	minS, maxS := 60.0, 7*24*3600.0
+	lo, hi := math.Inf(1), 0.0
+	for _, t := range rows {
+		lo = min(lo, t.GetMedianSeconds())
+		hi = max(hi, t.GetP90Seconds(), t.GetMedianSeconds())
+	}
+	if len(rows) == 0 {
+		lo, hi = 60, 7*86400
+	}
+	// At least two ticks: the scale spans one decade or more.
+	first, last := 0, len(chartTicks)-1
+	for first+1 < last && chartTicks[first+1].s <= lo {
+		first++
+	}
+	for last-1 > first && chartTicks[last-1].s >= hi {
+		last--
+	}
+	ticks := chartTicks[first : last+1]
+	minS, maxS := ticks[0].s, ticks[len(ticks)-1].s
 	x := func(s float64) float64 {
 		s = min(max(s, minS), maxS)
 		return left + width*math.Log10(s/minS)/math.Log10(maxS/minS)
 	}
+	// A bar is at least 3 px wide, so an action at the scale's floor still shows.
+	bar := func(s float64) float64 { return max(x(s)-left, 3) }
+	title := fmt.Sprintf("Time to action per jurisdiction, %s to %s", r.GetFrom().AsTime().UTC().Format("2006-01-02"),
+		r.GetTo().AsTime().UTC().Format("2006-01-02"))
+	// Wide enough for the title (≈8.5 px a character at 14 px) and the bars' labels.
+	svgW := max(left+width+labelW, 20+int(8.5*float64(len([]rune(title)))))
+	height := top + rowH*max(len(rows), 1) + 40
 	var b strings.Builder
-	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">`+"\n", left+width+40, height)
-	fmt.Fprintf(&b, `<text x="%d" y="20" font-size="14">Time to action per jurisdiction, %s to %s (median; 90th percentile lighter)</text>`+"\n",
-		left, r.GetFrom().AsTime().UTC().Format("2006-01-02"), r.GetTo().AsTime().UTC().Format("2006-01-02"))
-	for _, tick := range []struct {
-		s     float64
-		label string
-	}{{60, "1 min"}, {600, "10 min"}, {3600, "1 h"}, {6 * 3600, "6 h"}, {86400, "1 day"}, {7 * 86400, "1 week"}} {
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">`+"\n",
+		svgW, height, svgW, height)
+	fmt.Fprintf(&b, `<rect width="%d" height="%d" fill="#fff"/>`+"\n", svgW, height)
+	fmt.Fprintf(&b, `<text x="10" y="20" font-size="14">%s</text>`+"\n", html.EscapeString(title))
+	fmt.Fprintf(&b, `<text x="10" y="38" fill="#555">median (dark) and 90th percentile (light); log scale</text>`+"\n")
+	for _, tick := range ticks {
 		fmt.Fprintf(&b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#ddd"/><text x="%.1f" y="%d" text-anchor="middle" fill="#555">%s</text>`+"\n",
 			x(tick.s), top-5, x(tick.s), height-35, x(tick.s), height-20, tick.label)
 	}
-	fmt.Fprintf(&b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#c00" stroke-dasharray="4 3"/><text x="%.1f" y="%d" fill="#c00">1 h deadline</text>`+"\n",
-		x(3600), top-10, x(3600), height-35, x(3600)+4, top-12)
+	if minS < 3600 && 3600 < maxS {
+		fmt.Fprintf(&b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#c00" stroke-dasharray="4 3"/><text x="%.1f" y="%d" fill="#c00">1 h deadline</text>`+"\n",
+			x(3600), top-10, x(3600), height-35, x(3600)+4, top-12)
+	}
 	for i, t := range rows {
 		y := top + i*rowH
 		fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="end">%s</text>`+"\n", left-8, y+18, html.EscapeString(t.GetJurisdiction()))
-		fmt.Fprintf(&b, `<rect x="%d" y="%d" width="%.1f" height="22" fill="#9ecae1"/>`+"\n", left, y+4, x(t.GetP90Seconds())-left)
-		fmt.Fprintf(&b, `<rect x="%d" y="%d" width="%.1f" height="22" fill="#3182bd"/>`+"\n", left, y+4, x(t.GetMedianSeconds())-left)
-		fmt.Fprintf(&b, `<text x="%.1f" y="%d" fill="#333">%d actions, median %s</text>`+"\n", x(t.GetP90Seconds())+6, y+19, t.GetActions(), seconds(t.GetMedianSeconds()))
+		fmt.Fprintf(&b, `<rect x="%d" y="%d" width="%.1f" height="22" fill="#9ecae1"/>`+"\n", left, y+4, bar(t.GetP90Seconds()))
+		fmt.Fprintf(&b, `<rect x="%d" y="%d" width="%.1f" height="22" fill="#3182bd"/>`+"\n", left, y+4, bar(t.GetMedianSeconds()))
+		fmt.Fprintf(&b, `<text x="%.1f" y="%d" fill="#333">%d actions, median %s</text>`+"\n", left+bar(t.GetP90Seconds())+6, y+19, t.GetActions(), seconds(t.GetMedianSeconds()))
 	}
 	if len(rows) == 0 {
 		fmt.Fprintf(&b, `<text x="%d" y="%d" fill="#555">no actions in the period</text>`+"\n", left, top+20)
