@@ -11,7 +11,7 @@ import (
 )
 
 // shell finds bash, zsh or fish on PATH: `make test` installs them (Debian's zsh and fish,
-// 'make shells'), so a missing one fails the test.
+// 'make debian-tools'), so a missing one fails the test.
 func shell(t *testing.T, name string) string {
 	t.Helper()
 	p, err := exec.LookPath(name)
