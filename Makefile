@@ -11,6 +11,7 @@ PROTOC_GEN_GO_VERSION        := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION   := v1.6.2
 PROTOC_GEN_CONNECT_GO_VERSION := v2.0.2
 GRPCURL_VERSION              := v1.9.4
+TORCHWOOD_VERSION            := v0.6.1
 
 TS_DIR := clients/typescript
 
@@ -25,7 +26,8 @@ test: tools ts-deps prometheus debian-tools lint check-generated alert-rules go-
 ## version means a version bump rebuilds only that tool.
 TOOL_STAMPS := $(BIN)/.buf-$(BUF_VERSION) $(BIN)/.protoc-gen-go-$(PROTOC_GEN_GO_VERSION) \
 	$(BIN)/.protoc-gen-go-grpc-$(PROTOC_GEN_GO_GRPC_VERSION) \
-	$(BIN)/.protoc-gen-connect-go-$(PROTOC_GEN_CONNECT_GO_VERSION) $(BIN)/.grpcurl-$(GRPCURL_VERSION)
+	$(BIN)/.protoc-gen-connect-go-$(PROTOC_GEN_CONNECT_GO_VERSION) $(BIN)/.grpcurl-$(GRPCURL_VERSION) \
+	$(BIN)/.torchwood-$(TORCHWOOD_VERSION)
 tools: $(TOOL_STAMPS)
 
 $(BIN)/.buf-$(BUF_VERSION):
@@ -43,6 +45,11 @@ $(BIN)/.protoc-gen-connect-go-$(PROTOC_GEN_CONNECT_GO_VERSION):
 	@touch $@
 $(BIN)/.grpcurl-$(GRPCURL_VERSION):
 	GOBIN=$(BIN) go install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
+	@touch $@
+# A stock C2SP tlog-witness (litewitness, with witnessctl to configure it), which the tests
+# have witness a live node's log.
+$(BIN)/.torchwood-$(TORCHWOOD_VERSION):
+	GOBIN=$(BIN) go install filippo.io/torchwood/cmd/litewitness@$(TORCHWOOD_VERSION) filippo.io/torchwood/cmd/witnessctl@$(TORCHWOOD_VERSION)
 	@touch $@
 
 ## build: a static, reproducible concord binary in bin/, stamped with its release (git describe)

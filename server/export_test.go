@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"concord/server/transparency"
 	"context"
 
 	"concord/server/cluster"
@@ -54,4 +55,10 @@ func WaitIndexMerges(s *Server) { s.index.Current().WaitMerges() }
 // WaitApplied waits until the node's state machine has applied index.
 func WaitApplied(ctx context.Context, s *Server, index uint64) error {
 	return s.fsm.WaitApplied(ctx, index)
+}
+
+// WitnessPushes is the last push's result for each witness with an endpoint, and a channel
+// closed when the pusher's next round ends.
+func WitnessPushes(s *Server) (map[string]transparency.PushStatus, <-chan struct{}) {
+	return s.pusher.Status(), s.pusher.Round()
 }

@@ -217,6 +217,8 @@ type Server struct {
 	index   *match.Index
 	node    *raftnode.Node
 	cluster *cluster.Node
+	// pusher sends the checkpoints this node signs to the witnesses with an endpoint.
+	pusher  *transparency.Pusher
 	port    *cluster.Port // nil for a node that runs alone
 	nodeTLS *mtls.Node
 	nodeRPC *grpc.Server // NodeService on the raft port
@@ -335,6 +337,10 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil, err
 	}
 	pub.Integrity = s.guard
+	s.pusher = transparency.NewPusher(pub, func() ([]*concordv1.Partner, error) { return s.fsm.State().Partners(nil) }, cfg.Logger)
+	if s.metrics != nil {
+		s.pusher.OnResult = s.metrics.WitnessPush
+	}
 	regSvc, err := registry.New(s.fsm.State, s.cluster, pub, cfg.Now)
 	if err != nil {
 		return nil, err
@@ -442,6 +448,11 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	s.setCurrent(true)
 	go s.watchIntegrity()
 	go s.watchTLSFiles()
+	go func() {
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() { <-s.stopping; cancel() }()
+		s.pusher.Run(ctx)
+	}()
 	if s.port != nil {
 		go s.watchHealth()
 		s.cluster.RecordMembers()

@@ -29,6 +29,7 @@ import (
 
 	"concord/internal/identity"
 
+	formats "github.com/transparency-dev/formats/note"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -174,7 +175,7 @@ func Init(opts Options) (*Report, error) {
 	if err := in.leaf(l.ServerCert(), l.ServerKey(), server); err != nil {
 		return nil, err
 	}
-	if err := in.noteKey(l.LogKey(), l.LogPub(), LogOrigin(opts.TrustDomain)); err != nil {
+	if err := in.noteKey(l.LogKey(), l.LogPub(), LogOrigin(opts.TrustDomain), false); err != nil {
 		return nil, err
 	}
 	for _, id := range opts.NodeIDs {
@@ -206,7 +207,7 @@ func Init(opts Options) (*Report, error) {
 		if err := in.signingKey(l.SigningKey(id), l.SigningPub(id)); err != nil {
 			return nil, err
 		}
-		if err := in.noteKey(l.WitnessKey(id), l.WitnessPub(id), WitnessName(opts.TrustDomain, id)); err != nil {
+		if err := in.noteKey(l.WitnessKey(id), l.WitnessPub(id), WitnessName(opts.TrustDomain, id), true); err != nil {
 			return nil, err
 		}
 	}
@@ -359,11 +360,19 @@ func (in *initer) signingKey(keyPath, pubPath string) error {
 }
 
 // noteKey creates a note signer key named name (the log's, a witness's) and its verifier key,
-// unless they exist.
-func (in *initer) noteKey(keyPath, pubPath, name string) error {
+// unless they exist. A witness's verifier key (cosignature) is written in C2SP tlog-cosignature
+// form, type 0x04 with its key hash, which any cosignature verifier reads; one written by an
+// older Concord in the Ed25519 note form (0x01) is rewritten so.
+func (in *initer) noteKey(keyPath, pubPath, name string, cosignature bool) error {
+	pubOf := func(vkey string) (string, error) {
+		if !cosignature {
+			return vkey, nil
+		}
+		return formats.VKeyToCosignatureV1(vkey)
+	}
 	if _, err := os.Lstat(keyPath); err == nil {
 		in.note(keyPath, false)
-		if _, err := os.Lstat(pubPath); err == nil {
+		if old, err := os.ReadFile(pubPath); err == nil && (!cosignature || !isEd25519NoteKey(strings.TrimSpace(string(old)))) {
 			in.note(pubPath, false)
 			return nil
 		}
@@ -372,8 +381,14 @@ func (in *initer) noteKey(keyPath, pubPath, name string) error {
 			return err
 		}
 		vkey, err := logVerifierKey(strings.TrimSpace(string(b)))
+		if err == nil {
+			vkey, err = pubOf(vkey)
+		}
 		if err != nil {
 			return fmt.Errorf("pki: %s: %w", keyPath, err)
+		}
+		if err := os.Remove(pubPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("pki: %w", err)
 		}
 		if err := writeNew(pubPath, []byte(vkey+"\n"), 0o644); err != nil {
 			return err
@@ -384,6 +399,9 @@ func (in *initer) noteKey(keyPath, pubPath, name string) error {
 		return fmt.Errorf("pki: %w", err)
 	}
 	skey, vkey, err := note.GenerateKey(rand.Reader, name)
+	if err == nil {
+		vkey, err = pubOf(vkey)
+	}
 	if err != nil {
 		return fmt.Errorf("pki: generate the key %s: %w", name, err)
 	}
@@ -396,6 +414,16 @@ func (in *initer) noteKey(keyPath, pubPath, name string) error {
 	}
 	in.note(pubPath, true)
 	return nil
+}
+
+// isEd25519NoteKey says whether vkey is a verifier key of type 0x01 (Ed25519 signed note).
+func isEd25519NoteKey(vkey string) bool {
+	parts := strings.SplitN(vkey, "+", 3)
+	if len(parts) != 3 {
+		return false
+	}
+	raw, err := base64.StdEncoding.DecodeString(parts[2])
+	return err == nil && len(raw) > 0 && raw[0] == 1
 }
 
 // logVerifierKey derives the verifier key of a note signer key ("PRIVATE+KEY+name+hash+key").

@@ -109,6 +109,8 @@ type partner struct {
 	// The partner's witness verifier key ("name+hash+key"), inline or in a file.
 	WitnessKey     string `yaml:"witness_key"`
 	WitnessKeyFile string `yaml:"witness_key_file"`
+	// Where the hub sends the witness its checkpoints (C2SP tlog-witness submission prefix).
+	WitnessURL string `yaml:"witness_url"`
 }
 
 type signingKey struct {
@@ -224,7 +226,8 @@ func (p partner) proto(baseDir string) (*concordv1.Partner, error) {
 	if err != nil {
 		return nil, fmt.Errorf("roles: %w", err)
 	}
-	out := &concordv1.Partner{Id: p.ID, DisplayName: p.DisplayName, Jurisdiction: p.Jurisdiction, Roles: roles, WitnessKey: strings.TrimSpace(p.WitnessKey)}
+	out := &concordv1.Partner{Id: p.ID, DisplayName: p.DisplayName, Jurisdiction: p.Jurisdiction, Roles: roles, WitnessKey: strings.TrimSpace(p.WitnessKey),
+		WitnessUrl: strings.TrimSpace(p.WitnessURL)}
 	switch {
 	case p.WitnessKey != "" && p.WitnessKeyFile != "":
 		return nil, errors.New("give witness_key or witness_key_file, not both")

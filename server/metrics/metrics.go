@@ -47,6 +47,7 @@ type Metrics struct {
 	matchLookup   *prometheus.HistogramVec
 	lookupByKind  [maxKind + 1]prometheus.Observer
 	limitRefusals *prometheus.CounterVec
+	witnessPushes *prometheus.CounterVec
 }
 
 // maxKind is the largest hash kind number (concord.v1.HashKind).
@@ -94,7 +95,11 @@ func New() *Metrics {
 		Namespace: Namespace, Name: "ratelimit_refusals_total",
 		Help: "Calls and stream messages refused because a partner was over its limits, by partner and limit (rate: requests or work; streams: open streams).",
 	}, []string{"partner", "limit"})
-	m.Registry.MustRegister(m.GRPC, m.connect, m.tapRefused, m.fsmApply, m.matchLookup, m.limitRefusals,
+	m.witnessPushes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: Namespace, Name: "witness_pushes_total",
+		Help: "Checkpoints this node pushed to witnesses (C2SP tlog-witness), by witness (partner id) and result: cosigned, behind, split_view (the witness saw another history: alert), refused, failed.",
+	}, []string{"witness", "result"})
+	m.Registry.MustRegister(m.GRPC, m.connect, m.tapRefused, m.fsmApply, m.matchLookup, m.limitRefusals, m.witnessPushes,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -129,6 +134,14 @@ func (m *Metrics) LimitRefused(partner, limit string) {
 		return
 	}
 	m.limitRefusals.WithLabelValues(partner, limit).Inc()
+}
+
+// WitnessPush counts a push of a checkpoint to a witness, by its result.
+func (m *Metrics) WitnessPush(witness, result string) {
+	if m == nil {
+		return
+	}
+	m.witnessPushes.WithLabelValues(witness, result).Inc()
 }
 
 // Register adds a collector (the node's scrape-time figures) to the registry.

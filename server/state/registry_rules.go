@@ -2,7 +2,9 @@ package state
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -87,6 +89,9 @@ func checkUpsertPartnerTxn(txn ReadTxn, p *concordv1.Partner, at time.Time) erro
 	}
 	if err := checkWitnessKey(p.GetWitnessKey()); err != nil {
 		return fault.Invalid("upsert_partner.witness_key: %v", err)
+	}
+	if err := checkWitnessURL(p); err != nil {
+		return fault.Invalid("upsert_partner.witness_url: %v", err)
 	}
 	if len(p.GetSigningKeys()) > 0 {
 		return fault.Invalid("upsert_partner.signing_keys must be empty: keys are added with add_signing_key")
@@ -274,6 +279,27 @@ func partnerRowTxn(txn ReadTxn, id string) (*concordv1.Partner, error) {
 
 func formatTime(ts *timestamppb.Timestamp) string {
 	return ts.AsTime().UTC().Format(time.RFC3339Nano)
+}
+
+// checkWitnessURL checks a partner's witness_url: an http or https URL with a host and no query
+// or fragment (the hub appends /add-checkpoint), given with a witness key to check what the
+// witness answers.
+func checkWitnessURL(p *concordv1.Partner) error {
+	raw := p.GetWitnessUrl()
+	if raw == "" {
+		return nil
+	}
+	if p.GetWitnessKey() == "" {
+		return errors.New("needs witness_key: the hub checks the cosignatures the witness answers with it")
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return err
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return fmt.Errorf("%q is not the witness's submission prefix: want http(s)://host[:port][/path], no query, fragment or user", raw)
+	}
+	return nil
 }
 
 // checkWitnessKey checks that a partner's witness key, if any, is a verifier key a C2SP

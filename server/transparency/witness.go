@@ -102,6 +102,15 @@ func (cs *cosignatures) merged(text string) (*Signed, int) {
 	return &Signed{Checkpoint: s.Checkpoint, Note: b.String()}, len(sigs)
 }
 
+// keep writes the newest cosigned checkpoint, so that it survives a restart. The caller holds
+// cs.mu.
+func (cs *cosignatures) keep(s *Signed) error {
+	if err := (atomicfile.Reserved{Path: cs.path, Size: 16 << 10}).Write([]byte(s.Note)); err != nil {
+		return fmt.Errorf("keep the cosigned checkpoint: %w", err)
+	}
+	return nil
+}
+
 // AddCosignature records a witness's cosignature of one of the hub's recent checkpoints.
 func (s *Service) AddCosignature(ctx context.Context, req *concordv1.AddCosignatureRequest) (*concordv1.AddCosignatureResponse, error) {
 	c, err := signed.Caller(ctx)
@@ -134,8 +143,8 @@ func (s *Service) AddCosignature(ctx context.Context, req *concordv1.AddCosignat
 	}
 	cs.latest[c.PartnerID] = time.Now()
 	merged, count := cs.merged(n.Text)
-	if err := (atomicfile.Reserved{Path: cs.path, Size: 16 << 10}).Write([]byte(merged.Note)); err != nil {
-		return nil, fmt.Errorf("keep the cosigned checkpoint: %w", err)
+	if err := cs.keep(merged); err != nil {
+		return nil, err
 	}
 	return &concordv1.AddCosignatureResponse{Checkpoint: merged.Proto(), Cosignatures: uint32(count)}, nil
 }

@@ -483,9 +483,15 @@ type Partner struct {
 	// revoked with their own registry changes.
 	SigningKeys []*SigningKey `protobuf:"bytes,5,rep,name=signing_keys,json=signingKeys,proto3" json:"signing_keys,omitempty"`
 	// When the partner runs a witness of the transparency log: the witness's verifier key, in
-	// the signed-note form "<name>+<hash>+<key>" (an Ed25519 key; its cosignatures follow C2SP
-	// tlog-cosignature). Empty: not a witness.
-	WitnessKey    string `protobuf:"bytes,6,opt,name=witness_key,json=witnessKey,proto3" json:"witness_key,omitempty"`
+	// the signed-note form "<name>+<hash>+<key>" (C2SP tlog-cosignature: an Ed25519 key of type
+	// 0x04, cosignature/v1; a type 0x01 key of the same Ed25519 key is read as that). Empty: not a
+	// witness.
+	WitnessKey string `protobuf:"bytes,6,opt,name=witness_key,json=witnessKey,proto3" json:"witness_key,omitempty"`
+	// Where the witness takes checkpoints (C2SP tlog-witness): its submission prefix, an http or
+	// https URL; the hub POSTs each new checkpoint to <witness_url>/add-checkpoint with a
+	// consistency proof and keeps the cosignature it answers. Needs witness_key. Empty: the
+	// witness pulls checkpoints and hands its cosignatures back (LogService.AddCosignature).
+	WitnessUrl    string `protobuf:"bytes,7,opt,name=witness_url,json=witnessUrl,proto3" json:"witness_url,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -558,6 +564,13 @@ func (x *Partner) GetSigningKeys() []*SigningKey {
 func (x *Partner) GetWitnessKey() string {
 	if x != nil {
 		return x.WitnessKey
+	}
+	return ""
+}
+
+func (x *Partner) GetWitnessUrl() string {
+	if x != nil {
+		return x.WitnessUrl
 	}
 	return ""
 }
@@ -958,7 +971,7 @@ const file_concord_v1_types_proto_rawDesc = "" +
 	"\tSignature\x12 \n" +
 	"\x05keyid\x18\x01 \x01(\tB\n" +
 	"\xbaH\ar\x05\x10\x01\x18\x80\x01R\x05keyid\x12\x19\n" +
-	"\x03sig\x18\x02 \x01(\fB\a\xbaH\x04z\x02h@R\x03sig\"\xe6\x03\n" +
+	"\x03sig\x18\x02 \x01(\fB\a\xbaH\x04z\x02h@R\x03sig\"\xa7\x04\n" +
 	"\aPartner\x12:\n" +
 	"\x02id\x18\x01 \x01(\tB*\xbaH'r%\x10\x02\x18?2\x1f^[a-z0-9]([a-z0-9-]*[a-z0-9])?$R\x02id\x12-\n" +
 	"\fdisplay_name\x18\x02 \x01(\tB\n" +
@@ -967,7 +980,9 @@ const file_concord_v1_types_proto_rawDesc = "" +
 	"\x05roles\x18\x04 \x03(\x0e2\x10.concord.v1.RoleB\x15\xbaH\x12\x92\x01\x0f\b\x01\x10\x04\x18\x01\"\a\x82\x01\x04\x10\x01 \x00R\x05roles\x129\n" +
 	"\fsigning_keys\x18\x05 \x03(\v2\x16.concord.v1.SigningKeyR\vsigningKeys\x12)\n" +
 	"\vwitness_key\x18\x06 \x01(\tB\b\xbaH\x05r\x03\x18\xac\x02R\n" +
-	"witnessKey:\x90\x01\xbaH\x8c\x01\x1a\x89\x01\n" +
+	"witnessKey\x12?\n" +
+	"\vwitness_url\x18\a \x01(\tB\x1e\xbaH\x1br\x19\x18\xf4\x032\x14^(https?://[^\\s]+)?$R\n" +
+	"witnessUrl:\x90\x01\xbaH\x8c\x01\x1a\x89\x01\n" +
 	"\x1epartner.authority_jurisdiction\x128a partner with ROLE_AUTHORITY must name its jurisdiction\x1a-!(1 in this.roles) || this.jurisdiction != ''\"\xbd\x02\n" +
 	"\n" +
 	"SigningKey\x12\x15\n" +
