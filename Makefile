@@ -15,7 +15,7 @@ TORCHWOOD_VERSION            := v0.6.1
 
 TS_DIR := clients/typescript
 
-.PHONY: debian-tools faiss ffmpeg corpus bench-match test tools prometheus alert-rules generate check-generated lint go-test fuzz fuzz-ci ts-deps run bench chaos clean-tools build
+.PHONY: grpcurl debian-tools faiss ffmpeg corpus bench-match test tools prometheus alert-rules generate check-generated lint go-test fuzz fuzz-ci ts-deps run bench chaos clean-tools build
 
 ## test: every check — formatting, vet, buf lint, generated code freshness, the alert rules' unit
 ## tests, all Go tests with the race detector (including the TypeScript client, the grpcurl/curl
@@ -46,6 +46,9 @@ $(BIN)/.protoc-gen-connect-go-$(PROTOC_GEN_CONNECT_GO_VERSION):
 $(BIN)/.grpcurl-$(GRPCURL_VERSION):
 	GOBIN=$(BIN) go install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
 	@touch $@
+## grpcurl: only grpcurl, for the calls `concord dev` prints.
+grpcurl: $(BIN)/.grpcurl-$(GRPCURL_VERSION)
+
 # A stock C2SP tlog-witness (litewitness, with witnessctl to configure it), which the tests
 # have witness a live node's log.
 $(BIN)/.torchwood-$(TORCHWOOD_VERSION):
@@ -73,12 +76,13 @@ prometheus:
 	@promtool --version | head -1
 
 ## debian-tools: zsh and fish, whose completion scripts the CLI tests load (bash is there
-## already), and rsvg-convert (librsvg2-bin), which renders the report's chart in a test:
-## Debian's packages, installed only when missing.
+## already), rsvg-convert (librsvg2-bin), which renders the report's chart in a test, and
+## ssh-agent (openssh-client), which holds the stock witness's key: Debian's packages,
+## installed only when missing.
 debian-tools:
-	@if ! command -v zsh >/dev/null || ! command -v fish >/dev/null || ! command -v rsvg-convert >/dev/null; then \
+	@if ! command -v zsh >/dev/null || ! command -v fish >/dev/null || ! command -v rsvg-convert >/dev/null || ! command -v ssh-agent >/dev/null; then \
 		sudo=; if [ "$$(id -u)" != 0 ]; then sudo=sudo; fi; \
-		$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq zsh fish librsvg2-bin; \
+		$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq zsh fish librsvg2-bin openssh-client; \
 	fi
 
 ## alert-rules: the shipped alert rules are valid and pass their unit tests.
