@@ -176,7 +176,21 @@ func TestHubPushesCheckpointsToWitnesses(t *testing.T) {
 		t.Fatalf("the witness holds %+v, the hub served a cosigned checkpoint of %d", held, cp.Size)
 	}
 
-	// Another hub with the same log key but its own history, longer than what the witness saw.
+	before, _ := w.Latest(cp.Origin)
+	st := pushAnotherHistory(t, n, "ext-witness", vkey, srv.URL, int(before.Size))
+	if st.WitnessSize != before.Size {
+		t.Fatalf("the other history's push: %+v, want a split view against the witness's %d entries", st, before.Size)
+	}
+	if after, _ := w.Latest(cp.Origin); after != before {
+		t.Fatalf("the witness moved from %+v to %+v on another history", before, after)
+	}
+}
+
+// pushAnotherHistory starts a second hub that signs with n's log key but holds its own history,
+// longer than witnessed (a forked node, or a stolen key), registers the witness there too, and
+// waits for its push to be refused: the second hub must report a split view.
+func pushAnotherHistory(t *testing.T, n *servertest.Node, witness, vkey, url string, witnessed int) transparency.PushStatus {
+	t.Helper()
 	other := servertest.Prepare(t, servertest.Options{})
 	for _, f := range []string{n.PKI.LogKey(), n.PKI.LogPub()} {
 		b, err := os.ReadFile(f)
@@ -187,26 +201,24 @@ func TestHubPushesCheckpointsToWitnesses(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	startCtx, cancel := context.WithTimeout(ctx, time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if other.Server, err = server.Start(startCtx, other.Config); err != nil {
+	var err error
+	if other.Server, err = server.Start(ctx, other.Config); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = other.Server.Shutdown(context.Background()) })
-	before, _ := w.Latest(cp.Origin)
-	for i := range 6 {
+	for i := 0; treeSize(t, other) <= int64(witnessed)+1; i++ {
 		if _, err := other.Client(t, "fr-pharos").SubmitNotice(ctx, glorificationNotice(fmt.Sprintf("another history %d", i))); err != nil {
 			t.Fatal(err)
 		}
 	}
-	registerWitness(t, other, "ext-witness", vkey, srv.URL)
-	st := waitPush(t, other, "ext-witness", func(st transparency.PushStatus) bool { return st.Result != transparency.PushFailed })
-	if st.Result != transparency.PushSplitView || st.WitnessSize != before.Size {
-		t.Fatalf("the other history's push: %+v, want a split view against the witness's %d entries", st, before.Size)
+	registerWitness(t, other, witness, vkey, url)
+	st := waitPush(t, other, witness, func(st transparency.PushStatus) bool { return st.Result != transparency.PushFailed })
+	if st.Result != transparency.PushSplitView {
+		t.Fatalf("the other history's push: %+v, want a split view", st)
 	}
-	if after, _ := w.Latest(cp.Origin); after != before {
-		t.Fatalf("the witness moved from %+v to %+v on another history", before, after)
-	}
+	return st
 }
 
 // treeSize is the size of the node's log.
@@ -344,4 +356,7 @@ func TestStockWitnessCosignsThroughPushes(t *testing.T) {
 	if resp.GetCheckpoint().GetSize() < uint64(treeSize(t, n))-1 {
 		t.Fatalf("the cosigned checkpoint has %d entries, the log %d", resp.GetCheckpoint().GetSize(), treeSize(t, n))
 	}
+	// A split view: another history under the same log key is refused by the stock witness,
+	// and the hub that pushed it reports it.
+	pushAnotherHistory(t, n, "litewitness", vkey, url, int(resp.GetCheckpoint().GetSize()))
 }
