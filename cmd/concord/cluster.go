@@ -47,11 +47,15 @@ second), how long ago it last heard from the leader, the raft index its state ha
 it last compared its transparency log with the other voters', and its alarms: HALTED (its state
 machine met an entry it cannot apply), CORRUPT (a data file failed verification), FORKED (its
 log disagrees with the majority's) stop it from serving and signing; NO_SPACE stops its writes.
-It exits with status 5 when a member has an alarm.`, `
+It exits with status 5 when a member has an alarm. --wait N first waits (up to --wait-timeout)
+until N members answer as leader or follower: for scripts that start a cluster.`, `
 concord cluster list --as hub-ops
+concord cluster list --as hub-ops --wait 3
 concord cluster list --addr 10.0.0.2:7443 --ca ca.pem --cert admin.pem --key admin.key --json`)
 	var cf clientFlags
 	cf.register(fs)
+	wait := fs.Int("wait", 0, "first wait until this many members answer as leader or follower")
+	waitTimeout := fs.Duration("wait-timeout", time.Minute, "how long --wait waits")
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
@@ -60,9 +64,23 @@ concord cluster list --addr 10.0.0.2:7443 --ca ca.pem --cert admin.pem --key adm
 		return err
 	}
 	defer c.Close()
-	resp, err := c.Cluster.ListMembers(ctx, &concordv1.ListMembersRequest{})
-	if err != nil {
-		return callError("list members", err)
+	deadline := time.Now().Add(*waitTimeout)
+	var resp *concordv1.ListMembersResponse
+	for {
+		resp, err = c.Cluster.ListMembers(ctx, &concordv1.ListMembersRequest{})
+		if err == nil && serving(resp) >= *wait {
+			break
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			if err != nil {
+				return callError("list members", err)
+			}
+			return fmt.Errorf("--wait %d: %d members answer as leader or follower after %v", *wait, serving(resp), *waitTimeout)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(250 * time.Millisecond):
+		}
 	}
 	if cf.json {
 		return printJSON(os.Stdout, resp)
@@ -81,6 +99,17 @@ concord cluster list --addr 10.0.0.2:7443 --ca ca.pem --cert admin.pem --key adm
 
 // errAlarm: a member reported an alarm (exit status 5).
 var errAlarm = errors.New("a member has raised an alarm")
+
+// serving counts the members that answer as leader or follower.
+func serving(resp *concordv1.ListMembersResponse) int {
+	n := 0
+	for _, m := range resp.GetMembers() {
+		if r := m.GetRole(); r == concordv1.MemberRole_MEMBER_ROLE_LEADER || r == concordv1.MemberRole_MEMBER_ROLE_FOLLOWER {
+			n++
+		}
+	}
+	return n
+}
 
 // printMembers prints members as a table.
 func printMembers(w io.Writer, members []*concordv1.Member) {

@@ -106,6 +106,7 @@ concord notice submit --as fr-pharos --basis fr.lcen.6-1 --category ATTACK_FOOTA
 	var cf clientFlags
 	cf.register(fs)
 	cf.registerReceipt(fs)
+	quiet := fs.Bool("quiet", false, "print only the notice id (one a line), for scripts: ID=$(concord notice submit ... --quiet)")
 	var hashes, files, lists, categories, share, narratives repeatFlag
 	fs.Var(&hashes, "hash", "a hash, KIND:HEX or KIND:HEX:QUALITY (repeatable)")
 	fs.Var(&files, "file", "a local file to hash: SHA-256, MD5, and PDQ for images (repeatable)")
@@ -240,6 +241,10 @@ concord notice submit --as fr-pharos --basis fr.lcen.6-1 --category ATTACK_FOOTA
 		}
 		if err := cf.keepReceipt(resp.GetReceipt()); err != nil {
 			return err
+		}
+		if *quiet {
+			fmt.Println(rec.GetNotice().GetNoticeId())
+			continue
 		}
 		if err := printRecord(os.Stdout, rec, cf.json); err != nil {
 			return err

@@ -36,8 +36,12 @@ concord watch --as videoshare --after 1532 --json`)
 	fs.Var(&jurisdictions, "jurisdiction", "only notices covered in these jurisdictions")
 	fs.Var(&categories, "category", "only notices with these categories")
 	heartbeat := fs.Duration("heartbeat", 15*time.Second, "interval of the hub's heartbeats")
+	count := fs.Int("count", 0, "exit after this many events (default: follow until Ctrl-C)")
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
+	}
+	if *count < 0 {
+		return usageErrorf("--count %d: want a number of events, or 0 to follow until Ctrl-C", *count)
 	}
 	cats, err := parseCategories(categories)
 	if err != nil {
@@ -57,10 +61,14 @@ concord watch --as videoshare --after 1532 --json`)
 	}
 	defer c.Close()
 	backoff := time.Second
+	left := *count
 	for {
 		stream, err := c.Notices.WatchNotices(ctx, req)
 		if err == nil {
-			err = readFeed(stream, req, cf.json, os.Stdout)
+			err = readFeed(stream, req, cf.json, os.Stdout, &left)
+		}
+		if errors.Is(err, errEnoughEvents) {
+			return nil
 		}
 		if ctx.Err() != nil {
 			return nil // Ctrl-C
@@ -85,10 +93,14 @@ concord watch --as videoshare --after 1532 --json`)
 	}
 }
 
-// readFeed prints events until the stream ends, advancing req.After past every one.
+// errEnoughEvents ends a watch that printed the events --count asked for.
+var errEnoughEvents = errors.New("enough events")
+
+// readFeed prints events until the stream ends, advancing req.After past every one. With *left
+// above zero, it returns errEnoughEvents once it printed that many.
 func readFeed(stream interface {
 	Recv() (*concordv1.WatchNoticesResponse, error)
-}, req *concordv1.WatchNoticesRequest, asJSON bool, w io.Writer) error {
+}, req *concordv1.WatchNoticesRequest, asJSON bool, w io.Writer, left *int) error {
 	for {
 		msg, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
@@ -115,6 +127,11 @@ func readFeed(stream interface {
 		}
 		req.After = &cursor
 		req.FromStart = false
+		if _, event := msg.GetMessage().(*concordv1.WatchNoticesResponse_Event); event && *left > 0 {
+			if *left--; *left == 0 {
+				return errEnoughEvents
+			}
+		}
 	}
 }
 
