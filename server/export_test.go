@@ -60,5 +60,5 @@ func WaitApplied(ctx context.Context, s *Server, index uint64) error {
 // WitnessPushes is the last push's result for each witness with an endpoint, and a channel
 // closed when the pusher's next round ends.
 func WitnessPushes(s *Server) (map[string]transparency.PushStatus, <-chan struct{}) {
-	return s.pusher.Status(), s.pusher.Round()
+	return s.pusher.Observe()
 }

@@ -749,6 +749,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		if s.metricsLn != nil {
 			_ = s.metricsLn.Close()
 		}
+		// The witness pusher stops with s.stopping (its calls are cancelled): it signs and
+		// writes nothing once the data directory is let go.
+		<-s.pusher.Done()
 		s.stopErr = errors.Join(httpErr, s.stopRaft(), s.lock.Release())
 	})
 	return s.stopErr

@@ -32,6 +32,8 @@ import (
 	formats "github.com/transparency-dev/formats/note"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/mod/sumdb/note"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // cosignedBySpec checks, with nothing but C2SP tlog-cosignature, that the signed checkpoint
@@ -359,4 +361,38 @@ func TestStockWitnessCosignsThroughPushes(t *testing.T) {
 	// A split view: another history under the same log key is refused by the stock witness,
 	// and the hub that pushed it reports it.
 	pushAnotherHistory(t, n, "litewitness", vkey, url, int(resp.GetCheckpoint().GetSize()))
+}
+
+// TestRegistryRefusesABadWitnessURL: the registry service refuses a witness_url without a
+// witness key, or that is not an http(s) submission prefix, with InvalidArgument naming the
+// field, and the registry is unchanged.
+func TestRegistryRefusesABadWitnessURL(t *testing.T) {
+	t.Parallel()
+	n := servertest.Start(t, servertest.Options{})
+	ctx := context.Background()
+	admin := n.Client(t, "hub-ops")
+	_, vkey := newWitnessKey(t, "witness.example/w1")
+	before, err := admin.Registry.ListPartners(ctx, &concordv1.ListPartnersRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []*concordv1.Partner{
+		{WitnessUrl: "https://witness.example/w1"},                 // no key
+		{WitnessKey: vkey, WitnessUrl: "ftp://witness.example/w1"}, // not http(s)
+		{WitnessKey: vkey, WitnessUrl: "https://witness.example/w1?token=x"},
+	} {
+		p.Id, p.DisplayName, p.Roles = "bad-witness", "A witness", []concordv1.Role{concordv1.Role_ROLE_AUDITOR}
+		_, err := admin.UpdateRegistry(ctx, &concordv1.RegistryChange{Author: "hub-ops", Change: &concordv1.RegistryChange_UpsertPartner{UpsertPartner: p}})
+		if st := status.Convert(err); st.Code() != codes.InvalidArgument || !strings.Contains(st.Message(), "witness_url") {
+			t.Errorf("witness_url %q (key %q): %v, want InvalidArgument naming witness_url", p.GetWitnessUrl(), p.GetWitnessKey(), err)
+		}
+	}
+	after, err := admin.Registry.ListPartners(ctx, &concordv1.ListPartnersRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.GetRegistryIndex() != before.GetRegistryIndex() || len(after.GetPartners()) != len(before.GetPartners()) {
+		t.Fatalf("the registry changed: index %d → %d, %d → %d partners", before.GetRegistryIndex(), after.GetRegistryIndex(),
+			len(before.GetPartners()), len(after.GetPartners()))
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -59,6 +60,11 @@ concord witness --as observatory --dir w/ --listen 127.0.0.1:7380 --log other-lo
 	}
 	if *keyFile == "" {
 		return errors.New("--witness-key is required (or --as with the dev PKI)")
+	}
+	// One directory, one mode: each mode keeps its own record of what it cosigned, and a
+	// witness that forgot it could cosign another history.
+	if err := oneWitnessMode(*dir, *listen != ""); err != nil {
+		return err
 	}
 	if *listen != "" {
 		return serveWitness(ctx, &cf, *dir, *keyFile, *listen, logs)
@@ -155,4 +161,22 @@ func serveWitness(ctx context.Context, cf *clientFlags, dir, keyFile, addr strin
 		defer cancel()
 		return srv.Shutdown(shutdown)
 	}
+}
+
+// oneWitnessMode refuses a --dir that holds the other mode's state: pull mode's record is
+// "witnessed", --listen's one "<origin>.checkpoint" file per log.
+func oneWitnessMode(dir string, listen bool) error {
+	pulled := filepath.Join(dir, "witnessed")
+	served, _ := filepath.Glob(filepath.Join(dir, "*.checkpoint"))
+	switch {
+	case listen:
+		if _, err := os.Stat(pulled); err == nil {
+			return usageErrorf("--dir %s holds the record of what this witness cosigned fetching checkpoints (witnessed); --listen keeps "+
+				"its own and would start from nothing, free to cosign another history: keep fetching, or serve --listen with a new witness key", dir)
+		}
+	case len(served) > 0:
+		return usageErrorf("--dir %s holds the record of what this witness cosigned serving --listen (%s); fetching checkpoints keeps "+
+			"its own and would start from nothing: keep serving --listen, or fetch with a new witness key", dir, filepath.Base(served[0]))
+	}
+	return nil
 }

@@ -21,7 +21,8 @@ func TestWitnessServesTheProtocol(t *testing.T) {
 	n := servertest.Start(t, servertest.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, concordBinary, "witness", "--listen", "127.0.0.1:0", "--as", "observatory", "--pki", n.PKI.Dir, "--dir", t.TempDir())
+	dir := t.TempDir()
+	cmd := exec.CommandContext(ctx, concordBinary, "witness", "--listen", "127.0.0.1:0", "--as", "observatory", "--pki", n.PKI.Dir, "--dir", dir)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -65,7 +66,7 @@ func TestWitnessServesTheProtocol(t *testing.T) {
 			if note := resp.GetCheckpoint().GetNote(); !strings.Contains(note, "— "+strings.SplitN(key, "+", 2)[0]+" ") {
 				t.Fatalf("the cosigned checkpoint lacks the witness's line:\n%s", note)
 			}
-			return
+			break
 		}
 		if status.Code(err) != codes.FailedPrecondition || ctx.Err() != nil {
 			t.Fatalf("no cosigned checkpoint: %v", err)
@@ -74,5 +75,10 @@ func TestWitnessServesTheProtocol(t *testing.T) {
 		case <-ctx.Done():
 		case <-time.After(100 * time.Millisecond):
 		}
+	}
+	// The same directory, the other mode: refused, as it would forget what was cosigned.
+	_, stderr, code := runConcordStatus(t, nil, "witness", "--once", "--as", "observatory", "--pki", n.PKI.Dir, "--addr", n.GRPCAddr(), "--dir", dir)
+	if code != 2 || !strings.Contains(stderr, "serving --listen") {
+		t.Fatalf("witness fetching with --listen's directory: status %d\n%s", code, stderr)
 	}
 }

@@ -168,6 +168,11 @@ func (s *Service) UpdateRegistry(ctx context.Context, req *concordv1.UpdateRegis
 	if err := checkTagFree(st, change.GetUpsertPartner()); err != nil {
 		return nil, err
 	}
+	if p := change.GetUpsertPartner(); p != nil {
+		if err := state.CheckWitnessURL(p); err != nil {
+			return nil, fault.Invalid("upsert_partner.witness_url: %v", err)
+		}
+	}
 	digest := opened.Digest
 	// Check before the raft round trip, for a fast and precise refusal; the FSM checks again at
 	// apply time, so a concurrent revocation cannot slip through.

@@ -236,7 +236,7 @@ func bootstrapRegistryTxn(txn WriteTxn, idx uint64, cmd *statev1.BootstrapRegist
 		if err := checkWitnessKey(p.GetWitnessKey()); err != nil {
 			return fault.Invalid("bootstrap registry: partner %s: witness_key: %v", p.GetId(), err)
 		}
-		if err := checkWitnessURL(p); err != nil {
+		if err := CheckWitnessURL(p); err != nil {
 			return fault.Invalid("bootstrap registry: partner %s: witness_url: %v", p.GetId(), err)
 		}
 		if j := p.GetJurisdiction(); j != "" && !codes[j] {

@@ -90,9 +90,6 @@ func checkUpsertPartnerTxn(txn ReadTxn, p *concordv1.Partner, at time.Time) erro
 	if err := checkWitnessKey(p.GetWitnessKey()); err != nil {
 		return fault.Invalid("upsert_partner.witness_key: %v", err)
 	}
-	if err := checkWitnessURL(p); err != nil {
-		return fault.Invalid("upsert_partner.witness_url: %v", err)
-	}
 	if len(p.GetSigningKeys()) > 0 {
 		return fault.Invalid("upsert_partner.signing_keys must be empty: keys are added with add_signing_key")
 	}
@@ -281,10 +278,12 @@ func formatTime(ts *timestamppb.Timestamp) string {
 	return ts.AsTime().UTC().Format(time.RFC3339Nano)
 }
 
-// checkWitnessURL checks a partner's witness_url: an http or https URL with a host and no query
+// CheckWitnessURL checks a partner's witness_url: an http or https URL with a host and no query
 // or fragment (the hub appends /add-checkpoint), given with a witness key to check what the
-// witness answers.
-func checkWitnessURL(p *concordv1.Partner) error {
+// witness answers. The registry service applies it to changes before proposing them, not the
+// state machine to entries: a rule new in this release must not make nodes of two releases
+// apply the same entry differently during a rolling upgrade.
+func CheckWitnessURL(p *concordv1.Partner) error {
 	raw := p.GetWitnessUrl()
 	if raw == "" {
 		return nil

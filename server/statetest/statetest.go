@@ -115,6 +115,12 @@ func LogKey(tb testing.TB) (note.Signer, note.Verifier) {
 	return signer, v
 }
 
+// LogVerifierKey is LogKey's verifier key, as a witness is configured with it.
+func LogVerifierKey(tb testing.TB) string {
+	_, vkey := noteKey(tb, pki.LogOrigin(identity.DefaultTrustDomain), "log key", false)
+	return vkey
+}
+
 // noteKey derives a note key named name from label: a cosignature/v1 signer (C2SP
 // tlog-cosignature) for a witness, else a plain note signer. It returns the verifier key too.
 func noteKey(tb testing.TB, name, label string, cosigner bool) (note.Signer, string) {

@@ -61,41 +61,45 @@ type Pusher struct {
 	OnResult func(partner, result string)
 
 	mu     sync.Mutex
-	sizes  map[string]int64 // witness URL → its latest size, as it last said
+	sizes  map[string]int64 // witness URL → its latest size, as it last said (never above this node's checkpoints)
 	status map[string]PushStatus
 	rounds chan struct{} // closed and replaced after each round (tests wait on it)
+	done   chan struct{} // closed when Run returns
 }
 
 // NewPusher returns a pusher of pub's checkpoints to the witnesses partners lists.
 func NewPusher(pub *Publisher, partners func() ([]*concordv1.Partner, error), logger *slog.Logger) *Pusher {
-	return &Pusher{pub: pub, partners: partners, logger: logger, client: &http.Client{Timeout: 10 * time.Second},
+	// Redirects are not followed: the registry names the witness's URL, and a witness that
+	// answers with another must not make the hub send its checkpoints (or GETs) elsewhere.
+	httpClient := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	return &Pusher{pub: pub, partners: partners, logger: logger, client: httpClient,
 		Interval: time.Second, Retry: 30 * time.Second, sizes: map[string]int64{}, status: map[string]PushStatus{},
-		rounds: make(chan struct{})}
+		rounds: make(chan struct{}), done: make(chan struct{})}
 }
 
-// Status is the last push's result for each witness, by partner id.
-func (p *Pusher) Status() map[string]PushStatus {
+// Done is closed when Run has returned: nothing is pushed or written after it.
+func (p *Pusher) Done() <-chan struct{} { return p.done }
+
+// Observe returns the last push's result for each witness and a channel closed when the round
+// under way (or, between rounds, the next) ends: results newer than the map are signalled.
+func (p *Pusher) Observe() (map[string]PushStatus, <-chan struct{}) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	out := make(map[string]PushStatus, len(p.status))
 	for k, v := range p.status {
 		out[k] = v
 	}
-	return out
+	return out, p.rounds
 }
 
-// Round returns a channel closed when the round after the current one ends.
-func (p *Pusher) Round() <-chan struct{} {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.rounds
-}
-
-// Run pushes until ctx ends: a round when the log grows (at most one every Interval), and
-// again after Retry while a witness is behind on what this node signed.
+// Run pushes until ctx ends: a round when the log grows or is replaced by a snapshot (at most
+// one every Interval), and again after Retry while a witness did not take what this node
+// signed. It closes the idle connections to witnesses and Done when it returns.
 func (p *Pusher) Run(ctx context.Context) {
+	defer close(p.done)
+	defer p.client.CloseIdleConnections()
 	for {
-		grown := p.pub.tree().Grown()
+		grown, replaced := p.pub.tree().Grown(), p.pub.entries().AbandonCh()
 		failed := p.round(ctx)
 		p.mu.Lock()
 		close(p.rounds)
@@ -109,6 +113,7 @@ func (p *Pusher) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-grown:
+		case <-replaced:
 		case <-retry:
 		}
 		select {
@@ -142,8 +147,18 @@ func (p *Pusher) round(ctx context.Context) (failed bool) {
 		p.logger.Debug("witness push: no checkpoint to push", "error", err)
 		return true
 	}
-	for _, w := range witnesses {
-		st := p.push(ctx, w, s)
+	// Each witness in its own goroutine: one that does not answer delays no other.
+	results := make([]PushStatus, len(witnesses))
+	var wg sync.WaitGroup
+	for i, w := range witnesses {
+		wg.Go(func() { results[i] = p.push(ctx, w, s) })
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		return false // shutting down: what was cut short is neither counted nor logged
+	}
+	for i, w := range witnesses {
+		st := results[i]
 		p.mu.Lock()
 		p.status[w.GetId()] = st
 		p.mu.Unlock()
@@ -155,6 +170,12 @@ func (p *Pusher) round(ctx context.Context) (failed bool) {
 			p.logger.Error("SPLIT VIEW: a witness's record of the log contradicts this node's: another history was shown to it under the log key; "+
 				"find where it came from (a node forked, or the log key is used elsewhere) and do not rotate the witness away",
 				"witness", w.GetId(), "url", w.GetWitnessUrl(), "size", st.Size, "witness_size", st.WitnessSize, "detail", st.Detail)
+		case PushBehind:
+			// Legitimate on a node behind the leader, for a moment; a witness that stays ahead of
+			// the whole cluster has seen a longer history than this log's.
+			p.logger.Warn("witness push: the witness holds a larger checkpoint than this node signed",
+				"witness", w.GetId(), "url", w.GetWitnessUrl(), "size", st.Size, "witness_size", st.WitnessSize)
+			failed = true
 		case PushRefused, PushFailed:
 			p.logger.Warn("witness push: not cosigned", "witness", w.GetId(), "url", w.GetWitnessUrl(), "result", st.Result, "detail", st.Detail)
 			failed = true
@@ -182,6 +203,7 @@ func (p *Pusher) push(ctx context.Context, w *concordv1.Partner, s *Signed) Push
 	for range 3 {
 		st.WitnessSize = old
 		if old > s.Checkpoint.Size {
+			// Not remembered: the next round asks again, from what this node knows.
 			st.Result = PushBehind
 			return st
 		}
@@ -224,9 +246,13 @@ func (p *Pusher) push(ctx context.Context, w *concordv1.Partner, s *Signed) Push
 				return fail(PushSplitView, "the witness cosigned another root for %d entries", size)
 			}
 			old = size
-			p.setSize(url, size)
+			if size <= s.Checkpoint.Size {
+				p.setSize(url, size)
+			}
 		case http.StatusUnprocessableEntity:
 			return fail(PushSplitView, "the witness's checkpoint of %d entries is not a prefix of this log (consistency proof refused): %s", old, bytes.TrimSpace(answer))
+		case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther, http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
+			return fail(PushFailed, "%s to %q: not followed; register the witness's own URL", resp.Status, resp.Header.Get("Location"))
 		case http.StatusNotFound, http.StatusForbidden:
 			return fail(PushRefused, "%s: the witness does not take this log (origin %s, key %s): its operator adds the log's verifier key; %s",
 				resp.Status, s.Checkpoint.Origin, p.pub.Verifier().Name(), bytes.TrimSpace(answer))
