@@ -32,7 +32,8 @@ func TestPlatformLoopCommands(t *testing.T) {
 	// A platform follows the feed.
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	watch := exec.CommandContext(ctx, concordBinary, "watch", "--json", "--addr", n.GRPCAddr(), "--as", "videoshare", "--pki", n.PKI.Dir)
+	// --from-start: the notice's event arrives whether the stream opens before the submit or after.
+	watch := exec.CommandContext(ctx, concordBinary, "watch", "--json", "--from-start", "--addr", n.GRPCAddr(), "--as", "videoshare", "--pki", n.PKI.Dir)
 	out, err := watch.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -52,8 +53,6 @@ func TestPlatformLoopCommands(t *testing.T) {
 			}
 		}
 	}()
-	time.Sleep(300 * time.Millisecond) // let the watch stream open
-
 	rec := cliRecord(t, mustCLI(t, n, "fr-pharos", "notice", "submit", "--basis", "fr.lcen.6-1", "--category", "ATTACK_FOOTAGE", "--file", img, "--preserve", "--json"))
 	id := rec.GetNotice().GetNoticeId()
 	select {
