@@ -201,12 +201,13 @@ func TestMatchExactKindsAndLowQuality(t *testing.T) {
 		{Kind: concordv1.HashKind_HASH_KIND_URL_SHA256, Value: sha256Hash("url").GetValue()},
 		{Kind: concordv1.HashKind_HASH_KIND_SHA256, Value: sha256Hash("url").GetValue()}, // same bytes, other kind
 		{Kind: concordv1.HashKind_HASH_KIND_PDQ, Value: make([]byte, 32), Quality: 20},
+		{Kind: concordv1.HashKind_HASH_KIND_PDQ, Value: make([]byte, 32)}, // quality left unset
 	}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	res := resp.GetResults()
-	for i, want := range []int{1, 1, 1, 0, 0} {
+	for i, want := range []int{1, 1, 1, 0, 0, 0} {
 		if len(res[i].GetMatches()) != want {
 			t.Errorf("result %d: %d matches, want %d", i, len(res[i].GetMatches()), want)
 		}
@@ -216,6 +217,9 @@ func TestMatchExactKindsAndLowQuality(t *testing.T) {
 	}
 	if !res[4].GetLowQuality() || !strings.Contains(res[4].GetNote(), "quality 20") {
 		t.Errorf("a quality-20 PDQ query is not flagged: %v", res[4])
+	}
+	if !res[5].GetLowQuality() || !strings.Contains(res[5].GetNote(), "If you did not set quality") {
+		t.Errorf("a PDQ query without quality is not flagged as such: %v", res[5])
 	}
 
 	// A video (its frames' PDQ hashes) matches a query sharing at least 80 % of its frames.

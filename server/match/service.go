@@ -194,6 +194,10 @@ func answer(st *state.Store, index *matchindex.Index, partner string, req *conco
 			if h.GetQuality() < MinQuality {
 				res.LowQuality = true
 				res.Note = fmt.Sprintf("PDQ quality %d is below %d: such a hash matches unrelated content, so it was not matched; hash a better copy", h.GetQuality(), MinQuality)
+				if h.GetQuality() == 0 {
+					res.Note = fmt.Sprintf("PDQ quality 0: not matched. If you did not set quality, send the quality your PDQ hasher computed with the hash "+
+						"(a field left unset reads as 0); a hash of quality below %d matches unrelated content", MinQuality)
+				}
 				continue
 			}
 			switch {

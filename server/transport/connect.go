@@ -20,6 +20,7 @@ import (
 
 	"connectrpc.com/connect/v2"
 	"connectrpc.com/connect/v2/connecthttp"
+	"connectrpc.com/connect/v2/connectproto"
 	"connectrpc.com/grpcreflect/v2"
 	"connectrpc.com/validate"
 	"google.golang.org/grpc/codes"
@@ -87,7 +88,8 @@ func NewHTTPHandler(srv *connect.Server, o Options, logTiles http.Handler) http.
 		o.Logger = slog.Default()
 	}
 	mux := http.NewServeMux()
-	connecthttp.Mount(mux, srv, connecthttp.WithReadMaxBytes(o.MaxMessageBytes))
+	connecthttp.Mount(mux, srv, connecthttp.WithReadMaxBytes(o.MaxMessageBytes),
+		connecthttp.WithCodecs(connectproto.NewBinaryCodec(), newJSONCodec()))
 	if logTiles != nil {
 		mux.Handle(LogTilesPrefix+"/", authorizeHTTP(o, concordv1connect.LogServiceGetEntriesProcedure,
 			http.StripPrefix(LogTilesPrefix, logTiles)))

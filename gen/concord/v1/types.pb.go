@@ -291,7 +291,10 @@ type Hash struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Kind  HashKind               `protobuf:"varint,1,opt,name=kind,proto3,enum=concord.v1.HashKind" json:"kind,omitempty"`
 	Value []byte                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
-	// PDQ quality, 0 to 100 (PDQ and PDQ_VIDEO only).
+	// PDQ quality, 0 to 100 (PDQ and PDQ_VIDEO only): send the quality the PDQ hasher computed
+	// with the hash (for PDQ_VIDEO, the lowest of the frames kept). There is no default: unset
+	// reads as 0, and a hash of quality below 50 matches unrelated content, so Match does not
+	// match it and answers low_quality with a note that says why (an unset quality included).
 	Quality       int32 `protobuf:"varint,3,opt,name=quality,proto3" json:"quality,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -32,7 +32,10 @@ export type Hash = Message<"concord.v1.Hash"> & {
   value: Uint8Array;
 
   /**
-   * PDQ quality, 0 to 100 (PDQ and PDQ_VIDEO only).
+   * PDQ quality, 0 to 100 (PDQ and PDQ_VIDEO only): send the quality the PDQ hasher computed
+   * with the hash (for PDQ_VIDEO, the lowest of the frames kept). There is no default: unset
+   * reads as 0, and a hash of quality below 50 matches unrelated content, so Match does not
+   * match it and answers low_quality with a note that says why (an unset quality included).
    *
    * @generated from field: int32 quality = 3;
    */
