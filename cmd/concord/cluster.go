@@ -15,6 +15,9 @@ import (
 	"concord/server/datadir"
 	"concord/server/fsm"
 	"concord/server/raftnode"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 func init() {
@@ -70,6 +73,9 @@ concord cluster list --addr 10.0.0.2:7443 --ca ca.pem --cert admin.pem --key adm
 		resp, err = c.Cluster.ListMembers(ctx, &concordv1.ListMembersRequest{})
 		if err == nil && serving(resp) >= *wait {
 			break
+		}
+		if err != nil && (*wait == 0 || status.Code(err) != codes.Unavailable) {
+			return callError("list members", err) // only a node not up yet is waited for
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			if err != nil {
