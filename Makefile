@@ -15,12 +15,12 @@ TORCHWOOD_VERSION            := v0.6.1
 
 TS_DIR := clients/typescript
 
-.PHONY: grpcurl debian-tools faiss ffmpeg corpus bench-match test tools prometheus alert-rules generate check-generated lint go-test fuzz fuzz-ci ts-deps run bench chaos clean-tools build
+.PHONY: python-deps grpcurl debian-tools faiss ffmpeg corpus bench-match test tools prometheus alert-rules generate check-generated lint go-test fuzz fuzz-ci ts-deps run bench chaos clean-tools build
 
 ## test: every check — formatting, vet, buf lint, generated code freshness, the alert rules' unit
 ## tests, all Go tests with the race detector (including the TypeScript client, the grpcurl/curl
 ## calls and a real Prometheus scraping nodes), and a short run of every fuzz target.
-test: tools ts-deps prometheus debian-tools lint check-generated alert-rules go-test fuzz-ci
+test: tools ts-deps python-deps prometheus debian-tools lint check-generated alert-rules go-test fuzz-ci
 
 ## tools: the pinned code generators and grpcurl, built from source into .bin/. A stamp per
 ## version means a version bump rebuilds only that tool.
@@ -97,15 +97,33 @@ $(TS_DIR)/node_modules/.package-lock.json: $(TS_DIR)/package-lock.json
 	@touch $@
 
 ## generate: Go code into gen/, TypeScript into clients/typescript/src/gen/.
-generate: tools ts-deps
+## Python into clients/python/ (packages concord.v1 and buf.validate, beside the SDK's
+## concord.sdk) with Debian's protoc and gRPC plugin, which 'make python-deps' installs.
+PY_DIR := clients/python
+PY_GEN := $(PY_DIR)/concord/v1 $(PY_DIR)/buf
+generate: tools ts-deps python-deps
 	$(BIN)/buf generate
 	$(BIN)/buf generate --template buf.gen.ts.yaml
+	rm -rf $(PY_GEN)
+	protoc -I proto -I third_party/protovalidate --python_out=$(PY_DIR) --grpc_python_out=$(PY_DIR) \
+		--plugin=protoc-gen-grpc_python=$$(command -v grpc_python_plugin) \
+		$$(cd proto && find concord/v1 -name '*.proto' | sort | sed 's#^#proto/#') third_party/protovalidate/buf/validate/validate.proto
 
 ## check-generated: regenerate and fail if the committed code differs.
 check-generated: generate
-	@if [ -n "$$(git status --porcelain -- gen $(TS_DIR)/src/gen)" ]; then \
+	@if [ -n "$$(git status --porcelain -- gen $(TS_DIR)/src/gen $(PY_GEN))" ]; then \
 		echo "generated code is stale: run 'make generate' and commit the result"; \
-		git status --porcelain -- gen $(TS_DIR)/src/gen; git diff --stat -- gen $(TS_DIR)/src/gen; exit 1; fi
+		git status --porcelain -- gen $(TS_DIR)/src/gen $(PY_GEN); git diff --stat -- gen $(TS_DIR)/src/gen $(PY_GEN); exit 1; fi
+
+## python-deps: Debian's protoc, its gRPC Python plugin and the Python SDK's packages
+## (python3-grpcio, python3-protobuf, python3-cryptography), installed only when missing.
+python-deps:
+	@if ! command -v protoc >/dev/null || ! command -v grpc_python_plugin >/dev/null || \
+		! /usr/bin/python3 -c 'import grpc, google.protobuf, cryptography' 2>/dev/null; then \
+		sudo=; if [ "$$(id -u)" != 0 ]; then sudo=sudo; fi; \
+		$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq \
+			protobuf-compiler protobuf-compiler-grpc python3-grpcio python3-protobuf python3-cryptography; \
+	fi
 
 ## lint: gofmt, go vet, buf lint.
 lint: tools

@@ -1,0 +1,183 @@
+"""The Concord client: a mutually authenticated gRPC channel, statements signed with the
+partner's key, and every write's receipt verified against the log key before it returns."""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+
+import grpc
+from google.protobuf import timestamp_pb2
+
+from concord.v1 import (log_pb2, log_pb2_grpc, match_pb2, match_pb2_grpc, notice_pb2, notice_pb2_grpc,
+                        registry_pb2, registry_pb2_grpc, types_pb2)
+
+from . import _dsse, _ids, _tlog
+from .errors import ConcordError, ReceiptError, from_rpc_error
+
+
+@dataclass(frozen=True)
+class Written:
+    """A write's answer and its receipt, verified: the entry at receipt.index carries exactly the
+    statement sent, in the checkpoint of checkpoint.size entries the log key signed."""
+
+    response: object
+    receipt: log_pb2.Receipt
+    checkpoint: _tlog.Checkpoint
+
+
+class Client:
+    """A partner's connection to a Concord hub.
+
+    addr is a node's gRPC address; ca, cert and key the PEM files of the hub's CA and the
+    partner's certificate and key; signing_key the partner's Ed25519 statement-signing key
+    (PKCS#8 PEM; needed to write); log_key the hub's log verifier key file (log.pub; needed to
+    write: receipts are checked with it). Reads that fail with UNAVAILABLE are retried; writes
+    are not (re-sending the same envelope is safe: the hub answers with the original result).
+    """
+
+    def __init__(self, addr: str, *, ca: str, cert: str, key: str, signing_key: str | None = None,
+                 log_key: str | None = None, timeout: float = 30.0):
+        def read(path: str) -> bytes:
+            with open(path, "rb") as f:
+                return f.read()
+
+        creds = grpc.ssl_channel_credentials(root_certificates=read(ca), private_key=read(key),
+                                             certificate_chain=read(cert))
+        self._channel = grpc.secure_channel(addr, creds)
+        self.timeout = timeout
+        self._signer = _dsse.load_signing_key(signing_key) if signing_key else None
+        self._log_key = _tlog.NoteKey.load(log_key) if log_key else None
+        self.registry = registry_pb2_grpc.RegistryServiceStub(self._channel)
+        self.notices = notice_pb2_grpc.NoticeServiceStub(self._channel)
+        self.matches = match_pb2_grpc.MatchServiceStub(self._channel)
+        self.log = log_pb2_grpc.LogServiceStub(self._channel)
+        self._me: registry_pb2.WhoAmIResponse | None = None
+        self._verified: _tlog.Checkpoint | None = None  # the largest checkpoint verified
+        self._lock = threading.Lock()
+
+    @classmethod
+    def dev(cls, addr: str, partner: str, pki_dir: str = ".concord/certs", **kw) -> "Client":
+        """A client with the files `concord dev` writes for partner in pki_dir."""
+        p = os.path.join(pki_dir, "partners", partner)
+        return cls(addr, ca=os.path.join(pki_dir, "ca.pem"), cert=os.path.join(p, "client.pem"),
+                   key=os.path.join(p, "client.key"), signing_key=os.path.join(p, "signing.key"),
+                   log_key=os.path.join(pki_dir, "log.pub"), **kw)
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # Calls.
+
+    def _read(self, method, request, attempts: int = 3):
+        for attempt in range(attempts):
+            try:
+                return method(request, timeout=self.timeout)
+            except grpc.RpcError as err:
+                if err.code() != grpc.StatusCode.UNAVAILABLE or attempt == attempts - 1:
+                    raise from_rpc_error(err) from None
+
+    def _write(self, method, request):
+        try:
+            return method(request, timeout=self.timeout)
+        except grpc.RpcError as err:
+            raise from_rpc_error(err) from None
+
+    def whoami(self) -> registry_pb2.WhoAmIResponse:
+        """Who the hub takes this client for: its partner record and statement id tag."""
+        if self._me is None:
+            self._me = self._read(self.registry.WhoAmI, registry_pb2.WhoAmIRequest())
+        return self._me
+
+    # Writes.
+
+    def _commit(self, method, request_cls, statement) -> Written:
+        if self._signer is None or self._log_key is None:
+            raise ConcordError("writing needs the partner's signing_key and the hub's log_key")
+        envelope = _dsse.sign(statement, self._signer)
+        with self._lock:
+            verified = self._verified
+        request = request_cls(envelope=envelope, consistency_from=verified.size if verified else 0)
+        response = self._write(method, request)
+        checkpoint = self.verify_receipt(response.receipt, envelope)
+        return Written(response, response.receipt, checkpoint)
+
+    def submit_notice(self, notice: notice_pb2.Notice) -> Written:
+        """Signs and submits a notice (notice_id, issuer, jurisdiction and created_at filled in
+        when empty) and verifies its receipt. Written.response.notice is the record."""
+        me = self.whoami().partner
+        if not notice.issuer:
+            notice.issuer = me.id
+        if not notice.jurisdiction:
+            notice.jurisdiction = me.jurisdiction
+        if not notice.notice_id:
+            notice.notice_id = _ids.new_id(notice.issuer)
+        if not notice.HasField("created_at"):
+            notice.created_at.CopyFrom(_now())
+        return self._commit(self.notices.SubmitNotice, notice_pb2.SubmitNoticeRequest, notice)
+
+    def endorse_notice(self, notice_id: str, legal_basis: str) -> Written:
+        """Adopts a notice in this partner's jurisdiction under one of its provisions."""
+        me = self.whoami().partner
+        e = notice_pb2.Endorsement(notice_id=notice_id, legal_basis=legal_basis, author=me.id,
+                                   jurisdiction=me.jurisdiction, endorsement_id=_ids.new_id(me.id))
+        e.created_at.CopyFrom(_now())
+        return self._commit(self.notices.EndorseNotice, notice_pb2.EndorseNoticeRequest, e)
+
+    # Reads.
+
+    def get_notice(self, notice_id: str) -> notice_pb2.NoticeRecord:
+        return self._read(self.notices.GetNotice, notice_pb2.GetNoticeRequest(notice_id=notice_id)).notice
+
+    def match(self, hashes: list[types_pb2.Hash], *, max_pdq_distance: int = 0, dihedral: bool = False,
+              request_id: str = "") -> match_pb2.MatchResponse:
+        """Matches a batch of up to 10 000 hashes: one HashResult per hash, in order. dihedral:
+        also the rotations and reflections of PDQ hashes."""
+        return self._read(self.matches.Match, match_pb2.MatchRequest(
+            hashes=hashes, max_pdq_distance=max_pdq_distance, pdq_dihedral=dihedral, request_id=request_id))
+
+    # Receipts.
+
+    def verify_receipt(self, receipt: log_pb2.Receipt, sent: types_pb2.Envelope | None) -> _tlog.Checkpoint:
+        """Checks a write's receipt (see message Receipt): the checkpoint is signed by the log key,
+        the entry's leaf hash is proven included at its index, the entry carries exactly sent,
+        and the checkpoint extends the largest one this client verified before."""
+        if self._log_key is None:
+            raise ConcordError("verifying a receipt needs the hub's log_key")
+        cp = _tlog.open_checkpoint(receipt.checkpoint.note, self._log_key)
+        leaf = _tlog.leaf_hash(receipt.entry)
+        if leaf != receipt.leaf_hash:
+            raise ReceiptError("the entry's leaf hash is not the receipt's")
+        _tlog.check_inclusion(list(receipt.inclusion_proof), receipt.index, cp.size, cp.root, leaf)
+        entry = log_pb2.LogEntry()
+        entry.ParseFromString(receipt.entry)
+        if entry.index != receipt.index:
+            raise ReceiptError(f"the receipt for entry {receipt.index} holds entry {entry.index}")
+        if sent is not None and entry.statement != sent:
+            raise ReceiptError(f"log entry {receipt.index} does not carry the statement that was sent")
+        with self._lock:
+            before = self._verified
+        if before is not None and cp.size >= before.size:
+            if receipt.consistency_from == before.size:
+                _tlog.check_consistency(list(receipt.consistency_proof), before.size, before.root, cp.size, cp.root)
+            else:
+                proof = self._read(self.log.GetConsistencyProof, log_pb2.GetConsistencyProofRequest(
+                    old_size=before.size, new_size=cp.size))
+                _tlog.check_consistency(list(proof.hashes), before.size, before.root, cp.size, cp.root)
+        with self._lock:
+            if self._verified is None or cp.size > self._verified.size:
+                self._verified = cp
+        return cp
+
+
+def _now() -> timestamp_pb2.Timestamp:
+    ts = timestamp_pb2.Timestamp()
+    ts.GetCurrentTime()
+    return ts

@@ -1,0 +1,88 @@
+"""The SDK against a live Concord node: CONCORD_ADDR (its gRPC address) and CONCORD_PKI (its dev
+PKI). Run by python_test.go, which starts the node."""
+
+import os
+import random
+import unittest
+
+from concord.sdk import Client, InvalidArgument, PermissionDenied, ReceiptError
+from concord.sdk import _dsse, _ids
+from concord.v1 import log_pb2, notice_pb2, types_pb2
+
+ADDR = os.environ["CONCORD_ADDR"]
+PKI = os.environ["CONCORD_PKI"]
+
+
+def client(partner: str) -> Client:
+    return Client.dev(ADDR, partner, PKI)
+
+
+def flip(value: bytes, bits: int) -> bytes:
+    b = bytearray(value)
+    for i in random.Random(7).sample(range(256), bits):
+        b[i // 8] ^= 1 << (i % 8)
+    return bytes(b)
+
+
+class AuthorityAndPlatform(unittest.TestCase):
+    def test_scenario(self):
+        pdq = bytes(random.Random(1).getrandbits(8) for _ in range(32))
+        sha = bytes(random.Random(2).getrandbits(8) for _ in range(32))
+        with client("fr-pharos") as fr:
+            notice = notice_pb2.Notice(legal_basis="fr.cp.421-2-5", categories=[types_pb2.CATEGORY_GLORIFICATION],
+                                       hashes=[types_pb2.Hash(kind=types_pb2.HASH_KIND_PDQ, value=pdq, quality=90),
+                                               types_pb2.Hash(kind=types_pb2.HASH_KIND_SHA256, value=sha)])
+            written = fr.submit_notice(notice)
+            record = written.response.notice
+            self.assertEqual(record.notice.notice_id, notice.notice_id)
+            self.assertEqual(notice.notice_id[10:16], fr.whoami().statement_id_tag)
+            self.assertGreater(written.checkpoint.size, written.receipt.index)
+            # A second write: its receipt proves the log extends the checkpoint verified first.
+            again = fr.submit_notice(notice_pb2.Notice(legal_basis="fr.cp.421-2-5", categories=[types_pb2.CATEGORY_GLORIFICATION],
+                                                       hashes=[types_pb2.Hash(kind=types_pb2.HASH_KIND_SHA256, value=sha[::-1])]))
+            self.assertEqual(again.receipt.consistency_from, written.checkpoint.size)
+            self.assertGreater(again.checkpoint.size, written.checkpoint.size)
+
+            # A receipt altered after the fact does not verify.
+            tampered = log_pb2.Receipt()
+            tampered.CopyFrom(written.receipt)
+            tampered.entry = tampered.entry[:-1] + bytes([tampered.entry[-1] ^ 1])
+            with self.assertRaises(ReceiptError):
+                fr.verify_receipt(tampered, None)
+
+        with client("de-bka") as de:
+            endorsed = de.endorse_notice(notice.notice_id, "de.stgb.140")
+            self.assertGreater(endorsed.receipt.index, written.receipt.index)
+
+        with client("videoshare") as platform:
+            resp = platform.match([types_pb2.Hash(kind=types_pb2.HASH_KIND_PDQ, value=flip(pdq, 4), quality=80),
+                                   types_pb2.Hash(kind=types_pb2.HASH_KIND_SHA256, value=sha)])
+            near, exact = resp.results
+            self.assertEqual([m.notice_id for m in near.matches], [notice.notice_id])
+            self.assertEqual(near.matches[0].distance, 4)
+            self.assertEqual(exact.matches[0].hash_position, 1)
+            self.assertIn("DE", [o.jurisdiction for o in near.matches[0].obligations])
+
+            # Typed errors.
+            with self.assertRaises(InvalidArgument) as bad:
+                platform.match([types_pb2.Hash(kind=types_pb2.HASH_KIND_SHA256, value=b"short" * 4)])
+            self.assertIn("hashes[0]", bad.exception.message)
+            with self.assertRaises(PermissionDenied):
+                platform.submit_notice(notice_pb2.Notice(legal_basis="fr.cp.421-2-5",
+                                                         categories=[types_pb2.CATEGORY_GLORIFICATION],
+                                                         hashes=[types_pb2.Hash(kind=types_pb2.HASH_KIND_SHA256, value=sha)]))
+
+
+class Offline(unittest.TestCase):
+    def test_statement_ids_carry_the_tag(self):
+        for partner in ("fr-pharos", "de-bka", "videoshare"):
+            i = _ids.new_id(partner)
+            self.assertEqual(len(i), 26)
+            self.assertEqual(i[10:16], _ids.tag(partner))
+
+    def test_pae(self):
+        self.assertEqual(_dsse.pae("t", b"ab"), b"DSSEv1 1 t 2 ab")
+
+
+if __name__ == "__main__":
+    unittest.main()
