@@ -7,7 +7,7 @@ import unittest
 
 from concord.sdk import Client, InvalidArgument, PermissionDenied, ReceiptError
 from concord.sdk import _dsse, _ids
-from concord.v1 import log_pb2, notice_pb2, types_pb2
+from concord.v1 import action_pb2, log_pb2, notice_pb2, types_pb2
 
 ADDR = os.environ["CONCORD_ADDR"]
 PKI = os.environ["CONCORD_PKI"]
@@ -54,7 +54,24 @@ class AuthorityAndPlatform(unittest.TestCase):
             endorsed = de.endorse_notice(notice.notice_id, "de.stgb.140")
             self.assertGreater(endorsed.receipt.index, written.receipt.index)
 
+        with client("be-fedpol") as be:
+            be.object_to_notice(notice.notice_id, "Satire: not apologie under art. 140bis")
+
         with client("videoshare") as platform:
+            # The feed, from the start: the two notices, then the endorsement.
+            events = platform.watch(from_start=True)
+            seen = [next(events) for _ in range(3)]
+            events.close()
+            second = again.response.notice.notice.notice_id
+            self.assertEqual([(e.notice_id, e.type) for e in seen], [
+                (notice.notice_id, notice_pb2.NOTICE_EVENT_TYPE_NEW), (second, notice_pb2.NOTICE_EVENT_TYPE_NEW),
+                (notice.notice_id, notice_pb2.NOTICE_EVENT_TYPE_ENDORSED)])
+            self.assertTrue(seen[0].cursor < seen[1].cursor < seen[2].cursor)
+            # Resumed after the first cursor, it starts at the second event.
+            resumed = platform.watch(after=seen[0].cursor)
+            self.assertEqual(next(resumed).cursor, seen[1].cursor)
+            resumed.close()
+
             resp = platform.match([types_pb2.Hash(kind=types_pb2.HASH_KIND_PDQ, value=flip(pdq, 4), quality=80),
                                    types_pb2.Hash(kind=types_pb2.HASH_KIND_SHA256, value=sha)])
             near, exact = resp.results
@@ -67,10 +84,21 @@ class AuthorityAndPlatform(unittest.TestCase):
             with self.assertRaises(InvalidArgument) as bad:
                 platform.match([types_pb2.Hash(kind=types_pb2.HASH_KIND_SHA256, value=b"short" * 4)])
             self.assertIn("hashes[0]", bad.exception.message)
+            reported = platform.report_action(action_pb2.ActionReport(
+                notice_id=notice.notice_id, outcome=action_pb2.ACTION_OUTCOME_REMOVED, jurisdictions=["FR", "DE"]))
+            self.assertGreater(reported.receipt.index, endorsed.receipt.index)
+
             with self.assertRaises(PermissionDenied):
                 platform.submit_notice(notice_pb2.Notice(legal_basis="fr.cp.421-2-5",
                                                          categories=[types_pb2.CATEGORY_GLORIFICATION],
                                                          hashes=[types_pb2.Hash(kind=types_pb2.HASH_KIND_SHA256, value=sha)]))
+
+
+        with client("fr-pharos") as fr:
+            summary = fr.compliance(notice_id=notice.notice_id).summary
+            self.assertGreaterEqual(summary.met, 2)
+            fr.withdraw_notice(notice.notice_id, "Annulled on appeal", reinstate=True)
+            self.assertEqual(fr.get_notice(notice.notice_id).state, notice_pb2.NOTICE_STATE_WITHDRAWN)
 
 
 class Offline(unittest.TestCase):

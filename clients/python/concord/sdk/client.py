@@ -10,8 +10,8 @@ from dataclasses import dataclass
 import grpc
 from google.protobuf import timestamp_pb2
 
-from concord.v1 import (log_pb2, log_pb2_grpc, match_pb2, match_pb2_grpc, notice_pb2, notice_pb2_grpc,
-                        registry_pb2, registry_pb2_grpc, types_pb2)
+from concord.v1 import (action_pb2, action_pb2_grpc, log_pb2, log_pb2_grpc, match_pb2, match_pb2_grpc, notice_pb2,
+                        notice_pb2_grpc, registry_pb2, registry_pb2_grpc, types_pb2)
 
 from . import _dsse, _ids, _tlog
 from .errors import ConcordError, ReceiptError, from_rpc_error
@@ -53,6 +53,7 @@ class Client:
         self.notices = notice_pb2_grpc.NoticeServiceStub(self._channel)
         self.matches = match_pb2_grpc.MatchServiceStub(self._channel)
         self.log = log_pb2_grpc.LogServiceStub(self._channel)
+        self.actions = action_pb2_grpc.ActionServiceStub(self._channel)
         self._me: registry_pb2.WhoAmIResponse | None = None
         self._verified: _tlog.Checkpoint | None = None  # the largest checkpoint verified
         self._lock = threading.Lock()
@@ -131,7 +132,67 @@ class Client:
         e.created_at.CopyFrom(_now())
         return self._commit(self.notices.EndorseNotice, notice_pb2.EndorseNoticeRequest, e)
 
+    def object_to_notice(self, notice_id: str, reason: str) -> Written:
+        """Declares a notice not actionable in this partner's jurisdiction, with a reason."""
+        me = self.whoami().partner
+        o = notice_pb2.Objection(notice_id=notice_id, reason=reason, author=me.id, jurisdiction=me.jurisdiction,
+                                 objection_id=_ids.new_id(me.id))
+        o.created_at.CopyFrom(_now())
+        return self._commit(self.notices.ObjectToNotice, notice_pb2.ObjectToNoticeRequest, o)
+
+    def withdraw_notice(self, notice_id: str, reason: str, reinstate: bool = False) -> Written:
+        """Withdraws this partner's notice; reinstate tells platforms to put the content back."""
+        me = self.whoami().partner
+        w = notice_pb2.Withdrawal(notice_id=notice_id, reason=reason, reinstate=reinstate, author=me.id,
+                                  withdrawal_id=_ids.new_id(me.id))
+        w.created_at.CopyFrom(_now())
+        return self._commit(self.notices.WithdrawNotice, notice_pb2.WithdrawNoticeRequest, w)
+
+    def report_action(self, report: action_pb2.ActionReport) -> Written:
+        """Signs and submits a platform's action report (report_id, reporter, created_at and
+        occurred_at, now, filled in when empty)."""
+        me = self.whoami().partner
+        if not report.reporter:
+            report.reporter = me.id
+        if not report.report_id:
+            report.report_id = _ids.new_id(report.reporter)
+        if not report.HasField("occurred_at"):
+            report.occurred_at.CopyFrom(_now())
+        if not report.HasField("created_at"):
+            report.created_at.CopyFrom(_now())
+        return self._commit(self.actions.ReportAction, action_pb2.ReportActionRequest, report)
+
     # Reads.
+
+    def compliance(self, **filters) -> action_pb2.GetComplianceResponse:
+        """Deadlines and whether they were met (filters: GetComplianceRequest's fields)."""
+        return self._read(self.actions.GetCompliance, action_pb2.GetComplianceRequest(**filters))
+
+    def watch(self, *, after: int | None = None, from_start: bool = False, jurisdictions=(), categories=(),
+              heartbeat_seconds: int = 15, reconnect_delay: float = 1.0):
+        """Yields the notice events this partner may see, as they are committed, forever. After a
+        disconnect or a node restart it resumes after the last cursor received (an event's or a
+        heartbeat's), so nothing is missed; keep the cursors to resume a later run (after=)."""
+        import time
+
+        cursor = after
+        while True:
+            req = notice_pb2.WatchNoticesRequest(from_start=from_start and cursor is None, jurisdictions=list(jurisdictions),
+                                                 categories=list(categories), heartbeat_seconds=heartbeat_seconds)
+            if cursor is not None:
+                req.after = cursor
+            try:
+                for msg in self.notices.WatchNotices(req):
+                    if msg.HasField("event"):
+                        cursor = msg.event.cursor
+                        yield msg.event
+                    else:
+                        cursor = msg.heartbeat.cursor
+            except grpc.RpcError as err:
+                if err.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.ABORTED, grpc.StatusCode.INTERNAL,
+                                      grpc.StatusCode.UNKNOWN, grpc.StatusCode.DEADLINE_EXCEEDED):
+                    raise from_rpc_error(err) from None
+            time.sleep(reconnect_delay)
 
     def get_notice(self, notice_id: str) -> notice_pb2.NoticeRecord:
         return self._read(self.notices.GetNotice, notice_pb2.GetNoticeRequest(notice_id=notice_id)).notice
