@@ -51,6 +51,9 @@ func Decode(r io.Reader) (image.Image, string, error) {
 	if !slices.Contains(formats, format) {
 		return nil, format, fmt.Errorf("%w (got %s)", ErrUnsupportedFormat, format)
 	}
+	if cfg.Width <= 0 || cfg.Height <= 0 {
+		return nil, format, fmt.Errorf("decode %s header: the image is %d×%d: it has no pixels to hash", format, cfg.Width, cfg.Height)
+	}
 	if px := int64(cfg.Width) * int64(cfg.Height); px > MaxPixels {
 		return nil, format, fmt.Errorf("%w: %d×%d is %d pixels, the limit is %d: downscale it before hashing",
 			ErrTooLarge, cfg.Width, cfg.Height, px, MaxPixels)
@@ -58,6 +61,11 @@ func Decode(r io.Reader) (image.Image, string, error) {
 	img, _, err := image.Decode(io.MultiReader(&head, r))
 	if err != nil {
 		return nil, format, fmt.Errorf("decode %s image: %w", format, err)
+	}
+	if b := img.Bounds(); b.Dx() != cfg.Width || b.Dy() != cfg.Height {
+		// A decoder that disagrees with its own header (JPEG's height 0, "defined later"): the
+		// pixels are not the image the header describes.
+		return nil, format, fmt.Errorf("decode %s image: %d×%d pixels where the header says %d×%d", format, b.Dx(), b.Dy(), cfg.Width, cfg.Height)
 	}
 	return img, format, nil
 }
