@@ -7,11 +7,13 @@ import (
 	"encoding/json"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"concord/internal/agreement"
 	"concord/internal/identity"
 	"concord/internal/pki"
 	"concord/internal/registryfile"
@@ -102,4 +104,22 @@ func TestTypeScriptClientWhoAmI(t *testing.T) {
 			t.Fatalf("whoami without an address: %v, stderr %q", err, stderr)
 		}
 	})
+}
+
+// TestCrossLanguageAgreement: the same notice signed with the same key in Go and in TypeScript
+// gives byte-identical envelopes, and each side verifies the other's signature.
+func TestCrossLanguageAgreement(t *testing.T) {
+	build(t)
+	dir := t.TempDir()
+	layout := pki.Layout{Dir: filepath.Join(dir, "certs")}
+	if _, err := pki.Init(pki.Options{Dir: layout.Dir, TrustDomain: identity.DefaultTrustDomain, PartnerIDs: []string{"fr-pharos"}}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := agreement.Check(layout.SigningKey("fr-pharos"), dir, func(args ...string) ([]byte, error) {
+		return exec.Command("node", append([]string{"dist/agree.js"}, args...)...).CombinedOutput()
+	})
+	if err != nil {
+		t.Fatalf("TypeScript: %v", err)
+	}
+	t.Logf("%s", out)
 }

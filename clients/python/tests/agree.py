@@ -1,5 +1,5 @@
-"""Cross-language agreement, run by python_test.go: builds the canonical notice (the same one
-python_test.go builds in Go), signs it with the key in argv[1], writes the envelope to argv[3],
+"""Cross-language agreement, run by python_test.go: builds the canonical notice (the one
+internal/agreement builds in Go and src/agree.ts in TypeScript), signs it with the key in argv[1], writes the envelope to argv[3],
 and checks the Go envelope in argv[2]: the same payload bytes, and a signature that verifies."""
 
 import sys
