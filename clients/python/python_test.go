@@ -2,13 +2,16 @@
 package python_test
 
 import (
+	"bufio"
 	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	concordv1 "concord/gen/concord/v1"
 	"concord/internal/agreement"
 	"concord/internal/identity"
 	"concord/internal/pki"
@@ -55,4 +58,60 @@ func TestCrossLanguageAgreement(t *testing.T) {
 		t.Fatalf("Python: %v", err)
 	}
 	t.Logf("%s", out)
+}
+
+// TestPythonWatchResumesAcrossARestart: the SDK's watch, following the feed, sees a notice
+// submitted before the node restarts and one submitted after, with nothing lost or repeated.
+func TestPythonWatchResumesAcrossARestart(t *testing.T) {
+	c := servertest.StartCluster(t, 1, servertest.Options{})
+	n := c.Nodes[0]
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "/usr/bin/python3", "tests/watch_resume.py", "2")
+	cmd.Env = append(os.Environ(), "PYTHONPATH=.", "PYTHONDONTWRITEBYTECODE=1", "CONCORD_ADDR="+n.GRPCAddr(), "CONCORD_PKI="+n.PKI.Dir)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := make(chan string)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	submit := func(content string) string {
+		t.Helper()
+		rec, err := n.Client(t, "fr-pharos").SubmitNotice(ctx, &concordv1.Notice{LegalBasis: "fr.cp.421-2-5",
+			Categories: []concordv1.Category{concordv1.Category_CATEGORY_GLORIFICATION},
+			Hashes:     []*concordv1.Hash{{Kind: concordv1.HashKind_HASH_KIND_SHA256, Value: []byte(strings.Repeat(content, 32)[:32])}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rec.GetNotice().GetNoticeId()
+	}
+	next := func(want string) {
+		t.Helper()
+		select {
+		case line, ok := <-lines:
+			if !ok || !strings.HasPrefix(line, want+" ") {
+				t.Fatalf("the watch printed %q (open %v), want notice %s\n%s", line, ok, want, stderr.String())
+			}
+		case <-ctx.Done():
+			t.Fatalf("the watch printed nothing for notice %s\n%s", want, stderr.String())
+		}
+	}
+	next(submit("a"))
+	c.Stop(t, 0)
+	c.Restart(t, 0)
+	next(submit("b"))
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("tests/watch_resume.py: %v\n%s", err, stderr.String())
+	}
 }

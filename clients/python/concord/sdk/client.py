@@ -45,7 +45,9 @@ class Client:
 
         creds = grpc.ssl_channel_credentials(root_certificates=read(ca), private_key=read(key),
                                              certificate_chain=read(cert))
-        self._channel = grpc.secure_channel(addr, creds)
+        # Reconnect soon after a node restarts (gRPC's default back-off grows to two minutes).
+        self._channel = grpc.secure_channel(addr, creds, options=[("grpc.initial_reconnect_backoff_ms", 500),
+                                                                   ("grpc.max_reconnect_backoff_ms", 10_000)])
         self.timeout = timeout
         self._signer = _dsse.load_signing_key(signing_key) if signing_key else None
         self._log_key = _tlog.NoteKey.load(log_key) if log_key else None
