@@ -107,10 +107,16 @@ func TestPythonWatchResumesAcrossARestart(t *testing.T) {
 			t.Fatalf("the watch printed nothing for notice %s\n%s", want, stderr.String())
 		}
 	}
+	t0 := time.Now()
 	next(submit("a"))
+	t.Logf("first event after %v", time.Since(t0))
 	c.Stop(t, 0)
 	c.Restart(t, 0)
-	next(submit("b"))
+	t.Logf("restarted after %v", time.Since(t0))
+	b := submit("b")
+	t.Logf("submitted after %v", time.Since(t0))
+	next(b)
+	t.Logf("second event after %v", time.Since(t0))
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("tests/watch_resume.py: %v\n%s", err, stderr.String())
 	}

@@ -9,7 +9,7 @@ from concord.sdk import Client
 
 want = int(sys.argv[1])
 with Client.dev(os.environ["CONCORD_ADDR"], "videoshare", os.environ["CONCORD_PKI"]) as platform:
-    for n, event in enumerate(platform.watch(from_start=True, reconnect_delay=0.2), start=1):
+    for n, event in enumerate(platform.watch(from_start=True, heartbeat_seconds=1, reconnect_delay=0.2), start=1):
         print(event.notice_id, event.cursor, flush=True)
         if n == want:
             break

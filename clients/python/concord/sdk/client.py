@@ -174,7 +174,9 @@ class Client:
               heartbeat_seconds: int = 15, reconnect_delay: float = 1.0):
         """Yields the notice events this partner may see, as they are committed, forever. After a
         disconnect or a node restart it resumes after the last cursor received (an event's or a
-        heartbeat's), so nothing is missed; keep the cursors to resume a later run (after=)."""
+        heartbeat's), so nothing is missed; keep the cursors to resume a later run (after=). A
+        stream silent for two heartbeats (a node gone without closing it) is given up and
+        resumed."""
         import time
 
         cursor = after
@@ -183,8 +185,11 @@ class Client:
                                                  categories=list(categories), heartbeat_seconds=heartbeat_seconds)
             if cursor is not None:
                 req.after = cursor
+            call = self.notices.WatchNotices(req)
+            watchdog = _Watchdog(call.cancel, 2 * heartbeat_seconds + 1)
             try:
-                for msg in self.notices.WatchNotices(req):
+                for msg in call:
+                    watchdog.reset()
                     if msg.HasField("event"):
                         cursor = msg.event.cursor
                         yield msg.event
@@ -192,8 +197,12 @@ class Client:
                         cursor = msg.heartbeat.cursor
             except grpc.RpcError as err:
                 if err.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.ABORTED, grpc.StatusCode.INTERNAL,
-                                      grpc.StatusCode.UNKNOWN, grpc.StatusCode.DEADLINE_EXCEEDED):
+                                      grpc.StatusCode.UNKNOWN, grpc.StatusCode.DEADLINE_EXCEEDED) and not (
+                        err.code() == grpc.StatusCode.CANCELLED and watchdog.fired):
                     raise from_rpc_error(err) from None
+            finally:
+                watchdog.stop()
+                call.cancel()
             time.sleep(reconnect_delay)
 
     def get_notice(self, notice_id: str) -> notice_pb2.NoticeRecord:
@@ -238,6 +247,29 @@ class Client:
             if self._verified is None or cp.size > self._verified.size:
                 self._verified = cp
         return cp
+
+
+class _Watchdog:
+    """Calls fire() when reset() was not called for timeout seconds."""
+
+    def __init__(self, fire, timeout: float):
+        self._fire, self._timeout, self.fired = fire, timeout, False
+        self._timer: threading.Timer | None = None
+        self.reset()
+
+    def _expire(self) -> None:
+        self.fired = True
+        self._fire()
+
+    def reset(self) -> None:
+        self.stop()
+        self._timer = threading.Timer(self._timeout, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
 
 
 def _now() -> timestamp_pb2.Timestamp:
