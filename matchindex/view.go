@@ -113,31 +113,7 @@ func (v View) Lookup(kind Kind, value []byte) ([]Hit, error) {
 // threshold is 31) of the 32-byte hash, exactly, with its distance, sorted by distance, then
 // notice id and position. The caller refuses queries of PDQ quality below 50 (DESIGN.md §3).
 func (v View) MatchPDQ(hash []byte, radius int) ([]Hit, error) {
-	if err := checkValue(PDQ, hash); err != nil {
-		return nil, err
-	}
-	if radius < 0 || radius > MaxRadius {
-		return nil, fmt.Errorf("%w: radius %d, want 0..%d", ErrRadius, radius, MaxRadius)
-	}
-	q := pdqWords(hash)
-	rb := rawBuf.Get().(*[]rawHit)
-	raw := (*rb)[:0]
-	mb := matchBuf.Get().(*[]pdqMatch)
-	for _, s := range v.v.segs {
-		ms := s.image.search(&q, radius, (*mb)[:0])
-		for _, m := range ms {
-			h, pos := s.cols[PDQ].owner(m.id)
-			if !v.v.dead.has(h) {
-				raw = append(raw, rawHit{dist: m.dist, handle: h, pos: uint16(pos)})
-			}
-		}
-		*mb = ms
-	}
-	matchBuf.Put(mb)
-	hits := v.hitsInOrder(raw)
-	*rb = raw
-	rawBuf.Put(rb)
-	return hits, nil
+	return v.matchPDQ(hash, radius, false)
 }
 
 // MatchPDQDihedral is MatchPDQ for the hash and its seven rotations and reflections
@@ -146,43 +122,53 @@ func (v View) MatchPDQ(hash []byte, radius int) ([]Hit, error) {
 // stored hash's picture so transformed; pdq.Original, as sent, wins a tie). It costs eight
 // searches, fewer for a hash some transforms leave unchanged.
 func (v View) MatchPDQDihedral(hash []byte, radius int) ([]Hit, error) {
+	return v.matchPDQ(hash, radius, true)
+}
+
+func (v View) matchPDQ(hash []byte, radius int, dihedral bool) ([]Hit, error) {
 	if err := checkValue(PDQ, hash); err != nil {
 		return nil, err
 	}
 	if radius < 0 || radius > MaxRadius {
 		return nil, fmt.Errorf("%w: radius %d, want 0..%d", ErrRadius, radius, MaxRadius)
 	}
-	h := pdq.Hash(hash)
 	rb := rawBuf.Get().(*[]rawHit)
 	raw := (*rb)[:0]
 	mb := matchBuf.Get().(*[]pdqMatch)
-	var searched [8]pdq.Hash
-	for t := range pdq.Transform(8) {
-		// The stored hash s matches under t when the query is close to t applied to s, that is
-		// when t's inverse applied to the query is close to s.
-		th := pdq.Transformed(h, t.Inverse())
-		if slices.Contains(searched[:t], th) {
-			continue // a symmetric hash: the same search under an earlier transform, which wins
-		}
-		searched[t] = th
-		q := pdqWords(th[:])
+	search := func(q [4]uint64, tr pdq.Transform) {
 		for _, s := range v.v.segs {
 			ms := s.image.search(&q, radius, (*mb)[:0])
 			for _, m := range ms {
 				h, pos := s.cols[PDQ].owner(m.id)
 				if !v.v.dead.has(h) {
-					raw = append(raw, rawHit{dist: m.dist, handle: h, pos: uint16(pos), tr: uint8(t)})
+					raw = append(raw, rawHit{dist: m.dist, handle: h, pos: uint16(pos), tr: uint8(tr)})
 				}
 			}
 			*mb = ms
 		}
 	}
+	if !dihedral {
+		search(pdqWords(hash), pdq.Original)
+	} else {
+		h := pdq.Hash(hash)
+		var searched [8]pdq.Hash
+		for t := range pdq.Transform(8) {
+			// The stored hash s matches under t when the query is close to t applied to s, that
+			// is when t's inverse applied to the query is close to s.
+			th := pdq.Transformed(h, t.Inverse())
+			if slices.Contains(searched[:t], th) {
+				continue // a symmetric hash: the same search under an earlier transform, which wins
+			}
+			searched[t] = th
+			search(pdqWords(th[:]), t)
+		}
+		// One hit per stored hash: its smallest distance, then the first transform.
+		slices.SortFunc(raw, func(a, b rawHit) int {
+			return cmp.Or(cmp.Compare(a.handle, b.handle), cmp.Compare(a.pos, b.pos), cmp.Compare(a.dist, b.dist), cmp.Compare(a.tr, b.tr))
+		})
+		raw = slices.CompactFunc(raw, func(a, b rawHit) bool { return a.handle == b.handle && a.pos == b.pos })
+	}
 	matchBuf.Put(mb)
-	// One hit per stored hash: its smallest distance, then the first transform.
-	slices.SortFunc(raw, func(a, b rawHit) int {
-		return cmp.Or(cmp.Compare(a.handle, b.handle), cmp.Compare(a.pos, b.pos), cmp.Compare(a.dist, b.dist), cmp.Compare(a.tr, b.tr))
-	})
-	raw = slices.CompactFunc(raw, func(a, b rawHit) bool { return a.handle == b.handle && a.pos == b.pos })
 	hits := v.hitsInOrder(raw)
 	*rb = raw
 	rawBuf.Put(rb)
