@@ -58,18 +58,20 @@ func (f *clientFlags) register(fs *flag.FlagSet) {
 }
 
 // witnessKeys are the --witness keys, read from their files where a file was given.
-func (f *clientFlags) witnessKeys() ([]string, error) {
+func (f *clientFlags) witnessKeys() ([]string, error) { return noteKeys("--witness", f.witnesses) }
+
+// noteKeys reads signed-note verifier keys given as "name+hash+key" or as files holding one.
+func noteKeys(flag string, given []string) ([]string, error) {
 	var keys []string
-	for _, w := range f.witnesses {
-		key := w
-		if !strings.Contains(w, "+") {
-			b, err := os.ReadFile(w)
+	for _, k := range given {
+		if !strings.Contains(k, "+") {
+			b, err := os.ReadFile(k)
 			if err != nil {
-				return nil, fmt.Errorf("--witness: %w", err)
+				return nil, fmt.Errorf("%s: %w", flag, err)
 			}
-			key = strings.TrimSpace(string(b))
+			k = strings.TrimSpace(string(b))
 		}
-		keys = append(keys, key)
+		keys = append(keys, k)
 	}
 	return keys, nil
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -43,13 +42,7 @@ func runConcordStatus(t *testing.T, env []string, args ...string) (stdout, stder
 func TestCommandLineErrors(t *testing.T) {
 	n := servertest.Start(t, servertest.Options{})
 	conn := []string{"--addr", n.GRPCAddr(), "--pki", n.PKI.Dir}
-	// A port nothing listens on.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	closed := l.Addr().String()
-	l.Close()
+	closed := freePort(t) // nothing listens on it
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "clip.mp4"), []byte("not a video"), 0o600); err != nil {
 		t.Fatal(err)
@@ -111,5 +104,42 @@ func TestCommandLineErrors(t *testing.T) {
 	cmd.Dir = dir
 	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "-odd") {
 		t.Fatalf("hash -- -odd: %v\n%s", err, out)
+	}
+}
+
+// TestFlagsAfterArguments: every command that takes arguments reads flags given after them. A
+// partner unknown to the PKI, given last, must be the error each reports (had --as been taken
+// for an argument, the error would be another); snapshot restore, which calls no node, must see
+// its --data-dir.
+func TestFlagsAfterArguments(t *testing.T) {
+	dir := t.TempDir()
+	pkiDir := filepath.Join(dir, "pki")
+	runConcord(t, "certs", "init", "--dir", pkiDir)
+	file := filepath.Join(dir, "photo.jpg")
+	if err := os.WriteFile(file, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const id = "01JD5Z3Y5J8Q6T4V2W0X9Y8Z7A"
+	for _, args := range [][]string{
+		{"notice", "get", id},
+		{"notice", "endorse", id, "--basis", "de.stgb.140"},
+		{"notice", "object", id, "--reason", "satire"},
+		{"notice", "withdraw", id, "--reason", "annulled"},
+		{"action", "report", id, "--outcome", "REMOVED", "--jurisdiction", "FR"},
+		{"match", file},
+		{"cluster", "join", "node-9", "127.0.0.1:7009"},
+		{"cluster", "remove", "node-9"},
+		{"snapshot", "save", filepath.Join(dir, "backup.snap")},
+	} {
+		full := append(append([]string{}, args...), "--pki", pkiDir, "--as", "nosuchpartner")
+		_, stderr, status := runConcordStatus(t, nil, full...)
+		if status != 2 || !strings.Contains(stderr, "--as nosuchpartner: unknown partner") {
+			t.Errorf("concord %s: status %d, want 2 naming the unknown partner:\n%s", strings.Join(full, " "), status, stderr)
+		}
+	}
+	_, stderr, status := runConcordStatus(t, nil, "snapshot", "restore", filepath.Join(dir, "missing.snap"), "--data-dir", filepath.Join(dir, "data"),
+		"--node-id", "node-1", "--raft-addr", "127.0.0.1:7001")
+	if status == 0 || strings.Contains(stderr, "--data-dir") || !strings.Contains(stderr, "missing.snap") {
+		t.Errorf("snapshot restore FILE --data-dir DIR: status %d:\n%s", status, stderr)
 	}
 }

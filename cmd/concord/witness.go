@@ -114,23 +114,16 @@ func witnessError(err error) error {
 // serveWitness serves C2SP tlog-witness on addr for the hub's log (--log-key, or the dev PKI's
 // with --as) and the logs given with --log, until ctx ends.
 func serveWitness(ctx context.Context, cf *clientFlags, dir, keyFile, addr string, others []string) error {
-	var logKeys []string
 	own := cf.logKey
 	if own == "" && cf.as != "" {
 		own = pki.Layout{Dir: cf.pkiDir}.LogPub()
 	}
-	for _, k := range append([]string{own}, others...) {
-		if k == "" {
-			continue
-		}
-		if !strings.Contains(k, "+") {
-			b, err := os.ReadFile(k)
-			if err != nil {
-				return fmt.Errorf("log key: %w", err)
-			}
-			k = strings.TrimSpace(string(b))
-		}
-		logKeys = append(logKeys, k)
+	if own != "" {
+		others = append([]string{own}, others...)
+	}
+	logKeys, err := noteKeys("log key", others)
+	if err != nil {
+		return err
 	}
 	if len(logKeys) == 0 {
 		return usageErrorf("--listen needs the logs to witness: --log-key (or --as with the dev PKI), --log")
