@@ -131,9 +131,20 @@ lint: tools
 	go vet ./...
 	$(BIN)/buf lint
 
-## go-test: all Go tests with the race detector.
+## go-test: all Go tests with the race detector. The output is kept in .bin/go-test.log; when a
+## test fails, its failures (and, for a test that hung, the tests that were running when the
+## timeout struck) are printed again at the end, where a CI log's tail shows them.
 go-test: tools ts-deps prometheus
-	go test -race -timeout 20m ./...
+	@rm -f $(BIN)/go-test.rc; \
+	{ go test -race -timeout 20m ./... 2>&1; echo $$? > $(BIN)/go-test.rc; } | tee $(BIN)/go-test.log; \
+	status=$$(cat $(BIN)/go-test.rc); \
+	if [ "$$status" != 0 ]; then \
+		echo "== go-test failed (exit $$status); failures, from $(BIN)/go-test.log:"; \
+		grep -E -A12 '^(panic: test timed out|running tests:)' $(BIN)/go-test.log | head -40; \
+		grep -E -B2 -A8 '^ *--- FAIL' $(BIN)/go-test.log | head -150; \
+		grep -E '^FAIL[[:space:]]' $(BIN)/go-test.log; \
+	fi; \
+	exit $$status
 
 ## fuzz: every fuzz target (each func FuzzXxx of a _test.go file), one after the other, for
 ## FUZZTIME each with FUZZPARALLEL workers, e.g. `make fuzz FUZZTIME=10m`. Inputs that add

@@ -23,9 +23,10 @@ const (
 	alpnGRPC = "h2"
 )
 
-// handshakeTimeout bounds a TLS handshake on the node port, so a silent peer cannot hold a
-// goroutine.
-const handshakeTimeout = 10 * time.Second
+// handshakeTimeout bounds a TLS handshake on the node port, and then the wait for raft or the
+// node service to take the connection, so that neither a silent peer nor a stopped raft (a node
+// repairing itself, or stopping) holds a goroutine and a connection. A variable for tests.
+var handshakeTimeout = 10 * time.Second
 
 // Port is a node's raft port: TLS 1.3 with node certificates required on both sides. Anything
 // that is not a node of the cluster's CA fails the handshake and never reaches raft.
@@ -144,8 +145,13 @@ func (p *Port) handshake(c net.Conn) {
 		tc.Close()
 		return
 	}
+	// Nobody takes it while raft (or the node service) is stopped and the port is not yet
+	// closed, as while a node repairs itself: the caller dials again later.
 	select {
 	case to <- tc:
+	case <-ctx.Done():
+		p.logger.Debug("raft port: a connection was not taken in time", "remote", c.RemoteAddr().String(), "protocol", tc.ConnectionState().NegotiatedProtocol)
+		tc.Close()
 	case <-p.closed:
 		tc.Close()
 	}
