@@ -141,6 +141,8 @@ go-test: tools ts-deps prometheus
 	if [ "$$status" != 0 ]; then \
 		echo "== go-test failed (exit $$status); failures, from $(BIN)/go-test.log:"; \
 		grep -E -A12 '^(panic: test timed out|running tests:)' $(BIN)/go-test.log | head -40; \
+		awk 'BEGIN { RS = "" } /^goroutine [0-9]+ \[[^]]*[0-9]+ minutes\]/ && /concord\// { print; print "" }' \
+			$(BIN)/go-test.log | head -300; \
 		grep -E -B2 -A8 '^ *--- FAIL' $(BIN)/go-test.log | head -150; \
 		grep -E '^FAIL[[:space:]]' $(BIN)/go-test.log; \
 	fi; \
