@@ -15,7 +15,7 @@ TORCHWOOD_VERSION            := v0.6.1
 
 TS_DIR := clients/typescript
 
-.PHONY: python-deps grpcurl debian-tools faiss ffmpeg corpus bench-match test tools prometheus alert-rules generate check-generated lint go-test fuzz fuzz-ci ts-deps run bench chaos clean-tools build
+.PHONY: bench-sdk python-deps grpcurl debian-tools faiss ffmpeg corpus bench-match test tools prometheus alert-rules generate check-generated lint go-test fuzz fuzz-ci ts-deps run bench chaos clean-tools build
 
 ## test: every check — formatting, vet, buf lint, generated code freshness, the alert rules' unit
 ## tests, all Go tests with the race detector (including the TypeScript client, the grpcurl/curl
@@ -239,6 +239,11 @@ CORPUS_N ?= 1000000
 corpus: ffmpeg faiss
 	go run ./matchindex/cmd/pdqcorpus -n $(CORPUS_N) -images hashing/pdq/testdata/images -o corpus-$(CORPUS_N).txt
 	go run ./matchindex/cmd/mihbench -hashes corpus-$(CORPUS_N).txt -exact=false -layout 0 -faiss /usr/bin/python3
+
+## bench-sdk: Match calls a second from the Go, Python and TypeScript SDKs against one node,
+## side by side in one run (batches of 1 and of 100 hashes; CONCORD_SDKBENCH_SECONDS each).
+bench-sdk: ts-deps python-deps
+	go test ./clients/sdkbench -run '^$$' -bench . -benchtime 1x -count 1
 
 ## bench-match: the match index on every corpus at 1 M and 10 M (uniform, near-duplicate
 ## families, mild and harsh skew), against a plain scan and FAISS on the same hashes and
