@@ -121,3 +121,23 @@ func TestPythonWatchResumesAcrossARestart(t *testing.T) {
 		t.Fatalf("tests/watch_resume.py: %v\n%s", err, stderr.String())
 	}
 }
+
+// TestPythonWaitsOutRateLimits: on a node allowing 2 calls a second per partner (burst 2), a
+// client's matches and writes beyond the burst are refused with a RetryInfo delay, which the
+// SDK waits out before sending the same call again; a client told not to wait gets
+// ResourceExhausted with the delay.
+func TestPythonWaitsOutRateLimits(t *testing.T) {
+	n := servertest.Start(t, servertest.Options{RateLimit: 2, RateBurst: 2})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "/usr/bin/python3", "tests/limits.py", "6")
+	cmd.Env = append(os.Environ(), "PYTHONPATH=.", "CONCORD_ADDR="+n.GRPCAddr(), "CONCORD_PKI="+n.PKI.Dir, "PYTHONDONTWRITEBYTECODE=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("tests/limits.py: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "refused: retry after") {
+		t.Fatalf("tests/limits.py: no refusal reported:\n%s", out)
+	}
+	t.Logf("%s", out)
+}

@@ -4,7 +4,9 @@ partner's key, and every write's receipt verified against the log key before it 
 from __future__ import annotations
 
 import os
+import random
 import threading
+import time
 from dataclasses import dataclass
 
 import grpc
@@ -33,12 +35,21 @@ class Client:
     addr is a node's gRPC address; ca, cert and key the PEM files of the hub's CA and the
     partner's certificate and key; signing_key the partner's Ed25519 statement-signing key
     (PKCS#8 PEM; needed to write); log_key the hub's log verifier key file (log.pub; needed to
-    write: receipts are checked with it). Reads that fail with UNAVAILABLE are retried; writes
-    are not (re-sending the same envelope is safe: the hub answers with the original result).
+    write: receipts are checked with it).
+
+    Retries, as the API allows them: a read that fails with UNAVAILABLE is sent again, up to
+    retries more times, after a short back-off; a write that got no answer (UNAVAILABLE,
+    DEADLINE_EXCEEDED) is re-sent, the same signed envelope, up to retries more times (the hub
+    answers a re-sent envelope with the original result, so it never commits twice). A call
+    refused for a rate or work limit (RESOURCE_EXHAUSTED) waits out the delay the hub gives,
+    when it is at most max_limit_wait seconds, and is sent again. Anything else is raised at
+    once as a typed error (concord.sdk.errors). A write whose re-sends all went unanswered may
+    have committed: calling the same method again with the same statement object re-sends the
+    same envelope (ids and times are filled in once, and Ed25519 signatures are deterministic).
     """
 
     def __init__(self, addr: str, *, ca: str, cert: str, key: str, signing_key: str | None = None,
-                 log_key: str | None = None, timeout: float = 30.0):
+                 log_key: str | None = None, timeout: float = 30.0, retries: int = 3, max_limit_wait: float = 30.0):
         def read(path: str) -> bytes:
             with open(path, "rb") as f:
                 return f.read()
@@ -49,6 +60,7 @@ class Client:
         self._channel = grpc.secure_channel(addr, creds, options=[("grpc.initial_reconnect_backoff_ms", 500),
                                                                    ("grpc.max_reconnect_backoff_ms", 10_000)])
         self.timeout = timeout
+        self.retries, self.max_limit_wait = retries, max_limit_wait
         self._signer = _dsse.load_signing_key(signing_key) if signing_key else None
         self._log_key = _tlog.NoteKey.load(log_key) if log_key else None
         self.registry = registry_pb2_grpc.RegistryServiceStub(self._channel)
@@ -79,19 +91,34 @@ class Client:
 
     # Calls.
 
-    def _read(self, method, request, attempts: int = 3):
-        for attempt in range(attempts):
+    def _call(self, method, request, again: tuple[grpc.StatusCode, ...]):
+        """Sends request, again (the same request) while it fails with a status in again or is
+        over a limit whose delay is at most max_limit_wait, up to self.retries more times."""
+        attempt = 0
+        while True:
             try:
                 return method(request, timeout=self.timeout)
             except grpc.RpcError as err:
-                if err.code() != grpc.StatusCode.UNAVAILABLE or attempt == attempts - 1:
-                    raise from_rpc_error(err) from None
+                typed = from_rpc_error(err)
+                if attempt >= self.retries:
+                    raise typed from None
+                if typed.code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+                    if typed.retry_after is None or typed.retry_after > self.max_limit_wait:
+                        raise typed from None
+                    # The hint, plus up to 10 %, so that refused callers do not return together.
+                    delay = typed.retry_after * (1 + 0.1 * random.random())
+                elif typed.code in again:
+                    delay = _backoff(attempt)
+                else:
+                    raise typed from None
+                attempt += 1
+                time.sleep(delay)
+
+    def _read(self, method, request):
+        return self._call(method, request, (grpc.StatusCode.UNAVAILABLE,))
 
     def _write(self, method, request):
-        try:
-            return method(request, timeout=self.timeout)
-        except grpc.RpcError as err:
-            raise from_rpc_error(err) from None
+        return self._call(method, request, (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED))
 
     def whoami(self) -> registry_pb2.WhoAmIResponse:
         """Who the hub takes this client for: its partner record and statement id tag."""
@@ -177,8 +204,6 @@ class Client:
         heartbeat's), so nothing is missed; keep the cursors to resume a later run (after=). A
         stream silent for two heartbeats (a node gone without closing it) is given up and
         resumed."""
-        import time
-
         cursor = after
         while True:
             req = notice_pb2.WatchNoticesRequest(from_start=from_start and cursor is None, jurisdictions=list(jurisdictions),
@@ -270,6 +295,11 @@ class _Watchdog:
     def stop(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
+
+
+def _backoff(attempt: int) -> float:
+    """The pause before re-send attempt+1: from 100 ms, doubling, at most 2 s, ±20 %."""
+    return min(0.1 * 2 ** min(attempt, 5), 2.0) * (0.8 + 0.4 * random.random())
 
 
 def _now() -> timestamp_pb2.Timestamp:
