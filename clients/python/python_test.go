@@ -141,3 +141,39 @@ func TestPythonWaitsOutRateLimits(t *testing.T) {
 	}
 	t.Logf("%s", out)
 }
+
+// TestReadmeExample runs the README's Python example, as written, against a live node: the
+// notice it submits is the one its platform matches, at distance 3.
+func TestReadmeExample(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, block, ok := strings.Cut(string(readme), "<!-- example: python -->\n```python\n")
+	code, _, closed := strings.Cut(block, "```\n")
+	if !ok || !closed {
+		t.Fatal("README.md has no python block after <!-- example: python -->")
+	}
+	file := filepath.Join(t.TempDir(), "example.py")
+	if err := os.WriteFile(file, []byte(code), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	n := servertest.Start(t, servertest.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "/usr/bin/python3", file)
+	cmd.Env = append(os.Environ(), "PYTHONPATH=.", "CONCORD_ADDR="+n.GRPCAddr(), "CONCORD_PKI="+n.PKI.Dir, "PYTHONDONTWRITEBYTECODE=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("the README's Python example: %v\n%s", err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	var id string
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], "notice ") {
+		t.Fatalf("the README's Python example printed:\n%s", out)
+	}
+	id = strings.Fields(lines[0])[1]
+	if want := "matches " + id + " at distance 3"; lines[1] != want {
+		t.Fatalf("the README's Python example printed %q, want %q", lines[1], want)
+	}
+}
