@@ -210,7 +210,9 @@ class Client:
                                                  categories=list(categories), heartbeat_seconds=heartbeat_seconds)
             if cursor is not None:
                 req.after = cursor
-            call = self.notices.WatchNotices(req)
+            # wait_for_ready: after a restart the call waits for the channel to connect (and drives
+            # its connection) instead of failing at once while it is in back-off.
+            call = self.notices.WatchNotices(req, wait_for_ready=True)
             watchdog = _Watchdog(call.cancel, 2 * heartbeat_seconds + 1)
             try:
                 for msg in call:
