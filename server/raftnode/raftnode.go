@@ -62,6 +62,13 @@ const (
 	// proportion to its size).
 	transportTimeout = 10 * time.Second
 	transportPool    = 3
+	// transportInFlight 1 turns raft's pipelined replication off: with the default of 2 its two
+	// channels are unbuffered, and a follower answering an append with Success=false (a log that
+	// diverged, a store that failed, a node repairing itself) can leave the leader's
+	// replication goroutine blocked for good: that follower is never replicated to again and
+	// the leader's raft never finishes shutting down. HashiCorp measured pipelining to bring
+	// little with batched appends (hashicorp/raft#541); each append now waits for its answer.
+	transportInFlight = 1
 )
 
 const (
@@ -217,10 +224,11 @@ func Open(cfg Config, fsm raft.FSM) (_ *Node, err error) {
 		conf.LeaderLeaseTimeout = leaderLeaseTimeout
 	} else {
 		n.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-			Stream:  cfg.Stream,
-			MaxPool: transportPool,
-			Timeout: transportTimeout,
-			Logger:  hlog.Named("transport"),
+			Stream:          cfg.Stream,
+			MaxPool:         transportPool,
+			MaxRPCsInFlight: transportInFlight,
+			Timeout:         transportTimeout,
+			Logger:          hlog.Named("transport"),
 		})
 		addr = n.transport.LocalAddr()
 		conf.HeartbeatTimeout = clusterHeartbeatTimeout

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -19,6 +20,7 @@ import (
 	"concord/server/fault"
 	"concord/server/fsm"
 
+	"github.com/hashicorp/raft"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -276,5 +278,34 @@ func TestSnapshotsBoundTheLogInBytes(t *testing.T) {
 	n.sizeTrailingLogs(1 << 10)
 	if got := n.raft.ReloadableConfig().TrailingLogs; got != 64 {
 		t.Fatalf("trailing logs %d for a budget of 1 KiB, want the floor of 64", got)
+	}
+}
+
+// tcpStream is a plain TCP stream layer on loopback, for a node on the network transport.
+type tcpStream struct{ net.Listener }
+
+func (s tcpStream) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	return net.DialTimeout("tcp", string(addr), timeout)
+}
+
+// TestNoPipelinedReplication: the network transport replicates one append at a time. Raft's
+// pipeline, at its default depth, can block a leader's replication goroutine for good when a
+// follower refuses an append (see transportInFlight): the follower is never replicated to
+// again and the leader's shutdown never returns.
+func TestNoPipelinedReplication(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := open(t, t.TempDir(), Config{Stream: tcpStream{ln}})
+	nt, ok := n.transport.(*raft.NetworkTransport)
+	if !ok {
+		t.Fatalf("transport %T, want raft's network transport", n.transport)
+	}
+	if p, err := nt.AppendEntriesPipeline("node-2", "127.0.0.1:1"); !errors.Is(err, raft.ErrPipelineReplicationNotSupported) {
+		if p != nil {
+			p.Close()
+		}
+		t.Fatalf("AppendEntriesPipeline: %v, want ErrPipelineReplicationNotSupported", err)
 	}
 }
