@@ -71,6 +71,14 @@ class AuthorityAndPlatform(unittest.TestCase):
             resumed = platform.watch(after=seen[0].cursor)
             self.assertEqual(next(resumed).cursor, seen[1].cursor)
             resumed.close()
+            # A sync: the same events, then the heartbeat that marks the feed's end; from there,
+            # the next sync has nothing but that end.
+            synced = list(platform.catch_up())
+            self.assertEqual([e.cursor for e in synced[:3]], [e.cursor for e in seen])
+            self.assertIsInstance(synced[-1], notice_pb2.Heartbeat)
+            self.assertEqual(synced[-1].cursor, synced[-2].cursor)
+            again = list(platform.catch_up(after=synced[-1].cursor))
+            self.assertEqual([(type(m), m.cursor) for m in again], [(notice_pb2.Heartbeat, synced[-1].cursor)])
 
             resp = platform.match([types_pb2.Hash(kind=types_pb2.HASH_KIND_PDQ, value=flip(pdq, 4), quality=80),
                                    types_pb2.Hash(kind=types_pb2.HASH_KIND_SHA256, value=sha)])

@@ -16,7 +16,7 @@ from concord.v1 import (action_pb2, action_pb2_grpc, log_pb2, log_pb2_grpc, matc
                         notice_pb2_grpc, registry_pb2, registry_pb2_grpc, types_pb2)
 
 from . import _dsse, _ids, _tlog
-from .errors import ConcordError, ReceiptError, from_rpc_error
+from .errors import ConcordError, DeadlineExceeded, ReceiptError, Unavailable, from_rpc_error
 
 
 @dataclass(frozen=True)
@@ -232,6 +232,37 @@ class Client:
                 call.cancel()
             time.sleep(reconnect_delay)
 
+    def catch_up(self, *, after: int | None = None, jurisdictions=(), categories=(), idle_seconds: int = 1):
+        """Yields the feed's events after cursor after (from the feed's start when None) up to its
+        current end, then the Heartbeat that marks that end, and stops: a sync that runs now and
+        then, where watch follows the feed for good. Pass the heartbeat's cursor (or the last
+        event's, if the sync was cut short) as after next time: nothing is missed or repeated.
+        The end is known when the feed has been idle for idle_seconds (1 to 300), so a call
+        takes at least that long. One stream, never resumed here: an error is raised, typed."""
+        req = notice_pb2.WatchNoticesRequest(from_start=after is None, jurisdictions=list(jurisdictions),
+                                             categories=list(categories), heartbeat_seconds=idle_seconds)
+        if after is not None:
+            req.after = after
+        call = self.notices.WatchNotices(req)
+        # A stream silent for longer than the hub takes to read a backlog it filters out (it sends
+        # nothing meanwhile) and then say it is idle is a node gone without closing it.
+        watchdog = _Watchdog(call.cancel, max(self.timeout, 2 * idle_seconds + 1))
+        try:
+            for msg in call:
+                watchdog.reset()
+                if msg.HasField("heartbeat"):
+                    yield msg.heartbeat
+                    return
+                yield msg.event
+        except grpc.RpcError as err:
+            if err.code() == grpc.StatusCode.CANCELLED and watchdog.fired:
+                raise DeadlineExceeded(f"the feed sent nothing for {watchdog.timeout:.0f} s") from None
+            raise from_rpc_error(err) from None
+        finally:
+            watchdog.stop()
+            call.cancel()
+        raise Unavailable("the feed's stream ended before reaching the feed's end")
+
     def get_notice(self, notice_id: str) -> notice_pb2.NoticeRecord:
         return self._read(self.notices.GetNotice, notice_pb2.GetNoticeRequest(notice_id=notice_id)).notice
 
@@ -280,7 +311,7 @@ class _Watchdog:
     """Calls fire() when reset() was not called for timeout seconds."""
 
     def __init__(self, fire, timeout: float):
-        self._fire, self._timeout, self.fired = fire, timeout, False
+        self._fire, self.timeout, self.fired = fire, timeout, False
         self._timer: threading.Timer | None = None
         self.reset()
 
@@ -290,7 +321,7 @@ class _Watchdog:
 
     def reset(self) -> None:
         self.stop()
-        self._timer = threading.Timer(self._timeout, self._expire)
+        self._timer = threading.Timer(self.timeout, self._expire)
         self._timer.daemon = True
         self._timer.start()
 
