@@ -1,4 +1,5 @@
-// Package typescript_test runs the TypeScript SDK and its examples against real Concord nodes.
+// Package typescript_test runs the TypeScript SDK, its browser bundle and its examples against
+// real Concord nodes.
 package typescript_test
 
 import (
@@ -33,7 +34,7 @@ import (
 )
 
 // build installs the locked npm packages if they are missing or older than the lockfile (as
-// make ts-deps does) and compiles the SDK, once for all the tests.
+// make ts-deps does), compiles the SDK and bundles it for browsers, once for all the tests.
 func build(t *testing.T) {
 	t.Helper()
 	if err := buildOnce(); err != nil {
@@ -280,6 +281,59 @@ func TestTypeScriptWatchGivesUpASilentStream(t *testing.T) {
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("node dist/test/watch.js: %v\n%s", err, stderr.String())
 	}
+}
+
+// TestTypeScriptREADMEExample runs the example of README.md (the js block after the line
+// "<!-- typescript_test.go runs this example -->") against a live node, as a user who saved it
+// in this folder would.
+func TestTypeScriptREADMEExample(t *testing.T) {
+	build(t)
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, ok := strings.Cut(string(readme), "<!-- typescript_test.go runs this example -->\n```js\n")
+	example, _, closed := strings.Cut(after, "\n```\n")
+	if !ok || !closed {
+		t.Fatal("README.md has no example marked for typescript_test.go")
+	}
+	// Inside the package, so that it imports the SDK by its name, as the README's does.
+	file := filepath.Join("dist", "readme-example.mjs")
+	if err := os.WriteFile(file, []byte(example+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	n := servertest.Start(t, servertest.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "node", file)
+	cmd.Env = append(os.Environ(), "CONCORD_ADDR="+n.GRPCAddr(), "CONCORD_PKI="+n.PKI.Dir)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("the README's example: %v\n%s", err, out)
+	}
+	for _, want := range []string{"checkpoint of 2 entries verified", "at distance 1, act in BE, FR", "feed: NEW"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("the README's example printed no %q:\n%s", want, out)
+		}
+	}
+	t.Logf("%s", out)
+}
+
+// TestTypeScriptBrowserBundle loads the browser bundle (dist/concord.browser.js) in node and runs
+// it against a live node's HTTPS port over the Connect protocol (src/test/browser.ts): a fetch
+// that presents the partner's certificate stands in for the browser's.
+func TestTypeScriptBrowserBundle(t *testing.T) {
+	build(t)
+	n := servertest.Start(t, servertest.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "node", "dist/test/browser.js")
+	cmd.Env = append(os.Environ(), "CONCORD_HTTPS_ADDR="+n.HTTPAddr(), "CONCORD_PKI="+n.PKI.Dir)
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.HasSuffix(string(out), "ok\n") {
+		t.Fatalf("node dist/test/browser.js: %v\n%s", err, out)
+	}
+	t.Logf("%s", out)
 }
 
 // TestTypeScriptLogVerifier checks the SDK's log verification (src/tlog.ts) against the server's
