@@ -116,13 +116,17 @@ check-generated: generate
 		git status --porcelain -- gen $(TS_DIR)/src/gen $(PY_GEN); git diff --stat -- gen $(TS_DIR)/src/gen $(PY_GEN); exit 1; fi
 
 ## python-deps: Debian's protoc, its gRPC Python plugin and the Python SDK's packages
-## (python3-grpcio, python3-protobuf, python3-cryptography), installed only when missing.
+## (python3-grpcio, python3-protobuf, python3-cryptography), and the packages python-threatexchange
+## (shared/third_party/) needs to run the SDK's pytx exchange in its tests (python3-dacite,
+## python3-dateutil, python3-requests, python3-pil, python3-numpy, python3-faiss), installed
+## only when missing.
 python-deps:
 	@if ! command -v protoc >/dev/null || ! command -v grpc_python_plugin >/dev/null || \
-		! /usr/bin/python3 -c 'import grpc, google.protobuf, cryptography' 2>/dev/null; then \
+		! /usr/bin/python3 -c 'import grpc, google.protobuf, cryptography, dacite, dateutil, requests, PIL, numpy, faiss' 2>/dev/null; then \
 		sudo=; if [ "$$(id -u)" != 0 ]; then sudo=sudo; fi; \
 		$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq \
-			protobuf-compiler protobuf-compiler-grpc python3-grpcio python3-protobuf python3-cryptography; \
+			protobuf-compiler protobuf-compiler-grpc python3-grpcio python3-protobuf python3-cryptography \
+			python3-dacite python3-dateutil python3-requests python3-pil python3-numpy python3-faiss; \
 	fi
 
 ## lint: gofmt, go vet, buf lint.

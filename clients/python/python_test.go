@@ -3,10 +3,15 @@ package python_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"encoding/hex"
+	"maps"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -176,4 +181,181 @@ func TestReadmeExample(t *testing.T) {
 	if want := "matches " + id + " at distance 3"; lines[1] != want {
 		t.Fatalf("the README's Python example printed %q, want %q", lines[1], want)
 	}
+}
+
+// pytx is how TestPytxExchange runs python-threatexchange's `tx` command line: Debian's python3
+// with pytx from shared/ (beside the repository, as CI checks it out) and this SDK on the path,
+// and HOME and pytx's state directory in a temporary directory.
+type pytx struct {
+	t   *testing.T
+	ctx context.Context
+	env []string
+}
+
+func newPytx(t *testing.T, ctx context.Context, node *servertest.Node) *pytx {
+	t.Helper()
+	root, err := filepath.Abs("../../../shared/third_party/python-threatexchange")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "threatexchange", "__init__.py")); err != nil {
+		t.Fatalf("python-threatexchange is not at %s (shared/ beside the repository): %v", root, err)
+	}
+	home := t.TempDir()
+	p := &pytx{t: t, ctx: ctx, env: append(os.Environ(),
+		"PYTHONPATH="+strings.Join([]string{".", root, filepath.Join(root, "standins")}, string(os.PathListSeparator)),
+		"PYTHONDONTWRITEBYTECODE=1", "HOME="+home, "TX_STATEDIR="+filepath.Join(home, ".threatexchange"),
+		"CONCORD_ADDR="+node.GRPCAddr(), "CONCORD_PKI="+node.PKI.Dir)}
+	if out, err := p.command("-c", "import grpc, google.protobuf, cryptography, dacite, dateutil, requests, PIL, numpy, faiss, threatexchange").CombinedOutput(); err != nil {
+		t.Fatalf("pytx needs Debian's python3-dacite, python3-dateutil, python3-requests, python3-pil, python3-numpy and python3-faiss (and the SDK's packages): run 'make python-deps'\n%s", out)
+	}
+	return p
+}
+
+func (p *pytx) command(args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(p.ctx, "/usr/bin/python3", args...)
+	cmd.Env = p.env
+	return cmd
+}
+
+// tx runs `tx args...` and returns its standard output and error.
+func (p *pytx) tx(args ...string) (stdout, stderr string) {
+	p.t.Helper()
+	cmd := p.command(append([]string{"-m", "threatexchange"}, args...)...)
+	var out, errOut strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Run(); err != nil {
+		p.t.Fatalf("tx %s: %v\n%s%s", strings.Join(args, " "), err, out.String(), errOut.String())
+	}
+	return out.String(), errOut.String()
+}
+
+// TestPytxExchange drives the Concord extension of python-threatexchange through pytx's own
+// `tx` command line, as an HMA operator would set it up, against a live node: the extension
+// added, a collaboration configured for videoshare in FR, two notices fetched and a
+// near-duplicate of one's PDQ hash matched; a true positive (`tx label`) and a false positive
+// become signed action reports; the notice withdrawn, the next fetch (incremental: one record)
+// removes its hashes and the near-duplicate no longer matches, while the other notice does.
+func TestPytxExchange(t *testing.T) {
+	t0 := time.Now()
+	n := servertest.Start(t, servertest.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	p := newPytx(t, ctx, n)
+
+	if out, _ := p.tx("config", "extensions", "add", "concord.pytx"); !strings.Contains(out, "concord - ConcordSignalExchangeAPI") {
+		t.Fatalf("tx config extensions add concord.pytx printed:\n%s", out)
+	}
+	p.tx("config", "collab", "edit", "concord", "platform", "--create", "--addr", n.GRPCAddr(),
+		"--pki-dir", n.PKI.Dir, "--partner", "videoshare", "--jurisdictions", "FR")
+
+	rng := rand.New(rand.NewPCG(15, 4))
+	random := func(size int) []byte {
+		b := make([]byte, size)
+		for i := range b {
+			b[i] = byte(rng.Uint32())
+		}
+		return b
+	}
+	pdqA, pdqB, pdqB2, sha, md5 := random(32), random(32), random(32), random(32), random(16)
+	fr := n.Client(t, "fr-pharos")
+	submit := func(hashes ...*concordv1.Hash) string {
+		t.Helper()
+		rec, err := fr.SubmitNotice(ctx, &concordv1.Notice{LegalBasis: "fr.cp.421-2-5",
+			Categories: []concordv1.Category{concordv1.Category_CATEGORY_GLORIFICATION}, Hashes: hashes})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rec.GetNotice().GetNoticeId()
+	}
+	a := submit(&concordv1.Hash{Kind: concordv1.HashKind_HASH_KIND_PDQ, Value: pdqA, Quality: 90},
+		&concordv1.Hash{Kind: concordv1.HashKind_HASH_KIND_SHA256, Value: sha},
+		&concordv1.Hash{Kind: concordv1.HashKind_HASH_KIND_MD5, Value: md5})
+	// Two hashes: pytx's PDQ index, saved and loaded with Debian's faiss 1.7.3, finds nothing
+	// when it holds a single hash (its multi-hash maps are read back empty).
+	b := submit(&concordv1.Hash{Kind: concordv1.HashKind_HASH_KIND_PDQ, Value: pdqB, Quality: 90},
+		&concordv1.Hash{Kind: concordv1.HashKind_HASH_KIND_PDQ, Value: pdqB2, Quality: 90})
+
+	_, fetchLog := p.tx("-v", "fetch")
+	if !strings.Contains(fetchLog, "fetch() with 2 new records") {
+		t.Fatalf("the first fetch did not fetch the two notices:\n%s", fetchLog)
+	}
+	fetched := func() map[string]string { // "signal type and hash" → its notices, as fetched
+		out, _ := p.tx("dataset", "--print-signals")
+		m := map[string]string{}
+		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+			f := strings.Fields(line)
+			if len(f) < 2 {
+				continue
+			}
+			for i, w := range f {
+				if w == "notice" && i+1 < len(f) {
+					m[f[0]+" "+f[1]] += f[i+1]
+				}
+			}
+		}
+		return m
+	}
+	stillB := map[string]string{"pdq " + hex.EncodeToString(pdqB): b, "pdq " + hex.EncodeToString(pdqB2): b}
+	want := maps.Clone(stillB)
+	maps.Copy(want, map[string]string{"pdq " + hex.EncodeToString(pdqA): a,
+		"video_sha256 " + hex.EncodeToString(sha): a, "video_md5 " + hex.EncodeToString(md5): a})
+	if got := fetched(); !maps.Equal(got, want) {
+		t.Fatalf("fetched signals %v, want %v", got, want)
+	}
+
+	near := func(h []byte) string {
+		c := bytes.Clone(h)
+		for _, bit := range []int{3, 40, 77, 150, 201} {
+			c[bit/8] ^= 1 << (bit % 8)
+		}
+		return hex.EncodeToString(c)
+	}
+	match := func(hash string) []string {
+		out, _ := p.tx("match", "--hashes", "photo", "--", hash)
+		return strings.Fields(out)
+	}
+	if got := match(near(pdqA)); len(got) < 4 || got[0] != "pdq" || got[1] != "5" || got[2] != "(platform)" ||
+		!slices.Contains(got, a) || got[len(got)-1] != hex.EncodeToString(pdqA) {
+		t.Fatalf("tx match of a near-duplicate of notice %s's PDQ hash printed %q", a, got)
+	}
+
+	// Feedback: a true positive through `tx label`, a false positive and what does not map
+	// through the API itself.
+	p.tx("label", "--as-hash", "pdq", "platform", "photo", "--", hex.EncodeToString(pdqA))
+	out, err := p.command("tests/pytx_feedback.py", hex.EncodeToString(pdqB), near(pdqB)).CombinedOutput()
+	if err != nil {
+		t.Fatalf("tests/pytx_feedback.py: %v\n%s", err, out)
+	}
+	t.Logf("tests/pytx_feedback.py:\n%s", out)
+	outcomes := func(notice string) map[string]uint32 {
+		c, err := fr.Actions.GetCompliance(ctx, &concordv1.GetComplianceRequest{NoticeId: notice, Platform: "videoshare"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.GetSummary().GetOutcomes()
+	}
+	if got := outcomes(a); !maps.Equal(got, map[string]uint32{"REMOVED": 1}) {
+		t.Errorf("videoshare's reports on notice %s after its true positive: %v, want one REMOVED", a, got)
+	}
+	if got := outcomes(b); !maps.Equal(got, map[string]uint32{"NOT_ACTIONED": 1}) {
+		t.Errorf("videoshare's reports on notice %s after its false positive: %v, want one NOT_ACTIONED", b, got)
+	}
+
+	if _, err := fr.WithdrawNotice(ctx, a, "Annulled on appeal", true); err != nil {
+		t.Fatal(err)
+	}
+	if _, fetchLog = p.tx("-v", "fetch"); !strings.Contains(fetchLog, "fetch() with 1 new records") {
+		t.Fatalf("the fetch after the withdrawal did not fetch one record from its checkpoint:\n%s", fetchLog)
+	}
+	if got := fetched(); !maps.Equal(got, stillB) {
+		t.Fatalf("fetched signals after notice %s's withdrawal: %v, want %v", a, got, stillB)
+	}
+	if got := match(near(pdqA)); len(got) != 0 {
+		t.Fatalf("tx match of a near-duplicate of withdrawn notice %s's hash printed %q", a, got)
+	}
+	if got := match(near(pdqB)); !slices.Contains(got, b) {
+		t.Fatalf("tx match of a near-duplicate of notice %s's hash printed %q", b, got)
+	}
+	t.Logf("done in %v", time.Since(t0))
 }
