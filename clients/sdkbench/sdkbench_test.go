@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -158,6 +159,36 @@ func (f *fixture) pythonMatch(tb testing.TB, size int, seconds float64) result {
 	return run(tb, cmd, "the Python SDK needs python3-grpcio, python3-protobuf and python3-cryptography: run 'make python-deps'")
 }
 
+// typescriptMatch runs match.mjs with node and the TypeScript SDK, compiled once per run into
+// clients/typescript/dist-sdkbench (not dist/, which the TypeScript package's own tests rebuild
+// while these run beside them).
+func (f *fixture) typescriptMatch(tb testing.TB, size int, seconds float64) result {
+	tb.Helper()
+	dir := filepath.Join(repoRoot(tb), "clients", "typescript")
+	out := filepath.Join(dir, "dist-sdkbench")
+	buildTypeScript.Do(func() {
+		if _, err := os.Stat(filepath.Join(dir, "node_modules", ".package-lock.json")); err != nil {
+			buildErr = fmt.Errorf("the TypeScript SDK's packages are not installed: run 'make ts-deps' (%v)", err)
+			return
+		}
+		cmd := exec.Command(filepath.Join(dir, "node_modules", ".bin", "tsc"), "-p", dir, "--outDir", out)
+		if msg, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("%s: %v\n%s", cmd, err, msg)
+		}
+	})
+	if buildErr != nil {
+		tb.Fatal(buildErr)
+	}
+	cmd := exec.Command("node", "match.mjs", f.node.GRPCAddr(), f.node.PKI.Dir, f.queries[size], strconv.FormatFloat(seconds, 'f', -1, 64))
+	cmd.Env = append(os.Environ(), "CONCORD_TS_SDK="+filepath.Join(out, "index.js"))
+	return run(tb, cmd, "the TypeScript SDK needs node 20 or later")
+}
+
+var (
+	buildTypeScript sync.Once
+	buildErr        error
+)
+
 // run runs a script that prints a result as JSON.
 func run(tb testing.TB, cmd *exec.Cmd, hint string) result {
 	tb.Helper()
@@ -183,7 +214,7 @@ func TestScriptsMatch(t *testing.T) {
 	if want.Calls != 1 || want.Matched != size/2 {
 		t.Fatalf("Go SDK: %+v, want one call matching %d hashes", want, size/2)
 	}
-	for name, match := range map[string]func(testing.TB, int, float64) result{"python": f.pythonMatch} {
+	for name, match := range map[string]func(testing.TB, int, float64) result{"python": f.pythonMatch, "typescript": f.typescriptMatch} {
 		got := match(t, size, 0)
 		if got.Calls != 1 || got.Hashes != size || got.Matched != want.Matched {
 			t.Errorf("%s: %+v, want one call of %d hashes matching %d", name, got, size, want.Matched)
@@ -207,7 +238,7 @@ func BenchmarkMatchFromEachSDK(b *testing.B) {
 	sdks := []struct {
 		name  string
 		match func(testing.TB, int, float64) result
-	}{{"go", f.goMatch}, {"python", f.pythonMatch}}
+	}{{"go", f.goMatch}, {"python", f.pythonMatch}, {"typescript", f.typescriptMatch}}
 	for _, size := range sizes {
 		var goCalls float64
 		for _, sdk := range sdks {
