@@ -109,6 +109,32 @@ class AuthorityAndPlatform(unittest.TestCase):
             self.assertEqual(fr.get_notice(notice.notice_id).state, notice_pb2.NOTICE_STATE_WITHDRAWN)
 
 
+class MatchStream(unittest.TestCase):
+    def test_batches_answered_in_order(self):
+        pdq = bytes(random.Random(11).getrandbits(8) for _ in range(32))
+        with client("fr-pharos") as fr:
+            written = fr.submit_notice(notice_pb2.Notice(
+                legal_basis="fr.cp.421-2-5", categories=[types_pb2.CATEGORY_GLORIFICATION],
+                hashes=[types_pb2.Hash(kind=types_pb2.HASH_KIND_PDQ, value=pdq, quality=90)]))
+        notice_id = written.response.notice.notice.notice_id
+        unrelated = bytes(random.Random(12).getrandbits(8) for _ in range(32))
+        batches = [[types_pb2.Hash(kind=types_pb2.HASH_KIND_PDQ, value=flip(pdq, 3), quality=80)],
+                   [types_pb2.Hash(kind=types_pb2.HASH_KIND_PDQ, value=unrelated, quality=80)],
+                   [types_pb2.Hash(kind=types_pb2.HASH_KIND_PDQ, value=unrelated, quality=80),
+                    types_pb2.Hash(kind=types_pb2.HASH_KIND_PDQ, value=pdq, quality=100)]]
+        with client("videoshare") as platform:
+            answers = list(platform.match_stream(iter(batches)))
+            self.assertEqual([a.request_id for a in answers], ["0", "1", "2"])
+            self.assertEqual([[m.notice_id for m in r.matches] for r in answers[0].results], [[notice_id]])
+            self.assertEqual(answers[0].results[0].matches[0].distance, 3)
+            self.assertEqual(len(answers[1].results), 1)
+            self.assertFalse(answers[1].results[0].matches)
+            self.assertEqual([[m.distance for m in r.matches] for r in answers[2].results], [[], [0]])
+            # A bad batch ends the stream with a typed error naming it.
+            with self.assertRaises(InvalidArgument):
+                list(platform.match_stream([[types_pb2.Hash(kind=types_pb2.HASH_KIND_PDQ, value=b"short", quality=80)]]))
+
+
 class Offline(unittest.TestCase):
     def test_statement_ids_carry_the_tag(self):
         for partner in ("fr-pharos", "de-bka", "videoshare"):

@@ -273,6 +273,27 @@ class Client:
         return self._read(self.matches.Match, match_pb2.MatchRequest(
             hashes=hashes, max_pdq_distance=max_pdq_distance, pdq_dihedral=dihedral, request_id=request_id))
 
+    def match_stream(self, batches, *, max_pdq_distance: int = 0, dihedral: bool = False):
+        """Matches batches as they come, on one stream (MatchStream): batches is an iterable of
+        hash lists (a generator fed by uploads, say), read as the stream needs them; yields one
+        MatchResponse per batch, in order, its request_id the batch's position from 0. A broken
+        stream raises a typed error and is not retried: the batches not answered yet are those
+        after the last response received."""
+
+        def requests():
+            for i, hashes in enumerate(batches):
+                yield match_pb2.MatchStreamRequest(batch=match_pb2.MatchRequest(
+                    hashes=hashes, max_pdq_distance=max_pdq_distance, pdq_dihedral=dihedral, request_id=str(i)))
+
+        call = self.matches.MatchStream(requests())
+        try:
+            for resp in call:
+                yield resp.batch
+        except grpc.RpcError as err:
+            raise from_rpc_error(err) from None
+        finally:
+            call.cancel()
+
     # Receipts.
 
     def verify_receipt(self, receipt: log_pb2.Receipt, sent: types_pb2.Envelope | None) -> _tlog.Checkpoint:
