@@ -287,6 +287,36 @@ export class Client {
     );
   }
 
+  /**
+   * Matches batches as they come, on one stream (MatchStream): batches is an iterable or async
+   * iterable of hash lists (fed by uploads, say), read as the stream needs them. Yields one
+   * MatchResponse per batch, in order, its requestId the batch's position from 0. A broken
+   * stream throws a typed error and is not retried: the batches not answered yet are those
+   * after the last response received. Over gRPC (node); browsers' fetch cannot stream requests.
+   */
+  async *matchStream(
+    batches: Iterable<HashInit[]> | AsyncIterable<HashInit[]>,
+    options: Omit<MatchOptions, "requestId" | "timeoutMs"> = {},
+  ): AsyncGenerator<MatchResponse, void, undefined> {
+    const maxPdqDistance = options.maxPdqDistance ?? 0;
+    const pdqDihedral = options.dihedral ?? false;
+    async function* requests() {
+      let i = 0;
+      for await (const hashes of batches) {
+        yield { batch: { hashes, maxPdqDistance, pdqDihedral, requestId: String(i++) } };
+      }
+    }
+    try {
+      for await (const resp of this.matches.matchStream(requests(), { signal: options.signal })) {
+        if (resp.batch) {
+          yield resp.batch;
+        }
+      }
+    } catch (e) {
+      throw fromConnectError(e);
+    }
+  }
+
   /** A notice as the hub holds it (the FULL view unless view says otherwise). */
   async getNotice(noticeId: string, options?: CallOptions & { view?: NoticeView }): Promise<NoticeRecord> {
     const resp = await this.call(NoticeService.method.getNotice, { noticeId, view: options?.view ?? NoticeView.UNSPECIFIED }, options);

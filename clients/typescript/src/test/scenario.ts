@@ -195,6 +195,22 @@ run("scenario", async () => {
   const dihedral = await platform.match([{ kind: HashKind.PDQ, value: rotated, quality: 80 }], { dihedral: true });
   eq(dihedral.results[0]!.matches.map((m) => [m.noticeId, PdqTransform[m.pdqTransform]]), [[noticeId, "ROTATE_270"]], "a copy rotated anticlockwise, with dihedral");
 
+  // The same on one stream, batches fed as they come: answered in order, each with its position.
+  async function* uploads() {
+    yield [{ kind: HashKind.PDQ, value: flip(pdq, [3, 50, 101, 200]), quality: 80 }];
+    yield [{ kind: HashKind.PDQ, value: rotated, quality: 80 }];
+    yield [{ kind: HashKind.SHA256, value: new Uint8Array(32) }, { kind: HashKind.SHA256, value: sha }];
+  }
+  const streamed = [];
+  for await (const answer of platform.matchStream(uploads(), { dihedral: true })) {
+    streamed.push(answer);
+  }
+  eq(streamed.map((a) => a.requestId), ["0", "1", "2"], "the stream's answers, in order");
+  eq(streamed.map((a) => a.results.map((r) => r.matches.map((m) => m.noticeId))), [[[noticeId]], [[noticeId]], [[], [noticeId]]],
+    "the stream's matches: the near-duplicate, the rotated copy (dihedral), then a miss and the SHA-256");
+  const badStream = platform.matchStream([[{ kind: HashKind.SHA256, value: new Uint8Array(20) }]]);
+  await rejects((async () => { for await (const _ of badStream) { /* the error ends it */ } })(), "InvalidArgument", "a short SHA-256 on the stream");
+
   // Typed errors.
   const bad = await rejects(platform.match([{ kind: HashKind.SHA256, value: new Uint8Array(20) }]), "InvalidArgument", "a short SHA-256");
   ok(bad.message.includes("hashes[0]"), `the message names the field: ${bad.message}`);
