@@ -5,8 +5,8 @@ import os
 import random
 import unittest
 
-from concord.sdk import Client, InvalidArgument, PermissionDenied, ReceiptError
-from concord.sdk import _dsse, _ids
+from concord.sdk import Client, InvalidArgument, OutcomeUnknown, PermissionDenied, ReceiptError
+from concord.sdk import _dsse, _ids, _tlog
 from concord.v1 import action_pb2, log_pb2, notice_pb2, types_pb2
 
 ADDR = os.environ["CONCORD_ADDR"]
@@ -42,6 +42,15 @@ class AuthorityAndPlatform(unittest.TestCase):
                                                        hashes=[types_pb2.Hash(kind=types_pb2.HASH_KIND_SHA256, value=sha[::-1])]))
             self.assertEqual(again.receipt.consistency_from, written.checkpoint.size)
             self.assertGreater(again.checkpoint.size, written.checkpoint.size)
+
+            # An older receipt verifies against the larger checkpoint verified since (the hub
+            # proves it a prefix); against a head of another history it is refused.
+            self.assertEqual(fr.verify_receipt(written.receipt, None).size, written.checkpoint.size)
+            head = fr._verified
+            fr._verified = _tlog.Checkpoint(head.origin, head.size, bytes(32), head.note)
+            with self.assertRaises(ReceiptError):
+                fr.verify_receipt(written.receipt, None)
+            fr._verified = head
 
             # A receipt altered after the fact does not verify.
             tampered = log_pb2.Receipt()
@@ -133,6 +142,24 @@ class MatchStream(unittest.TestCase):
             # A bad batch ends the stream with a typed error naming it.
             with self.assertRaises(InvalidArgument):
                 list(platform.match_stream([[types_pb2.Hash(kind=types_pb2.HASH_KIND_PDQ, value=b"short", quality=80)]]))
+
+
+class Resend(unittest.TestCase):
+    def test_outcome_unknown_then_resend(self):
+        # A write sent where nobody answers may have committed: OutcomeUnknown, and resend sends
+        # the same envelope, which commits once however often it is sent.
+        with client("fr-pharos") as fr:
+            down = Client.dev("127.0.0.1:1", "fr-pharos", PKI, retries=1, timeout=5)
+            down._me = fr.whoami()
+            lost = notice_pb2.Notice(legal_basis="fr.cp.421-2-5", categories=[types_pb2.CATEGORY_GLORIFICATION],
+                                     hashes=[types_pb2.Hash(kind=types_pb2.HASH_KIND_SHA256, value=random.randbytes(32))])
+            with self.assertRaises(OutcomeUnknown) as unknown:
+                down.submit_notice(lost)
+            down.close()
+            first = fr.resend(unknown.exception)
+            second = fr.resend(unknown.exception)
+            self.assertEqual(first.response.notice.notice.notice_id, lost.notice_id)
+            self.assertEqual(second.receipt.index, first.receipt.index)
 
 
 class Offline(unittest.TestCase):

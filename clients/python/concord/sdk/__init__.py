@@ -3,7 +3,8 @@ proto/ (concord.v1), with statements signed in DSSE envelopes and receipts verif
 
 from .client import Client, Written
 from .errors import (AlreadyExists, ConcordError, DeadlineExceeded, FailedPrecondition, InvalidArgument, NotFound,
-                     PermissionDenied, ReceiptError, ResourceExhausted, Unauthenticated, Unavailable)
+                     OutcomeUnknown, PermissionDenied, ReceiptError, ResourceExhausted, Unauthenticated, Unavailable)
 
 __all__ = ["Client", "Written", "ConcordError", "InvalidArgument", "NotFound", "AlreadyExists", "PermissionDenied",
-           "Unauthenticated", "FailedPrecondition", "ResourceExhausted", "Unavailable", "DeadlineExceeded", "ReceiptError"]
+           "Unauthenticated", "FailedPrecondition", "ResourceExhausted", "Unavailable", "DeadlineExceeded", "ReceiptError",
+           "OutcomeUnknown"]

@@ -16,7 +16,7 @@ from concord.v1 import (action_pb2, action_pb2_grpc, log_pb2, log_pb2_grpc, matc
                         notice_pb2_grpc, registry_pb2, registry_pb2_grpc, types_pb2)
 
 from . import _dsse, _ids, _tlog
-from .errors import ConcordError, DeadlineExceeded, ReceiptError, Unavailable, from_rpc_error
+from .errors import ConcordError, DeadlineExceeded, OutcomeUnknown, ReceiptError, Unavailable, from_rpc_error
 
 
 @dataclass(frozen=True)
@@ -44,8 +44,8 @@ class Client:
     refused for a rate or work limit (RESOURCE_EXHAUSTED) waits out the delay the hub gives,
     when it is at most max_limit_wait seconds, and is sent again. Anything else is raised at
     once as a typed error (concord.sdk.errors). A write whose re-sends all went unanswered may
-    have committed: calling the same method again with the same statement object re-sends the
-    same envelope (ids and times are filled in once, and Ed25519 signatures are deterministic).
+    have committed: it raises OutcomeUnknown, and Client.resend(err) sends the same envelope
+    again (never sign the statement anew: a new id would be a second statement).
     """
 
     def __init__(self, addr: str, *, ca: str, cert: str, key: str, signing_key: str | None = None,
@@ -91,24 +91,28 @@ class Client:
 
     # Calls.
 
-    def _call(self, method, request, again: tuple[grpc.StatusCode, ...]):
+    def _call(self, method, request, again: tuple[grpc.StatusCode, ...], write: bool = False):
         """Sends request, again (the same request) while it fails with a status in again or is
-        over a limit whose delay is at most max_limit_wait, up to self.retries more times."""
-        attempt = 0
+        over a limit whose delay is at most max_limit_wait, up to self.retries more times. A
+        write that went unanswered once (again's statuses) and ends without an answer that says
+        what became of it raises OutcomeUnknown: it may have committed."""
+        attempt, ambiguous = 0, False
         while True:
             try:
                 return method(request, timeout=self.timeout)
             except grpc.RpcError as err:
                 typed = from_rpc_error(err)
-                if attempt >= self.retries:
-                    raise typed from None
-                if typed.code == grpc.StatusCode.RESOURCE_EXHAUSTED:
-                    if typed.retry_after is None or typed.retry_after > self.max_limit_wait:
-                        raise typed from None
+                unanswered = typed.code in again or typed.code in (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN)
+                ambiguous = ambiguous or (write and typed.code in again)
+                if typed.code == grpc.StatusCode.RESOURCE_EXHAUSTED and typed.retry_after is not None \
+                        and typed.retry_after <= self.max_limit_wait and attempt < self.retries:
                     # The hint, plus up to 10 %, so that refused callers do not return together.
                     delay = typed.retry_after * (1 + 0.1 * random.random())
-                elif typed.code in again:
+                elif typed.code in again and attempt < self.retries:
                     delay = _backoff(attempt)
+                elif ambiguous and (unanswered or typed.code == grpc.StatusCode.RESOURCE_EXHAUSTED):
+                    raise OutcomeUnknown(f"no answer says whether the write committed ({typed}): "
+                                         "Client.resend(err) sends the same envelope again", typed.code) from None
                 else:
                     raise typed from None
                 attempt += 1
@@ -118,7 +122,16 @@ class Client:
         return self._call(method, request, (grpc.StatusCode.UNAVAILABLE,))
 
     def _write(self, method, request):
-        return self._call(method, request, (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED))
+        return self._call(method, request, (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED), write=True)
+
+    def resend(self, err: "OutcomeUnknown") -> Written:
+        """Sends the envelope of a write whose outcome is unknown again, and verifies its
+        receipt: the hub answers with the original result if it had committed, or commits it
+        now. It may raise OutcomeUnknown again."""
+        service, method = err.rpc
+        response = self._write(getattr(getattr(self, service), method), err.request)
+        checkpoint = self.verify_receipt(response.receipt, err.request.envelope)
+        return Written(response, response.receipt, checkpoint)
 
     def whoami(self) -> registry_pb2.WhoAmIResponse:
         """Who the hub takes this client for: its partner record and statement id tag."""
@@ -128,14 +141,18 @@ class Client:
 
     # Writes.
 
-    def _commit(self, method, request_cls, statement) -> Written:
+    def _commit(self, service: str, method: str, request_cls, statement) -> Written:
         if self._signer is None or self._log_key is None:
             raise ConcordError("writing needs the partner's signing_key and the hub's log_key")
         envelope = _dsse.sign(statement, self._signer)
         with self._lock:
             verified = self._verified
         request = request_cls(envelope=envelope, consistency_from=verified.size if verified else 0)
-        response = self._write(method, request)
+        try:
+            response = self._write(getattr(getattr(self, service), method), request)
+        except OutcomeUnknown as err:
+            err.rpc, err.request = (service, method), request
+            raise
         checkpoint = self.verify_receipt(response.receipt, envelope)
         return Written(response, response.receipt, checkpoint)
 
@@ -151,7 +168,7 @@ class Client:
             notice.notice_id = _ids.new_id(notice.issuer)
         if not notice.HasField("created_at"):
             notice.created_at.CopyFrom(_now())
-        return self._commit(self.notices.SubmitNotice, notice_pb2.SubmitNoticeRequest, notice)
+        return self._commit("notices", "SubmitNotice", notice_pb2.SubmitNoticeRequest, notice)
 
     def endorse_notice(self, notice_id: str, legal_basis: str) -> Written:
         """Adopts a notice in this partner's jurisdiction under one of its provisions."""
@@ -159,7 +176,7 @@ class Client:
         e = notice_pb2.Endorsement(notice_id=notice_id, legal_basis=legal_basis, author=me.id,
                                    jurisdiction=me.jurisdiction, endorsement_id=_ids.new_id(me.id))
         e.created_at.CopyFrom(_now())
-        return self._commit(self.notices.EndorseNotice, notice_pb2.EndorseNoticeRequest, e)
+        return self._commit("notices", "EndorseNotice", notice_pb2.EndorseNoticeRequest, e)
 
     def object_to_notice(self, notice_id: str, reason: str) -> Written:
         """Declares a notice not actionable in this partner's jurisdiction, with a reason."""
@@ -167,7 +184,7 @@ class Client:
         o = notice_pb2.Objection(notice_id=notice_id, reason=reason, author=me.id, jurisdiction=me.jurisdiction,
                                  objection_id=_ids.new_id(me.id))
         o.created_at.CopyFrom(_now())
-        return self._commit(self.notices.ObjectToNotice, notice_pb2.ObjectToNoticeRequest, o)
+        return self._commit("notices", "ObjectToNotice", notice_pb2.ObjectToNoticeRequest, o)
 
     def withdraw_notice(self, notice_id: str, reason: str, reinstate: bool = False) -> Written:
         """Withdraws this partner's notice; reinstate tells platforms to put the content back."""
@@ -175,7 +192,7 @@ class Client:
         w = notice_pb2.Withdrawal(notice_id=notice_id, reason=reason, reinstate=reinstate, author=me.id,
                                   withdrawal_id=_ids.new_id(me.id))
         w.created_at.CopyFrom(_now())
-        return self._commit(self.notices.WithdrawNotice, notice_pb2.WithdrawNoticeRequest, w)
+        return self._commit("notices", "WithdrawNotice", notice_pb2.WithdrawNoticeRequest, w)
 
     def report_action(self, report: action_pb2.ActionReport) -> Written:
         """Signs and submits a platform's action report (report_id, reporter, created_at and
@@ -189,7 +206,7 @@ class Client:
             report.occurred_at.CopyFrom(_now())
         if not report.HasField("created_at"):
             report.created_at.CopyFrom(_now())
-        return self._commit(self.actions.ReportAction, action_pb2.ReportActionRequest, report)
+        return self._commit("actions", "ReportAction", action_pb2.ReportActionRequest, report)
 
     # Reads.
 
@@ -322,6 +339,12 @@ class Client:
                 proof = self._read(self.log.GetConsistencyProof, log_pb2.GetConsistencyProofRequest(
                     old_size=before.size, new_size=cp.size))
                 _tlog.check_consistency(list(proof.hashes), before.size, before.root, cp.size, cp.root)
+        elif before is not None:
+            # An older checkpoint (another node, a little behind): it must be a prefix of the
+            # largest verified, or the hub showed this client two histories.
+            proof = self._read(self.log.GetConsistencyProof, log_pb2.GetConsistencyProofRequest(
+                old_size=cp.size, new_size=before.size))
+            _tlog.check_consistency(list(proof.hashes), cp.size, cp.root, before.size, before.root)
         with self._lock:
             if self._verified is None or cp.size > self._verified.size:
                 self._verified = cp

@@ -69,6 +69,15 @@ class ReceiptError(ConcordError):
     code = grpc.StatusCode.DATA_LOSS
 
 
+class OutcomeUnknown(ConcordError):
+    """A write got no answer that says whether it committed (the hub went away, or stopped
+    answering, after it was sent): it may have. Client.resend(err) sends the same signed envelope
+    again, which the hub answers with the original result if it had committed."""
+
+    rpc: tuple[str, str] | None = None  # the client's service attribute and method
+    request = None  # the request sent, its signed envelope included
+
+
 _BY_CODE = {c.code: c for c in (InvalidArgument, NotFound, AlreadyExists, PermissionDenied, Unauthenticated,
                                 FailedPrecondition, ResourceExhausted, Unavailable, DeadlineExceeded)}
 
@@ -105,7 +114,7 @@ def retry_delay(err: grpc.RpcError) -> float | None:
                 delay = dict(_fields(any_fields.get(2, b""))).get(1, b"")  # RetryInfo.retry_delay
                 duration = dict(_fields(delay))  # google.protobuf.Duration
                 return duration.get(1, 0) + duration.get(2, 0) / 1e9
-        except ValueError:
+        except (ValueError, TypeError, AttributeError):
             return None
     return None
 
