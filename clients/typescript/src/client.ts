@@ -579,6 +579,9 @@ export class Client {
       if (verdict === "resendLater") {
         const hint = (err as ResourceExhausted).retryAfterMs;
         if (hint !== undefined && hint > maxLimitWaitMs) {
+          if (kind === "write" && ambiguous) {
+            throw new OutcomeUnknownError(name, create(method.input, input), err);
+          }
           throw err;
         }
         if (hint !== undefined) {

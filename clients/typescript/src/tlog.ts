@@ -117,10 +117,20 @@ function node(left: Uint8Array, right: Uint8Array): Promise<Uint8Array> {
  * Verifies an RFC 6962 (RFC 9162 §2.1.3.2) inclusion proof of leaf at index in a tree of size
  * leaves with root.
  */
+/** Refuses a proof holding anything but 32-byte hashes, as RFC 6962's proofs are made of. */
+function checkHashLengths(proof: Uint8Array[], what: string): void {
+  for (const [i, h] of proof.entries()) {
+    if (h.length !== 32) {
+      throw new ReceiptError(`hash ${i} of the ${what} proof is ${h.length} bytes, not 32`);
+    }
+  }
+}
+
 export async function checkInclusion(proof: Uint8Array[], index: bigint, size: bigint, root: Uint8Array, leaf: Uint8Array): Promise<void> {
   if (index < 0n || index >= size) {
     throw new ReceiptError(`entry ${index} is not in a tree of ${size} entries`);
   }
+  checkHashLengths(proof, "inclusion");
   let fn = index;
   let sn = size - 1n;
   let r = leaf;
@@ -170,6 +180,7 @@ export async function checkConsistency(proof: Uint8Array[], oldSize: bigint, old
     fn >>= 1n;
     sn >>= 1n;
   }
+  checkHashLengths(path, "consistency");
   let fr = path[0]!;
   let sr = path[0]!;
   for (const c of path.slice(1)) {
