@@ -18,6 +18,53 @@ import (
 	"google.golang.org/grpc/credentials"
 )
 
+// TestWatchStartedAtTheEndGetsItsCursorAtOnce: a stream started at the feed's end (no cursor,
+// not from the start) begins with a heartbeat carrying that end's cursor, long before its first
+// heartbeat is due; resumed from it after a break, it gets what was committed meanwhile.
+func TestWatchStartedAtTheEndGetsItsCursorAtOnce(t *testing.T) {
+	t.Parallel()
+	n := servertest.Start(t, servertest.Options{})
+	fr := n.Client(t, "fr-pharos")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for range 2 {
+		if _, err := fr.SubmitNotice(ctx, glorificationNotice()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	platform := n.Client(t, "videoshare")
+	streamCtx, stop := context.WithCancel(ctx)
+	stream, err := platform.Notices.WatchNotices(streamCtx, &concordv1.WatchNoticesRequest{HeartbeatSeconds: 300})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hb := first.GetHeartbeat()
+	if hb == nil || hb.GetCursor() == 0 {
+		t.Fatalf("first message %v, want a heartbeat with the feed's end cursor", first)
+	}
+	stop() // the stream breaks before any event; one is committed meanwhile
+	rec, err := fr.SubmitNotice(ctx, glorificationNotice())
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := hb.GetCursor()
+	resumed, err := platform.Notices.WatchNotices(ctx, &concordv1.WatchNoticesRequest{After: &end, HeartbeatSeconds: 300})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := resumed.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev := msg.GetEvent(); ev == nil || ev.GetNoticeId() != rec.GetNotice().GetNoticeId() || ev.GetCursor() <= end {
+		t.Fatalf("resumed after %d: %v, want the notice committed during the break", end, msg)
+	}
+}
+
 // TestWatchResumes: a watcher disconnects mid-stream, more notices come, it reconnects with its
 // cursor and misses nothing; then the same across a restart of the server.
 func TestWatchResumes(t *testing.T) {
@@ -146,8 +193,8 @@ func TestSlowWatcherHoldsNobodyBack(t *testing.T) {
 	var code codes.Code
 	got := 0
 	for {
-		_, err := slow.Recv()
-		if err == nil {
+		msg, err := slow.Recv()
+		if err == nil && msg.GetEvent() != nil {
 			got++
 		}
 		if err != nil {

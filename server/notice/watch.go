@@ -60,6 +60,15 @@ func (s *Service) watch(ctx context.Context, req *concordv1.WatchNoticesRequest,
 	match := watchFilter(c.PartnerID, req)
 	w := s.openWatcher(c.PartnerID, after)
 	defer s.closeWatcher(w)
+	if req.After == nil && !req.GetFromStart() {
+		// Started at the end: the caller has no cursor yet. Without one, a stream that broke
+		// before the first event or heartbeat would resume at the end it then finds, and miss
+		// what was committed in between.
+		if err := send(&concordv1.WatchNoticesResponse{Message: &concordv1.WatchNoticesResponse_Heartbeat{
+			Heartbeat: &concordv1.Heartbeat{Cursor: after, At: timestamppb.New(s.now())}}}); err != nil {
+			return err
+		}
+	}
 	stalled := false
 	for {
 		st := s.state()

@@ -1825,7 +1825,9 @@ func (x *ListNoticesResponse) GetIndex() uint64 {
 type WatchNoticesRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Resume after this cursor (the cursor of the last event received). Unset: start at the
-	// current end of the feed (only new events), or from the beginning with from_start.
+	// current end of the feed (only new events), or from the beginning with from_start. A stream
+	// started at the end begins with a heartbeat carrying that end's cursor, so that a caller
+	// whose stream breaks before the first event resumes from there and misses nothing.
 	After     *uint64 `protobuf:"varint,1,opt,name=after,proto3,oneof" json:"after,omitempty"`
 	FromStart bool    `protobuf:"varint,2,opt,name=from_start,json=fromStart,proto3" json:"from_start,omitempty"`
 	// Only events of notices covered in one of these jurisdictions (status anything but

@@ -912,7 +912,9 @@ export const ListNoticesResponseSchema: GenMessage<ListNoticesResponse> = /*@__P
 export type WatchNoticesRequest = Message<"concord.v1.WatchNoticesRequest"> & {
   /**
    * Resume after this cursor (the cursor of the last event received). Unset: start at the
-   * current end of the feed (only new events), or from the beginning with from_start.
+   * current end of the feed (only new events), or from the beginning with from_start. A stream
+   * started at the end begins with a heartbeat carrying that end's cursor, so that a caller
+   * whose stream breaks before the first event resumes from there and misses nothing.
    *
    * @generated from field: optional uint64 after = 1;
    */
