@@ -118,6 +118,30 @@ class AuthorityAndPlatform(unittest.TestCase):
             self.assertEqual(fr.get_notice(notice.notice_id).state, notice_pb2.NOTICE_STATE_WITHDRAWN)
 
 
+class CatchUp(unittest.TestCase):
+    def test_ends_at_the_end_it_found(self):
+        def notice() -> notice_pb2.Notice:
+            return notice_pb2.Notice(legal_basis="fr.cp.421-2-5", categories=[types_pb2.CATEGORY_GLORIFICATION],
+                                     hashes=[types_pb2.Hash(kind=types_pb2.HASH_KIND_SHA256, value=random.randbytes(32))])
+
+        with client("fr-pharos") as fr, client("videoshare") as platform:
+            start = list(platform.catch_up())[-1].cursor
+            a = notice()
+            fr.submit_notice(a)
+            sync = platform.catch_up(after=start)
+            first = next(sync)  # the stream is open now
+            self.assertEqual(first.notice_id, a.notice_id)
+            b = notice()
+            fr.submit_notice(b)  # committed during the sync: it comes with the next one
+            rest = list(sync)
+            self.assertEqual(len(rest), 1, rest)
+            self.assertIsInstance(rest[0], notice_pb2.Heartbeat)
+            self.assertEqual(rest[0].cursor, first.cursor)
+            following = list(platform.catch_up(after=rest[0].cursor))
+            self.assertEqual([e.notice_id for e in following[:-1]], [b.notice_id])
+            self.assertEqual(following[-1].cursor, following[0].cursor)
+
+
 class MatchStream(unittest.TestCase):
     def test_batches_answered_in_order(self):
         pdq = bytes(random.Random(11).getrandbits(8) for _ in range(32))

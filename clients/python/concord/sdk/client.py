@@ -251,11 +251,17 @@ class Client:
 
     def catch_up(self, *, after: int | None = None, jurisdictions=(), categories=(), idle_seconds: int = 1):
         """Yields the feed's events after cursor after (from the feed's start when None) up to its
-        current end, then the Heartbeat that marks that end, and stops: a sync that runs now and
-        then, where watch follows the feed for good. Pass the heartbeat's cursor (or the last
-        event's, if the sync was cut short) as after next time: nothing is missed or repeated.
-        The end is known when the feed has been idle for idle_seconds (1 to 300), so a call
-        takes at least that long. One stream, never resumed here: an error is raised, typed."""
+        end as it is when the call starts, then a Heartbeat whose cursor marks where this sync
+        ended, and stops: a sync that runs now and then, where watch follows the feed for good.
+        Pass the heartbeat's cursor (or the last event's, if the sync was cut short) as after next
+        time: nothing is missed or repeated. Events committed during the sync come with the next
+        one, so a busy feed does not keep a sync going. idle_seconds (1 to 300) is how soon the
+        hub says it has nothing more to send. One stream, never resumed here: an error is raised,
+        typed."""
+        end = self._feed_end()
+        if after is not None and after >= end:
+            yield notice_pb2.Heartbeat(cursor=after, at=_now())
+            return
         req = notice_pb2.WatchNoticesRequest(from_start=after is None, jurisdictions=list(jurisdictions),
                                              categories=list(categories), heartbeat_seconds=idle_seconds)
         if after is not None:
@@ -268,7 +274,12 @@ class Client:
             for msg in call:
                 watchdog.reset()
                 if msg.HasField("heartbeat"):
+                    # The hub read the feed to its end, which is at or past the end found first.
                     yield msg.heartbeat
+                    return
+                if msg.event.cursor > end:
+                    # Every event up to the end found first was sent before this one.
+                    yield notice_pb2.Heartbeat(cursor=end, at=_now())
                     return
                 yield msg.event
         except grpc.RpcError as err:
@@ -279,6 +290,19 @@ class Client:
             watchdog.stop()
             call.cancel()
         raise Unavailable("the feed's stream ended before reaching the feed's end")
+
+    def _feed_end(self) -> int:
+        """The feed's end cursor now: the heartbeat a stream started at the end begins with."""
+        call = self.notices.WatchNotices(notice_pb2.WatchNoticesRequest(heartbeat_seconds=300), timeout=self.timeout)
+        try:
+            for msg in call:
+                if msg.HasField("heartbeat"):
+                    return msg.heartbeat.cursor
+        except grpc.RpcError as err:
+            raise from_rpc_error(err) from None
+        finally:
+            call.cancel()
+        raise Unavailable("the feed's stream ended before saying where the feed ends")
 
     def get_notice(self, notice_id: str) -> notice_pb2.NoticeRecord:
         return self._read(self.notices.GetNotice, notice_pb2.GetNoticeRequest(notice_id=notice_id)).notice
