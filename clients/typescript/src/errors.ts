@@ -134,9 +134,12 @@ export class HandshakeRefused extends Unauthenticated {
   }
 }
 
-/** Whether a failed call is the TLS layer's refusal rather than a node that went away. */
+/**
+ * Whether a failed call is the TLS layer's refusal rather than a node that went away: an error
+ * of node's TLS in its causes (a status the hub sent has none, whatever its message says).
+ */
 function isTLSFailure(err: Error): boolean {
-  for (let e: unknown = err; e instanceof Error; e = e.cause) {
+  for (let e: unknown = err.cause; e instanceof Error; e = e.cause) {
     const code = (e as { code?: unknown }).code;
     if (typeof code === "string" && /^(ERR_SSL_|ERR_TLS_|CERT_|UNABLE_TO_|DEPTH_ZERO|SELF_SIGNED|ERR_OSSL_)/.test(code)) {
       return true;

@@ -16,16 +16,20 @@
 import { readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { create } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
 import {
   ActionOutcome,
   Category,
   Client,
+  HandshakeRefused,
   HashKind,
   NoticeEventType,
   NoticeSchema,
   NoticeState,
   PdqTransform,
   ReceiptSchema,
+  Unavailable,
+  fromConnectError,
   loadSigningKey,
   nodeSigner,
   signStatement,
@@ -231,6 +235,9 @@ run("scenario", async () => {
   const unverified = await within(rejects(distrustful.whoami(), "HandshakeRefused", "a node certificate from another CA"), 30_000, "the refusal of the node's certificate");
   console.log(`refused: ${unverified.message}`);
   distrustful.close();
+  // A status the hub sent is what it says, whatever words its message uses.
+  const fromHub = fromConnectError(new ConnectError("the node certificate of node-2 is being reloaded: retry", Code.Unavailable));
+  ok(fromHub instanceof Unavailable && !(fromHub instanceof HandshakeRefused), `a hub's Unavailable mentioning a certificate: ${fromHub.constructor.name}`);
 
   // The platform reports what it did; the issuer reads compliance and withdraws.
   const reported = await platform.reportAction({ noticeId, outcome: ActionOutcome.REMOVED, jurisdictions: ["FR", "DE"] });
