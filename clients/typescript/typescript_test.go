@@ -440,6 +440,9 @@ func TestTypeScriptLogVerifier(t *testing.T) {
 		{"with a root hash in non-canonical base64", sign(fmt.Sprintf("%s\n%d\n%s\n", origin, maxSize, nonCanonical(root[:])), signer)},
 		{"with a size of leading zeros", sign(strings.Replace(cp.Text(), fmt.Sprintf("\n%d\n", maxSize), fmt.Sprintf("\n0%d\n", maxSize), 1), signer)},
 		{"without signatures", cp.Text()},
+		{"with a line after the signatures that is not one", good + "not a signature\n"},
+		{"without its last newline", strings.TrimSuffix(good, "\n")},
+		{"with a signature line that is not base64", good + "\u2014 witness.test !!!\n"},
 	}
 	for _, n := range notes {
 		// Go's verdict: the note opens with the log key, and its text is a checkpoint of that log.

@@ -53,27 +53,28 @@ export interface VerifiedCheckpoint {
  * root are read from the signed text, never from fields beside it.
  */
 export async function openCheckpoint(note: string, key: NoteKey): Promise<VerifiedCheckpoint> {
-  const split = note.indexOf("\n\n");
-  if (split < 0) {
+  // As Go's note.Open: the text ends at the last blank line, and everything after it is
+  // signature lines, each ending in a newline.
+  const split = note.lastIndexOf("\n\n");
+  const sigs = split < 0 ? "" : note.slice(split + 2);
+  if (split < 0 || sigs === "" || !sigs.endsWith("\n")) {
     throw new ReceiptError("the checkpoint is not a signed note");
   }
   const text = note.slice(0, split + 1);
   let verified = false;
-  for (const line of note.slice(split + 2).split("\n")) {
-    if (!line.startsWith("\u2014 ")) {
-      continue;
-    }
-    const [name, sigB64] = line.slice(2).split(" ");
-    if (name !== key.name || sigB64 === undefined) {
-      continue;
-    }
-    let sig: Uint8Array<ArrayBuffer>;
+  for (const line of sigs.slice(0, -1).split("\n")) {
+    const space = line.indexOf(" ", 2);
+    const name = line.slice(2, space);
+    let sig: Uint8Array<ArrayBuffer> | undefined;
     try {
-      sig = base64(sigB64);
+      sig = line.startsWith("\u2014 ") && space > 2 ? base64(line.slice(space + 1)) : undefined;
     } catch {
-      throw new ReceiptError(`the checkpoint's signature line by ${key.name} is not base64`);
+      sig = undefined;
     }
-    if (sig.length !== 4 + 64 || !equal(sig.subarray(0, 4), key.keyHash)) {
+    if (sig === undefined || sig.length < 5) {
+      throw new ReceiptError(`the checkpoint has a line after its text that is not a signature: ${JSON.stringify(line)}`);
+    }
+    if (name !== key.name || sig.length !== 4 + 64 || !equal(sig.subarray(0, 4), key.keyHash)) {
       continue;
     }
     if (!(await subtle.verify({ name: "Ed25519" }, key.publicKey, sig.subarray(4), utf8.encode(text)))) {
