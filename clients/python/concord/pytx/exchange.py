@@ -26,7 +26,7 @@ from threatexchange.signal_type.pdq.signal import PdqSignal
 from threatexchange.signal_type.sha256 import VideoSHA256Signal
 from threatexchange.signal_type.signal_base import SignalType
 
-from concord.sdk import Client, NotFound
+from concord.sdk import Client, NotFound, dev_files
 from concord.v1 import action_pb2, notice_pb2, types_pb2
 
 API_NAME = "concord"
@@ -76,21 +76,9 @@ class PartnerFiles:
     def resolved(self) -> t.Dict[str, str]:
         """The five files, those not given explicitly taken from pki_dir and partner ('' when
         neither says)."""
-        pki = os.path.expanduser(self.pki_dir)
-        mine = os.path.join(pki, "partners", self.partner) if pki and self.partner else ""
-
-        def pick(explicit: str, base: str, name: str) -> str:
-            if explicit:
-                return os.path.expanduser(explicit)
-            return os.path.join(base, name) if base else ""
-
-        return {
-            "ca": pick(self.ca, pki, "ca.pem"),
-            "cert": pick(self.cert, mine, "client.pem"),
-            "key": pick(self.key, mine, "client.key"),
-            "signing_key": pick(self.signing_key, mine, "signing.key"),
-            "log_key": pick(self.log_key, pki, "log.pub"),
-        }
+        layout = dev_files(os.path.expanduser(self.pki_dir), self.partner) if self.pki_dir else {}
+        given = {"ca": self.ca, "cert": self.cert, "key": self.key, "signing_key": self.signing_key, "log_key": self.log_key}
+        return {name: os.path.expanduser(path) if path else layout.get(name, "") for name, path in given.items()}
 
     def problem(self) -> str:
         """Why these files cannot connect ('' when they can)."""

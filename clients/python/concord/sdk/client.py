@@ -19,6 +19,18 @@ from . import _dsse, _ids, _tlog
 from .errors import ConcordError, DeadlineExceeded, OutcomeUnknown, ReceiptError, Unavailable, from_rpc_error
 
 
+def dev_files(pki_dir: str, partner: str) -> dict[str, str]:
+    """The files `concord dev` writes in pki_dir, by Client's parameter names: the hub's CA and
+    log key, and partner's certificate, key and signing key ('' for those without a partner)."""
+    mine = os.path.join(pki_dir, "partners", partner) if partner else ""
+
+    def own(name: str) -> str:
+        return os.path.join(mine, name) if mine else ""
+
+    return {"ca": os.path.join(pki_dir, "ca.pem"), "cert": own("client.pem"), "key": own("client.key"),
+            "signing_key": own("signing.key"), "log_key": os.path.join(pki_dir, "log.pub")}
+
+
 @dataclass(frozen=True)
 class Written:
     """A write's answer and its receipt, verified: the entry at receipt.index carries exactly the
@@ -75,10 +87,7 @@ class Client:
     @classmethod
     def dev(cls, addr: str, partner: str, pki_dir: str = ".concord/certs", **kw) -> "Client":
         """A client with the files `concord dev` writes for partner in pki_dir."""
-        p = os.path.join(pki_dir, "partners", partner)
-        return cls(addr, ca=os.path.join(pki_dir, "ca.pem"), cert=os.path.join(p, "client.pem"),
-                   key=os.path.join(p, "client.key"), signing_key=os.path.join(p, "signing.key"),
-                   log_key=os.path.join(pki_dir, "log.pub"), **kw)
+        return cls(addr, **dev_files(pki_dir, partner), **kw)
 
     def close(self) -> None:
         self._channel.close()
