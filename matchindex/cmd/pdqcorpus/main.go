@@ -13,7 +13,7 @@
 // patterns, recoloured at random), each with -variants copies too. Every copy applies one to three
 // transforms drawn at random: a resize (0.35–1.6×), a JPEG re-encode (quality 15–95), a crop (up to
 // 15 % a side), a caption, a brightness, contrast or grey change. Videos (-video, the share of
-// hashes): 3–6 scenes of 5–40 s from the same sources, hashed at one frame a second as vPDQ does.
+// hashes): 3–6 scenes of 5–60 s from the same sources, hashed at one frame a second as vPDQ does.
 // Hashes of quality below 50 are left out, as a platform would not send them.
 //
 // The same flags and ffmpeg version give the same file. Hashing runs on every core; ffmpeg must
@@ -33,11 +33,13 @@ import (
 	"io"
 	"io/fs"
 	"log"
+	"math"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -50,7 +52,14 @@ import (
 )
 
 // side is the synthetic sources' frame size in pixels (-size).
-var side = 256
+var side = 128
+
+// stillsPerRun and videosPerRun bound what one ffmpeg run draws: its start (≈0.1 s of CPU, more
+// for a graph of many sources) is paid once for that many stills or videos.
+const (
+	stillsPerRun = 100
+	videosPerRun = 12
+)
 
 func main() {
 	n := flag.Int("n", 1_000_000, "hashes to write")
@@ -59,7 +68,8 @@ func main() {
 	variants := flag.Int("variants", 20, "transformed copies of each image")
 	videoShare := flag.Float64("video", 0.5, "share of the hashes that are video frames")
 	seed := flag.Uint64("seed", 1, "random seed")
-	flag.IntVar(&side, "size", side, "side of the synthetic images and video frames, in pixels (64 to 1024, a multiple of 4); 128 costs ≈35 % less CPU a hash (ffmpeg draws each frame in proportion to its pixels), with more hashes of low quality left out")
+	flag.IntVar(&side, "size", side, "side of the synthetic images and video frames, in pixels (64 to 1024, a multiple of 4); 256 costs ≈1.5× the CPU a hash of 128, with fewer hashes of low quality left out")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of pdqcorpus itself (not of ffmpeg) to this file")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "Usage: pdqcorpus [flags]\n\nBuilds a PDQ hash corpus of transformed images and video frames for mihbench -hashes.\n\nExample:\n  go run ./matchindex/cmd/pdqcorpus -n 1000000 -images ../shared/testdata/pdq/images -o corpus-1m.txt\n\nFlags:\n")
 		flag.PrintDefaults()
@@ -71,6 +81,16 @@ func main() {
 	}
 	if _, err := exec.LookPath("ffmpeg"); err != nil {
 		log.Fatal("pdqcorpus draws its images and videos with ffmpeg, which is not on PATH (Debian: apt-get install ffmpeg)")
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			log.Fatal(err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	w := os.Stdout
 	if *out != "-" {
@@ -94,7 +114,7 @@ func main() {
 	for i := 0; c.written < imageHashes && c.left > 0; {
 		var jobs []func() ([]entry, error)
 		for range workers {
-			seed, k, count := rng.Uint64(), i, max(1, min(25, (imageHashes-c.written)/(c.variants+1)/workers))
+			seed, k, count := rng.Uint64(), i, max(1, min(stillsPerRun, (imageHashes-c.written)/(c.variants+1)/workers))
 			jobs = append(jobs, func() ([]entry, error) { return stills(seed, k, count, c.variants) })
 			i++
 		}
@@ -105,9 +125,15 @@ func main() {
 	for i := 0; c.left > 0; {
 		var jobs []func() ([]entry, error)
 		for range workers {
-			seed, k := rng.Uint64(), i
-			jobs = append(jobs, func() ([]entry, error) { return video(seed, k) })
-			i++
+			// Each job draws several videos in one ffmpeg run: its start costs as much as a
+			// hundred frames, and a video has 60–200.
+			seeds := make([]uint64, max(1, min(videosPerRun, c.left/150/workers)))
+			for v := range seeds {
+				seeds[v] = rng.Uint64()
+			}
+			k := i
+			jobs = append(jobs, func() ([]entry, error) { return videos(seeds, k) })
+			i += len(seeds)
 		}
 		if err := c.batch(jobs); err != nil {
 			log.Fatal(err)
@@ -270,10 +296,43 @@ func source(rng *rand.Rand, rate float64) string {
 		g = fmt.Sprintf("testsrc2=%s,drawbox=x=%d:y=%d:w=%d:h=%d:color=#%06x:t=fill", s,
 			rng.IntN(side), rng.IntN(side), (20+rng.IntN(150))*side/256, (20+rng.IntN(150))*side/256, rng.IntN(1<<24))
 	}
-	return fmt.Sprintf("%s,hue=h=%d:s=%.2f", g, rng.IntN(360), 0.3+rng.Float64()*1.5)
+	return g + ",format=rgba," + recolour(float64(rng.IntN(360)), 0.3+rng.Float64()*1.5)
 }
 
-// frames runs ffmpeg on a lavfi graph for seconds of output and calls fn with each frame.
+// recolour returns ffmpeg's colorchannelmixer turning hues by degrees and scaling saturation by
+// sat, as the matrices of CSS's hue-rotate and saturate filters do (luminance kept); the hue
+// filter does the same in YUV at six times the cost.
+func recolour(degrees, sat float64) string {
+	c, s := math.Cos(degrees*math.Pi/180), math.Sin(degrees*math.Pi/180)
+	hue := [3][3]float64{
+		{0.213 + c*0.787 - s*0.213, 0.715 - c*0.715 - s*0.715, 0.072 - c*0.072 + s*0.928},
+		{0.213 - c*0.213 + s*0.143, 0.715 + c*0.285 + s*0.140, 0.072 - c*0.072 - s*0.283},
+		{0.213 - c*0.213 - s*0.787, 0.715 - c*0.715 + s*0.715, 0.072 + c*0.928 + s*0.072},
+	}
+	saturate := [3][3]float64{
+		{0.213 + 0.787*sat, 0.715 - 0.715*sat, 0.072 - 0.072*sat},
+		{0.213 - 0.213*sat, 0.715 + 0.285*sat, 0.072 - 0.072*sat},
+		{0.213 - 0.213*sat, 0.715 - 0.715*sat, 0.072 + 0.928*sat},
+	}
+	var b strings.Builder
+	b.WriteString("colorchannelmixer=")
+	for i, out := range "rgb" {
+		for j, in := range "rgb" {
+			var m float64
+			for k := range 3 {
+				m += saturate[i][k] * hue[k][j]
+			}
+			if i+j > 0 {
+				b.WriteByte(':')
+			}
+			fmt.Fprintf(&b, "%c%c=%.4f", out, in, min(2, max(-2, m))) // the filter's range
+		}
+	}
+	return b.String()
+}
+
+// frames runs ffmpeg on a lavfi graph for seconds of output and calls fn with each frame, in
+// one buffer that fn must not keep.
 func frames(graph string, seconds float64, fn func(img *image.RGBA) error) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
@@ -289,9 +348,9 @@ func frames(graph string, seconds float64, fn func(img *image.RGBA) error) error
 		return err
 	}
 	r := bufio.NewReaderSize(pipe, 4*side*side)
+	img := image.NewRGBA(image.Rect(0, 0, side, side)) // one frame at a time: fn keeps none
 	var ferr error
 	for ferr == nil {
-		img := image.NewRGBA(image.Rect(0, 0, side, side))
 		if _, err := io.ReadFull(r, img.Pix); err != nil {
 			if !errors.Is(err, io.EOF) {
 				ferr = err
@@ -322,32 +381,37 @@ func stills(seed uint64, i, count, variants int) ([]entry, error) {
 	return es, err
 }
 
-// video returns the frame hashes of one video: 3–6 scenes of 5–60 s, at one frame a second,
-// drawn by one ffmpeg run (its start costs more than a scene's frames).
-func video(seed uint64, i int) ([]entry, error) {
-	rng := rand.New(rand.NewPCG(seed, 4))
-	scenes := 3 + rng.IntN(4)
+// videos returns the frame hashes of len(seeds) videos, numbered from first: each of 3–6 scenes
+// of 5–60 s at one frame a second, all drawn by one ffmpeg run (its start costs more than a
+// scene's frames).
+func videos(seeds []uint64, first int) ([]entry, error) {
 	var parts, labels []string
-	var ends []int // the frame each scene ends before
-	for sc := range scenes {
-		graph := source(rng, 1)
-		d := 5 + rng.IntN(56)
-		parts = append(parts, fmt.Sprintf("%s,format=rgba,trim=duration=%d,setpts=PTS-STARTPTS[s%d]", graph, d, sc))
-		labels = append(labels, fmt.Sprintf("[s%d]", sc))
-		if len(ends) > 0 {
-			d += ends[len(ends)-1]
+	type scene struct{ video, scene, end int } // end: the frame the scene ends before
+	var scenes []scene
+	for v, seed := range seeds {
+		rng := rand.New(rand.NewPCG(seed, 4))
+		n := 3 + rng.IntN(4)
+		for sc := range n {
+			graph := source(rng, 1)
+			d := 5 + rng.IntN(56)
+			label := fmt.Sprintf("[s%d]", len(scenes))
+			parts = append(parts, fmt.Sprintf("%s,trim=duration=%d,setpts=PTS-STARTPTS%s", graph, d, label))
+			labels = append(labels, label)
+			if len(scenes) > 0 {
+				d += scenes[len(scenes)-1].end
+			}
+			scenes = append(scenes, scene{first + v, sc, d})
 		}
-		ends = append(ends, d)
 	}
-	graph := strings.Join(parts, ";") + ";" + strings.Join(labels, "") + fmt.Sprintf("concat=n=%d:v=1:a=0", scenes)
+	graph := strings.Join(parts, ";") + ";" + strings.Join(labels, "") + fmt.Sprintf("concat=n=%d:v=1:a=0", len(scenes))
 	var es []entry
 	k, sc := 0, 0
-	err := frames(graph, float64(ends[len(ends)-1]), func(img *image.RGBA) error {
-		for sc < len(ends)-1 && k >= ends[sc] {
+	err := frames(graph, float64(scenes[len(scenes)-1].end), func(img *image.RGBA) error {
+		for sc < len(scenes)-1 && k >= scenes[sc].end {
 			sc++
 		}
 		h, q := pdq.HashImage(img)
-		es = append(es, entry{h, q, fmt.Sprintf("video:%d scene %d", i, sc)})
+		es = append(es, entry{h, q, fmt.Sprintf("video:%d scene %d", scenes[sc].video, scenes[sc].scene)})
 		k++
 		return nil
 	})
@@ -372,7 +436,7 @@ func transformOnce(rng *rand.Rand, img image.Image) (image.Image, string) {
 		f := 0.35 + rng.Float64()*1.25
 		w, h := max(8, int(float64(b.Dx())*f)), max(8, int(float64(b.Dy())*f))
 		dst := image.NewRGBA(image.Rect(0, 0, w, h))
-		draw.BiLinear.Scale(dst, dst.Bounds(), img, b, draw.Src, nil)
+		draw.ApproxBiLinear.Scale(dst, dst.Bounds(), img, b, draw.Src, nil) // BiLinear: 1.5× the time of a variant
 		return dst, fmt.Sprintf("resize=%.2f", f)
 	case 1:
 		q := 15 + rng.IntN(81)
