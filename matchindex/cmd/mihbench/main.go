@@ -18,6 +18,7 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"math"
 	"math/bits"
 	"math/rand/v2"
 	"os"
@@ -47,7 +48,7 @@ func main() {
 	dists := flag.String("dist", "uniform,clustered", "distributions: uniform, clustered, beta4 (mild skew), beta05 (harsh skew); see matchindex/corpus")
 	hashes := flag.String("hashes", "", "a real hash list instead of -n and -dist: one PDQ hash (64 hex digits) a line, first field; every hundredth line is held out as a query")
 	queries := flag.Int("queries", 2000, "queries of each sort (random, planted)")
-	brute := flag.Int("brute", 20, "brute-force scans (for the p50)")
+	brute := flag.Int("brute", 200, "queries also answered by a plain scan (half planted, half random): its p50, an exactness check, and each query's time against the index's")
 	exact := flag.Bool("exact", true, "measure SHA-256 lookups at the largest size")
 	adds := flag.Int("adds", 100_000, "hashes then added through Add (1 000-hash notices), to measure queries over merged segments; 0: skip")
 	layout := flag.Int("layout", 8, "also measure the worst segment layout of this merge factor at the largest size (uniform); 0: skip")
@@ -105,23 +106,22 @@ func main() {
 	if *exact && largest > 0 {
 		runExact(largest)
 	}
-	if len(dihedralRows) > 0 {
-		fmt.Println("\nDihedral matching (the eight rotations and reflections of each query) beside plain, each query both ways in turn, r = 31:")
-		fmt.Println()
-		fmt.Println("| hashes | dist | plain p50 / p99 µs | dihedral p50 / p99 µs | plain queries/s | dihedral queries/s | cost | hits plain / dihedral |")
-		fmt.Println("|---|---|---|---|---|---|---|---|")
-		for _, r := range dihedralRows {
-			fmt.Println(r)
-		}
+	printTable("Dihedral matching (the eight rotations and reflections of each query) beside plain, each query both ways in turn, r = 31:",
+		"| hashes | dist | plain p50 / p99 µs | dihedral p50 / p99 µs | plain queries/s | dihedral queries/s | cost | hits plain / dihedral |", dihedralRows)
+	printTable("Each query of the brute-force check timed on the index and on a plain scan (4 popcounts a hash over one array), one after the other; few hits: fewer than 100:",
+		"| hashes | dist | queries | index p50 / p99 µs | scan p50 / p99 ms | index slower than the scan | scan / index, worst query | queries with few hits | scan / index on those, worst |", scanRows)
+	printTable("FAISS on the same hashes and queries (one query at a time, one thread, r = 31; recall against an exact scan; B/hash: RSS the index added, its copy of the hashes included):",
+		"| hashes | dist | Concord p50 / p99 µs (same queries) | Concord B/hash | index | p50 µs | p99 µs | recall | B/hash | build s |", faissRows)
+}
+
+// printTable prints a Markdown table after a blank line and its title, if it has rows.
+func printTable(title, header string, rows []string) {
+	if len(rows) == 0 {
+		return
 	}
-	if len(faissRows) > 0 {
-		fmt.Println("\nFAISS on the same hashes and queries (one query at a time, one thread, r = 31; recall against an exact scan; B/hash: RSS the index added, its copy of the hashes included):")
-		fmt.Println()
-		fmt.Println("| hashes | dist | Concord p50 / p99 µs (same queries) | Concord B/hash | index | p50 µs | p99 µs | recall | B/hash | build s |")
-		fmt.Println("|---|---|---|---|---|---|---|---|---|---|")
-		for _, r := range faissRows {
-			fmt.Println(r)
-		}
+	fmt.Printf("\n%s\n\n%s\n%s\n", title, header, strings.Repeat("|---", strings.Count(header, "|")-1)+"|")
+	for _, r := range rows {
+		fmt.Println(r)
 	}
 }
 
@@ -263,16 +263,19 @@ func runPDQ(n int, dist corpus.Model, nq, nBrute, adds int) {
 		flat = append(flat, h[:]...)
 	}
 	var bruteLat []time.Duration
+	var vs []versus
 	exact := 0
 	for i := range nBrute {
-		q := planted[i]
+		q := planted[i%nq]
 		if i%2 == 1 {
-			q = random[i]
+			q = random[i%nq]
 		}
 		s := time.Now()
 		want := bruteForce(flat, q, matchindex.MaxRadius)
 		bruteLat = append(bruteLat, time.Since(s))
+		s = time.Now()
 		hits, _ := x.MatchPDQ(bytesOf(q), matchindex.MaxRadius)
+		vs = append(vs, versus{index: time.Since(s), scan: bruteLat[i], hits: len(want)})
 		got := make([]int, len(hits))
 		for j, h := range hits {
 			notice, _ := strconv.Atoi(strings.TrimPrefix(h.NoticeID, "01BENCH"))
@@ -290,6 +293,7 @@ func runPDQ(n int, dist corpus.Model, nq, nBrute, adds int) {
 		runDihedral(n, dist, x, slices.Concat(random, planted))
 	}
 	flat = nil
+	scanRows = append(scanRows, fmt.Sprintf("| %d | %s | %s", n, dist, versusRow(vs)))
 	slices.Sort(bruteLat)
 	bp50 := bruteLat[len(bruteLat)/2]
 
@@ -386,6 +390,44 @@ func runDihedral(n int, dist corpus.Model, x *matchindex.Index, qs [][4]uint64) 
 	dihedralRows = append(dihedralRows, fmt.Sprintf("| %d | %s | %.0f / %.0f | %.0f / %.0f | %.0f | %.0f | %.2f× | %d / %d |", n, dist,
 		us(plain[len(plain)/2]), us(plain[len(plain)*99/100]), us(dih[len(dih)/2]), us(dih[len(dih)*99/100]),
 		rp, rd, rp/rd, hitsPlain, hitsDih))
+}
+
+// versus is one query's time on the index and on a plain scan, and its hits.
+type versus struct {
+	index, scan time.Duration
+	hits        int
+}
+
+// scanRows are the index-against-scan rows, printed at the end.
+var scanRows []string
+
+// versusRow says how the index did against the scan on each query: the goal is never slower,
+// and at least twice as fast on queries with fewer than 100 hits.
+func versusRow(vs []versus) string {
+	var idx, scan []time.Duration
+	slower, few := 0, 0
+	worst, worstFew := math.Inf(1), math.Inf(1)
+	for _, v := range vs {
+		idx, scan = append(idx, v.index), append(scan, v.scan)
+		ratio := float64(v.scan) / float64(v.index)
+		worst = min(worst, ratio)
+		if v.index > v.scan {
+			slower++
+		}
+		if v.hits < 100 {
+			few++
+			worstFew = min(worstFew, ratio)
+		}
+	}
+	slices.Sort(idx)
+	slices.Sort(scan)
+	p := func(d []time.Duration, q int) time.Duration { return d[min(len(d)-1, len(d)*q/100)] }
+	fewRatio := "-"
+	if few > 0 {
+		fewRatio = fmt.Sprintf("%.1f×", worstFew)
+	}
+	return fmt.Sprintf("%d | %.0f / %.0f | %.2f / %.2f | %d | %.1f× | %d | %s |", len(vs),
+		us(p(idx, 50)), us(p(idx, 99)), us(p(scan, 50))/1000, us(p(scan, 99))/1000, slower, worst, few, fewRatio)
 }
 
 // bruteForce returns the indices of the hashes within r of q: the scan the index is
