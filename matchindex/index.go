@@ -203,6 +203,10 @@ type Stats struct {
 	Segments     int
 	SegmentSizes []int // hashes + frames per segment, oldest first
 	Bytes        int64 // the index's arrays (not Go's allocator overhead or the query pools)
+	// Dense counts the PDQ hashes and frames set apart from their table's slots, in a table of
+	// their own, because they would have crowded its buckets (a hash set apart twice counts
+	// twice).
+	Dense int
 	// ScanFallbacks counts the PDQ and frame searches answered by a scan because their probes
 	// would have read more (crowded buckets), since the index was made.
 	ScanFallbacks uint64
@@ -226,9 +230,14 @@ func (v View) Stats() Stats {
 		st.Removed += v.v.deadSize[i]
 		st.Bytes += s.bytes()
 		for _, t := range []*pdqTable{s.image, s.frames} {
-			if t.fam != nil {
-				st.Families += t.fam.len()
-				st.InFamilies += int(t.loose)
+			for ; t != nil; t = t.dense {
+				if t.fam != nil {
+					st.Families += t.fam.len()
+					st.InFamilies += int(t.loose)
+				}
+				if t.dense != nil {
+					st.Dense += t.len() - int(t.slotEnd)
+				}
 			}
 		}
 		for k := range s.cols {

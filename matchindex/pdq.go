@@ -61,6 +61,11 @@ type pdqTable struct {
 	perm    *bitPerm
 	unperm  *bitPerm
 	unpermO sync.Once
+	// Rows [slotEnd, len) would have crowded the slots' buckets (see splitCrowded): they are
+	// the rows of dense, a table of their own over the same arrays, with its bits moved
+	// further and its rows in this table's order (it has no ext). Only when dense is set.
+	slotEnd uint32
+	dense   *pdqTable
 	// fallbacks, if set, counts the queries whose probes would have read more than a scan,
 	// and were answered by one (see scanBeyond): the index's counter, which outlives merges.
 	fallbacks *atomic.Uint64
@@ -97,8 +102,39 @@ func (sl *pdqSlot) inline(h *[4]uint64) (uint64, uint32) {
 // len returns the number of hashes in the table.
 func (t *pdqTable) len() int { return len(t.front) / 2 }
 
-// at returns the hash in row id (bits moved, if the table moves them).
+// end returns the end of the rows in the slots (or scanned): the dense table's come after.
+func (t *pdqTable) end() uint32 {
+	if t.dense != nil {
+		return t.slotEnd
+	}
+	return uint32(t.len())
+}
+
+// at returns the hash in row id (bits moved, if the table moves them; by the dense table's
+// moves too for its rows).
 func (t *pdqTable) at(id uint32) [4]uint64 { return rowOf(t.front, t.back, int(id)) }
+
+// original returns the hash in row id with its bits where they were given.
+func (t *pdqTable) original(id uint32) [4]uint64 {
+	var h [4]uint64
+	if t.dense != nil && id >= t.slotEnd {
+		h = t.dense.original(id - t.slotEnd)
+	} else {
+		h = t.at(id)
+	}
+	if t.perm != nil {
+		t.unpermO.Do(func() { t.unperm = t.perm.inverse() })
+		h = t.unperm.apply(&h)
+	}
+	return h
+}
+
+// setFallbacks makes the table and its dense ones count their scans in f.
+func (t *pdqTable) setFallbacks(f *atomic.Uint64) {
+	for ; t != nil; t = t.dense {
+		t.fallbacks = f
+	}
+}
 
 // entryRows returns the row of each entry (the inverse of ext), or nil when rows are in entry
 // order: for a merge, which reads the table entry by entry. Each merge makes its own, so a
@@ -117,18 +153,12 @@ func (t *pdqTable) entryRows() []uint32 {
 // appendOriginal appends the hashes of entries [lo, hi) to dst, with their bits where they
 // were given (for a merge, which lays out a table of its own); pos is entryRows().
 func (t *pdqTable) appendOriginal(dst *chunked[uint64], lo, hi uint32, pos []uint32) {
-	if t.perm != nil {
-		t.unpermO.Do(func() { t.unperm = t.perm.inverse() })
-	}
 	for e := lo; e < hi; e++ {
 		id := e
 		if pos != nil {
 			id = pos[e]
 		}
-		h := t.at(id)
-		if t.perm != nil {
-			h = t.unperm.apply(&h)
-		}
+		h := t.original(id)
 		dst.append(h[:]...)
 	}
 }
@@ -170,20 +200,33 @@ var probeBuf = sync.Pool{New: func() any { s := make([]probe, 0, 4096); return &
 // search appends every stored hash within distance r (0..MaxRadius) of q to dst, each once,
 // by its entry number: the families' (see family.go), then the others' by the slots.
 func (t *pdqTable) search(q *[4]uint64, r int, dst []pdqMatch) []pdqMatch {
+	start := len(dst)
+	dst = t.searchRows(q, r, dst)
+	t.toEntries(dst[start:])
+	return dst
+}
+
+// searchRows is search by row: the families', the slots' (or a scan's), the dense table's.
+func (t *pdqTable) searchRows(q *[4]uint64, r int, dst []pdqMatch) []pdqMatch {
 	if t.perm != nil {
 		moved := t.perm.apply(q)
 		q = &moved
 	}
-	start := len(dst)
 	if t.fam != nil {
 		dst = t.searchFamilies(q, r, dst)
 	}
 	if t.slots == nil {
-		dst = t.scanRows(q, r, t.loose, uint32(t.len()), dst)
+		dst = t.scanRows(q, r, t.loose, t.end(), dst)
 	} else {
 		dst = t.probe(q, r, dst)
 	}
-	t.toEntries(dst[start:])
+	if t.dense != nil {
+		start := len(dst)
+		dst = t.dense.searchRows(q, r, dst)
+		for i := range dst[start:] {
+			dst[start+i].id += t.slotEnd
+		}
+	}
 	return dst
 }
 
@@ -234,13 +277,13 @@ func (t *pdqTable) probe(q *[4]uint64, r int, dst []pdqMatch) []pdqMatch {
 	for _, p := range probes {
 		entries += int(p.hi - p.lo)
 	}
-	if float64(entries) > scanBeyond*float64(t.len()-int(t.loose)) {
+	if float64(entries) > scanBeyond*float64(t.end()-t.loose) {
 		*bp = probes
 		probeBuf.Put(bp)
 		if t.fallbacks != nil {
 			t.fallbacks.Add(1)
 		}
-		return t.scanRows(q, r, t.loose, uint32(t.len()), dst)
+		return t.scanRows(q, r, t.loose, t.end(), dst)
 	}
 	var sink uint32
 	for _, p := range probes {
@@ -322,13 +365,26 @@ func (t *pdqTable) verify(id uint32, q *[4]uint64, r, s int, plan []uint8, dst [
 // scan compares q with every stored hash, by entry number: what search must answer (tests
 // compare the two).
 func (t *pdqTable) scan(q *[4]uint64, r int, dst []pdqMatch) []pdqMatch {
+	start := len(dst)
+	dst = t.scanAllRows(q, r, dst)
+	t.toEntries(dst[start:])
+	return dst
+}
+
+// scanAllRows is scan by row.
+func (t *pdqTable) scanAllRows(q *[4]uint64, r int, dst []pdqMatch) []pdqMatch {
 	if t.perm != nil {
 		moved := t.perm.apply(q)
 		q = &moved
 	}
-	start := len(dst)
-	dst = t.scanRows(q, r, 0, uint32(t.len()), dst)
-	t.toEntries(dst[start:])
+	dst = t.scanRows(q, r, 0, t.end(), dst)
+	if t.dense != nil {
+		start := len(dst)
+		dst = t.dense.scanAllRows(q, r, dst)
+		for i := range dst[start:] {
+			dst[start+i].id += t.slotEnd
+		}
+	}
 	return dst
 }
 
@@ -440,7 +496,16 @@ func scanBack(back []uint64, base uint32, i, d int, q *[4]uint64, r int, dst []p
 
 // bytes returns the memory held by the table's arrays.
 func (t *pdqTable) bytes() int64 {
-	b := int64(cap(t.front)+cap(t.back))*8 + int64(cap(t.ext))*4 + t.fam.bytes()
+	b := int64(cap(t.front)+cap(t.back))*8 + t.indexBytes()
+	for d := t.dense; d != nil; d = d.dense {
+		b += d.indexBytes() // its arrays are this table's
+	}
+	return b
+}
+
+// indexBytes is the memory of the table's arrays but the hashes'.
+func (t *pdqTable) indexBytes() int64 {
+	b := int64(cap(t.ext))*4 + t.fam.bytes()
 	if t.perm != nil {
 		b += int64(unsafe.Sizeof(*t.perm))
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"sync/atomic"
 	"testing"
 
 	hashcorpus "concord/matchindex/corpus"
@@ -363,23 +364,21 @@ func TestMatchPDQErrors(t *testing.T) {
 	}
 }
 
-// TestPDQScanFallback builds a table of uniform hashes and one large crowd that agrees with a
-// centre on its front half (a few bits flipped) and is random on its back half: too far apart
-// to be a family (see family.go), but a query near the centre finds the crowd filling its
-// bucket in every slot over the front half, so probing would read more than a scan and the
-// search must scan instead, and answer the same; a query elsewhere probes as usual. On
-// uniform hashes alone no query scans.
-func TestPDQScanFallback(t *testing.T) {
-	rng := newRand(7)
-	centre := randBytes(rng, PDQSize)
+// crowdIndex builds an index of eight notices of 10 000 PDQ hashes, uniform ones and a crowd
+// drawn by near (the first notice whole and every eighth hash of the others, 23 %), and returns
+// the index, its oracle and the crowd.
+func crowdIndex(t *testing.T, rng *rand.Rand, near func() []byte) (*Index, *oracle, [][]byte) {
+	t.Helper()
 	o := newOracle()
 	var notices []Notice
+	var crowd [][]byte
 	for i := range 8 {
 		var hs []Hash
-		for j := range 5_000 {
+		for j := range 10_000 {
 			v := randBytes(rng, PDQSize)
 			if i < 1 || j%8 == 0 {
-				v = append(flipBits(rng, centre, rng.IntN(4))[:PDQSize/2], v[PDQSize/2:]...)
+				v = near()
+				crowd = append(crowd, v)
 			}
 			hs = append(hs, Hash{Kind: PDQ, Value: v})
 		}
@@ -390,13 +389,97 @@ func TestPDQScanFallback(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if st := x.Stats(); st.Families != 0 {
+		t.Fatalf("%d families found in a crowd whose members are ≈60 bits apart", st.Families)
+	}
+	return x, o, crowd
+}
+
+// TestPDQCrowdSetApart: a crowd of near-copies of four pictures (every bit of one of four
+// centres flipped with probability 0.12, ≈60 bits apart from each other: no families), a
+// quarter of the hashes, fills the bucket of its centre's key in every slot — while the bits
+// over the whole table look fair, so no layout spreads them. Those hashes are set apart in a
+// table of their own, with slots of its own, so a query near the crowd probes that table
+// instead of scanning everything, and answers as brute force — through adds, a withdrawal and
+// a merge too. Uniform hashes set nothing apart.
+func TestPDQCrowdSetApart(t *testing.T) {
+	rng := newRand(9)
+	var centres [][]byte
+	for range 4 {
+		centres = append(centres, randBytes(rng, PDQSize))
+	}
+	x, o, crowd := crowdIndex(t, rng, func() []byte {
+		v := slices.Clone(centres[rng.IntN(len(centres))])
+		for b := range 8 * PDQSize {
+			if rng.Float64() < 0.12 {
+				v[b/8] ^= 1 << (b % 8)
+			}
+		}
+		return v
+	})
+	st := x.Stats()
+	if st.Dense < len(crowd)*95/100 || st.Dense > len(crowd)*105/100 {
+		t.Fatalf("%d hashes set apart; the crowd is %d (a few of it may miss its centre's key in every slot)", st.Dense, len(crowd))
+	}
+	var near [][]byte
+	for _, c := range crowd[:20] {
+		near = append(near, flipBits(rng, c, rng.IntN(20)))
+	}
+	near = append(near, randBytes(rng, PDQSize), randBytes(rng, PDQSize))
+	// The table's own scans counted apart from its dense table's: near its centres the crowd
+	// still fills buckets of its own table, which may be scanned — a quarter of the hashes.
+	tb := x.cur.Load().segs[0].image
+	var scans atomic.Uint64
+	tb.fallbacks = &scans
+	if hits := checkPDQ(t, x, o, near); hits < 20 {
+		t.Fatalf("only %d hits near members of the crowd", hits)
+	}
+	if scans.Load() != 0 {
+		t.Fatalf("%d searches near the crowd set apart scanned the whole table", scans.Load())
+	}
+	tb.fallbacks = &x.fallbacks
+	mustAdd(t, x, o, noticeID(100), []Hash{{Kind: PDQ, Value: crowd[3]}, {Kind: PDQ, Value: randBytes(rng, PDQSize)}})
+	if err := x.Remove(noticeID(3)); err != nil {
+		t.Fatal(err)
+	}
+	o.remove(noticeID(3))
+	checkPDQ(t, x, o, near)
+	x.Compact()
+	checkPDQ(t, x, o, near)
+	if st := x.Stats(); st.Dense == 0 || st.Dense > len(crowd) {
+		t.Fatalf("%d hashes set apart after the merge, of a crowd of %d less 1 250", st.Dense, len(crowd))
+	}
+
+	c := genCorpus(rng, 50_000, 20, "uniform")
+	u, err := Build(c.notices, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := u.Stats(); st.Dense != 0 {
+		t.Fatalf("%d uniform hashes set apart as crowding the slots", st.Dense)
+	}
+}
+
+// TestPDQScanFallback: a crowd (23 % of the hashes) agrees with a centre on its front half (a
+// few bits flipped) and is random on its back half. The table's layout deals the front's bits out
+// over the slots, so no bucket is crowded enough to be set apart, but a query near the centre
+// finds many of its probed buckets fuller than usual: probing would read more than a scan, and
+// the search must scan instead, and answer the same; a query elsewhere probes as usual. On
+// uniform hashes alone no query scans.
+func TestPDQScanFallback(t *testing.T) {
+	rng := newRand(7)
+	centre := randBytes(rng, PDQSize)
+	x, o, crowd := crowdIndex(t, rng, func() []byte {
+		return append(flipBits(rng, centre, rng.IntN(4))[:PDQSize/2], randBytes(rng, PDQSize/2)...)
+	})
+	if st := x.Stats(); st.Dense != 0 {
+		t.Fatalf("%d hashes set apart, though no bucket is crowded enough (the layout spreads the front bits over the slots)", st.Dense)
+	}
+	notices := o.all()
 	elsewhere := [][]byte{randBytes(rng, PDQSize), randBytes(rng, PDQSize), randBytes(rng, PDQSize)}
 	checkPDQ(t, x, o, elsewhere)
 	if got := x.Stats().ScanFallbacks; got != 0 {
 		t.Fatalf("%d searches far from the family fell back to a scan", got)
-	}
-	if st := x.Stats(); st.Families != 0 {
-		t.Fatalf("%d families found in a crowd whose members are ≈64 bits apart", st.Families)
 	}
 	// Queries near the centre on the front half, near one of the crowd on the back.
 	var near [][]byte
@@ -411,7 +494,7 @@ func TestPDQScanFallback(t *testing.T) {
 	}
 	// The count is the index's, not its segments': a merge keeps it.
 	before := x.Stats().ScanFallbacks
-	mustAdd(t, x, o, noticeID(100), []Hash{{Kind: PDQ, Value: centre}})
+	mustAdd(t, x, o, noticeID(100), []Hash{{Kind: PDQ, Value: crowd[0]}})
 	x.Compact()
 	if got := x.Stats().ScanFallbacks; got != before {
 		t.Fatalf("scan fallbacks %d after a merge, %d before", got, before)

@@ -2,6 +2,7 @@ package matchindex
 
 import (
 	"math"
+	"math/bits"
 	"slices"
 	"sync"
 )
@@ -156,6 +157,12 @@ func probeCost(n int, widths []uint, eff []float64, plan []uint8) float64 {
 // chooseGeometry picks for the other hashes is laid over them. The table keeps the arrays
 // (their rows reordered in place if it has families). It works on up to workers goroutines.
 func plannedPDQTable(front, back []uint64, workers int, tasks *[]func()) *pdqTable {
+	return plannedPDQTableAt(front, back, workers, tasks, 0)
+}
+
+// plannedPDQTableAt is plannedPDQTable for a table depth levels below a segment's (see
+// splitCrowded).
+func plannedPDQTableAt(front, back []uint64, workers int, tasks *[]func(), depth int) *pdqTable {
 	t := &pdqTable{front: front, back: back}
 	if len(front)/2 < scanBelow {
 		return t
@@ -173,7 +180,7 @@ func plannedPDQTable(front, back []uint64, workers int, tasks *[]func()) *pdqTab
 	}
 	info, skewed := bitInfo(lf, lb)
 	if !skewed {
-		t.lay(chooseGeometry(n, nil), workers, tasks)
+		t.lay(chooseGeometry(n, nil), workers, tasks, depth)
 		return t
 	}
 	g := chooseGeometry(n, &info)
@@ -182,7 +189,7 @@ func plannedPDQTable(front, back []uint64, workers int, tasks *[]func()) *pdqTab
 		order := byInformation(&info)
 		g = &geometry{order: &order}
 	}
-	t.lay(g, workers, tasks)
+	t.lay(g, workers, tasks, depth)
 	return t
 }
 
@@ -191,14 +198,15 @@ func plannedPDQTable(front, back []uint64, workers int, tasks *[]func()) *pdqTab
 // families.
 func plannedPDQTableGeometry(front, back []uint64, g *geometry, tasks *[]func()) *pdqTable {
 	t := &pdqTable{front: front, back: back}
-	t.lay(g, 1, tasks)
+	t.lay(g, 1, tasks, maxDepth)
 	return t
 }
 
 // lay gives the table geometry g over its rows [loose, len) (nil: they are scanned, bits in
 // place), moving the bits of every row and pivot if g moves them; the slots are built by the
-// tasks it appends.
-func (t *pdqTable) lay(g *geometry, workers int, tasks *[]func()) {
+// tasks it appends. Rows that would crowd the slots' buckets are set apart first, in a table
+// of their own, unless the table is depth levels down already (see splitCrowded).
+func (t *pdqTable) lay(g *geometry, workers int, tasks *[]func(), depth int) {
 	if g == nil {
 		return
 	}
@@ -215,6 +223,9 @@ func (t *pdqTable) lay(g *geometry, workers int, tasks *[]func()) {
 	}
 	if len(g.widths) == 0 {
 		return
+	}
+	if depth < maxDepth {
+		t.splitCrowded(g.widths, workers, tasks, depth)
 	}
 	t.plan = g.plan
 	t.slots = make([]pdqSlot, len(g.widths))
@@ -251,11 +262,114 @@ func parallel(n, workers int, fn func(i int)) {
 	wg.Wait()
 }
 
-// buildSlot sorts the hashes of rows [loose, len) by the slot's key into a new entries array
-// (counting sort: stable, so a bucket is in row order) and fills its directory.
-func (t *pdqTable) buildSlot(sl *pdqSlot, scratch *sync.Pool) {
+// maxDepth bounds how many times a table's crowded rows are set apart in a table of their own,
+// and that one's in another.
+const maxDepth = 4
+
+// splitCrowded sets apart the rows of [loose, len) that, laid out in slots of these widths
+// (bits already moved), would fall in a crowded bucket of any slot: one of over 64 times the
+// mean size and over 1/1024 of the rows, where 64 such buckets among a query's probes would
+// make it scan the table (scanBeyond). Uniform hashes make none; images a platform sees do —
+// look-alike pictures, many copies of a template with small changes, near-duplicates spread
+// wider than a family — and every query near them would scan. Those rows move to the end of
+// the table, [slotEnd, len), and become a table of their own (its bits measured and laid out
+// for them alone, its families found among them), searched beside the slots: a query near
+// them reads that table, or scans it, not all of this one.
+func (t *pdqTable) splitCrowded(widths []uint, workers int, tasks *[]func(), depth int) {
 	lo := t.loose
 	n := t.len() - int(lo)
+	crowded := make([]uint64, (n+63)/64)
+	var mu sync.Mutex
+	parallel(len(widths), workers, func(s int) {
+		sl := pdqSlot{width: widths[s]}
+		for _, w := range widths[:s] {
+			sl.off += w
+		}
+		count := make([]uint32, 1<<sl.width)
+		for i := range n {
+			h := t.at(lo + uint32(i))
+			count[sl.key(&h)]++
+		}
+		limit := uint32(max(64*n>>sl.width, n/1024))
+		if slices.Max(count) <= limit {
+			return
+		}
+		marks := make([]uint64, len(crowded))
+		for i := range n {
+			h := t.at(lo + uint32(i))
+			if count[sl.key(&h)] > limit {
+				marks[i/64] |= 1 << (i % 64)
+			}
+		}
+		mu.Lock()
+		for w, m := range marks {
+			crowded[w] |= m
+		}
+		mu.Unlock()
+	})
+	c := 0
+	for _, w := range crowded {
+		c += bits.OnesCount64(w)
+	}
+	if c < scanBelow || 4*c > 3*n {
+		return // too few to matter, or the table is one crowd: as well searched as it is
+	}
+	// A table of them that every query would scan (their bits telling too little apart for
+	// slots) would cost each query more than the scans of those near them.
+	step := max(1, c/layoutSample)
+	var sf, sb []uint64
+	for i, k := 0, 0; i < n; i++ {
+		if crowded[i/64]>>(i%64)&1 == 1 {
+			if k%step == 0 {
+				h := t.at(lo + uint32(i))
+				sf, sb = append(sf, h[0], h[1]), append(sb, h[2], h[3])
+			}
+			k++
+		}
+	}
+	if info, skewed := bitInfo(sf, sb); skewed && chooseGeometry(c, &info) == nil {
+		return
+	}
+	// The rows' new order: the others, then the crowded ones, each in their order.
+	order := make([]uint32, 0, n)
+	for pass := range 2 {
+		for i := range n {
+			if int(crowded[i/64]>>(i%64)&1) == pass {
+				order = append(order, uint32(i))
+			}
+		}
+	}
+	if t.ext == nil {
+		t.ext = make([]uint32, t.len())
+		for i := range t.ext {
+			t.ext[i] = uint32(i)
+		}
+	}
+	reorderRows(t.front[2*lo:], t.back[2*lo:], order)
+	moved := make([]uint32, n)
+	for j, o := range order {
+		moved[j] = t.ext[lo+o]
+	}
+	copy(t.ext[lo:], moved)
+	t.slotEnd = lo + uint32(n-c)
+	d := plannedPDQTableAt(t.front[2*t.slotEnd:], t.back[2*t.slotEnd:], workers, tasks, depth+1)
+	if d.ext != nil {
+		// The dense table reordered its rows (families first): this table's ext says which
+		// entry each row is, so it takes the dense table's order in, and that one keeps none.
+		for j, e := range d.ext {
+			moved[j] = t.ext[t.slotEnd+e]
+		}
+		copy(t.ext[t.slotEnd:], moved[:len(d.ext)])
+		d.ext = nil
+	}
+	t.dense = d
+}
+
+// buildSlot sorts the hashes of rows [loose, slotEnd) by the slot's key into a new entries
+// array (counting sort: stable, so a bucket is in row order) and fills its directory.
+func (t *pdqTable) buildSlot(sl *pdqSlot, scratch *sync.Pool) {
+	lo := t.loose
+	n := int(t.end() - lo)
 	dir := make([]uint32, 1<<sl.width+1)
 	for i := range n {
 		h := t.at(lo + uint32(i))

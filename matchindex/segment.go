@@ -274,7 +274,8 @@ func (b *segBuilder) build(workers int) *segment {
 	front, back = splitRows(&b.frames)
 	b.frames = chunked[uint64]{}
 	s.frames = plannedPDQTable(front, back, workers, &tasks)
-	s.image.fallbacks, s.frames.fallbacks = b.fallbacks, b.fallbacks
+	s.image.setFallbacks(b.fallbacks)
+	s.frames.setFallbacks(b.fallbacks)
 	parallel(len(tasks), workers, func(i int) { tasks[i]() })
 	return s
 }

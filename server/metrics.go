@@ -26,7 +26,7 @@ func (s *Server) metricSources(pub *transparency.Publisher, notices *notice.Serv
 		MatchIndex: func() metrics.MatchIndex {
 			st := s.index.Current().Stats()
 			out := metrics.MatchIndex{Hashes: map[string]int{}, ScanFallbacks: st.ScanFallbacks,
-				Families: st.Families, InFamilies: st.InFamilies, Bytes: st.Bytes}
+				Families: st.Families, InFamilies: st.InFamilies, Dense: st.Dense, Bytes: st.Bytes}
 			for _, k := range []matchindex.Kind{matchindex.SHA256, matchindex.MD5, matchindex.PDQ, matchindex.PDQVideo, matchindex.URLSHA256} {
 				out.Hashes[metrics.KindName(int(k))] = st.Hashes[k]
 			}

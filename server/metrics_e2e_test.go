@@ -199,6 +199,7 @@ func TestPrometheusScrapesNode(t *testing.T) {
 	prom.waitValue(t, `concord_match_scan_fallbacks_total`, 0)
 	prom.waitValue(t, `concord_match_families`, 0) // a few hashes: no families
 	prom.waitValue(t, `concord_match_family_hashes`, 0)
+	prom.waitValue(t, `concord_match_dense_hashes`, 0) // nor crowds
 	prom.waitValue(t, `concord_match_index_bytes > bool 0`, 1)
 
 	// Raft and the state machine.

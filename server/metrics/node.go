@@ -31,7 +31,10 @@ type MatchIndex struct {
 	// Families counts the families of near-duplicates the index holds apart from its slots,
 	// InFamilies the hashes and frames in them; Bytes is the memory of its arrays.
 	Families, InFamilies int
-	Bytes                int64
+	// Dense counts the hashes and frames set apart from the slots of their table, in a table
+	// of their own, because they would have crowded its buckets.
+	Dense int
+	Bytes int64
 }
 
 // Raft is the node's raft state.
@@ -127,6 +130,7 @@ var (
 	descIndexScans       = desc("match_scan_fallbacks_total", "PDQ and vPDQ frame searches the match index answered by a scan because the query's buckets were crowded (near-duplicates), since it was built at the node's start.")
 	descIndexFamilies    = desc("match_families", "Families of near-duplicate PDQ hashes and video frames the match index holds apart, each searched through one pivot (see matchindex/BENCHMARKS.md).")
 	descIndexInFamilies  = desc("match_family_hashes", "PDQ hashes and video frames held in families of near-duplicates, removed ones included until a merge.")
+	descIndexDense       = desc("match_dense_hashes", "PDQ hashes and video frames the match index set apart in tables of their own because they would have crowded its buckets (look-alike pictures; see matchindex/BENCHMARKS.md).")
 	descIndexBytes       = desc("match_index_bytes", "Memory of the match index's arrays (not Go's allocator overhead).")
 	descFeedCursor       = desc("feed_cursor", "The cursor of the last event of the notice feed.")
 	descFeedWatchers     = desc("feed_watchers", "Open notice feed streams (WatchNotices), by partner.", "partner")
@@ -147,7 +151,7 @@ var (
 func (c *NodeCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRaftState, descRaftTerm, descRaftCommit, descRaftApplied, descRaftLastLog, descFSMApplied,
 		descRaftLastContact, descRaftHasLeader, descRaftVoters, descRaftSnapIndex, descRaftSnapTime, descLogEntries, descCheckpointSize,
-		descCheckpointTime, descWitnessCosig, descLogCheckTime, descLogCheckVoters, descIndexHashes, descIndexScans, descIndexFamilies, descIndexInFamilies, descIndexBytes, descFeedCursor, descFeedWatchers,
+		descCheckpointTime, descWitnessCosig, descLogCheckTime, descLogCheckVoters, descIndexHashes, descIndexScans, descIndexFamilies, descIndexInFamilies, descIndexDense, descIndexBytes, descFeedCursor, descFeedWatchers,
 		descFeedLag, descNotices, descAdoptions, descObligationsOpen, descObligationsLate, descDiskFree, descDiskSize, descDiskReserved,
 		descAlarm, descReady, descScrapeCompliance} {
 		ch <- d
@@ -221,6 +225,7 @@ func (c *NodeCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descIndexScans, prometheus.CounterValue, float64(mi.ScanFallbacks))
 		gauge(ch, descIndexFamilies, float64(mi.Families))
 		gauge(ch, descIndexInFamilies, float64(mi.InFamilies))
+		gauge(ch, descIndexDense, float64(mi.Dense))
 		gauge(ch, descIndexBytes, float64(mi.Bytes))
 	}
 	if s.Feed != nil {
