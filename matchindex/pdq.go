@@ -47,8 +47,8 @@ type pdqSlot struct {
 // of biased bits with no slots keeps its most telling bits in front (see layout.go).
 type pdqTable struct {
 	front, back []uint64
-	// Rows [0, loose) belong to families of near-duplicates (fam), rows [loose, len) are in
-	// the slots, or scanned. ext[row] is the row's entry number (the order hashes were given
+	// Rows [0, loose) belong to families of near-duplicates (fam), rows [loose, end()) are in
+	// the slots, or scanned, rows [end(), len) in the dense table. ext[row] is the row's entry number (the order hashes were given
 	// in, which hits report), nil when rows are in that order.
 	loose uint32
 	fam   *pdqFamilies
@@ -240,7 +240,7 @@ func (t *pdqTable) toEntries(ms []pdqMatch) {
 	}
 }
 
-// probe appends every hash of the slots (rows [loose, len)) within distance r of q, whose
+// probe appends every hash of the slots (rows [loose, end())) within distance r of q, whose
 // bits are moved as the table's, to dst, each once, by row.
 //
 // It runs in three passes so the cache misses of one pass are independent of each other and

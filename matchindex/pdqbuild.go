@@ -205,7 +205,8 @@ func plannedPDQTableGeometry(front, back []uint64, g *geometry, tasks *[]func())
 // lay gives the table geometry g over its rows [loose, len) (nil: they are scanned, bits in
 // place), moving the bits of every row and pivot if g moves them; the slots are built by the
 // tasks it appends. Rows that would crowd the slots' buckets are set apart first, in a table
-// of their own, unless the table is depth levels down already (see splitCrowded).
+// of their own, unless the table is depth levels down already (see splitCrowded): the slots
+// then hold rows [loose, end()). The geometry stays the one chosen for all of them.
 func (t *pdqTable) lay(g *geometry, workers int, tasks *[]func(), depth int) {
 	if g == nil {
 		return
@@ -314,8 +315,8 @@ func (t *pdqTable) splitCrowded(widths []uint, workers int, tasks *[]func(), dep
 	if c < scanBelow || 4*c > 3*n {
 		return // too few to matter, or the table is one crowd: as well searched as it is
 	}
-	// A table of them that every query would scan (their bits telling too little apart for
-	// slots) would cost each query more than the scans of those near them.
+	// A table of them that every query would scan (too few of them for slots, or their bits
+	// telling too little apart) would cost each query more than the scans of those near them.
 	step := max(1, c/layoutSample)
 	var sf, sb []uint64
 	for i, k := 0, 0; i < n; i++ {
@@ -327,7 +328,12 @@ func (t *pdqTable) splitCrowded(widths []uint, workers int, tasks *[]func(), dep
 			k++
 		}
 	}
-	if info, skewed := bitInfo(sf, sb); skewed && chooseGeometry(c, &info) == nil {
+	info, skewed := bitInfo(sf, sb)
+	ip := &info
+	if !skewed {
+		ip = nil
+	}
+	if chooseGeometry(c, ip) == nil {
 		return
 	}
 	// The rows' new order: the others, then the crowded ones, each in their order.

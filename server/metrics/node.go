@@ -130,7 +130,7 @@ var (
 	descIndexScans       = desc("match_scan_fallbacks_total", "PDQ and vPDQ frame searches the match index answered by a scan because the query's buckets were crowded (near-duplicates), since it was built at the node's start.")
 	descIndexFamilies    = desc("match_families", "Families of near-duplicate PDQ hashes and video frames the match index holds apart, each searched through one pivot (see matchindex/BENCHMARKS.md).")
 	descIndexInFamilies  = desc("match_family_hashes", "PDQ hashes and video frames held in families of near-duplicates, removed ones included until a merge.")
-	descIndexDense       = desc("match_dense_hashes", "PDQ hashes and video frames the match index set apart in tables of their own because they would have crowded its buckets (look-alike pictures; see matchindex/BENCHMARKS.md).")
+	descIndexDense       = desc("match_dense_hashes", "PDQ hashes and video frames the match index set apart in tables of their own because they would have crowded its buckets (look-alike pictures; see matchindex/BENCHMARKS.md); a hash set apart from a table set apart itself counts at each level.")
 	descIndexBytes       = desc("match_index_bytes", "Memory of the match index's arrays (not Go's allocator overhead).")
 	descFeedCursor       = desc("feed_cursor", "The cursor of the last event of the notice feed.")
 	descFeedWatchers     = desc("feed_watchers", "Open notice feed streams (WatchNotices), by partner.", "partner")
