@@ -57,6 +57,13 @@
 // inequality nothing is missed. A member costs 36 bytes instead of ≈250, and a family one
 // comparison a query instead of crowding a bucket in every slot.
 //
+// Look-alike pictures spread wider than a family (one template in many colours and captions)
+// still crowd buckets: the rows that would fall in a bucket of over 64 times the mean size, in
+// any slot, are set apart in a table of their own over the same arrays, with its own bit layout,
+// families and slots, searched beside the others (splitCrowded, in pdqbuild.go). A query near
+// them reads, or at worst scans, that table, not the whole one. A scan near a crowd reads whole
+// hashes in the blocks where most fronts are within the radius.
+//
 // # Exact kinds
 //
 // Values are sorted with a directory on their first bits: cryptographic hashes are uniform,
