@@ -449,15 +449,25 @@ func TestClusterNodeCutOffRefusesWritesAndReadsThenRejoins(t *testing.T) {
 
 // dialRaftPort opens a TLS connection to a node's raft port speaking raft, with cert, and
 // returns the error of the handshake or of the first read (with TLS 1.3 a refused client
-// certificate shows there).
-func dialRaftPort(t *testing.T, addr string, caFile string, cert tls.Certificate) error {
+// certificate shows there), waiting for that read as long as wait.
+func dialRaftPort(t *testing.T, addr string, caFile string, cert tls.Certificate, wait time.Duration) error {
 	t.Helper()
-	return dialNodePort(t, addr, caFile, cert, "concord-raft/1")
+	return dialNodePort(t, addr, caFile, cert, "concord-raft/1", wait)
 }
+
+// How long dialNodePort waits for the server's verdict on a certificate. A refusal comes once
+// the server has checked the certificate, which on a loaded machine may take seconds: a caller
+// expecting one waits for it (refusalWait). An accepted raft client hears nothing until it
+// asks, so a caller expecting acceptance waits only briefly (acceptedWait): a refusal that
+// came later than that would go unseen there, never make the test fail for nothing.
+const (
+	refusalWait  = 20 * time.Second
+	acceptedWait = 300 * time.Millisecond
+)
 
 // dialNodePort is dialRaftPort for either protocol of the port, chosen by ALPN: raft's
 // ("concord-raft/1") or the nodes' internal gRPC service ("h2").
-func dialNodePort(t *testing.T, addr string, caFile string, cert tls.Certificate, proto string) error {
+func dialNodePort(t *testing.T, addr string, caFile string, cert tls.Certificate, proto string, wait time.Duration) error {
 	t.Helper()
 	pool, err := mtls.LoadCAPool(caFile)
 	if err != nil {
@@ -465,14 +475,14 @@ func dialNodePort(t *testing.T, addr string, caFile string, cert tls.Certificate
 	}
 	conf := &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}, RootCAs: pool,
 		InsecureSkipVerify: true, NextProtos: []string{proto}}
-	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, conf)
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: refusalWait}, "tcp", addr, conf)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	// A refusal arrives at once; an accepted raft client hears nothing until it asks, an
+	// A refusal arrives as an alert; an accepted raft client hears nothing until it asks, an
 	// accepted gRPC client the server's HTTP/2 preface.
-	conn.SetDeadline(time.Now().Add(300 * time.Millisecond))
+	conn.SetDeadline(time.Now().Add(wait))
 	if _, err := conn.Read(make([]byte, 1)); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
 		return err
 	}
@@ -516,7 +526,11 @@ func TestClusterRefusesNodesWithoutAValidNodeCertificate(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name+"/handshake on the raft port", func(t *testing.T) {
-			err := dialRaftPort(t, raftAddr, tc.ca, tc.cert)
+			wait := refusalWait
+			if tc.want == "" {
+				wait = acceptedWait
+			}
+			err := dialRaftPort(t, raftAddr, tc.ca, tc.cert, wait)
 			switch {
 			case tc.want == "" && err != nil:
 				t.Fatalf("valid node certificate refused: %v", err)

@@ -116,7 +116,11 @@ func TestNonCanonicalIdentitiesAreRefusedOnEveryPort(t *testing.T) {
 
 		for _, proto := range []string{"concord-raft/1", "h2"} {
 			t.Run(tc.name+"/raft port, "+proto, func(t *testing.T) {
-				err := dialNodePort(t, n.RaftAddr(), c.PKI.CACert(), cert, proto)
+				wait := refusalWait
+				if tc.raft {
+					wait = acceptedWait
+				}
+				err := dialNodePort(t, n.RaftAddr(), c.PKI.CACert(), cert, proto, wait)
 				switch {
 				case tc.raft && err != nil:
 					t.Fatalf("canonical node certificate refused: %v", err)
